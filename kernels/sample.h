@@ -3,9 +3,16 @@
 #pragma once
 #include "tensor/tensor.h"
 
-namespace cortex::kernels {
-
+// Parameter types in namespace cortex: see the note in kernels/nn.h.
+namespace cortex {
 enum class GridPadding { Zeros, Border };
+enum class PadMode { Constant, Reflect, Replicate };
+}  // namespace cortex
+
+namespace cortex::kernels {
+using cortex::GridPadding;
+using cortex::PadMode;
+
 // x (N, C, H, W), grid (N, Ho, Wo, 2) holding (x, y) in [-1, 1] -> (N, C, Ho, Wo).
 Tensor grid_sample(const Tensor& x, const Tensor& grid, bool align_corners, GridPadding padding);
 struct GridSampleGrads { Tensor input, grid; };
@@ -16,7 +23,6 @@ GridSampleGrads grid_sample_backward(const Tensor& gy, const Tensor& x, const Te
 Tensor resize_bilinear(const Tensor& x, int64_t out_h, int64_t out_w, bool align_corners);
 Tensor resize_bilinear_backward(const Tensor& gy, const Shape& x_shape, bool align_corners);
 
-enum class PadMode { Constant, Reflect, Replicate };
 // pads: pairs from the last dim backwards, as F.pad: {left, right, top, bottom, ...}; negative pads crop.
 Tensor pad(const Tensor& x, const Shape& pads, PadMode mode = PadMode::Constant, double value = 0.0);
 // Adjoint of pad for any mode (sums the gradients of reflected/replicated cells into their sources).

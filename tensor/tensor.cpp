@@ -222,11 +222,27 @@ void* Tensor::raw_data() const {
   return static_cast<char*>(impl().storage->data) + offset() * static_cast<int64_t>(element_size());
 }
 
+// ---------------------------------------------------------------- autograd hooks
+
+namespace {
+DerivedHooks g_hooks;
+thread_local int t_hooks_off = 0;
+bool hooks_on() { return t_hooks_off == 0; }
+}  // namespace
+void set_derived_hooks(const DerivedHooks& hooks) { g_hooks = hooks; }
+HooksOff::HooksOff() { ++t_hooks_off; }
+HooksOff::~HooksOff() { --t_hooks_off; }
+
 // ---------------------------------------------------------------- views
 
 namespace {
 Tensor make_view(const Tensor& base, Shape shape, Shape strides, int64_t offset) {
   return Tensor(base.storage(), std::move(shape), std::move(strides), offset, base.dtype());
+}
+// Tells autograd about a view of a tensor that carries autograd state.
+Tensor tracked(const Tensor& base, Tensor view, const ViewFn& reapply) {
+  if (base.autograd_meta() && g_hooks.on_view && hooks_on()) g_hooks.on_view(base, view, reapply);
+  return view;
 }
 
 Shape infer_shape(Shape shape, int64_t numel, const char* op) {
@@ -289,13 +305,17 @@ Tensor Tensor::view(Shape shape) const {
   CORTEX_CHECK(view_strides(this->shape(), strides(), shape, st), "view: cannot view a tensor of shape ",
                shape_str(this->shape()), " with strides ", shape_str(strides()), " as ", shape_str(shape),
                " without a copy (use reshape)");
-  return make_view(*this, std::move(shape), std::move(st), offset());
+  Tensor v = make_view(*this, shape, std::move(st), offset());
+  return tracked(*this, v, [shape](const Tensor& t) { return t.view(shape); });
 }
 
 Tensor Tensor::reshape(Shape shape) const {
   shape = infer_shape(std::move(shape), numel(), "reshape");
   Shape st;
-  if (view_strides(this->shape(), strides(), shape, st)) return make_view(*this, std::move(shape), std::move(st), offset());
+  if (view_strides(this->shape(), strides(), shape, st)) {
+    Tensor v = make_view(*this, shape, std::move(st), offset());
+    return tracked(*this, v, [shape](const Tensor& t) { return t.reshape(shape); });
+  }
   return contiguous().view(std::move(shape));
 }
 
@@ -311,7 +331,8 @@ Tensor Tensor::permute(const Shape& dims) const {
     ns[i] = shape()[d];
     nst[i] = strides()[d];
   }
-  return make_view(*this, std::move(ns), std::move(nst), offset());
+  return tracked(*this, make_view(*this, std::move(ns), std::move(nst), offset()),
+                 [dims](const Tensor& t) { return t.permute(dims); });
 }
 
 Tensor Tensor::transpose(int64_t d0, int64_t d1) const {
@@ -331,13 +352,15 @@ Tensor Tensor::slice(int64_t d, int64_t start, int64_t stop, int64_t step) const
   d = wrap_dim(d, dim(), "slice");
   CORTEX_CHECK(step > 0, "slice: step must be positive, found ", step);
   const int64_t n = shape()[d];
+  const int64_t start0 = start, stop0 = stop;
   auto clampi = [n](int64_t i) { return std::clamp<int64_t>(i < 0 ? i + n : i, 0, n); };
   start = clampi(start);
   stop = std::max(clampi(stop), start);
   Shape ns = shape(), nst = strides();
   ns[d] = (stop - start + step - 1) / step;
   nst[d] = strides()[d] * step;
-  return make_view(*this, std::move(ns), std::move(nst), offset() + start * strides()[d]);
+  return tracked(*this, make_view(*this, std::move(ns), std::move(nst), offset() + start * strides()[d]),
+                 [d, start0, stop0, step](const Tensor& t) { return t.slice(d, start0, stop0, step); });
 }
 
 Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
@@ -355,7 +378,8 @@ Tensor Tensor::select(int64_t d, int64_t index) const {
   Shape ns = shape(), nst = strides();
   ns.erase(ns.begin() + d);
   nst.erase(nst.begin() + d);
-  return make_view(*this, std::move(ns), std::move(nst), offset() + index * strides()[d]);
+  return tracked(*this, make_view(*this, std::move(ns), std::move(nst), offset() + index * strides()[d]),
+                 [d, index](const Tensor& t) { return t.select(d, index); });
 }
 
 Tensor Tensor::expand(const Shape& target) const {
@@ -377,14 +401,16 @@ Tensor Tensor::expand(const Shape& target) const {
     ns[i] = want;
     nst[i] = cur == want ? strides()[i - lead] : 0;
   }
-  return make_view(*this, std::move(ns), std::move(nst), offset());
+  return tracked(*this, make_view(*this, std::move(ns), std::move(nst), offset()),
+                 [target](const Tensor& t) { return t.expand(target); });
 }
 
 Tensor Tensor::squeeze() const {
   Shape ns, nst;
   for (int64_t i = 0; i < dim(); ++i)
     if (shape()[i] != 1) { ns.push_back(shape()[i]); nst.push_back(strides()[i]); }
-  return make_view(*this, std::move(ns), std::move(nst), offset());
+  return tracked(*this, make_view(*this, std::move(ns), std::move(nst), offset()),
+                 [](const Tensor& t) { return t.squeeze(); });
 }
 
 Tensor Tensor::squeeze(int64_t d) const {
@@ -394,7 +420,8 @@ Tensor Tensor::squeeze(int64_t d) const {
   Shape ns = shape(), nst = strides();
   ns.erase(ns.begin() + d);
   nst.erase(nst.begin() + d);
-  return make_view(*this, std::move(ns), std::move(nst), offset());
+  return tracked(*this, make_view(*this, std::move(ns), std::move(nst), offset()),
+                 [d](const Tensor& t) { return t.squeeze(d); });
 }
 
 Tensor Tensor::unsqueeze(int64_t d) const {
@@ -403,7 +430,8 @@ Tensor Tensor::unsqueeze(int64_t d) const {
   const int64_t st = d < dim() ? strides()[d] * shape()[d] : 1;
   ns.insert(ns.begin() + d, 1);
   nst.insert(nst.begin() + d, st);
-  return make_view(*this, std::move(ns), std::move(nst), offset());
+  return tracked(*this, make_view(*this, std::move(ns), std::move(nst), offset()),
+                 [d](const Tensor& t) { return t.unsqueeze(d); });
 }
 
 Tensor Tensor::flatten(int64_t start, int64_t end) const {
@@ -421,7 +449,8 @@ Tensor Tensor::flatten(int64_t start, int64_t end) const {
 
 Tensor Tensor::diagonal() const {
   CORTEX_CHECK(dim() == 2, "diagonal: expected a 2-D tensor, found shape ", shape_str(shape()));
-  return make_view(*this, {std::min(shape()[0], shape()[1])}, {strides()[0] + strides()[1]}, offset());
+  return tracked(*this, make_view(*this, {std::min(shape()[0], shape()[1])}, {strides()[0] + strides()[1]}, offset()),
+                 [](const Tensor& t) { return t.diagonal(); });
 }
 
 // ---------------------------------------------------------------- copies
@@ -503,23 +532,33 @@ void copy_bytes(const Tensor& dst, const Tensor& src) {
   }
 }
 
-Tensor& Tensor::copy_(const Tensor& src) {
-  CORTEX_CHECK(src.defined(), "copy_: source tensor is undefined");
-  Tensor s = src.expand(shape());
-  if (device().is_cpu() && s.device().is_cpu()) {
-    cpu_copy(*this, s);
-  } else if (device().is_cpu()) {
-    cpu_copy(*this, cuda_view_to_host(s));
+namespace {
+// Moves src's values (broadcast to dst's shape, converted to dst's dtype) into dst. No hooks.
+void copy_values(const Tensor& dst, const Tensor& src_in) {
+  const Tensor& self = dst;
+  Tensor s = Tensor(src_in.storage(), src_in.shape(), src_in.strides(), src_in.offset(), src_in.dtype()).expand(self.shape());
+  if (self.device().is_cpu() && s.device().is_cpu()) {
+    cpu_copy(self, s);
+  } else if (self.device().is_cpu()) {
+    cpu_copy(self, cuda_view_to_host(s));
   } else {
     // Build the values on the host in this tensor's dtype and layout, then upload the span.
-    Tensor host = cuda_view_to_host(*this);
+    Tensor host = cuda_view_to_host(self);
     cpu_copy(host, s.device().is_cpu() ? s : cuda_view_to_host(s));
-    auto [lo, hi] = storage_span(*this);
-    const size_t es = element_size();
+    auto [lo, hi] = storage_span(self);
+    const size_t es = self.element_size();
     if (hi > lo)
-      cuda::copy_host_to_device(static_cast<char*>(storage()->data) + lo * es, host.storage()->data,
-                                (hi - lo) * es, device().index);
+      cuda::copy_host_to_device(static_cast<char*>(self.storage()->data) + lo * es, host.storage()->data,
+                                (hi - lo) * es, self.device().index);
   }
+}
+Tensor plain(const Tensor& t) { return Tensor(t.storage(), t.shape(), t.strides(), t.offset(), t.dtype()); }
+}  // namespace
+
+Tensor& Tensor::copy_(const Tensor& src) {
+  CORTEX_CHECK(src.defined(), "copy_: source tensor is undefined");
+  if ((autograd_meta() || src.autograd_meta()) && g_hooks.on_inplace && hooks_on()) g_hooks.on_inplace(*this, src);
+  copy_values(*this, src);
   storage()->version++;
   return *this;
 }
@@ -536,27 +575,31 @@ Tensor Tensor::clone() const {
   if (device().is_cpu()) {
     cpu_copy(out, *this);
   } else {
-    Tensor host = cuda_view_to_host(*this).contiguous();
+    Tensor host = plain(cuda_view_to_host(*this)).contiguous();
     copy_bytes(out, host);
   }
+  if (autograd_meta() && g_hooks.on_copy && hooks_on()) g_hooks.on_copy(*this, out);
   return out;
 }
 
 Tensor Tensor::to(DType dt) const {
   if (dt == dtype()) return *this;
   Tensor out = empty(shape(), dt, device());
-  out.copy_(*this);
-  out.storage()->version = 0;
+  copy_values(out, *this);
+  if (autograd_meta() && g_hooks.on_copy && hooks_on()) g_hooks.on_copy(*this, out);
   return out;
 }
 
 Tensor Tensor::to(Device dev) const {
   if (dev == device()) return *this;
   if (dev.is_cuda()) CORTEX_CHECK(cuda::built_with_cuda(), "to(", dev.str(), "): cortexgrad was built without CUDA");
-  Tensor src = device().is_cpu() ? contiguous() : cuda_view_to_host(*this).contiguous();
-  if (dev.is_cpu()) return src;
-  Tensor out = empty(shape(), dtype(), dev);
-  copy_bytes(out, src);
+  Tensor src = device().is_cpu() ? plain(*this).contiguous() : cuda_view_to_host(*this).contiguous();
+  Tensor out = src;
+  if (dev.is_cuda()) {
+    out = empty(shape(), dtype(), dev);
+    copy_bytes(out, src);
+  }
+  if (autograd_meta() && g_hooks.on_copy && hooks_on()) g_hooks.on_copy(*this, out);
   return out;
 }
 

@@ -2,6 +2,7 @@
 // everything (like PyTorch's Tensor); views share the storage. Strides and offset count elements.
 #pragma once
 #include <atomic>
+#include <functional>
 #include <cstdint>
 #include <initializer_list>
 #include <iosfwd>
@@ -148,6 +149,29 @@ template <class T>
 Tensor from_vector(const std::vector<T>& values) {
   return from_vector(values, Shape{static_cast<int64_t>(values.size())}, dtype_of<T>(), Device::cpu());
 }
+
+// ---- autograd hooks ----
+// The tensor layer knows nothing of autograd, but views and copies made by Tensor methods must
+// join the tape (x.reshape(...) on a tensor that requires grad must not silently drop the
+// gradient). autograd/ installs these hooks; they are called only for tensors that carry
+// autograd state (TensorImpl::autograd != null), so plain tensors pay nothing.
+// `reapply` re-applies the same view to any tensor of the base's shape.
+using ViewFn = std::function<Tensor(const Tensor&)>;
+struct DerivedHooks {
+  void (*on_view)(const Tensor& base, const Tensor& view, const ViewFn& reapply) = nullptr;
+  void (*on_copy)(const Tensor& src, const Tensor& out) = nullptr;      // clone, to(dtype), to(device)
+  void (*on_inplace)(const Tensor& dst, const Tensor& src) = nullptr;   // copy_, fill_: may refuse
+};
+void set_derived_hooks(const DerivedHooks& hooks);
+// While one of these lives on a thread, the hooks are not called there: the views and copies a
+// kernel makes internally are plumbing, not part of the differentiated computation.
+class HooksOff {
+ public:
+  HooksOff();
+  ~HooksOff();
+  HooksOff(const HooksOff&) = delete;
+  HooksOff& operator=(const HooksOff&) = delete;
+};
 
 // Bytes-level copy between two contiguous tensors of the same dtype and numel on any devices.
 void copy_bytes(const Tensor& dst, const Tensor& src);

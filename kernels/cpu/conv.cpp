@@ -1,0 +1,366 @@
+// CPU conv2d and its adjoints: im2col + Eigen GEMM, NCHW.
+//
+// For one image and one group, im2col lays the receptive fields out as col (Kg, P) with rows
+// (c, kh, kw) and columns (oh, ow), Kg = C/groups * KH * KW, P = OH * OW. Then
+//   conv2d:              y_g (Og, P)   = w_g (Og, Kg) col
+//   conv2d_input_grad:   dcol (Kg, P)  = w_g^T gy_g, and col2im adds dcol back onto gx
+//   conv2d_weight_grad:  dw_g (Og, Kg) = sum over images of gy_g col^T
+// so the adjoints are exact transposes of the forward map.
+//
+// Parallelism: the work is cut into independent units, each with its own im2col buffer and a
+// single-threaded GEMM, run as an OpenMP loop; only when there are fewer units than threads do
+// the units run one after another with Eigen threading each GEMM. The units:
+//   - conv2d: (piece, group), a piece being one image, a band of output rows of one image (when
+//     there are too few images to share among the threads, or the buffer would be too big), or
+//     several small images side by side (P < kMinCols: a wider GEMM runs much faster);
+//   - input grad: (whole images, group, channel block): col2im of one image overlaps between
+//     output rows, so units split the input channels (disjoint gx rows) instead of output rows;
+//   - weight grad: (group, channel block, batch segment): each unit owns a block of dw columns and
+//     sums over its images in order; batch segments (summed at the end) only when the channels
+//     cannot be split evenly.
+// The split depends on the thread count, so float rounding may too; for a given thread count the
+// result is deterministic.
+#include "kernels/cpu/conv.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <memory>
+#include <numeric>
+#include <vector>
+
+// GCC 12's AVX-512 intrinsics trip -Wmaybe-uninitialized inside Eigen (GCC bug 105593).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <Eigen/Core>
+
+namespace cortex::kernels::cpu {
+namespace {
+
+using Eigen::Dynamic;
+template <class T> using RowMat = Eigen::Matrix<T, Dynamic, Dynamic, Eigen::RowMajor>;
+template <class T> using Map = Eigen::Map<RowMat<T>, 0, Eigen::OuterStride<>>;
+template <class T> using CMap = Eigen::Map<const RowMat<T>, 0, Eigen::OuterStride<>>;
+
+constexpr int64_t kMinCols = 256;        // below this many GEMM columns, batch several images
+constexpr int64_t kColBudget = 1 << 22;  // elements of one im2col buffer before rows are banded
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+struct Geom {
+  int64_t N, C, H, W, O, KH, KW, OH, OW, G, Cg, Og, KK, Kg, P, HW;
+  int64_t sh, sw, ph, pw, dh, dw;
+  bool identity;  // 1x1 kernel, stride 1, no padding: an image is its own im2col
+};
+
+Geom geom(const Shape& xs, const Shape& ws, const Conv2dParams& p) {
+  Geom g{};
+  g.N = xs[0], g.C = xs[1], g.H = xs[2], g.W = xs[3];
+  g.O = ws[0], g.KH = ws[2], g.KW = ws[3];
+  g.sh = p.stride_h, g.sw = p.stride_w, g.ph = p.pad_h, g.pw = p.pad_w, g.dh = p.dilation_h, g.dw = p.dilation_w;
+  g.G = p.groups;
+  g.OH = (g.H + 2 * g.ph - g.dh * (g.KH - 1) - 1) / g.sh + 1;
+  g.OW = (g.W + 2 * g.pw - g.dw * (g.KW - 1) - 1) / g.sw + 1;
+  g.Cg = g.C / g.G, g.Og = g.O / g.G, g.KK = g.KH * g.KW, g.Kg = g.Cg * g.KK;
+  g.P = g.OH * g.OW, g.HW = g.H * g.W;
+  g.identity = g.KH == 1 && g.KW == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0;
+  return g;
+}
+
+// Output columns ow whose input column iw = ow * s + off lies in [0, W): [lo, hi).
+struct Span {
+  int64_t lo, hi;
+};
+Span valid_cols(int64_t off, int64_t s, int64_t W, int64_t OW) {
+  const int64_t lo = off >= 0 ? 0 : ceil_div(-off, s);
+  const int64_t hi = W - off <= 0 ? 0 : std::min(OW, ceil_div(W - off, s));
+  return {std::min(lo, hi), hi};
+}
+
+// col rows (c, kh, kw) for channels [0, nc) of x (nc, H, W) and output rows [oh0, oh1); row r
+// starts at col + r * ld, column (oh - oh0) * OW + ow. Zero where the window reads padding. The
+// inner loop has no per-pixel test: the valid column span is computed once per (kw).
+template <class T>
+void im2col(const Geom& g, const T* x, int64_t nc, int64_t oh0, int64_t oh1, T* col, int64_t ld) {
+  for (int64_t c = 0; c < nc; ++c)
+    for (int64_t kh = 0; kh < g.KH; ++kh)
+      for (int64_t kw = 0; kw < g.KW; ++kw) {
+        T* row = col + ((c * g.KH + kh) * g.KW + kw) * ld;
+        const int64_t off = kw * g.dw - g.pw;  // iw = ow * sw + off
+        const Span s = valid_cols(off, g.sw, g.W, g.OW);
+        for (int64_t oh = oh0; oh < oh1; ++oh) {
+          T* dst = row + (oh - oh0) * g.OW;
+          const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
+          if (ih < 0 || ih >= g.H) {
+            std::fill(dst, dst + g.OW, T(0));
+            continue;
+          }
+          const T* src = x + (c * g.H + ih) * g.W + off;  // src[ow * sw] for ow in [s.lo, s.hi)
+          std::fill(dst, dst + s.lo, T(0));
+          if (g.sw == 1) {
+            std::copy(src + s.lo, src + s.hi, dst + s.lo);
+          } else {
+            for (int64_t ow = s.lo; ow < s.hi; ++ow) dst[ow] = src[ow * g.sw];
+          }
+          std::fill(dst + s.hi, dst + g.OW, T(0));
+        }
+      }
+}
+
+// The transpose of im2col: adds col (same layout, all output rows) onto x (nc, H, W).
+template <class T>
+void col2im(const Geom& g, const T* col, int64_t ld, int64_t nc, T* x) {
+  for (int64_t c = 0; c < nc; ++c)
+    for (int64_t kh = 0; kh < g.KH; ++kh)
+      for (int64_t kw = 0; kw < g.KW; ++kw) {
+        const T* row = col + ((c * g.KH + kh) * g.KW + kw) * ld;
+        const int64_t off = kw * g.dw - g.pw;
+        const Span s = valid_cols(off, g.sw, g.W, g.OW);
+        for (int64_t oh = 0; oh < g.OH; ++oh) {
+          const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
+          if (ih < 0 || ih >= g.H) continue;
+          const T* src = row + oh * g.OW;
+          T* dst = x + (c * g.H + ih) * g.W + off;  // dst[ow * sw] for ow in [s.lo, s.hi)
+          if (g.sw == 1) {
+            for (int64_t ow = s.lo; ow < s.hi; ++ow) dst[ow] += src[ow];
+          } else {
+            for (int64_t ow = s.lo; ow < s.hi; ++ow) dst[ow * g.sw] += src[ow];
+          }
+        }
+      }
+}
+
+// Images [n0, n1) and their output rows [oh0, oh1) (all rows when there are several images).
+struct Piece {
+  int64_t n0, n1, oh0, oh1;
+  bool single() const { return n1 - n0 == 1; }
+};
+
+// The batch cut into pieces: several images per piece when the images are small, else each
+// image in `bands` bands of output rows.
+std::vector<Piece> make_pieces(const Geom& g, int64_t bands) {
+  std::vector<Piece> out;
+  if (g.P < kMinCols && g.N > 1) {
+    const int64_t nchunks = ceil_div(g.N, std::min(g.N, ceil_div(kMinCols, std::max<int64_t>(g.P, 1))));
+    const int64_t per = ceil_div(g.N, nchunks);  // balanced chunk size
+    for (int64_t n0 = 0; n0 < g.N; n0 += per) out.push_back({n0, std::min(g.N, n0 + per), 0, g.OH});
+    return out;
+  }
+  bands = std::clamp<int64_t>(bands, 1, g.OH);
+  const int64_t rows = ceil_div(g.OH, bands);
+  for (int64_t n = 0; n < g.N; ++n)
+    for (int64_t oh0 = 0; oh0 < g.OH; oh0 += rows) out.push_back({n, n + 1, oh0, std::min(g.OH, oh0 + rows)});
+  return out;
+}
+
+// How many parts to cut `have` independent jobs into so that `threads` threads get equal shares
+// (1 when they already do).
+int64_t split_for_threads(int64_t have, int64_t threads) {
+  if (threads <= 1 || have % threads == 0) return 1;
+  if (have < threads) return ceil_div(threads, have);
+  return have < 4 * threads ? ceil_div(4 * threads, have) : 1;
+}
+
+// A growable uninitialised scratch array (std::vector would zero it on every growth).
+template <class T>
+struct Scratch {
+  std::unique_ptr<T[]> p;
+  int64_t n = 0;
+  T* get(int64_t want) {
+    if (want > n) {
+      p.reset(new T[want]);
+      n = want;
+    }
+    return p.get();
+  }
+};
+template <class T>
+struct Work {
+  Scratch<T> col, buf;
+};
+
+// Runs f(u, work) for u in [0, units): spread over the threads when there are at least as many
+// units as threads (each GEMM single-threaded), else in order with Eigen threading each GEMM.
+template <class T, class F>
+void run_units(int64_t units, F&& f) {
+  if (units >= omp_get_max_threads() && units > 1) {
+#pragma omp parallel
+    {
+      Work<T> work;
+#pragma omp for schedule(static)
+      for (int64_t u = 0; u < units; ++u) f(u, work);
+    }
+  } else {
+    Work<T> work;
+    for (int64_t u = 0; u < units; ++u) f(u, work);
+  }
+}
+
+// gy rows of group gi for the images of a piece as one (Og, cols) matrix: a view for one image,
+// else gathered image after image into buf.
+template <class T>
+CMap<T> gy_block(const Geom& g, const T* gy, const Piece& pc, int64_t gi, Scratch<T>& buf) {
+  const int64_t cols = (pc.n1 - pc.n0) * (pc.oh1 - pc.oh0) * g.OW;
+  if (pc.single())
+    return CMap<T>(gy + (pc.n0 * g.O + gi * g.Og) * g.P + pc.oh0 * g.OW, g.Og, cols, Eigen::OuterStride<>(g.P));
+  T* b = buf.get(g.Og * cols);
+  for (int64_t j = 0; j < pc.n1 - pc.n0; ++j)
+    for (int64_t o = 0; o < g.Og; ++o) {
+      const T* src = gy + ((pc.n0 + j) * g.O + gi * g.Og + o) * g.P;
+      std::copy(src, src + g.P, b + o * cols + j * g.P);
+    }
+  return CMap<T>(b, g.Og, cols, Eigen::OuterStride<>(cols));
+}
+
+// im2col of channels [c0, c1) of group gi for the images of a piece: (rows, cols) with rows =
+// (c1 - c0) * KK. A view of x itself for a 1x1 stride-1 unpadded kernel on one image.
+template <class T>
+CMap<T> col_block(const Geom& g, const T* x, const Piece& pc, int64_t gi, int64_t c0, int64_t c1,
+                  Scratch<T>& col) {
+  const int64_t rows = (c1 - c0) * g.KK, nimg = pc.n1 - pc.n0, cols = nimg * (pc.oh1 - pc.oh0) * g.OW;
+  const int64_t chan0 = gi * g.Cg + c0;
+  if (g.identity && pc.single())
+    return CMap<T>(x + (pc.n0 * g.C + chan0) * g.HW + pc.oh0 * g.OW, rows, cols, Eigen::OuterStride<>(g.HW));
+  T* b = col.get(rows * cols);
+  for (int64_t j = 0; j < nimg; ++j)
+    im2col(g, x + ((pc.n0 + j) * g.C + chan0) * g.HW, c1 - c0, pc.oh0, pc.oh1, b + j * g.P, cols);
+  return CMap<T>(b, rows, cols, Eigen::OuterStride<>(cols));
+}
+
+template <class T>
+void conv2d_impl(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
+  const int64_t threads = omp_get_max_threads();
+  const int64_t bands = std::max(ceil_div(g.Kg * g.P, kColBudget), split_for_threads(g.N * g.G, threads));
+  const std::vector<Piece> pieces = make_pieces(g, bands);
+  const int64_t np = static_cast<int64_t>(pieces.size());
+  run_units<T>(np * g.G, [&](int64_t u, Work<T>& work) {
+    const Piece& pc = pieces[u / g.G];
+    const int64_t gi = u % g.G;
+    const CMap<T> col = col_block(g, x, pc, gi, 0, g.Cg, work.col);
+    const CMap<T> wg(w + gi * g.Og * g.Kg, g.Og, g.Kg, Eigen::OuterStride<>(g.Kg));  // w_g (Og, Kg)
+    if (pc.single()) {
+      // Straight into y[n, group rows, band columns]: (Og, cols) with row stride P.
+      Map<T> yg(y + (pc.n0 * g.O + gi * g.Og) * g.P + pc.oh0 * g.OW, g.Og, col.cols(), Eigen::OuterStride<>(g.P));
+      yg.noalias() = wg * col;
+      if (bias) yg.colwise() += Eigen::Map<const Eigen::Matrix<T, Dynamic, 1>>(bias + gi * g.Og, g.Og);
+      return;
+    }
+    // Several images side by side: GEMM into a buffer, then each image's block into y.
+    const int64_t cols = col.cols();
+    Map<T> out(work.buf.get(g.Og * cols), g.Og, cols, Eigen::OuterStride<>(cols));
+    out.noalias() = wg * col;
+    for (int64_t j = 0; j < pc.n1 - pc.n0; ++j)
+      for (int64_t o = 0; o < g.Og; ++o) {
+        const T* src = out.data() + o * cols + j * g.P;
+        T* dst = y + ((pc.n0 + j) * g.O + gi * g.Og + o) * g.P;
+        const T b = bias ? bias[gi * g.Og + o] : T(0);
+        for (int64_t i = 0; i < g.P; ++i) dst[i] = src[i] + b;
+      }
+  });
+}
+
+template <class T>
+void input_grad_impl(const Geom& g, const T* gy, const T* w, T* gx) {
+  const int64_t threads = omp_get_max_threads();
+  const std::vector<Piece> pieces = make_pieces(g, 1);  // whole images: col2im overlaps rows
+  const int64_t np = static_cast<int64_t>(pieces.size());
+  const int64_t nblk = std::min(std::max<int64_t>(g.Cg, 1), split_for_threads(np * g.G, threads));
+  const int64_t per = ceil_div(g.Cg, nblk);
+  run_units<T>(np * g.G * nblk, [&](int64_t u, Work<T>& work) {
+    const Piece& pc = pieces[u / (g.G * nblk)];
+    const int64_t gi = (u / nblk) % g.G, c0 = std::min(g.Cg, (u % nblk) * per), c1 = std::min(g.Cg, c0 + per);
+    if (c0 == c1) return;
+    const int64_t rows = (c1 - c0) * g.KK;
+    const CMap<T> gyb = gy_block(g, gy, pc, gi, work.buf);
+    // Rows [c0 KK, c1 KK) of w_g^T: columns of w_g (Og, Kg), read transposed in place.
+    const CMap<T> wb(w + gi * g.Og * g.Kg + c0 * g.KK, g.Og, rows, Eigen::OuterStride<>(g.Kg));
+    T* gx0 = gx + (pc.n0 * g.C + gi * g.Cg + c0) * g.HW;
+    if (g.identity && pc.single()) {  // col2im is the identity: write gx directly
+      Map<T> dst(gx0, rows, g.P, Eigen::OuterStride<>(g.HW));
+      dst.noalias() = wb.transpose() * gyb;
+      return;
+    }
+    const int64_t cols = gyb.cols();
+    Map<T> dcol(work.col.get(rows * cols), rows, cols, Eigen::OuterStride<>(cols));
+    dcol.noalias() = wb.transpose() * gyb;
+    for (int64_t j = 0; j < pc.n1 - pc.n0; ++j) col2im(g, dcol.data() + j * g.P, cols, c1 - c0, gx0 + j * g.C * g.HW);
+  });
+}
+
+template <class T>
+void weight_grad_impl(const Geom& g, const T* x, const T* gy, T* gw) {
+  const int64_t threads = omp_get_max_threads();
+  const std::vector<Piece> pieces = make_pieces(g, ceil_div(g.Kg * g.P, kColBudget));
+  const int64_t np = static_cast<int64_t>(pieces.size());
+  // Channel blocks when the channels split evenly enough, else segments of the batch.
+  const int64_t want = split_for_threads(g.G, threads);
+  int64_t nblk = 1, nseg = 1;
+  if (want > 1) {
+    if (g.Cg % want == 0 || g.Cg >= 4 * want)
+      nblk = want;
+    else
+      nseg = std::min(np, want);
+  }
+  const int64_t per = ceil_div(g.Cg, nblk);
+  // Segment s > 0 sums into its own copy of gw; the copies are added in order at the end.
+  std::vector<T> partial(static_cast<size_t>((nseg - 1) * g.O * g.Kg), T(0));
+  run_units<T>(g.G * nblk * nseg, [&](int64_t u, Work<T>& work) {
+    const int64_t s = u % nseg, gi = u / (nseg * nblk), c0 = std::min(g.Cg, ((u / nseg) % nblk) * per);
+    const int64_t c1 = std::min(g.Cg, c0 + per);
+    if (c0 == c1) return;
+    T* base = s == 0 ? gw : partial.data() + (s - 1) * g.O * g.Kg;
+    // Columns [c0 KK, c1 KK) of gw_g (Og, Kg).
+    Map<T> dst(base + gi * g.Og * g.Kg + c0 * g.KK, g.Og, (c1 - c0) * g.KK, Eigen::OuterStride<>(g.Kg));
+    for (int64_t i = s * np / nseg; i < (s + 1) * np / nseg; ++i) {
+      const CMap<T> gyb = gy_block(g, gy, pieces[i], gi, work.buf);
+      const CMap<T> col = col_block(g, x, pieces[i], gi, c0, c1, work.col);
+      dst.noalias() += gyb * col.transpose();
+    }
+  });
+  const int64_t total = g.O * g.Kg;
+  for (int64_t s = 1; s < nseg; ++s) {
+    const T* src = partial.data() + (s - 1) * total;
+    for (int64_t i = 0; i < total; ++i) gw[i] += src[i];
+  }
+}
+
+}  // namespace
+
+Tensor conv2d(const Tensor& x0, const Tensor& w0, const Tensor& b0, const Conv2dParams& p) {
+  const Geom g = geom(x0.shape(), w0.shape(), p);
+  Tensor y = empty({g.N, g.O, g.OH, g.OW}, x0.dtype());
+  if (y.numel() == 0) return y;
+  const Tensor x = x0.contiguous(), w = w0.contiguous(), b = b0.defined() ? b0.contiguous() : b0;
+  dispatch_float(x.dtype(), "conv2d", [&](auto tag) {
+    using T = decltype(tag);
+    conv2d_impl<T>(g, x.data<T>(), w.data<T>(), b.defined() ? b.data<T>() : nullptr, y.data<T>());
+  });
+  return y;
+}
+
+Tensor conv2d_input_grad(const Tensor& gy0, const Tensor& w0, const Shape& x_shape, const Conv2dParams& p) {
+  const Geom g = geom(x_shape, w0.shape(), p);
+  Tensor gx = zeros(x_shape, gy0.dtype());  // col2im accumulates
+  if (gx.numel() == 0 || gy0.numel() == 0) return gx;
+  const Tensor gy = gy0.contiguous(), w = w0.contiguous();
+  dispatch_float(gy.dtype(), "conv2d_input_grad", [&](auto tag) {
+    using T = decltype(tag);
+    input_grad_impl<T>(g, gy.data<T>(), w.data<T>(), gx.data<T>());
+  });
+  return gx;
+}
+
+Tensor conv2d_weight_grad(const Tensor& x0, const Tensor& gy0, const Shape& w_shape, const Conv2dParams& p) {
+  const Geom g = geom(x0.shape(), w_shape, p);
+  Tensor gw = zeros(w_shape, x0.dtype());  // the GEMMs accumulate over the batch
+  if (gw.numel() == 0 || gy0.numel() == 0) return gw;
+  const Tensor x = x0.contiguous(), gy = gy0.contiguous();
+  dispatch_float(x.dtype(), "conv2d_weight_grad", [&](auto tag) {
+    using T = decltype(tag);
+    weight_grad_impl<T>(g, x.data<T>(), gy.data<T>(), gw.data<T>());
+  });
+  return gw;
+}
+
+}  // namespace cortex::kernels::cpu

@@ -1,0 +1,207 @@
+// CPU max/avg/adaptive-avg pooling over (N, C, H, W) with PyTorch's window rules. Every (n, c)
+// plane is independent: forwards split (plane, output row) pairs over threads, backwards split
+// planes, so each thread owns the gradient plane it accumulates into.
+#include "kernels/cpu/pool.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+namespace cortex::kernels::cpu {
+namespace {
+
+constexpr int64_t kParallelWork = 1 << 14;
+
+// Floor division rounding toward -inf (the numerator can be negative when the kernel exceeds the
+// padded input).
+int64_t div_floor(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+
+// The window of output index o along one dim, clipped to the input: [lo, hi), plus the size of
+// the window clipped to input + padding (avg pool's count_include_pad divisor).
+struct Win { int64_t lo, hi, padded; };
+std::vector<Win> windows(int64_t out, int64_t in, int64_t k, int64_t stride, int64_t pad) {
+  std::vector<Win> w(out);
+  for (int64_t o = 0; o < out; ++o) {
+    const int64_t s = o * stride - pad;
+    const int64_t e = std::min(s + k, in + pad);  // a ceil-mode window stops at the padding's end
+    w[o] = {std::max<int64_t>(s, 0), std::min(e, in), e - s};
+  }
+  return w;
+}
+
+// PyTorch's adaptive bins along one dim: [floor(o * in / out), ceil((o + 1) * in / out)).
+std::vector<Win> adaptive_windows(int64_t out, int64_t in) {
+  std::vector<Win> w(out);
+  for (int64_t o = 0; o < out; ++o) {
+    const int64_t s = (o * in) / out, e = ((o + 1) * in + out - 1) / out;
+    w[o] = {s, e, e - s};
+  }
+  return w;
+}
+
+struct Dims { int64_t P, H, W, OH, OW; };  // P = N * C planes
+
+}  // namespace
+
+int64_t pool_out_size(const char* op, int64_t in, int64_t k, int64_t stride, int64_t pad, bool ceil_mode) {
+  CORTEX_CHECK(k > 0, op, ": expected a positive kernel size, found ", k);
+  CORTEX_CHECK(stride > 0, op, ": expected a positive stride, found ", stride);
+  CORTEX_CHECK(pad >= 0 && pad <= k / 2, op, ": expected padding in [0, kernel / 2] = [0, ", k / 2, "], found ",
+               pad);
+  int64_t out = div_floor(in + 2 * pad - k + (ceil_mode ? stride - 1 : 0), stride) + 1;
+  if (ceil_mode && (out - 1) * stride >= in + pad) --out;
+  CORTEX_CHECK(out >= 1, op, ": expected an output size of at least 1, found ", out, " (input size ", in,
+               ", kernel ", k, ", stride ", stride, ", padding ", pad, ")");
+  return out;
+}
+
+MaxPool max_pool2d(const Tensor& x, const Pool2dParams& p, int64_t out_h, int64_t out_w) {
+  const Tensor xc = x.contiguous();
+  const Dims d{x.size(0) * x.size(1), x.size(2), x.size(3), out_h, out_w};
+  const Shape os{x.size(0), x.size(1), out_h, out_w};
+  MaxPool r{empty(os, x.dtype()), empty(os, DType::Int64)};
+  if (r.y.numel() == 0) return r;
+  const auto wh = windows(d.OH, d.H, p.kernel_h, p.stride_h, p.pad_h);
+  const auto ww = windows(d.OW, d.W, p.kernel_w, p.stride_w, p.pad_w);
+  dispatch_float(x.dtype(), "max_pool2d", [&](auto t) {
+    using T = decltype(t);
+    const T* xp = xc.data<T>();
+    T* yp = r.y.data<T>();
+    int64_t* ip = r.indices.data<int64_t>();
+#pragma omp parallel for schedule(static) if (d.P * d.OH * d.OW * p.kernel_h * p.kernel_w >= kParallelWork)
+    for (int64_t row = 0; row < d.P * d.OH; ++row) {
+      const int64_t pl = row / d.OH, oh = row % d.OH;
+      const T* xpl = xp + pl * d.H * d.W;
+      const Win h = wh[oh];
+      for (int64_t ow = 0; ow < d.OW; ++ow) {
+        const Win w = ww[ow];
+        // As PyTorch: start at the first in-bounds cell with -inf; a NaN always wins (the last one).
+        int64_t best = h.lo * d.W + w.lo;
+        T m = -std::numeric_limits<T>::infinity();
+        for (int64_t ih = h.lo; ih < h.hi; ++ih)
+          for (int64_t iw = w.lo; iw < w.hi; ++iw) {
+            const T v = xpl[ih * d.W + iw];
+            if (v > m || std::isnan(v)) m = v, best = ih * d.W + iw;
+          }
+        yp[row * d.OW + ow] = m;
+        ip[row * d.OW + ow] = best;
+      }
+    }
+  });
+  return r;
+}
+
+Tensor avg_pool2d(const Tensor& x, const Pool2dParams& p, int64_t out_h, int64_t out_w) {
+  const Tensor xc = x.contiguous();
+  const Dims d{x.size(0) * x.size(1), x.size(2), x.size(3), out_h, out_w};
+  Tensor y = empty({x.size(0), x.size(1), out_h, out_w}, x.dtype());
+  if (y.numel() == 0) return y;
+  const auto wh = windows(d.OH, d.H, p.kernel_h, p.stride_h, p.pad_h);
+  const auto ww = windows(d.OW, d.W, p.kernel_w, p.stride_w, p.pad_w);
+  dispatch_float(x.dtype(), "avg_pool2d", [&](auto t) {
+    using T = decltype(t);
+    const T* xp = xc.data<T>();
+    T* yp = y.data<T>();
+#pragma omp parallel for schedule(static) if (d.P * d.OH * d.OW * p.kernel_h * p.kernel_w >= kParallelWork)
+    for (int64_t row = 0; row < d.P * d.OH; ++row) {
+      const int64_t pl = row / d.OH, oh = row % d.OH;
+      const T* xpl = xp + pl * d.H * d.W;
+      const Win h = wh[oh];
+      for (int64_t ow = 0; ow < d.OW; ++ow) {
+        const Win w = ww[ow];
+        T s = 0;
+        for (int64_t ih = h.lo; ih < h.hi; ++ih)
+          for (int64_t iw = w.lo; iw < w.hi; ++iw) s += xpl[ih * d.W + iw];
+        const int64_t div = p.count_include_pad ? h.padded * w.padded : (h.hi - h.lo) * (w.hi - w.lo);
+        yp[row * d.OW + ow] = s / static_cast<T>(div);
+      }
+    }
+  });
+  return y;
+}
+
+Tensor avg_pool2d_backward(const Tensor& gy, const Shape& x_shape, const Pool2dParams& p) {
+  const Tensor gc = gy.contiguous();
+  const Dims d{x_shape[0] * x_shape[1], x_shape[2], x_shape[3], gy.size(2), gy.size(3)};
+  Tensor gx = zeros(x_shape, gy.dtype());
+  if (gy.numel() == 0) return gx;
+  const auto wh = windows(d.OH, d.H, p.kernel_h, p.stride_h, p.pad_h);
+  const auto ww = windows(d.OW, d.W, p.kernel_w, p.stride_w, p.pad_w);
+  dispatch_float(gy.dtype(), "avg_pool2d_backward", [&](auto t) {
+    using T = decltype(t);
+    const T* gp = gc.data<T>();
+    T* xp = gx.data<T>();
+#pragma omp parallel for schedule(static) if (d.P * d.OH * d.OW * p.kernel_h * p.kernel_w >= kParallelWork)
+    for (int64_t pl = 0; pl < d.P; ++pl) {
+      T* gpl = xp + pl * d.H * d.W;
+      for (int64_t oh = 0; oh < d.OH; ++oh) {
+        const Win h = wh[oh];
+        for (int64_t ow = 0; ow < d.OW; ++ow) {
+          const Win w = ww[ow];
+          const int64_t div = p.count_include_pad ? h.padded * w.padded : (h.hi - h.lo) * (w.hi - w.lo);
+          const T g = gp[(pl * d.OH + oh) * d.OW + ow] / static_cast<T>(div);
+          for (int64_t ih = h.lo; ih < h.hi; ++ih)
+            for (int64_t iw = w.lo; iw < w.hi; ++iw) gpl[ih * d.W + iw] += g;
+        }
+      }
+    }
+  });
+  return gx;
+}
+
+Tensor adaptive_avg_pool2d(const Tensor& x, int64_t out_h, int64_t out_w) {
+  const Tensor xc = x.contiguous();
+  const Dims d{x.size(0) * x.size(1), x.size(2), x.size(3), out_h, out_w};
+  Tensor y = empty({x.size(0), x.size(1), out_h, out_w}, x.dtype());
+  if (y.numel() == 0) return y;
+  const auto wh = adaptive_windows(d.OH, d.H), ww = adaptive_windows(d.OW, d.W);
+  dispatch_float(x.dtype(), "adaptive_avg_pool2d", [&](auto t) {
+    using T = decltype(t);
+    const T* xp = xc.data<T>();
+    T* yp = y.data<T>();
+#pragma omp parallel for schedule(static) if (d.P * d.H * d.W >= kParallelWork)
+    for (int64_t row = 0; row < d.P * d.OH; ++row) {
+      const int64_t pl = row / d.OH, oh = row % d.OH;
+      const T* xpl = xp + pl * d.H * d.W;
+      const Win h = wh[oh];
+      for (int64_t ow = 0; ow < d.OW; ++ow) {
+        const Win w = ww[ow];
+        T s = 0;
+        for (int64_t ih = h.lo; ih < h.hi; ++ih)
+          for (int64_t iw = w.lo; iw < w.hi; ++iw) s += xpl[ih * d.W + iw];
+        yp[row * d.OW + ow] = s / static_cast<T>(h.padded * w.padded);
+      }
+    }
+  });
+  return y;
+}
+
+Tensor adaptive_avg_pool2d_backward(const Tensor& gy, const Shape& x_shape) {
+  const Tensor gc = gy.contiguous();
+  const Dims d{x_shape[0] * x_shape[1], x_shape[2], x_shape[3], gy.size(2), gy.size(3)};
+  Tensor gx = zeros(x_shape, gy.dtype());
+  if (gy.numel() == 0) return gx;
+  const auto wh = adaptive_windows(d.OH, d.H), ww = adaptive_windows(d.OW, d.W);
+  dispatch_float(gy.dtype(), "adaptive_avg_pool2d_backward", [&](auto t) {
+    using T = decltype(t);
+    const T* gp = gc.data<T>();
+    T* xp = gx.data<T>();
+#pragma omp parallel for schedule(static) if (d.P * d.H * d.W >= kParallelWork)
+    for (int64_t pl = 0; pl < d.P; ++pl) {
+      T* gpl = xp + pl * d.H * d.W;
+      for (int64_t oh = 0; oh < d.OH; ++oh) {
+        const Win h = wh[oh];
+        for (int64_t ow = 0; ow < d.OW; ++ow) {
+          const Win w = ww[ow];
+          const T g = gp[(pl * d.OH + oh) * d.OW + ow] / static_cast<T>(h.padded * w.padded);
+          for (int64_t ih = h.lo; ih < h.hi; ++ih)
+            for (int64_t iw = w.lo; iw < w.hi; ++iw) gpl[ih * d.W + iw] += g;
+        }
+      }
+    }
+  });
+  return gx;
+}
+
+}  // namespace cortex::kernels::cpu

@@ -1,0 +1,357 @@
+// conv2d, conv2d_input_grad, conv2d_weight_grad and conv_out_size against a direct 7-loop float64
+// convolution written here: Philox-drawn configs (odd sizes, stride 1-3, padding, dilation 2,
+// groups 1/2/depthwise, batch 1 and 3, with and without bias), the kernel's internal paths (1x1,
+// several small images per GEMM, row bands, channel blocks, batch segments, 1 to 3 threads),
+// strided inputs, size-0 and size-1 dims, the adjoint dot-product identity in float64, and every
+// input error.
+#include <gtest/gtest.h>
+
+#include <omp.h>
+
+#include <cmath>
+#include <vector>
+
+#include "kernels/nn.h"
+#include "tensor/random.h"
+#include "tensor/tensor.h"
+#include "tests/test_util.h"
+
+using namespace cortex;
+using cortex::testing::allclose;
+namespace K = cortex::kernels;
+namespace ct = cortex::testing;
+
+namespace {
+
+struct Draw {
+  Generator g;
+  explicit Draw(uint64_t seed) : g(seed) {}
+  int64_t operator()(int64_t lo, int64_t hi) { return randint(lo, hi + 1, {1}, g).to_vector<int64_t>()[0]; }
+};
+
+std::vector<double> values(const Tensor& t) { return t.to(DType::Float64).contiguous().to_vector<double>(); }
+
+struct Cfg {
+  int64_t N, C, H, W, O, KH, KW;
+  K::Conv2dParams p;
+  bool bias;
+  int64_t OH() const { return (H + 2 * p.pad_h - p.dilation_h * (KH - 1) - 1) / p.stride_h + 1; }
+  int64_t OW() const { return (W + 2 * p.pad_w - p.dilation_w * (KW - 1) - 1) / p.stride_w + 1; }
+  Shape x() const { return {N, C, H, W}; }
+  Shape w() const { return {O, C / p.groups, KH, KW}; }
+  Shape y() const { return {N, O, OH(), OW()}; }
+  std::string str() const {
+    return "x " + shape_str(x()) + " w " + shape_str(w()) + " stride (" + std::to_string(p.stride_h) + "," +
+           std::to_string(p.stride_w) + ") pad (" + std::to_string(p.pad_h) + "," + std::to_string(p.pad_w) +
+           ") dil (" + std::to_string(p.dilation_h) + "," + std::to_string(p.dilation_w) + ") groups " +
+           std::to_string(p.groups) + (bias ? " bias" : "");
+  }
+};
+
+// Calls f(y_index, x_index, w_index) for every (output, tap) pair whose input pixel is inside the
+// image: the definition of the convolution, with no im2col.
+template <class F>
+void for_each_tap(const Cfg& c, F&& f) {
+  const int64_t G = c.p.groups, Cg = c.C / G, Og = c.O / G, OH = c.OH(), OW = c.OW();
+  for (int64_t n = 0; n < c.N; ++n)
+    for (int64_t o = 0; o < c.O; ++o)
+      for (int64_t oh = 0; oh < OH; ++oh)
+        for (int64_t ow = 0; ow < OW; ++ow)
+          for (int64_t cg = 0; cg < Cg; ++cg)
+            for (int64_t kh = 0; kh < c.KH; ++kh)
+              for (int64_t kw = 0; kw < c.KW; ++kw) {
+                const int64_t ih = oh * c.p.stride_h - c.p.pad_h + kh * c.p.dilation_h;
+                const int64_t iw = ow * c.p.stride_w - c.p.pad_w + kw * c.p.dilation_w;
+                if (ih < 0 || ih >= c.H || iw < 0 || iw >= c.W) continue;
+                const int64_t ci = (o / Og) * Cg + cg;
+                f(((n * c.O + o) * OH + oh) * OW + ow, ((n * c.C + ci) * c.H + ih) * c.W + iw,
+                  ((o * Cg + cg) * c.KH + kh) * c.KW + kw);
+              }
+}
+
+Tensor ref_conv(const Cfg& c, const Tensor& x, const Tensor& w, const Tensor& b) {
+  const auto xv = values(x), wv = values(w);
+  std::vector<double> y(shape_numel(c.y()), 0.0);
+  for_each_tap(c, [&](int64_t yi, int64_t xi, int64_t wi) { y[yi] += xv[xi] * wv[wi]; });
+  if (b.defined()) {
+    const auto bv = values(b);
+    const int64_t P = c.OH() * c.OW();
+    for (size_t i = 0; i < y.size(); ++i) y[i] += bv[(i / P) % c.O];
+  }
+  return from_vector(y, c.y(), DType::Float64);
+}
+Tensor ref_input_grad(const Cfg& c, const Tensor& gy, const Tensor& w) {
+  const auto gv = values(gy), wv = values(w);
+  std::vector<double> gx(shape_numel(c.x()), 0.0);
+  for_each_tap(c, [&](int64_t yi, int64_t xi, int64_t wi) { gx[xi] += gv[yi] * wv[wi]; });
+  return from_vector(gx, c.x(), DType::Float64);
+}
+Tensor ref_weight_grad(const Cfg& c, const Tensor& x, const Tensor& gy) {
+  const auto xv = values(x), gv = values(gy);
+  std::vector<double> gw(shape_numel(c.w()), 0.0);
+  for_each_tap(c, [&](int64_t yi, int64_t xi, int64_t wi) { gw[wi] += gv[yi] * xv[xi]; });
+  return from_vector(gw, c.w(), DType::Float64);
+}
+
+double dot(const Tensor& a, const Tensor& b) {
+  const auto va = values(a), vb = values(b);
+  double s = 0;
+  for (size_t i = 0; i < va.size(); ++i) s += va[i] * vb[i];
+  return s;
+}
+
+// Tolerance for sums of `terms` products of O(1) values.
+::testing::AssertionResult close(const Tensor& got, const Tensor& want, DType dt, int64_t terms) {
+  if (got.dtype() != dt) return ::testing::AssertionFailure() << "dtype " << dtype_name(got.dtype());
+  if (!got.is_contiguous()) return ::testing::AssertionFailure() << "result not contiguous";
+  const double t = static_cast<double>(std::max<int64_t>(terms, 1));
+  return dt == DType::Float64 ? allclose(got, want, 1e-11, 1e-13 * t) : allclose(got, want, 1e-4, 3e-6 * t);
+}
+
+// All three kernels against the references, in dt, on contiguous inputs (or `layout` of them).
+void check_cfg(const Cfg& c, DType dt, uint64_t seed, Tensor (*layout)(const Tensor&) = nullptr) {
+  SCOPED_TRACE(c.str() + " " + dtype_name(dt));
+  Tensor x = ct::randn(c.x(), seed, dt), w = ct::randn(c.w(), seed + 1, dt), gy = ct::randn(c.y(), seed + 2, dt);
+  Tensor b = c.bias ? ct::randn({c.O}, seed + 3, dt) : Tensor();
+  const int64_t Kg = (c.C / c.p.groups) * c.KH * c.KW, taps_w = c.N * c.OH() * c.OW();
+  const Tensor y_ref = ref_conv(c, x, w, b), gx_ref = ref_input_grad(c, gy, w), gw_ref = ref_weight_grad(c, x, gy);
+  if (layout) {
+    x = layout(x), w = layout(w), gy = layout(gy);
+    if (b.defined()) b = layout(b);
+  }
+  const Tensor y = K::conv2d(x, w, b, c.p);
+  EXPECT_EQ(y.shape(), c.y());
+  EXPECT_TRUE(close(y, y_ref, dt, Kg)) << "conv2d";
+  EXPECT_TRUE(close(K::conv2d_input_grad(gy, w, c.x(), c.p), gx_ref, dt, c.O * c.KH * c.KW)) << "input grad";
+  EXPECT_TRUE(close(K::conv2d_weight_grad(x, gy, c.w(), c.p), gw_ref, dt, taps_w)) << "weight grad";
+}
+
+// <conv2d(x, w), gy> == <x, conv2d_input_grad(gy, w)> == <w, conv2d_weight_grad(x, gy)>, float64.
+void check_adjoint(const Cfg& c, uint64_t seed) {
+  SCOPED_TRACE(c.str());
+  const Tensor x = ct::randn(c.x(), seed), w = ct::randn(c.w(), seed + 1), gy = ct::randn(c.y(), seed + 2);
+  const double lhs = dot(K::conv2d(x, w, Tensor(), c.p), gy);
+  const double via_x = dot(x, K::conv2d_input_grad(gy, w, c.x(), c.p));
+  const double via_w = dot(w, K::conv2d_weight_grad(x, gy, c.w(), c.p));
+  // Scale of the sum of |terms|: the identity holds to rounding relative to it.
+  const double scale = std::sqrt(static_cast<double>(std::max<int64_t>(shape_numel(c.y()), 1)) *
+                                 std::max<int64_t>((c.C / c.p.groups) * c.KH * c.KW, 1));
+  EXPECT_NEAR(lhs, via_x, 1e-10 * scale) << "input adjoint";
+  EXPECT_NEAR(lhs, via_w, 1e-10 * scale) << "weight adjoint";
+}
+
+// A random valid config: odd sizes, stride 1-3, padding 0-2, dilation 1-2, groups 1/2/depthwise.
+Cfg random_cfg(Draw& r, int trial) {
+  for (;;) {
+    Cfg c{};
+    const int kind = trial % 3;  // 0: groups 1, 1: groups 2, 2: depthwise (groups == C)
+    const int64_t G = kind == 0 ? 1 : kind == 1 ? 2 : r(1, 5);
+    const int64_t Cg = kind == 2 ? 1 : r(1, 4), Og = kind == 2 ? r(1, 2) : r(1, 4);
+    c.N = trial % 2 ? 3 : 1;
+    c.C = G * Cg, c.O = G * Og;
+    c.H = 2 * r(1, 6) + 1, c.W = 2 * r(1, 7) + 1;
+    c.KH = r(1, 3), c.KW = r(1, 3) * 2 - 1;
+    c.p.groups = G;
+    c.p.stride_h = r(1, 3), c.p.stride_w = r(1, 2);
+    c.p.pad_h = r(0, 2), c.p.pad_w = r(0, 1);
+    c.p.dilation_h = r(1, 2), c.p.dilation_w = r(1, 2);
+    c.bias = r(0, 1) == 1;
+    if (c.H + 2 * c.p.pad_h >= c.p.dilation_h * (c.KH - 1) + 1 && c.W + 2 * c.p.pad_w >= c.p.dilation_w * (c.KW - 1) + 1)
+      return c;
+  }
+}
+
+Cfg make(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW, int64_t stride, int64_t pad,
+         int64_t dil, int64_t groups, bool bias) {
+  Cfg c{N, C, H, W, O, KH, KW, {}, bias};
+  c.p.stride_h = c.p.stride_w = stride;
+  c.p.pad_h = c.p.pad_w = pad;
+  c.p.dilation_h = c.p.dilation_w = dil;
+  c.p.groups = groups;
+  return c;
+}
+
+// The kernel's paths: 1x1 (im2col is the image), several small images per GEMM, one image in
+// row bands, banding for the buffer budget, channel blocks, batch segments of the weight grad.
+std::vector<Cfg> path_cfgs() {
+  return {
+      make(1, 5, 19, 17, 4, 1, 1, 1, 0, 1, 1, true),    // 1x1, one big image: views of x
+      make(3, 6, 5, 7, 4, 1, 1, 1, 0, 1, 2, false),     // 1x1, small images side by side
+      make(1, 4, 23, 21, 3, 3, 3, 1, 1, 1, 1, true),    // one image: bands / channel blocks
+      make(3, 3, 18, 18, 5, 3, 3, 1, 1, 1, 1, true),    // Cg = 3: weight-grad batch segments
+      make(5, 4, 6, 6, 6, 3, 3, 2, 1, 1, 2, true),      // small images, groups
+      make(2, 8, 17, 16, 8, 3, 3, 1, 1, 1, 8, true),    // depthwise
+      make(3, 2, 9, 9, 2, 9, 9, 1, 0, 1, 1, false),     // kernel == image: 1x1 output
+      make(3, 2, 1, 1, 3, 1, 1, 1, 0, 1, 1, true),      // 1x1 images
+      make(2, 3, 12, 13, 4, 2, 3, 3, 0, 2, 1, true),    // stride 3, dilation 2, even kernel
+  };
+}
+
+const DType kFloats[] = {DType::Float32, DType::Float64};
+
+Tensor channels_last(const Tensor& t) {
+  // The same values, stored (N, H, W, C) and viewed as NCHW.
+  if (t.dim() != 4) return ct::noncontig(t);
+  return t.permute({0, 2, 3, 1}).contiguous().permute({0, 3, 1, 2});
+}
+
+}  // namespace
+
+TEST(Conv2d, RandomConfigsAgainstDirectLoops) {
+  Draw r(21);
+  for (int trial = 0; trial < 36; ++trial) {
+    const Cfg c = random_cfg(r, trial);
+    for (DType dt : kFloats) check_cfg(c, dt, 1000 + trial);
+  }
+}
+
+TEST(Conv2d, KernelPaths) {
+  int seed = 0;
+  for (const Cfg& c : path_cfgs())
+    for (DType dt : kFloats) check_cfg(c, dt, 2000 + 10 * seed++);
+}
+
+TEST(Conv2d, ThreadCounts) {
+  // The work split depends on the thread count; every split must give the same numbers.
+  const int saved = omp_get_max_threads();
+  for (int threads : {1, 2, 3}) {
+    omp_set_num_threads(threads);
+    SCOPED_TRACE("threads " + std::to_string(threads));
+    int seed = 0;
+    for (const Cfg& c : path_cfgs()) check_cfg(c, DType::Float64, 3000 + 10 * seed++);
+  }
+  omp_set_num_threads(saved);
+}
+
+TEST(Conv2d, StridedInputs) {
+  int seed = 0;
+  for (const Cfg& c : {make(3, 4, 9, 8, 6, 3, 3, 2, 1, 1, 2, true), make(1, 3, 20, 20, 2, 3, 3, 1, 1, 2, 1, true)}) {
+    for (DType dt : kFloats) {
+      check_cfg(c, dt, 4000 + seed++, ct::noncontig);
+      check_cfg(c, dt, 4000 + seed++, channels_last);
+    }
+  }
+}
+
+TEST(Conv2d, AdjointIdentity) {
+  Draw r(22);
+  for (int trial = 0; trial < 24; ++trial) check_adjoint(random_cfg(r, trial), 5000 + trial);
+  int seed = 0;
+  for (const Cfg& c : path_cfgs()) check_adjoint(c, 6000 + seed++);
+}
+
+TEST(Conv2d, LargeBandedForMemory) {
+  // Kg * P = 576 * 8100 elements: over the im2col buffer budget, so rows are banded.
+  const Cfg c = make(1, 64, 90, 90, 2, 3, 3, 1, 1, 1, 1, true);
+  check_cfg(c, DType::Float32, 7000);
+  check_adjoint(c, 7001);
+}
+
+TEST(Conv2d, SizeZeroAndOne) {
+  for (DType dt : kFloats) {
+    K::Conv2dParams p;
+    p.pad_h = p.pad_w = 1;
+    const Tensor w = ct::randn({4, 3, 3, 3}, 1, dt), b = ct::randn({4}, 2, dt);
+    // empty batch
+    EXPECT_EQ(K::conv2d(ct::randn({0, 3, 5, 5}, 3, dt), w, b, p).shape(), (Shape{0, 4, 5, 5}));
+    EXPECT_EQ(K::conv2d_input_grad(ct::randn({0, 4, 5, 5}, 3, dt), w, {0, 3, 5, 5}, p).shape(), (Shape{0, 3, 5, 5}));
+    const Tensor gw0 = K::conv2d_weight_grad(ct::randn({0, 3, 5, 5}, 3, dt), ct::randn({0, 4, 5, 5}, 4, dt),
+                                             {4, 3, 3, 3}, p);
+    EXPECT_TRUE(allclose(gw0, zeros({4, 3, 3, 3}, DType::Float64)));
+    // no output channels
+    EXPECT_EQ(K::conv2d(ct::randn({2, 3, 5, 5}, 3, dt), ct::randn({0, 3, 3, 3}, 1, dt), Tensor(), p).shape(),
+              (Shape{2, 0, 5, 5}));
+    const Tensor gx0 = K::conv2d_input_grad(ct::randn({2, 0, 5, 5}, 3, dt), ct::randn({0, 3, 3, 3}, 1, dt),
+                                            {2, 3, 5, 5}, p);
+    EXPECT_TRUE(allclose(gx0, zeros({2, 3, 5, 5}, DType::Float64)));
+    // no input channels: the output is the bias
+    const Tensor yb = K::conv2d(ct::randn({2, 0, 5, 5}, 3, dt), ct::randn({4, 0, 3, 3}, 1, dt), b, p);
+    EXPECT_TRUE(allclose(yb, b.view({1, 4, 1, 1}).expand({2, 4, 5, 5}).contiguous()));
+    EXPECT_EQ(K::conv2d_weight_grad(ct::randn({2, 0, 5, 5}, 3, dt), ct::randn({2, 4, 5, 5}, 4, dt), {4, 0, 3, 3}, p)
+                  .shape(),
+              (Shape{4, 0, 3, 3}));
+  }
+  // size-1 everything
+  check_cfg(make(1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, true), DType::Float64, 8000);
+  check_cfg(make(1, 1, 1, 1, 1, 3, 3, 1, 1, 1, 1, true), DType::Float64, 8001);
+}
+
+TEST(ConvOutSize, FormulaAndErrors) {
+  // Values PyTorch gives (nn.Conv2d / nn.MaxPool2d).
+  EXPECT_EQ(K::conv_out_size(224, 11, 4, 2, 1), 55);
+  EXPECT_EQ(K::conv_out_size(27, 5, 1, 2, 1), 27);
+  EXPECT_EQ(K::conv_out_size(55, 3, 2, 0, 1), 27);
+  EXPECT_EQ(K::conv_out_size(28, 3, 2, 0, 1, false), 13);
+  EXPECT_EQ(K::conv_out_size(28, 3, 2, 0, 1, true), 14);
+  EXPECT_EQ(K::conv_out_size(5, 2, 2, 1, 1, true), 3);  // the 4th window would start in the right padding
+  EXPECT_EQ(K::conv_out_size(7, 3, 1, 0, 2), 3);
+  EXPECT_EQ(K::conv_out_size(2, 3, 1, 1, 1), 2);
+  EXPECT_EQ(K::conv_out_size(1, 1, 5, 0, 1, true), 1);
+  // Floor mode against counting the windows that fit.
+  Draw r(23);
+  for (int t = 0; t < 200; ++t) {
+    const int64_t in = r(0, 20), k = r(1, 5), s = r(1, 4), p = r(0, 3), d = r(1, 3);
+    int64_t count = 0;
+    for (int64_t start = 0; start + d * (k - 1) <= in + 2 * p - 1; start += s) ++count;
+    if (count == 0) {
+      EXPECT_CORTEX_ERROR(K::conv_out_size(in, k, s, p, d), "output size < 1");
+    } else {
+      EXPECT_EQ(K::conv_out_size(in, k, s, p, d), count) << in << " " << k << " " << s << " " << p << " " << d;
+      // ceil mode adds the partial window ceil() rounds up to, if it starts inside the input or
+      // the left padding (checked where PyTorch's pooling allows the padding: 2 * pad <= k).
+      if (2 * p > k) continue;
+      const int64_t last = in + 2 * p - d * (k - 1) - 1, start = count * s;
+      const int64_t ceil_count = count + (start <= last + s - 1 && start < in + p ? 1 : 0);
+      EXPECT_EQ(K::conv_out_size(in, k, s, p, d, true), ceil_count) << in << " " << k << " " << s << " " << p << " " << d;
+    }
+  }
+  EXPECT_CORTEX_ERROR(K::conv_out_size(2, 3, 1, 0, 1), "output size < 1");
+  EXPECT_CORTEX_ERROR(K::conv_out_size(5, 0, 1, 0, 1), "kernel size >= 1");
+  EXPECT_CORTEX_ERROR(K::conv_out_size(5, 3, 0, 0, 1), "stride >= 1");
+  EXPECT_CORTEX_ERROR(K::conv_out_size(5, 3, 1, -1, 1), "padding >= 0");
+  EXPECT_CORTEX_ERROR(K::conv_out_size(5, 3, 1, 0, 0), "dilation >= 1");
+  EXPECT_CORTEX_ERROR(K::conv_out_size(-1, 3, 1, 0, 1), "input size >= 0");
+}
+
+TEST(Conv2d, Errors) {
+  const Tensor x = ct::randn({2, 4, 6, 6}, 1), w = ct::randn({6, 4, 3, 3}, 2), b = ct::randn({6}, 3);
+  const Tensor gy = ct::randn({2, 6, 4, 4}, 4);
+  K::Conv2dParams p;
+  EXPECT_CORTEX_ERROR(K::conv2d(ct::randn({4, 6, 6}, 1), w, b, p), "conv2d: expected x to be 4-D");
+  EXPECT_CORTEX_ERROR(K::conv2d(x, ct::randn({6, 4, 3}, 1), b, p), "expected w to be 4-D");
+  EXPECT_CORTEX_ERROR(K::conv2d(x, ct::randn({6, 3, 3, 3}, 1), b, p), "C/groups = 4");
+  EXPECT_CORTEX_ERROR(K::conv2d(x, w, ct::randn({5}, 1), p), "bias of shape [6]");
+  EXPECT_CORTEX_ERROR(K::conv2d(x, w, ct::randn({6}, 1, DType::Float32), p), "one dtype");
+  EXPECT_CORTEX_ERROR(K::conv2d(x, w.to(DType::Float32), b, p), "one dtype");
+  EXPECT_CORTEX_ERROR(K::conv2d(x.to(DType::Int32), w.to(DType::Int32), Tensor(), p), "float32 or float64");
+  EXPECT_CORTEX_ERROR(K::conv2d(Tensor(), w, b, p), "undefined");
+  EXPECT_CORTEX_ERROR(K::conv2d(x, ct::randn({6, 4, 7, 3}, 1), b, p), "output size < 1");
+  {
+    K::Conv2dParams q;
+    q.groups = 3;
+    EXPECT_CORTEX_ERROR(K::conv2d(x, w, b, q), "input channels (4) to be divisible by groups (3)");
+    q.groups = 4;
+    EXPECT_CORTEX_ERROR(K::conv2d(x, ct::randn({6, 1, 3, 3}, 1), b, q), "output channels (6) to be divisible");
+    q = {};
+    q.stride_w = 0;
+    EXPECT_CORTEX_ERROR(K::conv2d(x, w, b, q), "strides >= 1");
+    q = {};
+    q.pad_h = -1;
+    EXPECT_CORTEX_ERROR(K::conv2d(x, w, b, q), "paddings >= 0");
+    q = {};
+    q.dilation_h = 0;
+    EXPECT_CORTEX_ERROR(K::conv2d(x, w, b, q), "dilations >= 1");
+    q = {};
+    q.groups = 0;
+    EXPECT_CORTEX_ERROR(K::conv2d(x, w, b, q), "groups >= 1");
+  }
+  EXPECT_CORTEX_ERROR(K::conv2d_input_grad(ct::randn({2, 6, 5, 4}, 1), w, x.shape(), p), "gy of the output shape");
+  EXPECT_CORTEX_ERROR(K::conv2d_input_grad(gy, w, {2, 4, 6}, p), "expected x to be 4-D");
+  EXPECT_CORTEX_ERROR(K::conv2d_input_grad(gy, w, {2, 5, 6, 6}, p), "C/groups = 5");
+  EXPECT_CORTEX_ERROR(K::conv2d_input_grad(gy, w.to(DType::Float32), x.shape(), p), "one dtype");
+  EXPECT_CORTEX_ERROR(K::conv2d_input_grad(gy.to(DType::Int64), w, x.shape(), p), "float32 or float64");
+  EXPECT_CORTEX_ERROR(K::conv2d_weight_grad(x, ct::randn({2, 5, 4, 4}, 1), w.shape(), p), "gy of the output shape");
+  EXPECT_CORTEX_ERROR(K::conv2d_weight_grad(x, gy, {6, 4, -3, 3}, p), "non-negative sizes");
+  EXPECT_CORTEX_ERROR(K::conv2d_weight_grad(x, gy, {6, 4, 3}, p), "expected w to be 4-D");
+  EXPECT_CORTEX_ERROR(K::conv2d_weight_grad(x, gy.to(DType::Float32), w.shape(), p), "one dtype");
+}

@@ -1,0 +1,270 @@
+// matmul and linear against a naive float64 triple loop written here: NumPy 1-D promotion,
+// broadcast batch dims, transposed / row-strided / fully strided / stride-0 views, size-0 and
+// size-1 dims, the small-batch and big-GEMM paths, float32 and float64, and every input error.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "kernels/linalg.h"
+#include "tensor/random.h"
+#include "tensor/tensor.h"
+#include "tests/test_util.h"
+
+using namespace cortex;
+using cortex::testing::allclose;
+namespace K = cortex::kernels;
+namespace ct = cortex::testing;
+
+namespace {
+
+// Random integers in [lo, hi] from the Philox generator.
+struct Draw {
+  Generator g;
+  explicit Draw(uint64_t seed) : g(seed) {}
+  int64_t operator()(int64_t lo, int64_t hi) { return randint(lo, hi + 1, {1}, g).to_vector<int64_t>()[0]; }
+};
+
+std::vector<double> values(const Tensor& t) { return t.to(DType::Float64).contiguous().to_vector<double>(); }
+
+// Row-major index of `idx` in `shape`, where dims of size 1 broadcast (index 0).
+int64_t bindex(const Shape& shape, const Shape& idx) {
+  int64_t off = 0;
+  const size_t lead = idx.size() - shape.size();
+  for (size_t d = 0; d < shape.size(); ++d) off = off * shape[d] + (shape[d] == 1 ? 0 : idx[lead + d]);
+  return off;
+}
+
+// NumPy matmul in float64 by the definition.
+Tensor ref_matmul(const Tensor& a, const Tensor& b) {
+  Shape as = a.shape(), bs = b.shape();
+  if (a.dim() == 1) as.insert(as.begin(), 1);
+  if (b.dim() == 1) bs.push_back(1);
+  const int64_t m = as[as.size() - 2], k = as.back(), n = bs.back();
+  const Shape ab(as.begin(), as.end() - 2), bb(bs.begin(), bs.end() - 2);
+  const size_t nb = std::max(ab.size(), bb.size());
+  Shape batch(nb, 1);
+  for (size_t d = 0; d < nb; ++d) {
+    const int64_t da = d + ab.size() >= nb ? ab[d + ab.size() - nb] : 1;
+    const int64_t db = d + bb.size() >= nb ? bb[d + bb.size() - nb] : 1;
+    batch[d] = da == 1 ? db : da;
+  }
+  int64_t B = 1;
+  for (int64_t s : batch) B *= s;
+  const auto va = values(a), vb = values(b);
+  std::vector<double> out(B * m * n, 0.0);
+  Shape idx(nb);
+  for (int64_t i = 0; i < B; ++i) {
+    int64_t r = i;
+    for (int64_t d = static_cast<int64_t>(nb) - 1; d >= 0; --d) {
+      idx[d] = r % batch[d];
+      r /= batch[d];
+    }
+    const int64_t oa = bindex(ab, idx) * m * k, ob = bindex(bb, idx) * k * n;
+    for (int64_t x = 0; x < m; ++x)
+      for (int64_t y = 0; y < n; ++y) {
+        double s = 0;
+        for (int64_t z = 0; z < k; ++z) s += va[oa + x * k + z] * vb[ob + z * n + y];
+        out[(i * m + x) * n + y] = s;
+      }
+  }
+  Shape os = batch;
+  if (a.dim() != 1) os.push_back(m);
+  if (b.dim() != 1) os.push_back(n);
+  return from_vector(out, os, DType::Float64);
+}
+
+// Tolerance for a sum of k products of O(1) values.
+::testing::AssertionResult close(const Tensor& got, const Tensor& want, DType dt, int64_t k) {
+  if (got.dtype() != dt) return ::testing::AssertionFailure() << "dtype " << dtype_name(got.dtype());
+  if (!got.is_contiguous()) return ::testing::AssertionFailure() << "result not contiguous";
+  const double kk = static_cast<double>(std::max<int64_t>(k, 1));
+  return dt == DType::Float64 ? allclose(got, want, 1e-11, 1e-13 * kk) : allclose(got, want, 1e-4, 2e-6 * kk);
+}
+
+void check(const Tensor& a, const Tensor& b, const std::string& what) {
+  SCOPED_TRACE(what + " a " + shape_str(a.shape()) + " b " + shape_str(b.shape()));
+  const Tensor want = ref_matmul(a, b);
+  EXPECT_TRUE(close(K::matmul(a, b), want, a.dtype(), a.size(-1)));
+}
+
+const DType kFloats[] = {DType::Float32, DType::Float64};
+
+}  // namespace
+
+TEST(Matmul, Random2DOddShapes) {
+  Draw r(11);
+  for (int trial = 0; trial < 40; ++trial) {
+    const int64_t m = r(1, 37), k = r(1, 41), n = r(1, 33);
+    for (DType dt : kFloats) {
+      const Tensor a = ct::randn({m, k}, 100 + trial, dt), b = ct::randn({k, n}, 200 + trial, dt);
+      check(a, b, "contiguous");
+      check(ct::noncontig(a), ct::noncontig(b), "noncontig");
+      // transposed views: a stored (k, m), b stored (n, k)
+      const Tensor at = ct::randn({k, m}, 300 + trial, dt).t(), bt = ct::randn({n, k}, 400 + trial, dt).t();
+      check(at, b, "a transposed");
+      check(a, bt, "b transposed");
+      check(at, bt, "both transposed");
+    }
+  }
+}
+
+TEST(Matmul, OneDimensionalPromotion) {
+  Draw r(12);
+  for (int trial = 0; trial < 10; ++trial) {
+    const int64_t k = r(1, 50), m = r(1, 9), n = r(1, 9), bt = r(1, 4);
+    for (DType dt : kFloats) {
+      const Tensor v = ct::randn({k}, 10 + trial, dt), w = ct::randn({k}, 20 + trial, dt);
+      const Tensor d = K::matmul(v, w);
+      EXPECT_EQ(d.dim(), 0);  // dot product: a 0-dim tensor
+      check(v, w, "dot");
+      check(ct::noncontig(v), ct::noncontig(w), "dot strided");
+      check(v, ct::randn({k, n}, 30 + trial, dt), "vec @ mat");
+      check(ct::randn({m, k}, 40 + trial, dt), v, "mat @ vec");
+      check(v, ct::randn({bt, 3, k, n}, 50 + trial, dt), "vec @ batched");
+      check(ct::randn({bt, 2, m, k}, 60 + trial, dt), w, "batched @ vec");
+      check(ct::randn({m, k}, 70 + trial, dt).t().slice(0, 0, k), ct::randn({m}, 80 + trial, dt), "t @ vec");
+    }
+  }
+  EXPECT_EQ(K::matmul(ct::randn({4}, 1), ct::randn({2, 4, 3}, 2)).shape(), (Shape{2, 3}));
+  EXPECT_EQ(K::matmul(ct::randn({2, 3, 4}, 1), ct::randn({4}, 2)).shape(), (Shape{2, 3}));
+}
+
+TEST(Matmul, BroadcastBatches) {
+  Draw r(13);
+  const std::vector<std::pair<Shape, Shape>> batches = {
+      {{3}, {3}}, {{1}, {4}}, {{5}, {1}}, {{2, 1}, {3}}, {{}, {2, 3}}, {{4, 1, 2}, {3, 1}}, {{2, 3}, {}}, {{1, 1}, {1}}};
+  int trial = 0;
+  for (const auto& [ba, bb] : batches) {
+    ++trial;
+    const int64_t m = r(1, 13), k = r(1, 17), n = r(1, 11);
+    Shape as = ba, bs = bb;
+    as.insert(as.end(), {m, k});
+    bs.insert(bs.end(), {k, n});
+    for (DType dt : kFloats) {
+      const Tensor a = ct::randn(as, 500 + trial, dt), b = ct::randn(bs, 600 + trial, dt);
+      check(a, b, "broadcast");
+      check(ct::noncontig(a), b, "broadcast, a strided");
+      check(a.transpose(-1, -2).contiguous().transpose(-1, -2), ct::noncontig(b), "broadcast, a col-major");
+    }
+  }
+  // Batch dims given by expand (stride 0) and by a permuted batch layout.
+  const Tensor a = ct::randn({1, 5, 7}, 1).expand({4, 5, 7}), b = ct::randn({4, 7, 3}, 2);
+  check(a, b, "expanded batch");
+  const Tensor p = ct::randn({5, 3, 7}, 3).permute({1, 0, 2});  // (3, 5, 7), batch stride 7
+  check(p, ct::randn({3, 7, 6}, 4), "permuted batch");
+  check(p, ct::randn({7, 6}, 4), "permuted batch, shared b");
+}
+
+TEST(Matmul, StridedMatrices) {
+  for (DType dt : kFloats) {
+    const Tensor big = ct::randn({30, 40}, 7, dt);
+    const Tensor rows = big.slice(0, 1, 30, 2);           // (15, 40), row stride 80: maps as row-major
+    const Tensor cols = big.slice(1, 3, 40, 3);           // (30, 13), no unit stride: copied
+    const Tensor tcols = big.t().slice(0, 0, 40, 2);      // (20, 30), column-major with gaps
+    check(rows, ct::randn({40, 9}, 8, dt), "row-strided");
+    check(cols.t(), ct::randn({30, 5}, 9, dt), "no unit stride");
+    check(ct::randn({6, 20}, 10, dt), tcols, "col-major strided");
+    // stride-0 rows and columns (broadcast views of a row / column)
+    const Tensor row = ct::randn({1, 9}, 11, dt).expand({6, 9});
+    const Tensor col = ct::randn({9, 1}, 12, dt).expand({9, 4});
+    check(row, col, "stride-0 operands");
+    check(row, ct::randn({9, 4}, 13, dt).t().contiguous().t(), "stride-0 rows, col-major b");
+  }
+}
+
+TEST(Matmul, SizeZeroAndOne) {
+  for (DType dt : kFloats) {
+    const Tensor z = K::matmul(ct::randn({3, 0}, 1, dt), ct::randn({0, 4}, 2, dt));
+    EXPECT_EQ(z.shape(), (Shape{3, 4}));
+    EXPECT_TRUE(allclose(z, zeros({3, 4}, DType::Float64)));
+    EXPECT_EQ(K::matmul(ct::randn({0, 5}, 1, dt), ct::randn({5, 4}, 2, dt)).shape(), (Shape{0, 4}));
+    EXPECT_EQ(K::matmul(ct::randn({3, 5}, 1, dt), ct::randn({5, 0}, 2, dt)).shape(), (Shape{3, 0}));
+    EXPECT_EQ(K::matmul(ct::randn({0, 3, 5}, 1, dt), ct::randn({5, 2}, 2, dt)).shape(), (Shape{0, 3, 2}));
+    EXPECT_EQ(K::matmul(ct::randn({2, 1, 3, 5}, 1, dt), ct::randn({0, 5, 2}, 2, dt)).shape(), (Shape{2, 0, 3, 2}));
+    const Tensor zb = K::matmul(ct::randn({2, 3, 0}, 1, dt), ct::randn({2, 0, 2}, 2, dt));
+    EXPECT_TRUE(allclose(zb, zeros({2, 3, 2}, DType::Float64)));
+    const Tensor d0 = K::matmul(ct::randn({0}, 1, dt), ct::randn({0}, 2, dt));
+    EXPECT_EQ(d0.dim(), 0);
+    EXPECT_EQ(d0.item(), 0.0);
+    check(ct::randn({1, 1}, 3, dt), ct::randn({1, 1}, 4, dt), "1x1");
+    check(ct::randn({7, 1}, 5, dt), ct::randn({1, 6}, 6, dt), "outer product");
+    check(ct::randn({1, 7}, 5, dt), ct::randn({7, 1}, 6, dt), "row @ col");
+    check(ct::randn({1}, 5, dt), ct::randn({1}, 6, dt), "dot of 1");
+  }
+}
+
+TEST(Matmul, LargeAndBatchedPaths) {
+  for (DType dt : kFloats) {
+    // Big GEMM (threaded by Eigen), also with the left operand transposed.
+    const Tensor a = ct::randn({131, 257}, 21, dt), b = ct::randn({257, 97}, 22, dt);
+    check(a, b, "big");
+    check(ct::randn({257, 131}, 23, dt).t(), b, "big, a transposed");
+    // Many small matrices (one per thread), and batched big ones.
+    check(ct::randn({67, 5, 6}, 24, dt), ct::randn({67, 6, 7}, 25, dt), "many small");
+    check(ct::randn({3, 70, 80}, 26, dt), ct::randn({3, 80, 66}, 27, dt).transpose(-1, -2).contiguous().transpose(-1, -2),
+          "batched big");
+    // Folded path: (B, m, k) @ (k, n) as one (B*m, k) GEMM, shared b transposed.
+    check(ct::randn({5, 33, 40}, 28, dt), ct::randn({21, 40}, 29, dt).t(), "folded");
+    check(ct::randn({2, 3, 33, 40}, 30, dt), ct::randn({1, 40, 21}, 31, dt), "folded, b batch of 1");
+    check(ct::noncontig(ct::randn({5, 33, 40}, 28, dt)), ct::randn({40, 21}, 29, dt), "folded, rows strided");
+  }
+}
+
+TEST(Linear, AgainstReference) {
+  Draw r(14);
+  for (int trial = 0; trial < 12; ++trial) {
+    const int64_t in = r(1, 40), out = r(1, 30), n0 = r(1, 5), n1 = r(1, 6);
+    for (DType dt : kFloats) {
+      const Tensor w = ct::randn({out, in}, 700 + trial, dt), bias = ct::randn({out}, 800 + trial, dt);
+      for (const Shape& xs : {Shape{in}, Shape{n0, in}, Shape{n0, n1, in}}) {
+        const Tensor x = ct::randn(xs, 900 + trial, dt);
+        SCOPED_TRACE("x " + shape_str(xs) + " w " + shape_str(w.shape()));
+        // reference: x w^T (+ b) through the reference matmul and explicit broadcasting
+        const Tensor xw = ref_matmul(x, w.t().contiguous());
+        const auto vxw = values(xw), vb = values(bias);
+        std::vector<double> withb(vxw.size());
+        for (size_t i = 0; i < vxw.size(); ++i) withb[i] = vxw[i] + vb[i % out];
+        const Tensor want_b = from_vector(withb, xw.shape(), DType::Float64);
+        EXPECT_TRUE(close(K::linear(x, w, Tensor()), xw, dt, in));
+        EXPECT_TRUE(close(K::linear(x, w, bias), want_b, dt, in));
+        EXPECT_TRUE(close(K::linear(ct::noncontig(x), ct::noncontig(w), ct::noncontig(bias)), want_b, dt, in));
+        // w given as the transposed view of a stored (in, out) matrix
+        const Tensor wt = w.t().contiguous().t();
+        EXPECT_TRUE(close(K::linear(x, wt, bias), want_b, dt, in));
+      }
+    }
+  }
+  // Permuted x whose leading dims cannot be viewed flat (copied), size-0 dims.
+  const Tensor w = ct::randn({4, 6}, 1), bias = ct::randn({4}, 2);
+  const Tensor xp = ct::randn({6, 3, 5}, 3).permute({1, 2, 0});  // (3, 5, 6)
+  EXPECT_TRUE(allclose(K::linear(xp, w, Tensor()), ref_matmul(xp, w.t()), 1e-12, 1e-12));
+  EXPECT_EQ(K::linear(ct::randn({0, 6}, 4), w, bias).shape(), (Shape{0, 4}));
+  const Tensor only_b = K::linear(ct::randn({3, 0}, 4), ct::randn({4, 0}, 5), bias);
+  EXPECT_TRUE(allclose(only_b, bias.unsqueeze(0).expand({3, 4}).contiguous()));
+  EXPECT_TRUE(allclose(K::linear(ct::randn({3, 0}, 4), ct::randn({4, 0}, 5), Tensor()), zeros({3, 4}, DType::Float64)));
+  EXPECT_EQ(K::linear(ct::randn({3, 6}, 4), ct::randn({0, 6}, 5), Tensor()).shape(), (Shape{3, 0}));
+  // A big one (threaded GEMM), float32.
+  const Tensor xb = ct::randn({300, 200}, 6, DType::Float32), wb = ct::randn({150, 200}, 7, DType::Float32);
+  EXPECT_TRUE(close(K::linear(xb, wb, Tensor()), ref_matmul(xb, wb.t()), DType::Float32, 200));
+}
+
+TEST(Matmul, Errors) {
+  const Tensor a = ct::randn({2, 3}, 1), b = ct::randn({4, 5}, 2);
+  EXPECT_CORTEX_ERROR(K::matmul(a, b), "matmul: expected the last dim of a");
+  EXPECT_CORTEX_ERROR(K::matmul(scalar(1.0, DType::Float64), a), "at least 1 dim");
+  EXPECT_CORTEX_ERROR(K::matmul(a, ct::randn({4}, 3)), "size of b");
+  EXPECT_CORTEX_ERROR(K::matmul(ct::randn({2, 2, 3}, 1), ct::randn({3, 3, 4}, 2)), "cannot be broadcast");
+  EXPECT_CORTEX_ERROR(K::matmul(a, ct::randn({3, 2}, 2, DType::Float32)), "one dtype");
+  EXPECT_CORTEX_ERROR(K::matmul(a.to(DType::Int64), ct::randn({3, 2}, 2).to(DType::Int64)), "float32 or float64");
+  EXPECT_CORTEX_ERROR(K::matmul(Tensor(), a), "defined");
+  const Tensor w = ct::randn({4, 3}, 3), bias = ct::randn({4}, 4);
+  EXPECT_CORTEX_ERROR(K::linear(ct::randn({2, 5}, 1), w, bias), "linear: expected x (..., 3)");
+  EXPECT_CORTEX_ERROR(K::linear(a, ct::randn({4, 3, 1}, 2), bias), "w of shape (out, in)");
+  EXPECT_CORTEX_ERROR(K::linear(a, w, ct::randn({5}, 2)), "bias of shape [4]");
+  EXPECT_CORTEX_ERROR(K::linear(a, w, ct::randn({1, 4}, 2)), "bias of shape [4]");
+  EXPECT_CORTEX_ERROR(K::linear(a, w.to(DType::Float32), bias), "one dtype");
+  EXPECT_CORTEX_ERROR(K::linear(a, w, bias.to(DType::Float32)), "one dtype");
+  EXPECT_CORTEX_ERROR(K::linear(scalar(1.0, DType::Float64), w, bias), "0-dim");
+  EXPECT_CORTEX_ERROR(K::linear(a.to(DType::Int32), w.to(DType::Int32), Tensor()), "float32 or float64");
+}
