@@ -1,0 +1,306 @@
+// Images: PNG/JPEG decoding against PIL, PNG writing, and torchvision's preprocessing (Resize with
+// PIL bilinear/bicubic, CenterCrop, ToTensor, Normalize) against outputs PIL and NumPy produced
+// (tests/data/io/make_io_fixtures.py).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+
+#include "tensor/io/atomic_file.h"
+#include "tensor/io/image.h"
+#include "tensor/io/npy.h"
+#include "tensor/random.h"
+#include "tensor/tensor.h"
+#include "tests/test_util.h"
+
+using namespace cortex;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kData = std::string(CORTEX_TEST_DATA) + "/io/";
+
+Tensor fixture(const std::string& f) { return io::read_npy(kData + f); }
+
+// Largest |a - b| over all elements (shapes must match).
+double max_diff(const Tensor& a, const Tensor& b) {
+  EXPECT_EQ(a.shape(), b.shape());
+  if (a.shape() != b.shape()) return 1e9;
+  auto va = a.to_vector<double>(), vb = b.to_vector<double>();
+  double m = 0;
+  for (size_t i = 0; i < va.size(); ++i) m = std::max(m, std::abs(va[i] - vb[i]));
+  return m;
+}
+
+void expect_error(const std::function<void()>& f, const std::vector<std::string>& needles) {
+  try {
+    f();
+    ADD_FAILURE() << "expected cortex::Error containing '" << needles.front() << "'";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    for (const auto& n : needles) EXPECT_NE(m.find(n), std::string::npos) << "missing '" << n << "' in: " << m;
+  }
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string t = (fs::temp_directory_path() / "cortex_io_img_XXXXXX").string();
+    EXPECT_NE(mkdtemp(t.data()), nullptr);
+    path_ = t;
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  std::string operator/(const std::string& f) const { return path_ + "/" + f; }
+  size_t count() const { return static_cast<size_t>(std::distance(fs::directory_iterator(path_), fs::directory_iterator())); }
+
+ private:
+  std::string path_;
+};
+
+void put_file(const std::string& p, const std::vector<uint8_t>& b) {
+  std::ofstream f(p, std::ios::binary);
+  f.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
+}
+
+Tensor random_image(const Shape& s, uint64_t seed) {
+  Generator g(seed);
+  return randint(0, 256, s, g, DType::Int64).to(DType::UInt8);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- decoding and encoding
+
+TEST(Image, PngDecodingMatchesPil) {
+  for (const char* f : {"img_land_120x160", "img_port_75x50"}) {
+    Tensor img = io::read_image(kData + f + ".png");
+    EXPECT_EQ(img.dtype(), DType::UInt8);
+    EXPECT_EQ(max_diff(img, fixture(std::string(f) + ".npy")), 0.0) << f;
+  }
+  // grey: Gray and Native keep one channel; RGB repeats it
+  Tensor grey = fixture("img_grey_20x30.npy").unsqueeze(2);
+  EXPECT_EQ(max_diff(io::read_image(kData + "img_grey_20x30.png", io::ImageMode::Gray), grey), 0.0);
+  EXPECT_EQ(max_diff(io::read_image(kData + "img_grey_20x30.png", io::ImageMode::Native), grey), 0.0);
+  Tensor g3 = io::read_image(kData + "img_grey_20x30.png");
+  EXPECT_EQ(g3.shape(), (Shape{20, 30, 3}));
+  for (int64_t c = 0; c < 3; ++c) EXPECT_EQ(max_diff(g3.narrow(2, c, 1), grey), 0.0);
+  // RGBA: kept on request, alpha dropped by default
+  Tensor rgba = fixture("img_rgba_20x30.npy");
+  EXPECT_EQ(max_diff(io::read_image(kData + "img_rgba_20x30.png", io::ImageMode::RGBA), rgba), 0.0);
+  EXPECT_EQ(max_diff(io::read_image(kData + "img_rgba_20x30.png", io::ImageMode::Native), rgba), 0.0);
+  EXPECT_EQ(max_diff(io::read_image(kData + "img_rgba_20x30.png"), rgba.narrow(2, 0, 3)), 0.0);
+  // palette PNG expands like PIL's convert('RGB')
+  EXPECT_EQ(max_diff(io::read_image(kData + "img_palette_75x50.png"), fixture("img_palette_75x50_rgb.npy")), 0.0);
+}
+
+TEST(Image, JpegDecodingIsCloseToPil) {
+  // stb_image and libjpeg differ in IDCT rounding and chroma upsampling: close, not identical.
+  Tensor img = io::read_image(kData + "img_land_120x160.jpg");
+  Tensor pil = fixture("img_land_120x160_jpg_pil.npy");
+  const double md = max_diff(img, pil);
+  auto va = img.to_vector<double>(), vb = pil.to_vector<double>();
+  double mean = 0;
+  for (size_t i = 0; i < va.size(); ++i) mean += std::abs(va[i] - vb[i]) / static_cast<double>(va.size());
+  std::printf("JPEG stb vs PIL: max |diff| %.0f, mean |diff| %.3f grey levels\n", md, mean);
+  EXPECT_LE(md, 8.0);
+  EXPECT_LE(mean, 1.0);
+}
+
+TEST(Image, PngWriteRoundTrip) {
+  TempDir dir;
+  int k = 0;
+  for (const Shape& s : {Shape{7, 5, 1}, Shape{13, 17, 3}, Shape{1, 1, 4}, Shape{9, 31, 2}, Shape{6, 11}}) {
+    Tensor img = random_image(s, 100 + k);
+    const std::string p = dir / std::string("w").append(std::to_string(k++)).append(".png");
+    io::write_png(p, img);
+    Tensor back = io::read_image(p, io::ImageMode::Native);
+    EXPECT_EQ(max_diff(back, s.size() == 2 ? img.unsqueeze(2) : img), 0.0) << shape_str(s);
+  }
+  // non-contiguous views are written as the pixels they show
+  Tensor big = random_image({20, 30, 3}, 7);
+  Tensor view = big.slice(0, 1, 20, 2).slice(1, 3, 30, 3);
+  io::write_png(dir / "v.png", view);
+  EXPECT_EQ(max_diff(io::read_image(dir / "v.png"), view.contiguous()), 0.0);
+  auto bytes = io::encode_png(view);
+  EXPECT_EQ(bytes, io::read_file_bytes(dir / "v.png"));
+  EXPECT_EQ(dir.count(), static_cast<size_t>(k + 1));  // no temporaries
+  // errors, and no file left behind
+  expect_error([&] { io::write_png(dir / "f.png", zeros({4, 4, 3})); }, {"write_png", "uint8", "float32", "f.png"});
+  expect_error([&] { io::write_png(dir / "c.png", zeros({4, 4, 5}, DType::UInt8)); }, {"write_png", "(H, W, C)"});
+  expect_error([&] { io::write_png(dir / "e.png", zeros({0, 4, 3}, DType::UInt8)); }, {"write_png", "empty"});
+  EXPECT_EQ(dir.count(), static_cast<size_t>(k + 1));
+}
+
+TEST(Image, BadFiles) {
+  TempDir dir;
+  const auto png = io::read_file_bytes(kData + "img_land_120x160.png");
+  const auto jpg = io::read_file_bytes(kData + "img_land_120x160.jpg");
+  auto check = [&](const std::vector<uint8_t>& b, const std::vector<std::string>& needles) {
+    const std::string p = dir / "bad.img";
+    put_file(p, b);
+    auto n = needles;
+    n.push_back(p);
+    expect_error([&] { io::read_image(p); }, n);
+    n.back() = "mem.png";
+    expect_error([&] { io::decode_image(b.data(), b.size(), "mem.png"); }, n);
+  };
+  // truncated PNG and JPEG at several points
+  for (size_t n : {size_t(4), size_t(20), size_t(40), png.size() / 2, png.size() - 13})
+    check(std::vector<uint8_t>(png.begin(), png.begin() + n), {"PNG or JPEG"});
+  for (size_t n : {size_t(3), size_t(100), jpg.size() / 3}) check(std::vector<uint8_t>(jpg.begin(), jpg.begin() + n), {"image"});
+  check({}, {"empty file"});
+  check(std::vector<uint8_t>(64, 'x'), {"not a readable PNG or JPEG"});
+  check(io::read_file_bytes(kData + "npy_f4_3x5.npy"), {"not a readable PNG or JPEG"});
+  // a PNG header claiming 100000 x 100000 (with a valid CRC) is refused before decoding
+  auto huge = png;
+  auto be32 = [&](size_t at, uint32_t v) {
+    for (int i = 0; i < 4; ++i) huge[at + i] = static_cast<uint8_t>(v >> (24 - 8 * i));
+  };
+  be32(16, 100000);
+  be32(20, 100000);
+  be32(29, io::crc32(huge.data() + 12, 17));
+  check(huge, {"100000x100000", "exceed the limit"});
+  // the same for a JPEG: patch its SOF0 frame header to 65535 x 65535
+  auto hj = jpg;
+  size_t sof = 2;
+  while (sof + 9 < hj.size() && !(hj[sof] == 0xff && hj[sof + 1] == 0xc0)) ++sof;
+  ASSERT_LT(sof + 9, hj.size());
+  hj[sof + 5] = hj[sof + 6] = hj[sof + 7] = hj[sof + 8] = 0xff;
+  check(hj, {"65535x65535", "exceed the limit"});
+  // a caller's smaller limit
+  expect_error([&] { io::decode_image(png.data(), png.size(), "small.png", io::ImageMode::RGB, 1000); },
+               {"small.png", "160x120", "exceed the limit of 1000 pixels"});
+  expect_error([&] { io::read_image(dir / "missing.png"); }, {"missing.png", "cannot open"});
+}
+
+// ---------------------------------------------------------------- torchvision preprocessing
+
+TEST(Preprocess, ResizeMatchesPilExactly) {
+  double worst = 0;
+  struct Case {
+    const char* img;
+    std::vector<int> sizes;
+  };
+  for (const Case& c : {Case{"land", {33, 47, 131}}, Case{"port", {33, 64, 90}}}) {
+    const std::string name = c.img;
+    Tensor img = fixture(std::string("img_") + (name == "land" ? "land_120x160" : "port_75x50") + ".npy");
+    for (int size : c.sizes) {
+      for (auto [tag, interp] : {std::pair{"bilinear", io::Interp::Bilinear}, std::pair{"bicubic", io::Interp::Bicubic}}) {
+        Tensor want = fixture("ref_" + name + "_resize" + std::to_string(size) + "_" + tag + ".npy");
+        Tensor got = io::resize_shorter(img, size, interp);
+        const double d = max_diff(got, want);
+        worst = std::max(worst, d);
+        EXPECT_EQ(d, 0.0) << name << " " << size << " " << tag;
+        // a non-contiguous input gives the same pixels
+        EXPECT_EQ(max_diff(io::resize_shorter(cortex::testing::noncontig(img), size, interp), want), 0.0);
+      }
+    }
+  }
+  std::printf("resize vs PIL: max |diff| %.0f grey levels\n", worst);
+  // same size: an identical copy
+  Tensor img = random_image({9, 12, 3}, 4);
+  Tensor same = io::resize(img, 9, 12);
+  EXPECT_EQ(max_diff(same, img), 0.0);
+  EXPECT_NE(same.raw_data(), img.raw_data());
+  // one axis only, and 1-channel images
+  Tensor g = random_image({10, 14, 1}, 5);
+  EXPECT_EQ(io::resize(g, 10, 5).shape(), (Shape{10, 5, 1}));
+  EXPECT_EQ(io::resize(g, 3, 14, io::Interp::Bicubic).shape(), (Shape{3, 14, 1}));
+  // a constant image stays constant through both passes (weights sum to one in fixed point)
+  Tensor flat = full({11, 13, 3}, 77, DType::UInt8);
+  EXPECT_EQ(max_diff(io::resize(flat, 4, 29), full({4, 29, 3}, 77, DType::UInt8)), 0.0);
+  expect_error([&] { io::resize(zeros({4, 4, 3}), 2, 2); }, {"resize", "uint8"});
+  expect_error([&] { io::resize(img, 0, 2); }, {"resize", "positive"});
+  expect_error([&] { io::resize_shorter(zeros({4, 4}, DType::UInt8), 2); }, {"resize_shorter", "(H, W, C)"});
+  expect_error([&] { io::resize_shorter(zeros({0, 4, 3}, DType::UInt8), 2); }, {"resize_shorter", "empty"});
+}
+
+TEST(Preprocess, CenterCropMatchesTorchvision) {
+  Tensor land = fixture("img_land_120x160.npy");
+  for (auto [h, w] : {std::pair{100, 101}, std::pair{99, 150}, std::pair{130, 170}, std::pair{121, 50}}) {
+    Tensor want = fixture("ref_land_crop" + std::to_string(h) + "x" + std::to_string(w) + ".npy");
+    EXPECT_EQ(max_diff(io::center_crop(land, h, w), want), 0.0) << h << "x" << w;
+  }
+  // half-way margins round to even like Python's round(): (120 - 99) / 2 = 10.5 -> 10; (160 - 151) / 2 = 4.5 -> 4
+  Tensor idx = from_vector(std::vector<double>(120 * 160), {120, 160, 1}, DType::Float64);
+  {
+    std::vector<double> v(120 * 160);
+    for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<double>(i);
+    idx = from_vector(v, {120, 160, 1}, DType::Float64);
+  }
+  Tensor c = io::center_crop(idx, 99, 151);
+  EXPECT_EQ(c.at({0, 0, 0}), 10 * 160 + 4);
+  Tensor c2 = io::center_crop(idx, 97, 153);  // 11.5 -> 12, 3.5 -> 4
+  EXPECT_EQ(c2.at({0, 0, 0}), 12 * 160 + 4);
+  EXPECT_EQ(c.storage(), idx.storage());  // a view when no padding is needed
+  // batched (N, H, W, C)
+  Tensor batch = random_image({2, 9, 8, 3}, 9);
+  Tensor cb = io::center_crop(batch, 4, 5);
+  EXPECT_EQ(cb.shape(), (Shape{2, 4, 5, 3}));
+  for (int64_t n = 0; n < 2; ++n) EXPECT_EQ(max_diff(cb.select(0, n), io::center_crop(batch.select(0, n), 4, 5)), 0.0);
+  expect_error([&] { io::center_crop(land, 0, 5); }, {"center_crop", "positive"});
+  expect_error([&] { io::center_crop(zeros({3, 3}), 1, 1); }, {"center_crop", "(H, W, C)"});
+}
+
+TEST(Preprocess, ToFloatAndNormalizeAgainstNaiveLoops) {
+  for (const Shape& s : {Shape{5, 7, 3}, Shape{2, 3, 4, 1}, Shape{1, 1, 3}, Shape{0, 4, 3}}) {
+    SCOPED_TRACE(shape_str(s));
+    Tensor img = random_image(s, 17);
+    Tensor x = io::to_float_chw(cortex::testing::noncontig(img));
+    const bool b = s.size() == 4;
+    const int64_t N = b ? s[0] : 1, H = s[s.size() - 3], W = s[s.size() - 2], C = s.back();
+    EXPECT_EQ(x.shape(), b ? (Shape{N, C, H, W}) : (Shape{C, H, W}));
+    EXPECT_EQ(x.dtype(), DType::Float32);
+    auto pv = img.to_vector<double>();
+    auto xv = x.to_vector<float>();
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t y = 0; y < H; ++y)
+          for (int64_t xx = 0; xx < W; ++xx)
+            ASSERT_EQ(xv[((n * C + c) * H + y) * W + xx],
+                      static_cast<float>(pv[((n * H + y) * W + xx) * C + c]) / 255.0f);
+  }
+  for (DType dt : {DType::Float32, DType::Float64}) {
+    for (const Shape& s : {Shape{3, 5, 4}, Shape{2, 3, 1, 7}}) {
+      Tensor x = cortex::testing::randn(s, 23, dt);
+      const std::vector<double> mean = {0.1, -0.2, 0.3}, std = {0.5, 2.0, 0.25};
+      Tensor y = io::normalize(cortex::testing::noncontig(x), mean, std);
+      EXPECT_EQ(y.dtype(), dt);
+      auto xv = x.to_vector<double>(), yv = y.to_vector<double>();
+      const int64_t inner = s[s.size() - 1] * s[s.size() - 2];
+      for (size_t i = 0; i < xv.size(); ++i) {
+        const size_t c = (i / inner) % 3;
+        EXPECT_NEAR(yv[i], (xv[i] - mean[c]) / std[c], dt == DType::Float32 ? 1e-5 : 1e-14);
+      }
+    }
+  }
+  expect_error([] { io::to_float_chw(zeros({2, 2, 3})); }, {"to_float_chw", "uint8"});
+  expect_error([] { io::normalize(zeros({3, 2, 2}), {0, 0}, {1, 1}); }, {"normalize", "3 channels", "2 means"});
+  expect_error([] { io::normalize(zeros({3, 2, 2}), {0, 0, 0}, {1, 0, 1}); }, {"normalize", "zero"});
+  expect_error([] { io::normalize(zeros({3, 2, 2}, DType::Int32), {0, 0, 0}, {1, 1, 1}); }, {"normalize", "float32"});
+  expect_error([] { io::normalize(zeros({3, 2}), {0, 0, 0}, {1, 1, 1}); }, {"normalize", "(C, H, W)"});
+}
+
+TEST(Preprocess, ImageNetAndClipPipelinesMatchTorchvision) {
+  double worst = 0;
+  for (const char* f : {"land_120x160", "port_75x50"}) {
+    Tensor img = io::read_image(kData + "img_" + f + ".png");
+    Tensor got = io::preprocess_imagenet(img, 64, 56);
+    Tensor want = fixture(std::string("ref_") + (std::string(f) == "land_120x160" ? "land" : "port") + "_imagenet_r64_c56.npy");
+    EXPECT_EQ(got.shape(), (Shape{3, 56, 56}));
+    EXPECT_EQ(got.dtype(), DType::Float32);
+    worst = std::max(worst, max_diff(got, want));
+  }
+  Tensor clip = io::preprocess_clip(io::read_image(kData + "img_land_120x160.png"), 48);
+  worst = std::max(worst, max_diff(clip, fixture("ref_land_clip_48.npy")));
+  std::printf("preprocess vs torchvision-on-PIL: max |diff| %g\n", worst);
+  EXPECT_EQ(worst, 0.0);
+  // defaults: 256 / 224
+  EXPECT_EQ(io::preprocess_imagenet(random_image({300, 260, 3}, 1)).shape(), (Shape{3, 224, 224}));
+  EXPECT_EQ(io::preprocess_clip(random_image({100, 90, 3}, 2)).shape(), (Shape{3, 224, 224}));
+  expect_error([] { io::preprocess_imagenet(zeros({8, 8, 1}, DType::UInt8)); }, {"preprocess_imagenet", "RGB"});
+}
