@@ -1,0 +1,46 @@
+// cortex: the command-line front end. One subcommand per job.
+#include <cstdio>
+#include <iostream>
+#include <string>
+
+#include "cli/commands.h"
+#include "tensor/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"cortexgrad: brain encoding models from images, from scratch in C++/CUDA"};
+  app.set_version_flag("--version", std::string("cortex ") + CORTEX_VERSION);
+  app.require_subcommand(1);
+  std::vector<std::pair<CLI::App*, cortex::cli::Run>> commands;
+  auto add = [&](cortex::cli::Run (*f)(CLI::App&)) {
+    const size_t before = app.get_subcommands({}).size();
+    cortex::cli::Run run = f(app);
+    commands.emplace_back(app.get_subcommands({})[before], run);
+  };
+  add(cortex::cli::add_inspect);
+  add(cortex::cli::add_randn);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::string msg = e.what();
+    if (msg.empty()) msg = e.get_name();
+    std::cerr << "cortex: " << msg << " (see cortex --help)\n";
+    return 2;
+  }
+  try {
+    for (auto& [sub, run] : commands)
+      if (sub->parsed()) return run();
+  } catch (const cortex::Error& e) {
+    std::cerr << "cortex: error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "cortex: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
