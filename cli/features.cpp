@@ -1,0 +1,162 @@
+// cortex features: runs a backbone on images and writes the named activations.
+//
+//   cortex features --arch resnet50 --weights resnet50.safetensors --images imgs/
+//                   --taps layer2.1,layer3.5,layer4 --out feats.safetensors --batch 32   (one line)
+//
+// --arch names a preset (models/backbone.h: config_for_arch), --config a JSON file; the layer sizes
+// come from the weights. Inputs: a directory of PNG/JPEG files (sorted by name), a uint8 .npy
+// (N, H, W, 3) — both preprocessed as the source library does (torchvision: Resize(size*256/224),
+// CenterCrop(size), ImageNet normalisation; CLIP: bicubic Resize, CenterCrop, CLIP normalisation) —
+// or a float32 .npy (N, 3, H, W) taken as preprocessed. The output holds one tensor per tap, keyed
+// by its name, plus "output", batches concatenated along dim 0; written to a temporary file and
+// renamed. Progress goes to stderr.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include "autograd/autograd.h"
+#include "autograd/ops.h"
+#include "cli/commands.h"
+#include "models/backbone.h"
+#include "tensor/io/image.h"
+#include "tensor/io/npy.h"
+#include "tensor/io/safetensors.h"
+
+namespace cortex::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+struct Opts {
+  std::string arch, config, weights, images, taps, out;
+  int64_t batch = 16, image_size = 224;
+  bool fold_bn = false;
+};
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+// The images to run: file paths (a directory) or one array (.npy); exactly one is filled.
+struct Inputs {
+  std::vector<std::string> files;
+  Tensor array;
+  int64_t count() const { return array.defined() ? array.size(0) : static_cast<int64_t>(files.size()); }
+};
+
+Inputs read_inputs(const std::string& path) {
+  Inputs in;
+  CORTEX_CHECK(fs::exists(path), "features: --images '", path, "' does not exist");
+  if (fs::is_directory(path)) {
+    for (auto& e : fs::directory_iterator(path)) {
+      const std::string ext = lower(e.path().extension().string());
+      if (e.is_regular_file() && (ext == ".png" || ext == ".jpg" || ext == ".jpeg")) in.files.push_back(e.path().string());
+    }
+    std::sort(in.files.begin(), in.files.end());
+    CORTEX_CHECK(!in.files.empty(), "features: expected PNG or JPEG files in '", path, "', found none");
+    return in;
+  }
+  CORTEX_CHECK(lower(fs::path(path).extension().string()) == ".npy", "features: --images must be a directory or a ",
+               ".npy file, found '", path, "'");
+  in.array = io::read_npy(path);
+  const Tensor& a = in.array;
+  const bool u8 = a.dtype() == DType::UInt8 && a.dim() == 4 && a.size(3) == 3;
+  const bool f32 = a.dtype() == DType::Float32 && a.dim() == 4 && a.size(1) == 3;
+  CORTEX_CHECK(u8 || f32, "features: ", path, ": expected uint8 (N, H, W, 3) images or float32 (N, 3, H, W) ",
+               "preprocessed images, found ", dtype_name(a.dtype()), " ", shape_str(a.shape()));
+  CORTEX_CHECK(a.size(0) > 0, "features: ", path, ": expected at least one image, found none");
+  return in;
+}
+
+Tensor preprocess(const Tensor& img, models::Preprocess p, int64_t size) {
+  if (p == models::Preprocess::Clip) return io::preprocess_clip(img, size);
+  return io::preprocess_imagenet(img, size * 256 / 224, size);
+}
+
+// Images [begin, end) as a float32 (n, 3, H, W) batch.
+Tensor load_batch(const Inputs& in, int64_t begin, int64_t end, models::Preprocess p, int64_t size) {
+  if (in.array.defined() && in.array.dtype() == DType::Float32) return in.array.slice(0, begin, end).contiguous();
+  std::vector<Tensor> imgs;
+  for (int64_t i = begin; i < end; ++i) {
+    Tensor img = in.array.defined() ? in.array.select(0, i) : io::read_image(in.files[static_cast<size_t>(i)]);
+    imgs.push_back(preprocess(img, p, size));
+  }
+  return stack(imgs, 0);
+}
+
+std::vector<std::string> split_taps(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string t; std::getline(ss, t, ',');) {
+    CORTEX_CHECK(!t.empty(), "features: --taps expects comma-separated module names, found '", s, "'");
+    CORTEX_CHECK(std::find(out.begin(), out.end(), t) == out.end(), "features: tap '", t, "' is named twice");
+    out.push_back(t);
+  }
+  return out;
+}
+
+int run(const Opts& o) {
+  CORTEX_CHECK(o.arch.empty() != o.config.empty(), "features: give exactly one of --arch and --config");
+  CORTEX_CHECK(o.batch > 0, "features: --batch must be positive, found ", o.batch);
+  CORTEX_CHECK(o.image_size > 0, "features: --image-size must be positive, found ", o.image_size);
+  CORTEX_CHECK(o.out.size() > 12 && o.out.substr(o.out.size() - 12) == ".safetensors",
+               "features: --out must end in .safetensors, found '", o.out, "'");
+  const auto t0 = Clock::now();
+  models::ModelConfig cfg = o.arch.empty() ? models::config_from_file(o.config) : models::config_for_arch(o.arch);
+  auto model = models::load_backbone(cfg, o.weights);
+  if (o.fold_bn) model->fold_batchnorm();
+  std::vector<std::string> taps = split_taps(o.taps);
+  taps.erase(std::remove(taps.begin(), taps.end(), "output"), taps.end());
+  taps.push_back("output");
+  Inputs in = read_inputs(o.images);
+  const int64_t n = in.count();
+  std::cerr << "features: " << model->type_name() << " from " << o.weights << ", " << n << " images, "
+            << taps.size() - 1 << " taps\n";
+  NoGradGuard ng;
+  std::map<std::string, std::vector<Tensor>> parts;
+  const auto t1 = Clock::now();
+  for (int64_t b = 0; b < n; b += o.batch) {
+    const int64_t e = std::min(n, b + o.batch);
+    Tensor x = load_batch(in, b, e, model->preprocess(), o.image_size);
+    auto f = model->features(x, taps, false);
+    for (auto& t : taps) parts[t].push_back(f.at(t).contiguous());
+    const double s = std::chrono::duration<double>(Clock::now() - t1).count();
+    std::cerr << "\rfeatures: " << e << "/" << n << " images (" << (s > 0 ? static_cast<double>(e) / s : 0.0)
+              << " images/s)" << std::flush;
+  }
+  std::cerr << "\n";
+  std::vector<std::pair<std::string, Tensor>> outs;
+  for (auto& t : taps) outs.emplace_back(t, parts[t].size() == 1 ? parts[t][0] : concat(parts[t], 0));
+  std::map<std::string, std::string> meta{{"weights", o.weights}, {"taps", o.taps}, {"images", o.images}};
+  if (!o.arch.empty()) meta["arch"] = o.arch;
+  io::write_safetensors(o.out, outs, meta);
+  std::cerr << "features: wrote " << o.out << " in " << std::chrono::duration<double>(Clock::now() - t0).count()
+            << " s\n";
+  return 0;
+}
+
+}  // namespace
+
+Run add_features(CLI::App& app) {
+  auto* sub = app.add_subcommand("features", "Run a CNN/ViT backbone on images and write named activations");
+  auto o = std::make_shared<Opts>();
+  sub->add_option("--arch", o->arch, "Preset: alexnet, vgg16_bn, resnet50, vit_b_16, clip_vit_b_16, dinov2_vitb14, ...");
+  sub->add_option("--config", o->config, "JSON config (arch, layout, heads, ...) instead of --arch");
+  sub->add_option("--weights", o->weights, "Weights (.safetensors, PyTorch state_dict names)")->required();
+  sub->add_option("--images", o->images, "Directory of PNG/JPEG, uint8 (N,H,W,3) .npy or float32 (N,3,H,W) .npy")
+      ->required();
+  sub->add_option("--taps", o->taps, "Comma-separated module names, e.g. layer3.1,layer4 (ViT: name:grid)");
+  sub->add_option("--out", o->out, "Output .safetensors (one tensor per tap, plus \"output\")")->required();
+  sub->add_option("--batch", o->batch, "Images per forward pass")->capture_default_str();
+  sub->add_option("--image-size", o->image_size, "Crop size of the preprocessing")->capture_default_str();
+  sub->add_flag("--fold-bn", o->fold_bn, "Fold batch norms into the preceding convs (a conv's tap is then its bn's)");
+  return [o] { return run(*o); };
+}
+
+}  // namespace cortex::cli
