@@ -9,6 +9,7 @@ namespace cortex::cli {
 using Run = std::function<int()>;
 Run add_inspect(CLI::App& app);
 Run add_randn(CLI::App& app);
+Run add_ncut(CLI::App& app);
 Run add_features(CLI::App& app);
 
 }  // namespace cortex::cli

@@ -33,7 +33,7 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 struct Opts {
-  std::string arch, config, weights, images, taps, out;
+  std::string arch, config, weights, images, taps, out, device = "cpu";
   int64_t batch = 16, image_size = 224;
   bool fold_bn = false;
 };
@@ -111,6 +111,9 @@ int run(const Opts& o) {
   models::ModelConfig cfg = o.arch.empty() ? models::config_from_file(o.config) : models::config_for_arch(o.arch);
   auto model = models::load_backbone(cfg, o.weights);
   if (o.fold_bn) model->fold_batchnorm();
+  // The model and each batch move to the device; ops follow their inputs' device (ARCHITECTURE.md).
+  const Device dev = Device::parse(o.device);
+  if (!dev.is_cpu()) model->to(dev);
   std::vector<std::string> taps = split_taps(o.taps);
   taps.erase(std::remove(taps.begin(), taps.end(), "output"), taps.end());
   taps.push_back("output");
@@ -123,9 +126,9 @@ int run(const Opts& o) {
   const auto t1 = Clock::now();
   for (int64_t b = 0; b < n; b += o.batch) {
     const int64_t e = std::min(n, b + o.batch);
-    Tensor x = load_batch(in, b, e, model->preprocess(), o.image_size);
+    Tensor x = load_batch(in, b, e, model->preprocess(), o.image_size).to(dev);
     auto f = model->features(x, taps, false);
-    for (auto& t : taps) parts[t].push_back(f.at(t).contiguous());
+    for (auto& t : taps) parts[t].push_back(f.at(t).to(Device::cpu()).contiguous());
     const double s = std::chrono::duration<double>(Clock::now() - t1).count();
     std::cerr << "\rfeatures: " << e << "/" << n << " images (" << (s > 0 ? static_cast<double>(e) / s : 0.0)
               << " images/s)" << std::flush;
@@ -155,6 +158,7 @@ Run add_features(CLI::App& app) {
   sub->add_option("--out", o->out, "Output .safetensors (one tensor per tap, plus \"output\")")->required();
   sub->add_option("--batch", o->batch, "Images per forward pass")->capture_default_str();
   sub->add_option("--image-size", o->image_size, "Crop size of the preprocessing")->capture_default_str();
+  sub->add_option("--device", o->device, "cpu, cuda or cuda:N")->capture_default_str();
   sub->add_flag("--fold-bn", o->fold_bn, "Fold batch norms into the preceding convs (a conv's tap is then its bn's)");
   return [o] { return run(*o); };
 }

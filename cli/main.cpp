@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   };
   add(cortex::cli::add_inspect);
   add(cortex::cli::add_randn);
+  add(cortex::cli::add_ncut);
   add(cortex::cli::add_features);
   try {
     app.parse(argc, argv);

@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""Peers of bench/bench_spectral.cpp: the same spectral-clustering problems in Python.
+
+1. ncut-pytorch (pip package ncut-pytorch, the AlignedCut authors' library) end to end on the issue's
+   CPU case: N = 100,000 nodes, d = 384, m = 4,096 samples, k = 20 eigenvectors, K = 10 neighbours,
+   cosine affinity, on the CPU. Two settings: its defaults for the propagation (it propagates from an
+   FPS subset of n_sample2 = 1,024 of the m samples), and n_sample2 = 4,096 (every sample, as
+   cortex's propagate_knn does).
+2. scikit-learn's SpectralEmbedding (normalised Laplacian, ARPACK) on a precomputed cosine affinity
+   exp(-(1 - cos) / t), t = 1, at N = 5,000 and 10,000 (it needs the dense N x N matrix), beside
+   cortex's exact method at the same sizes (BM_ncut_exact).
+
+The features are drawn as bench_spectral draws them (50 unit-norm centres in R^384, noise
+0.5 / sqrt(d) per coordinate, float32) with NumPy's generator: the same distribution, not the same
+numbers. The threads follow OMP_NUM_THREADS (set it to 2 to match the C++ figures).
+
+Known differences from cortex (docs/spectral.md): ncut-pytorch 3.x's cosine kernel is
+exp(-(cos - 1)^2 / (2 sigma^2)) + 1e-3 with sigma = 0.5, it projects to 8 dimensions by a random
+orthogonal projection (not PCA) before FPS, uses the fpsample package's bucket FPS, and solves the
+subgraph with torch.svd_lowrank (randomized, q = k + 10). Timings are of the same problem size and
+the same pipeline shape, not of identical arithmetic.
+
+Usage: OMP_NUM_THREADS=2 python3 bench/peers/ncut_peer.py [--n 100000] [--repeat 2] [--skip-sklearn]
+"""
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+
+
+def clustered(n, d, seed):
+    rng = np.random.default_rng(seed)
+    c = rng.standard_normal((50, d))
+    c /= np.linalg.norm(c, axis=1, keepdims=True)
+    x = rng.standard_normal((n, d)) * (0.5 / np.sqrt(d)) + c[np.arange(n) % 50]
+    return x.astype(np.float32)
+
+
+def best_of(fn, repeat):
+    times = []
+    out = None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), times, out
+
+
+def run_ncut_pytorch(x, m, k, knn, n_sample2, repeat):
+    import torch
+    from ncut_pytorch.ncuts.ncut_nystrom import ncut_fn
+    from ncut_pytorch.utils.math import cosine_affinity
+
+    X = torch.from_numpy(x)
+
+    def once():
+        return ncut_fn(X, n_eig=k, affinity_fn=cosine_affinity, device="cpu", n_sample=m, n_neighbors=knn,
+                       n_sample2=n_sample2)
+
+    best, times, (vec, val) = best_of(once, repeat)
+    assert vec.shape == (x.shape[0], k) and torch.isfinite(vec).all()
+    return best, times
+
+
+def run_sklearn(n, d, k, repeat):
+    from sklearn.manifold import SpectralEmbedding
+
+    x = clustered(n, d, 2).astype(np.float64)
+    t0 = time.perf_counter()
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    w = np.exp(-(1.0 - xn @ xn.T))  # t = 1, the diagonal is exp(0) = 1 as in cortex
+    t_aff = time.perf_counter() - t0
+
+    def once():
+        return SpectralEmbedding(n_components=k, affinity="precomputed", eigen_solver="arpack",
+                                 random_state=0).fit_transform(w)
+
+    best, times, emb = best_of(once, repeat)
+    assert emb.shape == (n, k) and np.isfinite(emb).all()
+    return t_aff, best, times
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--d", type=int, default=384)
+    ap.add_argument("--m", type=int, default=4096)
+    ap.add_argument("--k", type=int, default=20)
+    ap.add_argument("--knn", type=int, default=10)
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--skip-ncut-pytorch", action="store_true")
+    ap.add_argument("--skip-sklearn", action="store_true")
+    ap.add_argument("--sklearn-sizes", type=int, nargs="*", default=[5000, 10000])
+    a = ap.parse_args()
+
+    import sklearn
+    import torch
+
+    threads = int(os.environ.get("OMP_NUM_THREADS", os.cpu_count()))
+    torch.set_num_threads(threads)
+    try:
+        import importlib.metadata as md
+        ncut_version = md.version("ncut-pytorch")
+    except Exception:  # the package is optional for the sklearn part
+        ncut_version = "not installed"
+    print(f"# {platform.processor() or platform.machine()}, {threads} threads, torch {torch.__version__}, "
+          f"ncut-pytorch {ncut_version}, scikit-learn {sklearn.__version__}")
+
+    if not a.skip_ncut_pytorch:
+        x = clustered(a.n, a.d, 1)
+        for n2, label in ((1024, "default n_sample2 = 1024"), (a.m, f"n_sample2 = {a.m}")):
+            best, times = run_ncut_pytorch(x, a.m, a.k, a.knn, n2, a.repeat)
+            print(f"ncut-pytorch N={a.n} d={a.d} m={a.m} k={a.k} K={a.knn} ({label}): best {best:.2f} s "
+                  f"of {', '.join(f'{t:.2f}' for t in times)}")
+
+    if not a.skip_sklearn:
+        for n in a.sklearn_sizes:
+            t_aff, best, times = run_sklearn(n, a.d, a.k, a.repeat)
+            print(f"sklearn SpectralEmbedding N={n} d={a.d} k={a.k}: affinity {t_aff:.2f} s (numpy), embedding "
+                  f"best {best:.2f} s of {', '.join(f'{t:.2f}' for t in times)}")
+
+
+if __name__ == "__main__":
+    main()
