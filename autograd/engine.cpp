@@ -36,11 +36,6 @@ struct GradMode {
   ~GradMode() { t_grad_mode = prev; }
 };
 
-Shape batch_plus(const Shape& shape) {
-  Shape s(t_batch_dims, -1);
-  s.insert(s.end(), shape.begin(), shape.end());
-  return s;
-}
 // Derivative d must have shape (batch, *shape) (batch = whatever leading dims are there).
 void check_derivative_shape(const Tensor& d, const Shape& shape, const char* what, const std::string& op) {
   const size_t nb = static_cast<size_t>(t_batch_dims);

@@ -1,5 +1,7 @@
 #include "tensor/tensor.h"
 
+#include "tensor/host_allocator.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -163,12 +165,10 @@ std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
   s->nbytes = nbytes;
   s->device = device;
   if (device.is_cpu()) {
-    // 64-byte aligned so Eigen maps and SIMD loads are aligned; at least one line so data != null.
-    const size_t n = std::max<size_t>(64, (nbytes + 63) / 64 * 64);
-    void* p = std::aligned_alloc(64, n);
-    CORTEX_CHECK(p != nullptr, "out of host memory allocating ", nbytes, " bytes");
+    // 64-byte aligned (Eigen maps, SIMD loads), never null; large blocks are reused (host_allocator.h).
+    void* p = host::allocate(nbytes);
     s->data = p;
-    s->owner = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+    s->owner = std::shared_ptr<void>(p, [nbytes](void* q) { host::deallocate(q, nbytes); });
   } else {
     const int dev = device.index;
     void* p = cuda::device_alloc(nbytes, dev);

@@ -146,7 +146,9 @@ TEST(Optim, SgdMatchesReference) {
     run_against(pb, opt, ref, 6, 1e-12, "SGD");
     // The parameter without a gradient was never touched and has no state.
     EXPECT_EQ(opt.state().count("4.momentum_buffer"), 0u);
-    if (o.momentum != 0) EXPECT_EQ(opt.state().count("0.momentum_buffer"), 1u);
+    if (o.momentum != 0) {
+      EXPECT_EQ(opt.state().count("0.momentum_buffer"), 1u);
+    }
   }
 }
 
@@ -479,7 +481,9 @@ void check_restore(const Opts& o, const char* what) {
   // The snapshot is a copy: later steps did not change it.
   OptimizerState later = opt.state();
   for (const auto& [k, t] : snap)
-    if (k != "lr" && k != "4.step") EXPECT_FALSE(allclose(t, later.at(k), 0, 0)) << what << " " << k;
+    if (k != "lr" && k != "4.step") {
+      EXPECT_FALSE(allclose(t, later.at(k), 0, 0)) << what << " " << k;
+    }
   Opt restored(pb2.params, o);
   restored.load_state(snap);
   auto again = steps_of(pb2, restored, 3);

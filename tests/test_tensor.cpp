@@ -6,6 +6,7 @@
 #include <cmath>
 #include <set>
 
+#include "tensor/host_allocator.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 #include "tests/test_util.h"
@@ -229,4 +230,26 @@ TEST(Tensor, DevicesAndErrors) {
   if (!cuda_available()) {
     EXPECT_ANY_THROW(zeros({2}).to(Device::cuda(0)));
   }
+}
+
+TEST(HostAllocator, LargeBlocksAreReusedAndReleased) {
+  host::empty_cache();
+  const size_t before = host::cached_bytes();
+  EXPECT_EQ(before, 0u);
+  void* first = nullptr;
+  {
+    Tensor a = zeros({3, 1000, 1000});  // 12 MB: cached when freed
+    first = a.raw_data();
+  }
+  EXPECT_EQ(host::cached_bytes(), size_t(12) << 20);  // rounded up to whole MiB
+  {
+    Tensor b = ones({3, 1000, 1000});  // same rounded size: the same block, and correctly filled
+    EXPECT_EQ(b.raw_data(), first);
+    EXPECT_EQ(host::cached_bytes(), 0u);
+    EXPECT_EQ(b.at({2, 999, 999}), 1.0);
+    Tensor small = zeros({10});  // small blocks bypass the cache
+  }
+  EXPECT_EQ(host::cached_bytes(), size_t(12) << 20);
+  host::empty_cache();
+  EXPECT_EQ(host::cached_bytes(), 0u);
 }
