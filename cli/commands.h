@@ -11,5 +11,8 @@ Run add_inspect(CLI::App& app);
 Run add_randn(CLI::App& app);
 Run add_ncut(CLI::App& app);
 Run add_features(CLI::App& app);
+Run add_simulate(CLI::App& app);
+Run add_eval(CLI::App& app);
+Run add_fit(CLI::App& app);
 
 }  // namespace cortex::cli

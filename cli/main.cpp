@@ -20,6 +20,9 @@ int main(int argc, char** argv) {
   add(cortex::cli::add_randn);
   add(cortex::cli::add_ncut);
   add(cortex::cli::add_features);
+  add(cortex::cli::add_simulate);
+  add(cortex::cli::add_eval);
+  add(cortex::cli::add_fit);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,0 +1,261 @@
+// cortex fit: an encoding model from images to voxels, end to end on one dataset.
+//
+//   cortex fit --data subj01/ --arch alexnet --weights alexnet.safetensors --tap features.5
+//              --out fit/   (one line)
+//
+// 1. features: the backbone's activation at --tap for every image (resized to --image-size,
+//    ImageNet-normalised; no crop, so voxel receptive fields keep their positions), average-pooled
+//    to a --pool x --pool grid and flattened (C * pool^2 features per image); computed once, batched;
+// 2. readout: ridge regression with a per-voxel penalty chosen by --folds-fold cross-validation over
+//    --alphas (models/readouts/ridge.h);
+// 3. evaluation on the test split (Algonauts layout: test_split/ when it holds responses; plain
+//    pairs: a seeded --test-fraction of the rows): Pearson r, R², the challenge score, per ROI.
+// Outputs in --out: model.safetensors (weights, intercept, best_alpha; the settings as metadata),
+// predictions.npy (test images x voxels), metrics.json and report.html, each written through a
+// temporary file and renamed. --random-weights SEED builds the backbone with seeded random weights
+// instead of --weights (for checks without pretrained weights, as in the demo).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "analysis/metrics.h"
+#include "analysis/report.h"
+#include "autograd/autograd.h"
+#include "autograd/ops.h"
+#include "cli/commands.h"
+#include "data/dataset.h"
+#include "models/backbone.h"
+#include "models/cnn.h"
+#include "models/layers.h"
+#include "models/readouts/ridge.h"
+#include "tensor/io/atomic_file.h"
+#include "tensor/io/image.h"
+#include "tensor/io/npy.h"
+#include "tensor/io/safetensors.h"
+
+namespace cortex::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+struct FitOpts {
+  std::string data, hemi = "lh", arch, config, weights, tap, out, alphas = "1e-2,1e-1,1,10,1e2,1e3,1e4,1e5";
+  int64_t random_weights = -1, image_size = 224, pool = 4, batch = 32, folds = 5;
+  double test_fraction = 0.2;
+  uint64_t seed = 0;
+  bool drop_nan = false;
+};
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+std::vector<double> parse_alphas(const std::string& s) {
+  std::vector<double> out;
+  std::stringstream ss(s);
+  for (std::string t; std::getline(ss, t, ',');) {
+    char* end = nullptr;
+    const double a = std::strtod(t.c_str(), &end);
+    CORTEX_CHECK(!t.empty() && end && *end == '\0' && a > 0 && std::isfinite(a),
+                 "fit: --alphas expects positive numbers separated by commas, found '", s, "'");
+    out.push_back(a);
+  }
+  CORTEX_CHECK(!out.empty(), "fit: --alphas is empty");
+  return out;
+}
+
+std::shared_ptr<models::Backbone> make_backbone(const FitOpts& o) {
+  if (o.random_weights >= 0) {
+    CORTEX_CHECK(o.weights.empty(), "fit: give --weights or --random-weights, not both");
+    std::shared_ptr<models::Backbone> m;
+    if (o.arch == "alexnet") {
+      m = std::make_shared<models::AlexNet>();
+    } else if (o.arch.rfind("resnet", 0) == 0) {
+      m = std::make_shared<models::ResNet>(models::resnet_spec(o.arch));
+    } else {
+      throw Error("fit: --random-weights builds alexnet or resnet18/34/50/101/152, found --arch '" + o.arch + "'");
+    }
+    models::init_random(*m, static_cast<uint64_t>(o.random_weights));
+    return m;
+  }
+  CORTEX_CHECK(!o.weights.empty(), "fit: give --weights (a safetensors state_dict) or --random-weights SEED");
+  CORTEX_CHECK(o.arch.empty() != o.config.empty(), "fit: give exactly one of --arch and --config");
+  const models::ModelConfig cfg = o.arch.empty() ? models::config_from_file(o.config) : models::config_for_arch(o.arch);
+  return models::load_backbone(cfg, o.weights);
+}
+
+// uint8 (H, W, 3) -> float32 (3, S, S), ImageNet-normalised.
+Tensor prepare(const Tensor& img, int64_t size) {
+  Tensor x = img;
+  if (img.size(0) != size || img.size(1) != size) x = io::resize(img, size, size);
+  return io::normalize(io::to_float_chw(x), {0.485, 0.456, 0.406}, {0.229, 0.224, 0.225});
+}
+
+// (B, C, H, W) -> (B, C * pool^2); (B, T, C) tokens -> (B, C) mean; (B, F) as is.
+Tensor flatten_tap(const Tensor& t, int64_t pool, const std::string& tap) {
+  NoGradGuard ng;
+  if (t.dim() == 4) return adaptive_avg_pool2d(t, pool, pool).reshape({t.size(0), -1});
+  if (t.dim() == 3) return mean(t, {1});
+  CORTEX_CHECK(t.dim() == 2, "fit: tap '", tap, "' gives a ", t.dim(), "-D activation; expected 2-D, 3-D or 4-D");
+  return t;
+}
+
+// Features of every row of d: float32 (N, F).
+Tensor extract(models::Backbone& m, const data::Dataset& d, const FitOpts& o, const char* what) {
+  NoGradGuard ng;
+  data::BatchStream stream(d, o.batch);
+  std::vector<Tensor> parts;
+  data::Batch b;
+  const auto t0 = Clock::now();
+  int64_t done = 0;
+  while (stream.next(b)) {
+    std::vector<Tensor> xs;
+    for (int64_t i = 0; i < b.images.size(0); ++i) xs.push_back(prepare(b.images.select(0, i), o.image_size));
+    auto f = m.features(stack(xs, 0), {o.tap});
+    parts.push_back(flatten_tap(f.at(o.tap), o.pool, o.tap).contiguous());
+    done += b.images.size(0);
+    std::cerr << "\rfit: " << what << " features " << done << "/" << d.size() << " images (" << std::fixed
+              << std::setprecision(1) << done / std::max(1e-9, seconds_since(t0)) << " images/s)" << std::flush;
+  }
+  std::cerr << "\n";
+  CORTEX_CHECK(!parts.empty(), "fit: the ", what, " split has no images");
+  return parts.size() == 1 ? parts[0] : concat(parts, 0);
+}
+
+nlohmann::json num(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+
+int run_fit(const FitOpts& o) {
+  const auto t0 = Clock::now();
+  const std::vector<double> alphas = parse_alphas(o.alphas);
+  CORTEX_CHECK(o.pool >= 1, "fit: --pool must be >= 1, found ", o.pool);
+  CORTEX_CHECK(o.batch >= 1, "fit: --batch must be >= 1, found ", o.batch);
+  CORTEX_CHECK(o.folds >= 2, "fit: --folds must be >= 2, found ", o.folds);
+  CORTEX_CHECK(o.image_size >= 16, "fit: --image-size must be >= 16, found ", o.image_size);
+  CORTEX_CHECK(!o.tap.empty(), "fit: --tap names the backbone layer to read (e.g. features.5, layer3.1)");
+  CORTEX_CHECK(fs::is_directory(o.data), "fit: --data '", o.data, "' is not a directory");
+
+  // The data: the Algonauts layout (train / test splits on disk) or plain pairs (a seeded split).
+  data::LoadOptions lo;
+  lo.hemi = o.hemi;
+  lo.drop_nan = o.drop_nan;
+  data::Dataset train, test;
+  if (fs::exists(fs::path(o.data) / "training_split")) {
+    train = data::load_algonauts(o.data, "train", lo);
+    test = data::load_algonauts(o.data, "test", lo);
+  } else {
+    data::Dataset all = data::load_pairs(o.data, lo);
+    const data::Split sp = data::split_fraction(all.size(), 0.0, o.test_fraction, o.seed);
+    train = data::subset(all, sp.train);
+    test = data::subset(all, sp.test);
+  }
+  CORTEX_CHECK(train.responses.defined() && train.size() > o.folds, "fit: the training split needs responses ",
+               "and more than --folds (", o.folds, ") images, found ", train.size());
+  std::cerr << "fit: " << train.size() << " training and " << test.size() << " test images, " << train.voxels()
+            << " voxels (" << o.hemi << ")\n";
+
+  auto model = make_backbone(o);
+  const Tensor Xtr = extract(*model, train, o, "train");
+  const Tensor Xte = test.size() > 0 ? extract(*model, test, o, "test") : Tensor();
+  std::cerr << "fit: " << Xtr.size(1) << " features per image from " << o.tap << "\n";
+
+  const auto t1 = Clock::now();
+  const models::RidgeCV fit = models::fit_ridge_cv(Xtr, train.responses, alphas, static_cast<int>(o.folds), o.seed);
+  std::cerr << "fit: ridge, " << alphas.size() << " penalties x " << o.folds << " folds in " << std::fixed
+            << std::setprecision(2) << seconds_since(t1) << " s\n";
+
+  fs::create_directories(o.out);
+  const std::map<std::string, std::string> meta{
+      {"readout", "ridge"}, {"arch", o.arch.empty() ? o.config : o.arch}, {"tap", o.tap},
+      {"pool", std::to_string(o.pool)}, {"image_size", std::to_string(o.image_size)}, {"hemi", o.hemi},
+      {"weights", o.random_weights >= 0 ? "random:" + std::to_string(o.random_weights) : o.weights}};
+  io::write_safetensors((fs::path(o.out) / "model.safetensors").string(),
+                        {{"weights", fit.weights}, {"intercept", fit.intercept}, {"best_alpha", fit.best_alpha}}, meta);
+
+  nlohmann::json metrics;
+  metrics["train_images"] = train.size();
+  metrics["test_images"] = test.size();
+  metrics["voxels"] = train.voxels();
+  metrics["features"] = Xtr.size(1);
+  metrics["readout"] = "ridge";
+  metrics["tap"] = o.tap;
+  analysis::ReportData rep;
+  rep.title = "cortex fit: ridge on " + (o.arch.empty() ? o.config : o.arch) + " " + o.tap;
+  if (Xte.defined()) {
+    const Tensor pred = models::ridge_predict(Xte, fit.weights, fit.intercept);
+    io::write_npy((fs::path(o.out) / "predictions.npy").string(), pred);
+    if (test.responses.defined()) {
+      const Tensor r = analysis::pearson_r(pred, test.responses);
+      const Tensor r2 = analysis::r2_score(pred, test.responses);
+      const std::vector<double> rv = r.to_vector<double>();
+      double mean_r = 0;
+      for (double v : rv) mean_r += v;
+      mean_r /= std::max<size_t>(1, rv.size());
+      metrics["mean_r"] = num(mean_r);
+      metrics["mean_r2"] = num(mean(r2).item());
+      rep.r = rv;
+      rep.summary.push_back({"mean r (test)", std::to_string(mean_r)});
+      if (test.noise_ceiling.defined()) {
+        const analysis::ChallengeScore cs = analysis::challenge_score(r, test.noise_ceiling);
+        metrics["challenge_score"] = num(cs.score);
+        metrics["challenge_voxels_used"] = cs.voxels_used;
+        rep.noise_ceiling = test.noise_ceiling.to(DType::Float64).to_vector<double>();
+        rep.summary.push_back({"challenge score (r² / NC x 100)", std::to_string(cs.score)});
+      }
+      if (!test.rois.empty()) {
+        nlohmann::json rois = nlohmann::json::object();
+        for (const auto& s : analysis::roi_summaries(r, test.noise_ceiling, test.rois))
+          rois[s.name] = {{"voxels", s.voxels}, {"mean_r", num(s.mean_r)}, {"median_r", num(s.median_r)},
+                          {"score", num(s.score)}};
+        metrics["rois"] = rois;
+        rep.roi.assign(rv.size(), "other");
+        for (const auto& [name, cols] : test.rois)
+          for (int64_t c : cols)
+            if (c >= 0 && c < static_cast<int64_t>(rep.roi.size())) rep.roi[static_cast<size_t>(c)] = name;
+      }
+      std::cout << "fit: ridge on " << o.tap << ": mean r " << std::setprecision(3) << mean_r << " over "
+                << train.voxels() << " voxels";
+      if (metrics.contains("challenge_score") && metrics["challenge_score"].is_number())
+        std::cout << ", challenge score " << std::setprecision(1) << metrics["challenge_score"].get<double>();
+      std::cout << "; results in " << o.out << "\n";
+    }
+  }
+  rep.summary.push_back({"training images", std::to_string(train.size())});
+  rep.summary.push_back({"features", std::to_string(Xtr.size(1)) + " from " + o.tap});
+  const std::string mj = metrics.dump(2);
+  io::write_file_atomic((fs::path(o.out) / "metrics.json").string(), mj.data(), mj.size());
+  if (!rep.r.empty()) analysis::write_report((fs::path(o.out) / "report.html").string(), rep);
+  std::cerr << "fit: done in " << std::setprecision(1) << seconds_since(t0) << " s\n";
+  return 0;
+}
+
+}  // namespace
+
+Run add_fit(CLI::App& app) {
+  auto* sub = app.add_subcommand("fit", "Fit a ridge encoding model from a backbone's features to voxel responses");
+  auto o = std::make_shared<FitOpts>();
+  sub->add_option("--data", o->data, "Subject folder (Algonauts layout) or a folder of images.npy + responses.npy")
+      ->required();
+  sub->add_option("--hemi", o->hemi, "lh, rh or both")->capture_default_str();
+  sub->add_option("--arch", o->arch, "Backbone preset (alexnet, resnet50, vit_b_16, ...)");
+  sub->add_option("--config", o->config, "Backbone JSON config instead of --arch");
+  sub->add_option("--weights", o->weights, "Backbone weights (.safetensors, PyTorch state_dict names)");
+  sub->add_option("--random-weights", o->random_weights, "Seeded random backbone weights instead of --weights");
+  sub->add_option("--tap", o->tap, "The backbone layer whose activation is the feature")->required();
+  sub->add_option("--pool", o->pool, "Average-pool a feature map to pool x pool before the readout")
+      ->capture_default_str();
+  sub->add_option("--image-size", o->image_size, "Images are resized to this square size")->capture_default_str();
+  sub->add_option("--batch", o->batch, "Images per forward pass")->capture_default_str();
+  sub->add_option("--alphas", o->alphas, "Ridge penalties to cross-validate")->capture_default_str();
+  sub->add_option("--folds", o->folds, "Cross-validation folds")->capture_default_str();
+  sub->add_option("--test-fraction", o->test_fraction, "Plain pairs: held-out fraction")->capture_default_str();
+  sub->add_option("--seed", o->seed, "Folds and splits")->capture_default_str();
+  sub->add_flag("--drop-nan", o->drop_nan, "Skip images whose responses contain NaN (they are refused otherwise)");
+  sub->add_option("--out", o->out, "Output folder")->required();
+  return [o] { return run_fit(*o); };
+}
+
+}  // namespace cortex::cli

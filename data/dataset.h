@@ -1,0 +1,88 @@
+// Datasets on disk: the Algonauts 2023 layout (DATA.md) and plain (images, responses) pairs,
+// train/val/test splits and batch streaming.
+//
+// Memory: responses are read once into memory as float32 (N, V) (an Algonauts hemisphere is
+// ~0.8 GB at most); images stay on disk as file paths and are decoded per batch, or, for an
+// images.npy, are read once as uint8 (N, H, W, C).
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "tensor/tensor.h"
+
+namespace cortex::data {
+
+// One set of (images, responses) rows.
+struct Dataset {
+  std::string name;                          // what the errors and reports call it
+  std::vector<std::string> image_paths;      // one PNG/JPEG per row, or empty when `images` is set
+  Tensor images;                             // uint8 (N, H, W, C) when the images came as one array
+  Tensor responses;                          // float32 (N, V); undefined when the split has none
+  Tensor noise_ceiling;                      // float64 (V,) as a fraction in [0, 1]; undefined if absent
+  std::map<std::string, std::vector<int64_t>> rois;  // ROI name -> response columns
+  std::vector<int64_t> rows;                 // original row of each kept row (drop_nan may skip some)
+  int64_t lh_voxels = -1;                    // with hemi "both": columns [0, lh_voxels) are lh
+
+  int64_t size() const { return static_cast<int64_t>(rows.size()); }
+  int64_t voxels() const { return responses.defined() ? responses.size(1) : 0; }
+  Tensor image(int64_t i) const;             // uint8 (H, W, 3) of kept row i
+};
+
+struct LoadOptions {
+  std::string hemi = "lh";  // "lh", "rh" or "both" (lh columns first, then rh)
+  bool drop_nan = false;    // skip rows with NaN responses instead of refusing them
+  bool rois = true;         // read roi_masks/ (Algonauts) or rois.json (pairs)
+};
+
+// subjXX/ of the Algonauts 2023 layout. split "train" reads training_split/, "test" reads
+// test_split/ (test_fmri and noise_ceiling are read when present: the challenge withholds the fMRI).
+Dataset load_algonauts(const std::string& subject_dir, const std::string& split, const LoadOptions& opt = {});
+
+// One ROI file set: roi_masks/<hemi>.<roi>_challenge_space.npy (int labels per vertex) with the
+// label names from mapping_<roi>.json ({"0": "Unknown", "1": "V1v", ...}). Returns name -> columns.
+std::map<std::string, std::vector<int64_t>> load_roi(const std::string& subject_dir, const std::string& hemi,
+                                                     const std::string& roi);
+
+// Plain pairs in `dir`: images.npy (uint8 (N, H, W[, C])) or an images/ folder of PNG/JPEG files
+// (sorted by name), responses.npy (N, V) and optionally rois.json ({"name": [column, ...]}).
+Dataset load_pairs(const std::string& dir, const LoadOptions& opt = {});
+
+// Row indices of a split. Each vector is sorted.
+struct Split {
+  std::vector<int64_t> train, val, test;
+};
+// A seeded random partition of 0..n-1: round(n * val_fraction) rows to val, round(n * test_fraction)
+// to test, the rest to train.
+Split split_fraction(int64_t n, double val_fraction, double test_fraction, uint64_t seed);
+// A split from index files: each a 1-D integer .npy ("" for none); indices must be in [0, n) and disjoint.
+Split split_from_files(int64_t n, const std::string& train_npy, const std::string& val_npy,
+                       const std::string& test_npy);
+
+// Keeps rows `idx` of a dataset (images, responses and `rows` follow; ROIs and noise ceiling stay).
+Dataset subset(const Dataset& d, const std::vector<int64_t>& idx);
+
+struct Batch {
+  Tensor images;     // uint8 (B, H, W, 3)
+  Tensor responses;  // float32 (B, V), undefined when the dataset has none
+  std::vector<int64_t> index;  // dataset rows of the batch
+};
+
+// Streams batches of a dataset over `order` (all rows in order when empty), decoding images
+// per batch. All images of a batch must share their size. The dataset must outlive the stream.
+class BatchStream {
+ public:
+  BatchStream(const Dataset& d, int64_t batch_size, std::vector<int64_t> order = {});
+  bool next(Batch& out);  // false when done
+  void reset() { pos_ = 0; }
+  int64_t batches() const;
+
+ private:
+  const Dataset* d_;
+  int64_t batch_;
+  std::vector<int64_t> order_;
+  size_t pos_ = 0;
+};
+
+}  // namespace cortex::data
