@@ -1,0 +1,88 @@
+// Training loop for the differentiable readouts (and the data-driven conv core): minibatches from
+// memory or a callback, Adam/AdamW, MSE/L1/Poisson loss plus the readout's own penalty, early
+// stopping on the validation mean Pearson r, and an atomically written checkpoint every epoch
+// from which a resumed run ends with exactly the parameters of an uninterrupted one.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "models/layers.h"
+#include "models/readouts/readouts.h"
+
+namespace cortex::models {
+
+struct Batch {
+  std::vector<Tensor> maps;  // the readout's inputs (feature maps, flat features, or images)
+  Tensor y;                  // (B, n_out) responses
+};
+
+// n_batches per epoch; get(epoch, i) returns batch i of that epoch. It must be a pure function
+// of (epoch, i) for resume to reproduce a run (in_memory_batches is).
+struct BatchSource {
+  int64_t n_batches = 0;
+  std::function<Batch(int64_t epoch, int64_t index)> get;
+};
+
+// Rows of maps (each (N, ...)) and y (N, V) in batches of batch_size (the last one smaller). With
+// `shuffle`, each epoch's order is a permutation drawn from (seed, epoch) alone.
+BatchSource in_memory_batches(const std::vector<Tensor>& maps, const Tensor& y, int64_t batch_size, bool shuffle,
+                              uint64_t seed = 0);
+
+enum class LossKind { MSE, L1, Poisson };
+enum class OptimKind { Adam, AdamW };
+
+struct EpochReport {
+  int64_t epoch = 0;         // 0-based epoch just finished
+  double train_loss = 0;     // mean over its batches (data loss + penalty)
+  double val_r = 0;          // mean Pearson r over outputs on the validation set
+  double best_r = 0;         // best val_r so far
+  int64_t best_epoch = -1;
+};
+
+struct TrainOptions {
+  int64_t max_epochs = 100;
+  double lr = 1e-3;
+  double weight_decay = 0;  // Adam: L2 through the gradient; AdamW: decoupled
+  OptimKind optim = OptimKind::Adam;
+  LossKind loss = LossKind::MSE;
+  double penalty_weight = 0;  // times Readout::penalty()
+  int64_t patience = 10;      // epochs without a better val r before stopping
+  uint64_t seed = 0;          // recorded in the checkpoint; a resume with another seed is refused
+  std::string checkpoint;     // "" for none; written (temp file + rename) after every epoch
+  bool resume = false;        // continue from `checkpoint` when the file exists
+  int64_t stop_after = -1;    // > 0: return after this many epochs in this call (an interruption)
+  std::function<void(const EpochReport&)> progress;
+};
+
+struct TrainResult {
+  int64_t epochs = 0;      // epochs finished in total (including those before a resume)
+  int64_t best_epoch = -1;
+  double best_r = 0;
+  bool finished = false;   // false when stop_after interrupted it
+  std::vector<EpochReport> history;  // the epochs run in this call
+};
+
+// Trains `model` in place; at the end (finished) its parameters are those of the best epoch.
+TrainResult train_readout(Readout& model, const BatchSource& train, const BatchSource& val, const TrainOptions& opt);
+
+// Mean over columns of the Pearson r between pred and target (N >= 2, V), in float64; a constant
+// column counts as r = 0.
+double mean_pearson_r(const Tensor& pred, const Tensor& target);
+
+// The data-driven core of Lurz et al. 2020: `layers` conv layers (kernel k, same padding, ELU)
+// from images (B, in_ch, H, W) to (B, hidden, H, W), read out by a GaussianReadout. Names:
+// "core.<i>.weight", "core.<i>.bias", "readout.*".
+class ConvGaussianModel : public Readout {
+ public:
+  ConvGaussianModel(int64_t in_ch, int64_t hidden, int64_t layers, int64_t kernel, int64_t h, int64_t w,
+                    int64_t n_out, GaussSigma kind = GaussSigma::Isotropic, bool elu_output = false, uint64_t seed = 0);
+  Tensor read(const std::vector<Tensor>& maps) override;
+  Tensor penalty() override { return readout->penalty(); }
+  std::vector<Generator*> generators() override { return readout->generators(); }
+  std::string type_name() const override { return "ConvGaussianModel"; }
+  std::vector<std::shared_ptr<Conv2d>> convs;
+  std::shared_ptr<GaussianReadout> readout;
+};
+
+}  // namespace cortex::models
