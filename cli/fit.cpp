@@ -3,17 +3,21 @@
 //   cortex fit --data subj01/ --arch alexnet --weights alexnet.safetensors --tap features.5
 //              --out fit/   (one line)
 //
-// 1. features: the backbone's activation at --tap for every image (resized to --image-size,
-//    ImageNet-normalised; no crop, so voxel receptive fields keep their positions), average-pooled
-//    to a --pool x --pool grid and flattened (C * pool^2 features per image); computed once, batched;
-// 2. readout: ridge regression with a per-voxel penalty chosen by --folds-fold cross-validation over
-//    --alphas (models/readouts/ridge.h);
-// 3. evaluation on the test split (Algonauts layout: test_split/ when it holds responses; plain
-//    pairs: a seeded --test-fraction of the rows): Pearson r, R², the challenge score, per ROI.
-// Outputs in --out: model.safetensors (weights, intercept, best_alpha; the settings as metadata),
-// predictions.npy (test images x voxels), metrics.json and report.html, each written through a
-// temporary file and renamed. --random-weights SEED builds the backbone with seeded random weights
-// instead of --weights (for checks without pretrained weights, as in the demo).
+// Inputs per image: the backbone's activation at --tap (images resized to --image-size and
+// ImageNet-normalised, no crop, so receptive fields keep their positions), or for --readout core
+// the grey image itself at --core-size. Readouts:
+//   ridge     the tap average-pooled to --pool x --pool and flattened; per-voxel penalties chosen by
+//             --folds-fold cross-validation over --alphas (models/readouts/ridge.h);
+//   gaussian  a Gaussian readout (Lurz et al. 2020) on the tap's (C, H, W) map;
+//   core      a 3-layer conv net trained from the images with a Gaussian readout;
+// the last two trained with Adam on MSE + --l1, early stopping on a --val-fraction of the training
+// images, a checkpoint every epoch (--resume continues an interrupted fit to the same result).
+// Evaluation on the test split (Algonauts layout: test_split/ when it holds responses; plain pairs:
+// a seeded --test-fraction): Pearson r, R², the challenge score, per ROI.
+// Outputs in --out: model.safetensors (the settings as metadata), predictions.npy (test images x
+// voxels), metrics.json and report.html, each written through a temporary file and renamed.
+// --random-weights SEED builds the backbone with seeded random weights instead of --weights (for
+// checks without pretrained weights, as in the demo).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -32,7 +36,9 @@
 #include "models/backbone.h"
 #include "models/cnn.h"
 #include "models/layers.h"
+#include "models/readouts/readouts.h"
 #include "models/readouts/ridge.h"
+#include "models/readouts/train.h"
 #include "tensor/io/atomic_file.h"
 #include "tensor/io/image.h"
 #include "tensor/io/npy.h"
@@ -46,6 +52,10 @@ using Clock = std::chrono::steady_clock;
 
 struct FitOpts {
   std::string data, hemi = "lh", arch, config, weights, tap, out, alphas = "1e-2,1e-1,1,10,1e2,1e3,1e4,1e5";
+  std::string readout = "ridge";
+  int64_t epochs = 60, core_size = 32;
+  double lr = 1e-2, l1 = 1e-4, val_fraction = 0.1;
+  bool resume = false;
   int64_t random_weights = -1, image_size = 224, pool = 4, batch = 32, folds = 5;
   double test_fraction = 0.2;
   uint64_t seed = 0;
@@ -104,8 +114,9 @@ Tensor flatten_tap(const Tensor& t, int64_t pool, const std::string& tap) {
   return t;
 }
 
-// Features of every row of d: float32 (N, F).
-Tensor extract(models::Backbone& m, const data::Dataset& d, const FitOpts& o, const char* what) {
+// Features of every row of d: float32 (N, F) for ridge (pooled, flattened), the tap's (N, C, H, W)
+// map for the Gaussian readout, or the grey image itself (N, 1, S, S) for the data-driven core.
+Tensor extract(models::Backbone* m, const data::Dataset& d, const FitOpts& o, const char* what) {
   NoGradGuard ng;
   data::BatchStream stream(d, o.batch);
   std::vector<Tensor> parts;
@@ -114,9 +125,21 @@ Tensor extract(models::Backbone& m, const data::Dataset& d, const FitOpts& o, co
   int64_t done = 0;
   while (stream.next(b)) {
     std::vector<Tensor> xs;
-    for (int64_t i = 0; i < b.images.size(0); ++i) xs.push_back(prepare(b.images.select(0, i), o.image_size));
-    auto f = m.features(stack(xs, 0), {o.tap});
-    parts.push_back(flatten_tap(f.at(o.tap), o.pool, o.tap).contiguous());
+    const int64_t size = o.readout == "core" ? o.core_size : o.image_size;
+    for (int64_t i = 0; i < b.images.size(0); ++i) xs.push_back(prepare(b.images.select(0, i), size));
+    Tensor x = stack(xs, 0);
+    if (o.readout == "core") {
+      parts.push_back(mean(x, {1}, true).contiguous());  // (B, 1, S, S): the core learns its own features
+    } else {
+      const Tensor t = m->features(x, {o.tap}).at(o.tap);
+      if (o.readout == "gaussian") {
+        CORTEX_CHECK(t.dim() == 4, "fit: the Gaussian readout needs a (N, C, H, W) feature map; tap '", o.tap,
+                     "' gives ", shape_str(t.shape()));
+        parts.push_back(t.contiguous());
+      } else {
+        parts.push_back(flatten_tap(t, o.pool, o.tap).contiguous());
+      }
+    }
     done += b.images.size(0);
     std::cerr << "\rfit: " << what << " features " << done << "/" << d.size() << " images (" << std::fixed
               << std::setprecision(1) << done / std::max(1e-9, seconds_since(t0)) << " images/s)" << std::flush;
@@ -135,7 +158,7 @@ int run_fit(const FitOpts& o) {
   CORTEX_CHECK(o.batch >= 1, "fit: --batch must be >= 1, found ", o.batch);
   CORTEX_CHECK(o.folds >= 2, "fit: --folds must be >= 2, found ", o.folds);
   CORTEX_CHECK(o.image_size >= 16, "fit: --image-size must be >= 16, found ", o.image_size);
-  CORTEX_CHECK(!o.tap.empty(), "fit: --tap names the backbone layer to read (e.g. features.5, layer3.1)");
+  CORTEX_CHECK(o.readout == "core" || !o.tap.empty(), "fit: --tap names the backbone layer to read (e.g. features.5, layer3.1)");
   CORTEX_CHECK(fs::is_directory(o.data), "fit: --data '", o.data, "' is not a directory");
 
   // The data: the Algonauts layout (train / test splits on disk) or plain pairs (a seeded split).
@@ -157,35 +180,110 @@ int run_fit(const FitOpts& o) {
   std::cerr << "fit: " << train.size() << " training and " << test.size() << " test images, " << train.voxels()
             << " voxels (" << o.hemi << ")\n";
 
-  auto model = make_backbone(o);
-  const Tensor Xtr = extract(*model, train, o, "train");
-  const Tensor Xte = test.size() > 0 ? extract(*model, test, o, "test") : Tensor();
-  std::cerr << "fit: " << Xtr.size(1) << " features per image from " << o.tap << "\n";
-
-  const auto t1 = Clock::now();
-  const models::RidgeCV fit = models::fit_ridge_cv(Xtr, train.responses, alphas, static_cast<int>(o.folds), o.seed);
-  std::cerr << "fit: ridge, " << alphas.size() << " penalties x " << o.folds << " folds in " << std::fixed
-            << std::setprecision(2) << seconds_since(t1) << " s\n";
-
+  CORTEX_CHECK(o.readout == "ridge" || o.readout == "gaussian" || o.readout == "core",
+               "fit: --readout must be ridge, gaussian or core, found '", o.readout, "'");
+  std::shared_ptr<models::Backbone> backbone;
+  if (o.readout != "core") backbone = make_backbone(o);
+  const Tensor Xtr = extract(backbone.get(), train, o, "train");
+  const Tensor Xte = test.size() > 0 ? extract(backbone.get(), test, o, "test") : Tensor();
+  const std::string source = o.readout == "core" ? "grey images " + std::to_string(o.core_size) + " px"
+                                                 : (o.arch.empty() ? o.config : o.arch) + " " + o.tap;
+  std::cerr << "fit: inputs " << shape_str(Xtr.shape()) << " from " << source << "\n";
   fs::create_directories(o.out);
-  const std::map<std::string, std::string> meta{
-      {"readout", "ridge"}, {"arch", o.arch.empty() ? o.config : o.arch}, {"tap", o.tap},
+  std::map<std::string, std::string> meta{
+      {"readout", o.readout}, {"arch", o.arch.empty() ? o.config : o.arch}, {"tap", o.tap},
       {"pool", std::to_string(o.pool)}, {"image_size", std::to_string(o.image_size)}, {"hemi", o.hemi},
       {"weights", o.random_weights >= 0 ? "random:" + std::to_string(o.random_weights) : o.weights}};
-  io::write_safetensors((fs::path(o.out) / "model.safetensors").string(),
-                        {{"weights", fit.weights}, {"intercept", fit.intercept}, {"best_alpha", fit.best_alpha}}, meta);
-
+  analysis::ReportData rep;
   nlohmann::json metrics;
+  Tensor pred;  // (test images, voxels)
+  const auto t1 = Clock::now();
+  if (o.readout == "ridge") {
+    const models::RidgeCV fit = models::fit_ridge_cv(Xtr, train.responses, alphas, static_cast<int>(o.folds), o.seed);
+    std::cerr << "fit: ridge, " << alphas.size() << " penalties x " << o.folds << " folds in " << std::fixed
+              << std::setprecision(2) << seconds_since(t1) << " s\n";
+    io::write_safetensors((fs::path(o.out) / "model.safetensors").string(),
+                          {{"weights", fit.weights}, {"intercept", fit.intercept}, {"best_alpha", fit.best_alpha}},
+                          meta);
+    if (Xte.defined()) pred = models::ridge_predict(Xte, fit.weights, fit.intercept);
+  } else {
+    // A trained readout: Adam on MSE + L1 on the readout's features, early stopping on the mean r of
+    // a seeded validation part of the training split, checkpointed every epoch (--resume continues).
+    const int64_t V = train.voxels();
+    std::shared_ptr<models::Readout> net;
+    if (o.readout == "gaussian") {
+      net = std::make_shared<models::GaussianReadout>(
+          models::MapShape{Xtr.size(1), Xtr.size(2), Xtr.size(3)}, V, models::GaussSigma::Isotropic, 0.1, false,
+          std::vector<int64_t>{}, o.seed);
+    } else {
+      net = std::make_shared<models::ConvGaussianModel>(1, 16, 3, 5, o.core_size, o.core_size, V,
+                                                        models::GaussSigma::Isotropic, false, o.seed);
+    }
+    const data::Split sp = data::split_fraction(train.size(), o.val_fraction, 0.0, o.seed);
+    auto take = [](const Tensor& t, const std::vector<int64_t>& idx) {
+      std::vector<Tensor> r;
+      for (int64_t i : idx) r.push_back(t.select(0, i));
+      return stack(r, 0).contiguous();
+    };
+    const Tensor y = train.responses;
+    const models::BatchSource tr = models::in_memory_batches({take(Xtr, sp.train)}, take(y, sp.train), o.batch, true, o.seed);
+    const models::BatchSource va = models::in_memory_batches({take(Xtr, sp.val)}, take(y, sp.val), 256, false, o.seed);
+    models::TrainOptions to;
+    to.max_epochs = o.epochs;
+    to.lr = o.lr;
+    to.penalty_weight = o.l1;
+    to.patience = 8;
+    to.seed = o.seed;
+    to.checkpoint = (fs::path(o.out) / "checkpoint.safetensors").string();
+    to.resume = o.resume;
+    to.progress = [](const models::EpochReport& e) {
+      std::cerr << "\rfit: epoch " << e.epoch + 1 << ", loss " << std::setprecision(4) << e.train_loss << ", val r "
+                << std::setprecision(3) << e.val_r << " (best " << e.best_r << " at epoch " << e.best_epoch + 1 << ")   "
+                << std::flush;
+    };
+    const models::TrainResult res = models::train_readout(*net, tr, va, to);
+    std::cerr << "\nfit: " << o.readout << " readout, " << res.epochs << " epochs in " << std::fixed
+              << std::setprecision(2) << seconds_since(t1) << " s, best val r " << res.best_r << "\n";
+    metrics["epochs"] = res.epochs;
+    metrics["best_val_r"] = res.best_r;
+    net->train(false);
+    io::write_safetensors((fs::path(o.out) / "model.safetensors").string(),
+                          [&] {
+                            std::vector<std::pair<std::string, Tensor>> v;
+                            for (auto& [k, t] : models::state_dict(*net)) v.emplace_back(k, t);
+                            return v;
+                          }(),
+                          meta);
+    if (Xte.defined()) {
+      NoGradGuard ng;
+      pred = net->read({Xte}).contiguous();
+    }
+    // Receptive fields for the report: the first voxels' Gaussian positions drawn on the map grid.
+    auto* g = o.readout == "gaussian" ? dynamic_cast<models::GaussianReadout*>(net.get()) : nullptr;
+    if (g) {
+      NoGradGuard ng;
+      const Tensor mu = g->positions(1).select(0, 0).to(DType::Float64);  // (V, 2) in [-1, 1]
+      const int64_t H = Xtr.size(2), W = Xtr.size(3);
+      for (int64_t v = 0; v < std::min<int64_t>(V, 8); ++v) {
+        Tensor m = zeros({4 * H, 4 * W}, DType::Float32);
+        const double x = (mu.at({v, 0}) + 1) / 2 * (4 * W - 1), yv = (mu.at({v, 1}) + 1) / 2 * (4 * H - 1);
+        for (int64_t i = 0; i < 4 * H; ++i)
+          for (int64_t j = 0; j < 4 * W; ++j)
+            m.select(0, i).select(0, j).fill_(std::exp(-((j - x) * (j - x) + (i - yv) * (i - yv)) / 8.0));
+        rep.images.push_back({"voxel " + std::to_string(v) + " position", m});
+      }
+    }
+  }
+  std::cerr << "fit: wrote " << (fs::path(o.out) / "model.safetensors").string() << "\n";
+
   metrics["train_images"] = train.size();
   metrics["test_images"] = test.size();
   metrics["voxels"] = train.voxels();
-  metrics["features"] = Xtr.size(1);
-  metrics["readout"] = "ridge";
+  metrics["inputs"] = Xtr.shape();
+  metrics["readout"] = o.readout;
   metrics["tap"] = o.tap;
-  analysis::ReportData rep;
-  rep.title = "cortex fit: ridge on " + (o.arch.empty() ? o.config : o.arch) + " " + o.tap;
-  if (Xte.defined()) {
-    const Tensor pred = models::ridge_predict(Xte, fit.weights, fit.intercept);
+  rep.title = "cortex fit: " + o.readout + " on " + source;
+  if (pred.defined()) {
     io::write_npy((fs::path(o.out) / "predictions.npy").string(), pred);
     if (test.responses.defined()) {
       const Tensor r = analysis::pearson_r(pred, test.responses);
@@ -216,15 +314,15 @@ int run_fit(const FitOpts& o) {
           for (int64_t c : cols)
             if (c >= 0 && c < static_cast<int64_t>(rep.roi.size())) rep.roi[static_cast<size_t>(c)] = name;
       }
-      std::cout << "fit: ridge on " << o.tap << ": mean r " << std::setprecision(3) << mean_r << " over "
+      std::cout << "fit: " << o.readout << " on " << source << ": mean r " << std::setprecision(3) << mean_r << " over "
                 << train.voxels() << " voxels";
       if (metrics.contains("challenge_score") && metrics["challenge_score"].is_number())
-        std::cout << ", challenge score " << std::setprecision(1) << metrics["challenge_score"].get<double>();
+        std::cout << ", challenge score " << std::fixed << std::setprecision(1) << metrics["challenge_score"].get<double>();
       std::cout << "; results in " << o.out << "\n";
     }
   }
   rep.summary.push_back({"training images", std::to_string(train.size())});
-  rep.summary.push_back({"features", std::to_string(Xtr.size(1)) + " from " + o.tap});
+  rep.summary.push_back({"inputs", shape_str(Xtr.shape()) + " from " + source});
   const std::string mj = metrics.dump(2);
   io::write_file_atomic((fs::path(o.out) / "metrics.json").string(), mj.data(), mj.size());
   if (!rep.r.empty()) analysis::write_report((fs::path(o.out) / "report.html").string(), rep);
@@ -244,7 +342,17 @@ Run add_fit(CLI::App& app) {
   sub->add_option("--config", o->config, "Backbone JSON config instead of --arch");
   sub->add_option("--weights", o->weights, "Backbone weights (.safetensors, PyTorch state_dict names)");
   sub->add_option("--random-weights", o->random_weights, "Seeded random backbone weights instead of --weights");
-  sub->add_option("--tap", o->tap, "The backbone layer whose activation is the feature")->required();
+  sub->add_option("--readout", o->readout, "ridge (CV penalties), gaussian (Lurz readout on the tap's map) or core "
+                  "(a conv net trained from the images with a Gaussian readout)")->capture_default_str();
+  sub->add_option("--tap", o->tap, "The backbone layer whose activation is the feature (ridge, gaussian)");
+  sub->add_option("--epochs", o->epochs, "gaussian/core: most epochs (early stopping on validation r)")
+      ->capture_default_str();
+  sub->add_option("--lr", o->lr, "gaussian/core: Adam learning rate")->capture_default_str();
+  sub->add_option("--l1", o->l1, "gaussian/core: weight of the L1 penalty on readout features")->capture_default_str();
+  sub->add_option("--val-fraction", o->val_fraction, "gaussian/core: part of training images for early stopping")
+      ->capture_default_str();
+  sub->add_option("--core-size", o->core_size, "core: images are resized to this size")->capture_default_str();
+  sub->add_flag("--resume", o->resume, "gaussian/core: continue from --out/checkpoint.safetensors");
   sub->add_option("--pool", o->pool, "Average-pool a feature map to pool x pool before the readout")
       ->capture_default_str();
   sub->add_option("--image-size", o->image_size, "Images are resized to this square size")->capture_default_str();

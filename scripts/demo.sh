@@ -12,9 +12,15 @@ start=$SECONDS
 "$cortex" --version
 "$cortex" simulate --out "$out/data" --train 600 --test 100 --voxels 500 --image-size 64 --seed 1
 if [[ -n ${WEIGHTS:-} ]]; then backbone=(--weights "$WEIGHTS"); else backbone=(--random-weights 1); fi
-"$cortex" fit --data "$out/data/subj01" --hemi both --arch alexnet "${backbone[@]}" --tap features.5 \
+data="$out/data/subj01"
+# 1. ridge with cross-validated per-voxel penalties on pooled AlexNet features
+"$cortex" fit --data "$data" --hemi both --arch alexnet "${backbone[@]}" --tap features.5 \
   --image-size 96 --pool 4 --out "$out/ridge" 2> "$out/ridge.log"
-"$cortex" eval --pred "$out/ridge/predictions.npy" --data "$out/data/subj01" --hemi both \
+# 2. a Gaussian readout (Lurz et al. 2020) on the unpooled map of the layer before
+"$cortex" fit --data "$data" --hemi both --readout gaussian --arch alexnet "${backbone[@]}" --tap features.4 \
+  --image-size 96 --epochs 30 --out "$out/gaussian" 2> "$out/gaussian.log"
+# 3. a data-driven core: a 3-layer conv net trained from the images, with a Gaussian readout
+"$cortex" fit --data "$data" --hemi both --readout core --core-size 32 --epochs 20 --out "$out/core" 2> "$out/core.log"
+"$cortex" eval --pred "$out/ridge/predictions.npy" --data "$data" --hemi both \
   --out "$out/ridge/eval.json" --permutations 100
-"$cortex" inspect "$out/ridge/model.safetensors" | head -n 4
-echo "demo: done in $((SECONDS - start)) s; open $out/ridge/report.html in a browser"
+echo "demo: done in $((SECONDS - start)) s; reports: $out/{ridge,gaussian,core}/report.html (open in a browser)"
