@@ -130,6 +130,8 @@ Tensor extract(models::Backbone* m, const data::Dataset& d, const FitOpts& o, co
     Tensor x = stack(xs, 0);
     if (o.readout == "core") {
       parts.push_back(mean(x, {1}, true).contiguous());  // (B, 1, S, S): the core learns its own features
+    } else if (o.tap == "pixels") {
+      parts.push_back(mean(x, {1}).reshape({x.size(0), -1}).contiguous());  // grey pixels: the linear baseline
     } else {
       const Tensor t = m->features(x, {o.tap}).at(o.tap);
       if (o.readout == "gaussian") {
@@ -183,10 +185,12 @@ int run_fit(const FitOpts& o) {
   CORTEX_CHECK(o.readout == "ridge" || o.readout == "gaussian" || o.readout == "core",
                "fit: --readout must be ridge, gaussian or core, found '", o.readout, "'");
   std::shared_ptr<models::Backbone> backbone;
-  if (o.readout != "core") backbone = make_backbone(o);
+  CORTEX_CHECK(o.tap != "pixels" || o.readout == "ridge", "fit: --tap pixels (the grey image as features) goes with --readout ridge");
+  if (o.readout != "core" && o.tap != "pixels") backbone = make_backbone(o);
   const Tensor Xtr = extract(backbone.get(), train, o, "train");
   const Tensor Xte = test.size() > 0 ? extract(backbone.get(), test, o, "test") : Tensor();
-  const std::string source = o.readout == "core" ? "grey images " + std::to_string(o.core_size) + " px"
+  const std::string source = o.readout == "core"  ? "grey images " + std::to_string(o.core_size) + " px"
+                             : o.tap == "pixels" ? "grey pixels " + std::to_string(o.image_size) + " px"
                                                  : (o.arch.empty() ? o.config : o.arch) + " " + o.tap;
   std::cerr << "fit: inputs " << shape_str(Xtr.shape()) << " from " << source << "\n";
   fs::create_directories(o.out);
@@ -344,7 +348,8 @@ Run add_fit(CLI::App& app) {
   sub->add_option("--random-weights", o->random_weights, "Seeded random backbone weights instead of --weights");
   sub->add_option("--readout", o->readout, "ridge (CV penalties), gaussian (Lurz readout on the tap's map) or core "
                   "(a conv net trained from the images with a Gaussian readout)")->capture_default_str();
-  sub->add_option("--tap", o->tap, "The backbone layer whose activation is the feature (ridge, gaussian)");
+  sub->add_option("--tap", o->tap, "The backbone layer whose activation is the feature (ridge, gaussian); "
+                  "'pixels': the grey image itself, no backbone (a linear baseline)");
   sub->add_option("--epochs", o->epochs, "gaussian/core: most epochs (early stopping on validation r)")
       ->capture_default_str();
   sub->add_option("--lr", o->lr, "gaussian/core: Adam learning rate")->capture_default_str();
