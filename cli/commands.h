@@ -14,5 +14,6 @@ Run add_features(CLI::App& app);
 Run add_simulate(CLI::App& app);
 Run add_eval(CLI::App& app);
 Run add_fit(CLI::App& app);
+Run add_predict(CLI::App& app);
 
 }  // namespace cortex::cli

@@ -197,7 +197,8 @@ int run_fit(const FitOpts& o) {
   std::map<std::string, std::string> meta{
       {"readout", o.readout}, {"arch", o.arch.empty() ? o.config : o.arch}, {"tap", o.tap},
       {"pool", std::to_string(o.pool)}, {"image_size", std::to_string(o.image_size)}, {"hemi", o.hemi},
-      {"weights", o.random_weights >= 0 ? "random:" + std::to_string(o.random_weights) : o.weights}};
+      {"weights", o.random_weights >= 0 ? "random:" + std::to_string(o.random_weights) : o.weights},
+      {"core_size", std::to_string(o.core_size)}};
   analysis::ReportData rep;
   nlohmann::json metrics;
   Tensor pred;  // (test images, voxels)
@@ -335,6 +336,113 @@ int run_fit(const FitOpts& o) {
 }
 
 }  // namespace
+
+// cortex predict: a model written by cortex fit applied to new images.
+//
+//   cortex predict --model fit/model.safetensors --images imgs/|images.npy --out pred.npy
+//                  [--weights backbone.safetensors]   (one line)
+//
+// The settings (readout, backbone, tap, pooling, image size) come from the model file's metadata;
+// --weights is needed only when the fit used a weights file that has moved. Images: a folder of
+// PNG/JPEG files (sorted by name) or a uint8 (N, H, W, 3) .npy; the output is (N, voxels) float32.
+int run_predict(const std::string& model_path, const std::string& images, const std::string& weights,
+                const std::string& out, int64_t batch) {
+  CORTEX_CHECK(batch >= 1, "predict: --batch must be >= 1, found ", batch);
+  const std::map<std::string, Tensor> tensors = io::load_safetensors(model_path);
+  const auto meta = io::SafeTensors::open(model_path).metadata();
+  auto need = [&](const char* key) -> const std::string& {
+    auto it = meta.find(key);
+    CORTEX_CHECK(it != meta.end(), "predict: ", model_path, " has no '", key, "' in its metadata; was it written by cortex fit?");
+    return it->second;
+  };
+  auto integer = [&](const char* key) {
+    const std::string& v = need(key);
+    char* end = nullptr;
+    const long long x = std::strtoll(v.c_str(), &end, 10);
+    CORTEX_CHECK(!v.empty() && end && *end == '\0', "predict: metadata '", key, "' is not an integer: '", v, "'");
+    return static_cast<int64_t>(x);
+  };
+  FitOpts o;
+  o.readout = need("readout");
+  o.arch = need("arch");
+  o.tap = need("tap");
+  o.pool = integer("pool");
+  o.image_size = integer("image_size");
+  o.core_size = meta.count("core_size") ? integer("core_size") : 32;
+  o.batch = batch;
+  const std::string& w = need("weights");
+  if (!weights.empty()) {
+    o.weights = weights;
+  } else if (w.rfind("random:", 0) == 0) {
+    o.random_weights = std::stoll(w.substr(7));
+  } else {
+    o.weights = w;
+  }
+  // The images as a dataset without responses.
+  data::Dataset d;
+  d.name = images;
+  if (fs::is_directory(images)) {
+    for (auto& e : fs::directory_iterator(images)) {
+      std::string ext = e.path().extension().string();
+      std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      if (e.is_regular_file() && (ext == ".png" || ext == ".jpg" || ext == ".jpeg")) d.image_paths.push_back(e.path().string());
+    }
+    std::sort(d.image_paths.begin(), d.image_paths.end());
+    CORTEX_CHECK(!d.image_paths.empty(), "predict: expected PNG or JPEG files in '", images, "', found none");
+  } else {
+    d.images = io::read_npy(images);
+    CORTEX_CHECK(d.images.dtype() == DType::UInt8 && d.images.dim() == 4 && d.images.size(3) == 3 && d.images.size(0) > 0,
+                 "predict: ", images, ": expected uint8 (N, H, W, 3) images, found ", dtype_name(d.images.dtype()), " ",
+                 shape_str(d.images.shape()));
+  }
+  const int64_t n = d.image_paths.empty() ? d.images.size(0) : static_cast<int64_t>(d.image_paths.size());
+  for (int64_t i = 0; i < n; ++i) d.rows.push_back(i);
+
+  std::shared_ptr<models::Backbone> backbone;
+  if (o.readout != "core" && o.tap != "pixels") backbone = make_backbone(o);
+  const Tensor X = extract(backbone.get(), d, o, "input");
+  Tensor pred;
+  if (o.readout == "ridge") {
+    CORTEX_CHECK(tensors.count("weights") && tensors.count("intercept"), "predict: ", model_path,
+                 " lacks 'weights' or 'intercept'");
+    pred = models::ridge_predict(X, tensors.at("weights"), tensors.at("intercept"));
+  } else {
+    const char* bias = o.readout == "core" ? "readout.bias" : "bias";
+    CORTEX_CHECK(tensors.count(bias), "predict: ", model_path, " lacks '", bias, "'");
+    const int64_t V = tensors.at(bias).numel();
+    std::shared_ptr<models::Readout> net;
+    if (o.readout == "gaussian")
+      net = std::make_shared<models::GaussianReadout>(models::MapShape{X.size(1), X.size(2), X.size(3)}, V,
+                                                      models::GaussSigma::Isotropic);
+    else if (o.readout == "core")
+      net = std::make_shared<models::ConvGaussianModel>(1, 16, 3, 5, o.core_size, o.core_size, V,
+                                                        models::GaussSigma::Isotropic);
+    else
+      throw Error("predict: unknown readout '" + o.readout + "' in " + model_path);
+    models::load_state_dict(*net, tensors, {}, model_path);
+    net->train(false);
+    NoGradGuard ng;
+    pred = net->read({X}).contiguous();
+  }
+  io::write_npy(out, pred.to(DType::Float32));
+  std::cout << "predict: " << shape_str(pred.shape()) << " predictions (" << o.readout << ") written to " << out << "\n";
+  return 0;
+}
+
+Run add_predict(CLI::App& app) {
+  auto* sub = app.add_subcommand("predict", "Predict voxel responses to new images with a model from cortex fit");
+  struct P {
+    std::string model, images, weights, out;
+    int64_t batch = 32;
+  };
+  auto p = std::make_shared<P>();
+  sub->add_option("--model", p->model, "model.safetensors written by cortex fit")->required();
+  sub->add_option("--images", p->images, "Folder of PNG/JPEG files or a uint8 (N, H, W, 3) .npy")->required();
+  sub->add_option("--weights", p->weights, "Backbone weights, when not where the fit found them");
+  sub->add_option("--batch", p->batch, "Images per forward pass")->capture_default_str();
+  sub->add_option("--out", p->out, "Output .npy (images, voxels)")->required();
+  return [p] { return run_predict(p->model, p->images, p->weights, p->out, p->batch); };
+}
 
 Run add_fit(CLI::App& app) {
   auto* sub = app.add_subcommand("fit", "Fit a ridge encoding model from a backbone's features to voxel responses");

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   add(cortex::cli::add_simulate);
   add(cortex::cli::add_eval);
   add(cortex::cli::add_fit);
+  add(cortex::cli::add_predict);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

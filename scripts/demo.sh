@@ -21,6 +21,9 @@ data="$out/data/subj01"
   --image-size 96 --epochs 30 --out "$out/gaussian" 2> "$out/gaussian.log"
 # 3. a data-driven core: a 3-layer conv net trained from the images, with a Gaussian readout
 "$cortex" fit --data "$data" --hemi both --readout core --core-size 32 --epochs 20 --out "$out/core" 2> "$out/core.log"
+# the fitted model applied to images again (here the test images), then scored on its own
+"$cortex" predict --model "$out/core/model.safetensors" --images "$data/test_split/test_images" --out "$out/core/predict.npy"
+"$cortex" eval --pred "$out/core/predict.npy" --data "$data" --hemi both --out "$out/core/eval.json"
 "$cortex" eval --pred "$out/ridge/predictions.npy" --data "$data" --hemi both \
   --out "$out/ridge/eval.json" --permutations 100
 echo "demo: done in $((SECONDS - start)) s; reports: $out/{ridge,gaussian,core}/report.html (open in a browser)"
