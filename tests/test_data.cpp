@@ -15,18 +15,9 @@ using namespace cortex;
 using namespace cortex::data;
 using cortex::testing::allclose;
 
-namespace {
+using cortex::testing::TempDir;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("cortex_test_data_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
+namespace {
 
 void write_text(const fs::path& p, const std::string& s) {
   fs::create_directories(p.parent_path());
@@ -69,11 +60,11 @@ void make_algonauts(const fs::path& s, int64_t ntrain = 5, int64_t nrows = 5) {
 
 TEST(Algonauts, ReadsTrainSplitOneHemisphere) {
   TempDir t;
-  make_algonauts(t.path);
-  const Dataset d = load_algonauts(t.path.string(), "train");
+  make_algonauts(t.path());
+  const Dataset d = load_algonauts(t.path().string(), "train");
   EXPECT_EQ(d.size(), 5);
   EXPECT_EQ(d.voxels(), 3);
-  EXPECT_TRUE(allclose(d.responses, io::read_npy((t.path / "training_split/training_fmri/lh_training_fmri.npy").string())));
+  EXPECT_TRUE(allclose(d.responses, io::read_npy((t.path() / "training_split/training_fmri/lh_training_fmri.npy").string())));
   EXPECT_TRUE(allclose(d.image(3), image_n(3)));  // name order is row order
   EXPECT_EQ(d.rois.at("V1v"), (std::vector<int64_t>{0}));
   EXPECT_EQ(d.rois.at("V1d"), (std::vector<int64_t>{2}));
@@ -82,14 +73,14 @@ TEST(Algonauts, ReadsTrainSplitOneHemisphere) {
 
 TEST(Algonauts, BothHemispheresConcatenateColumnsAndRois) {
   TempDir t;
-  make_algonauts(t.path);
+  make_algonauts(t.path());
   LoadOptions o;
   o.hemi = "both";
-  const Dataset d = load_algonauts(t.path.string(), "test", o);
+  const Dataset d = load_algonauts(t.path().string(), "test", o);
   EXPECT_EQ(d.size(), 2);
   EXPECT_EQ(d.voxels(), 7);
   EXPECT_EQ(d.lh_voxels, 3);
-  EXPECT_TRUE(allclose(d.responses.narrow(1, 3, 4), io::read_npy((t.path / "test_split/test_fmri/rh_test_fmri.npy").string())));
+  EXPECT_TRUE(allclose(d.responses.narrow(1, 3, 4), io::read_npy((t.path() / "test_split/test_fmri/rh_test_fmri.npy").string())));
   EXPECT_TRUE(allclose(d.noise_ceiling, from_vector<double>({0.5, 0.25, 0, 0.1, 0.2, 0.3, 0.4}), 1e-6, 1e-7));
   EXPECT_EQ(d.rois.at("V1v"), (std::vector<int64_t>{0, 6}));
   EXPECT_EQ(d.rois.at("V1d"), (std::vector<int64_t>{2, 3, 4}));
@@ -98,44 +89,44 @@ TEST(Algonauts, BothHemispheresConcatenateColumnsAndRois) {
 
 TEST(Algonauts, TestSplitWithoutFmriHasNoResponses) {
   TempDir t;
-  make_algonauts(t.path);
-  fs::remove_all(t.path / "test_split/test_fmri");
-  const Dataset d = load_algonauts(t.path.string(), "test");
+  make_algonauts(t.path());
+  fs::remove_all(t.path() / "test_split/test_fmri");
+  const Dataset d = load_algonauts(t.path().string(), "test");
   EXPECT_EQ(d.size(), 2);
   EXPECT_FALSE(d.responses.defined());
   EXPECT_EQ(d.noise_ceiling.size(0), 3);
   // With neither fMRI nor noise ceiling the ROI masks still place rh after lh.
-  fs::remove_all(t.path / "test_split/noise_ceiling");
+  fs::remove_all(t.path() / "test_split/noise_ceiling");
   LoadOptions o;
   o.hemi = "both";
-  const Dataset b = load_algonauts(t.path.string(), "test", o);
+  const Dataset b = load_algonauts(t.path().string(), "test", o);
   EXPECT_EQ(b.rois.at("V1v"), (std::vector<int64_t>{0, 6}));
   // One hemisphere's test fMRI without the other's is refused, in either order.
-  fs::create_directories(t.path / "test_split/test_fmri");
-  io::write_npy((t.path / "test_split/test_fmri/rh_test_fmri.npy").string(), zeros({2, 4}));
-  EXPECT_CORTEX_ERROR(load_algonauts(t.path.string(), "test", o), "present but the other hemisphere");
-  fs::rename(t.path / "test_split/test_fmri/rh_test_fmri.npy", t.path / "test_split/test_fmri/lh_test_fmri.npy");
-  EXPECT_CORTEX_ERROR(load_algonauts(t.path.string(), "test", o), "missing but the other hemisphere");
+  fs::create_directories(t.path() / "test_split/test_fmri");
+  io::write_npy((t.path() / "test_split/test_fmri/rh_test_fmri.npy").string(), zeros({2, 4}));
+  EXPECT_CORTEX_ERROR(load_algonauts(t.path().string(), "test", o), "present but the other hemisphere");
+  fs::rename(t.path() / "test_split/test_fmri/rh_test_fmri.npy", t.path() / "test_split/test_fmri/lh_test_fmri.npy");
+  EXPECT_CORTEX_ERROR(load_algonauts(t.path().string(), "test", o), "missing but the other hemisphere");
 }
 
 TEST(Algonauts, MismatchedImageAndResponseCounts) {
   TempDir t;
-  make_algonauts(t.path, 6, 5);
-  EXPECT_CORTEX_ERROR(load_algonauts(t.path.string(), "train"), "6 images but 5 response rows");
+  make_algonauts(t.path(), 6, 5);
+  EXPECT_CORTEX_ERROR(load_algonauts(t.path().string(), "train"), "6 images but 5 response rows");
 }
 
 TEST(Algonauts, NaNsReportedWithCountsOrDropped) {
   TempDir t;
-  make_algonauts(t.path);
+  make_algonauts(t.path());
   Tensor r = cortex::testing::randn({5, 3}, 9, DType::Float32);
   r.data<float>()[1 * 3 + 0] = std::numeric_limits<float>::quiet_NaN();
   r.data<float>()[1 * 3 + 2] = std::numeric_limits<float>::quiet_NaN();
   r.data<float>()[4 * 3 + 1] = std::numeric_limits<float>::quiet_NaN();
-  io::write_npy((t.path / "training_split/training_fmri/lh_training_fmri.npy").string(), r);
-  EXPECT_CORTEX_ERROR(load_algonauts(t.path.string(), "train"), "3 NaN values in 2 of 5 rows");
+  io::write_npy((t.path() / "training_split/training_fmri/lh_training_fmri.npy").string(), r);
+  EXPECT_CORTEX_ERROR(load_algonauts(t.path().string(), "train"), "3 NaN values in 2 of 5 rows");
   LoadOptions o;
   o.drop_nan = true;
-  const Dataset d = load_algonauts(t.path.string(), "train", o);
+  const Dataset d = load_algonauts(t.path().string(), "train", o);
   EXPECT_EQ(d.rows, (std::vector<int64_t>{0, 2, 3}));
   EXPECT_TRUE(allclose(d.image(1), image_n(2)));
   EXPECT_TRUE(allclose(d.responses.select(0, 2), r.select(0, 3)));
@@ -143,80 +134,80 @@ TEST(Algonauts, NaNsReportedWithCountsOrDropped) {
 
 TEST(Algonauts, RoiErrors) {
   TempDir t;
-  make_algonauts(t.path);
-  EXPECT_CORTEX_ERROR(load_roi(t.path.string(), "lh", "floc-faces"), "missing ROI file");
-  io::write_npy((t.path / "roi_masks/lh.floc-faces_challenge_space.npy").string(), from_vector<int32_t>({1, 0, 0}));
-  EXPECT_CORTEX_ERROR(load_roi(t.path.string(), "lh", "floc-faces"), "missing ROI mapping");
-  write_text(t.path / "roi_masks/mapping_floc-faces.npy", "pickled");
-  EXPECT_CORTEX_ERROR(load_roi(t.path.string(), "lh", "floc-faces"), "JSON sidecar");
-  EXPECT_CORTEX_ERROR(load_algonauts(t.path.string(), "train"), "JSON sidecar");  // the reader reads every ROI set
-  write_text(t.path / "roi_masks/mapping_floc-faces.json", "[1, 2]");
-  EXPECT_CORTEX_ERROR(load_roi(t.path.string(), "lh", "floc-faces"), "expected an object");
-  write_text(t.path / "roi_masks/mapping_floc-faces.json", "{nope");
-  EXPECT_CORTEX_ERROR(load_roi(t.path.string(), "lh", "floc-faces"), "not valid JSON");
-  EXPECT_CORTEX_ERROR(load_roi(t.path.string(), "xx", "floc-faces"), "hemi must be lh or rh");
+  make_algonauts(t.path());
+  EXPECT_CORTEX_ERROR(load_roi(t.path().string(), "lh", "floc-faces"), "missing ROI file");
+  io::write_npy((t.path() / "roi_masks/lh.floc-faces_challenge_space.npy").string(), from_vector<int32_t>({1, 0, 0}));
+  EXPECT_CORTEX_ERROR(load_roi(t.path().string(), "lh", "floc-faces"), "missing ROI mapping");
+  write_text(t.path() / "roi_masks/mapping_floc-faces.npy", "pickled");
+  EXPECT_CORTEX_ERROR(load_roi(t.path().string(), "lh", "floc-faces"), "JSON sidecar");
+  EXPECT_CORTEX_ERROR(load_algonauts(t.path().string(), "train"), "JSON sidecar");  // the reader reads every ROI set
+  write_text(t.path() / "roi_masks/mapping_floc-faces.json", "[1, 2]");
+  EXPECT_CORTEX_ERROR(load_roi(t.path().string(), "lh", "floc-faces"), "expected an object");
+  write_text(t.path() / "roi_masks/mapping_floc-faces.json", "{nope");
+  EXPECT_CORTEX_ERROR(load_roi(t.path().string(), "lh", "floc-faces"), "not valid JSON");
+  EXPECT_CORTEX_ERROR(load_roi(t.path().string(), "xx", "floc-faces"), "hemi must be lh or rh");
 }
 
 TEST(Algonauts, OtherBadInputs) {
   TempDir t;
-  make_algonauts(t.path);
-  EXPECT_CORTEX_ERROR(load_algonauts((t.path / "nope").string(), "train"), "expected a subject folder");
-  EXPECT_CORTEX_ERROR(load_algonauts(t.path.string(), "val"), "split must be train or test");
+  make_algonauts(t.path());
+  EXPECT_CORTEX_ERROR(load_algonauts((t.path() / "nope").string(), "train"), "expected a subject folder");
+  EXPECT_CORTEX_ERROR(load_algonauts(t.path().string(), "val"), "split must be train or test");
   LoadOptions o;
   o.hemi = "left";
-  EXPECT_CORTEX_ERROR(load_algonauts(t.path.string(), "train", o), "hemi must be lh, rh or both");
-  io::write_npy((t.path / "training_split/training_fmri/lh_training_fmri.npy").string(), zeros({5}));
-  EXPECT_CORTEX_ERROR(load_algonauts(t.path.string(), "train"), "expected a 2-D (images, voxels) array");
-  io::write_npy((t.path / "training_split/training_fmri/lh_training_fmri.npy").string(), zeros({5, 3}, DType::Int32));
-  EXPECT_CORTEX_ERROR(load_algonauts(t.path.string(), "train"), "expected float responses");
-  fs::remove(t.path / "training_split/training_fmri/lh_training_fmri.npy");
-  EXPECT_CORTEX_ERROR(load_algonauts(t.path.string(), "train"), "missing response file");
-  io::write_npy((t.path / "roi_masks/rh.prf-visualrois_challenge_space.npy").string(), from_vector<int32_t>({2, 2, 0, 1, 1, 1}));
+  EXPECT_CORTEX_ERROR(load_algonauts(t.path().string(), "train", o), "hemi must be lh, rh or both");
+  io::write_npy((t.path() / "training_split/training_fmri/lh_training_fmri.npy").string(), zeros({5}));
+  EXPECT_CORTEX_ERROR(load_algonauts(t.path().string(), "train"), "expected a 2-D (images, voxels) array");
+  io::write_npy((t.path() / "training_split/training_fmri/lh_training_fmri.npy").string(), zeros({5, 3}, DType::Int32));
+  EXPECT_CORTEX_ERROR(load_algonauts(t.path().string(), "train"), "expected float responses");
+  fs::remove(t.path() / "training_split/training_fmri/lh_training_fmri.npy");
+  EXPECT_CORTEX_ERROR(load_algonauts(t.path().string(), "train"), "missing response file");
+  io::write_npy((t.path() / "roi_masks/rh.prf-visualrois_challenge_space.npy").string(), from_vector<int32_t>({2, 2, 0, 1, 1, 1}));
   o.hemi = "rh";
-  EXPECT_CORTEX_ERROR(load_algonauts(t.path.string(), "train", o), "vertices but the responses have 4");
+  EXPECT_CORTEX_ERROR(load_algonauts(t.path().string(), "train", o), "vertices but the responses have 4");
 }
 
 TEST(Pairs, ImagesNpyResponsesAndRois) {
   TempDir t;
   Tensor im = empty({4, 6, 5, 3}, DType::UInt8);
   for (int i = 0; i < 4; ++i) im.select(0, i).copy_(image_n(i));
-  io::write_npy((t.path / "images.npy").string(), im);
+  io::write_npy((t.path() / "images.npy").string(), im);
   const Tensor r = cortex::testing::randn({4, 3}, 5, DType::Float64);
-  io::write_npy((t.path / "responses.npy").string(), r);
-  write_text(t.path / "rois.json", R"({"A": [0, 2], "B": [1]})");
-  const Dataset d = load_pairs(t.path.string());
+  io::write_npy((t.path() / "responses.npy").string(), r);
+  write_text(t.path() / "rois.json", R"({"A": [0, 2], "B": [1]})");
+  const Dataset d = load_pairs(t.path().string());
   EXPECT_EQ(d.size(), 4);
   EXPECT_EQ(d.responses.dtype(), DType::Float32);
   EXPECT_TRUE(allclose(d.responses, r, 1e-6, 1e-6));
   EXPECT_TRUE(allclose(d.image(2), image_n(2)));
   EXPECT_EQ(d.rois.at("A"), (std::vector<int64_t>{0, 2}));
-  write_text(t.path / "rois.json", R"({"A": [0, 3]})");
-  EXPECT_CORTEX_ERROR(load_pairs(t.path.string()), "expected a column in [0, 3)");
-  write_text(t.path / "rois.json", R"({"A": 1})");
-  EXPECT_CORTEX_ERROR(load_pairs(t.path.string()), "should list columns");
-  fs::remove(t.path / "rois.json");
-  io::write_npy((t.path / "responses.npy").string(), r.narrow(0, 0, 3));
-  EXPECT_CORTEX_ERROR(load_pairs(t.path.string()), "4 images but 3 response rows");
-  io::write_npy((t.path / "images.npy").string(), zeros({4, 6, 5, 3}));
-  EXPECT_CORTEX_ERROR(load_pairs(t.path.string()), "expected uint8 (N, H, W[, C]) images");
+  write_text(t.path() / "rois.json", R"({"A": [0, 3]})");
+  EXPECT_CORTEX_ERROR(load_pairs(t.path().string()), "expected a column in [0, 3)");
+  write_text(t.path() / "rois.json", R"({"A": 1})");
+  EXPECT_CORTEX_ERROR(load_pairs(t.path().string()), "should list columns");
+  fs::remove(t.path() / "rois.json");
+  io::write_npy((t.path() / "responses.npy").string(), r.narrow(0, 0, 3));
+  EXPECT_CORTEX_ERROR(load_pairs(t.path().string()), "4 images but 3 response rows");
+  io::write_npy((t.path() / "images.npy").string(), zeros({4, 6, 5, 3}));
+  EXPECT_CORTEX_ERROR(load_pairs(t.path().string()), "expected uint8 (N, H, W[, C]) images");
 }
 
 TEST(Pairs, ImageFolderGrayNpyAndMissingFiles) {
   TempDir t;
-  EXPECT_CORTEX_ERROR(load_pairs(t.path.string()), "expected images.npy or an images/ folder");
-  fs::create_directories(t.path / "images");
-  EXPECT_CORTEX_ERROR(load_pairs(t.path.string()), "no PNG/JPEG images");
-  for (int i = 0; i < 3; ++i) io::write_png((t.path / "images" / ("im" + std::to_string(i) + ".png")).string(), image_n(i));
-  write_text(t.path / "images/readme.txt", "not an image");
-  EXPECT_CORTEX_ERROR(load_pairs(t.path.string()), "missing response file");
-  io::write_npy((t.path / "responses.npy").string(), cortex::testing::randn({3, 2}, 6));
-  const Dataset d = load_pairs(t.path.string());
+  EXPECT_CORTEX_ERROR(load_pairs(t.path().string()), "expected images.npy or an images/ folder");
+  fs::create_directories(t.path() / "images");
+  EXPECT_CORTEX_ERROR(load_pairs(t.path().string()), "no PNG/JPEG images");
+  for (int i = 0; i < 3; ++i) io::write_png((t.path() / "images" / ("im" + std::to_string(i) + ".png")).string(), image_n(i));
+  write_text(t.path() / "images/readme.txt", "not an image");
+  EXPECT_CORTEX_ERROR(load_pairs(t.path().string()), "missing response file");
+  io::write_npy((t.path() / "responses.npy").string(), cortex::testing::randn({3, 2}, 6));
+  const Dataset d = load_pairs(t.path().string());
   EXPECT_EQ(d.size(), 3);
   EXPECT_TRUE(allclose(d.image(2), image_n(2)));
   EXPECT_CORTEX_ERROR(d.image(3), "out of range");
   // A grey (N, H, W) images.npy is expanded to 3 channels.
-  io::write_npy((t.path / "images.npy").string(), image_n(0).select(2, 0).unsqueeze(0).expand({3, 6, 5}).contiguous());
-  const Dataset g = load_pairs(t.path.string());
+  io::write_npy((t.path() / "images.npy").string(), image_n(0).select(2, 0).unsqueeze(0).expand({3, 6, 5}).contiguous());
+  const Dataset g = load_pairs(t.path().string());
   EXPECT_EQ(g.image(1).shape(), (Shape{6, 5, 3}));
   EXPECT_EQ(g.image(1).at({2, 3, 2}), image_n(0).at({2, 3, 0}));
 }
@@ -239,7 +230,7 @@ TEST(Splits, FractionIsASeededPartition) {
 
 TEST(Splits, FromFiles) {
   TempDir t;
-  const std::string tr = (t.path / "tr.npy").string(), va = (t.path / "va.npy").string(), bad = (t.path / "bad.npy").string();
+  const std::string tr = (t.path() / "tr.npy").string(), va = (t.path() / "va.npy").string(), bad = (t.path() / "bad.npy").string();
   io::write_npy(tr, from_vector<int64_t>({3, 0, 1}));
   io::write_npy(va, from_vector<int32_t>({2}));
   const Split s = split_from_files(5, tr, va, "");
@@ -256,8 +247,8 @@ TEST(Splits, FromFiles) {
 
 TEST(Batches, StreamOverAnOrderAndSubset) {
   TempDir t;
-  make_algonauts(t.path);
-  const Dataset d = load_algonauts(t.path.string(), "train");
+  make_algonauts(t.path());
+  const Dataset d = load_algonauts(t.path().string(), "train");
   BatchStream bs(d, 2, {4, 0, 2});
   EXPECT_EQ(bs.batches(), 2);
   Batch b;

@@ -60,5 +60,7 @@ TEST(EncodingRecovery, PixelRidgeRecoversPlantedLinearVoxels) {
   const int simple = static_cast<int>(data::VoxelKind::Simple);
   EXPECT_GT(frac[simple], 0.75) << "linear voxels should reach 75% of the ceiling";
   for (int k = 0; k < 4; ++k)
-    if (k != simple) EXPECT_LT(frac[k], frac[simple]) << data::kind_name(static_cast<data::VoxelKind>(k));
+    if (k != simple) {
+      EXPECT_LT(frac[k], frac[simple]) << data::kind_name(static_cast<data::VoxelKind>(k));
+    }
 }

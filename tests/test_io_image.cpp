@@ -20,6 +20,10 @@
 using namespace cortex;
 namespace fs = std::filesystem;
 
+using cortex::testing::TempDir;
+using cortex::testing::expect_error;
+using cortex::testing::put_file;
+
 namespace {
 
 const std::string kData = std::string(CORTEX_TEST_DATA) + "/io/";
@@ -34,36 +38,6 @@ double max_diff(const Tensor& a, const Tensor& b) {
   double m = 0;
   for (size_t i = 0; i < va.size(); ++i) m = std::max(m, std::abs(va[i] - vb[i]));
   return m;
-}
-
-void expect_error(const std::function<void()>& f, const std::vector<std::string>& needles) {
-  try {
-    f();
-    ADD_FAILURE() << "expected cortex::Error containing '" << needles.front() << "'";
-  } catch (const Error& e) {
-    const std::string m = e.what();
-    for (const auto& n : needles) EXPECT_NE(m.find(n), std::string::npos) << "missing '" << n << "' in: " << m;
-  }
-}
-
-class TempDir {
- public:
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "cortex_io_img_XXXXXX").string();
-    EXPECT_NE(mkdtemp(t.data()), nullptr);
-    path_ = t;
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string operator/(const std::string& f) const { return path_ + "/" + f; }
-  size_t count() const { return static_cast<size_t>(std::distance(fs::directory_iterator(path_), fs::directory_iterator())); }
-
- private:
-  std::string path_;
-};
-
-void put_file(const std::string& p, const std::vector<uint8_t>& b) {
-  std::ofstream f(p, std::ios::binary);
-  f.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
 }
 
 Tensor random_image(const Shape& s, uint64_t seed) {

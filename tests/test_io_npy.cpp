@@ -17,6 +17,10 @@
 using namespace cortex;
 namespace fs = std::filesystem;
 
+using cortex::testing::TempDir;
+using cortex::testing::expect_error;
+using cortex::testing::put_file;
+
 namespace {
 
 const std::string kData = std::string(CORTEX_TEST_DATA) + "/io/";
@@ -47,23 +51,7 @@ std::vector<double> formula_values(int64_t n, const std::string& kind) {
   return ::testing::AssertionSuccess();
 }
 
-// Expects a cortex::Error whose message contains every needle.
-void expect_error(const std::function<void()>& f, const std::vector<std::string>& needles) {
-  try {
-    f();
-    ADD_FAILURE() << "expected cortex::Error containing '" << needles.front() << "'";
-  } catch (const Error& e) {
-    const std::string m = e.what();
-    for (const auto& n : needles) EXPECT_NE(m.find(n), std::string::npos) << "missing '" << n << "' in: " << m;
-  }
-}
-
 std::vector<uint8_t> file_bytes(const std::string& p) { return io::read_file_bytes(p); }
-void put_file(const std::string& p, const std::vector<uint8_t>& b) {
-  std::ofstream f(p, std::ios::binary);
-  f.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
-}
-
 // A hand-made .npy: preamble, the given header text (plus '\n'), then data.
 std::vector<uint8_t> make_npy(const std::string& header, const std::vector<uint8_t>& data, int major = 1) {
   std::vector<uint8_t> b = {0x93, 'N', 'U', 'M', 'P', 'Y', static_cast<uint8_t>(major), 0};
@@ -87,27 +75,6 @@ std::vector<uint8_t> int32_bytes(int n) {
   }
   return d;
 }
-
-class TempDir {
- public:
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "cortex_io_npy_XXXXXX").string();
-    EXPECT_NE(mkdtemp(t.data()), nullptr);
-    path_ = t;
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string operator/(const std::string& f) const { return path_ + "/" + f; }
-  // Names in the folder: a writer must leave no temporary files behind.
-  std::vector<std::string> list() const {
-    std::vector<std::string> v;
-    for (const auto& e : fs::directory_iterator(path_)) v.push_back(e.path().filename().string());
-    std::sort(v.begin(), v.end());
-    return v;
-  }
-
- private:
-  std::string path_;
-};
 
 // Random tensors of every dtype NumPy shares with us, with random shapes (size 0 and 1 included).
 std::vector<Tensor> random_tensors(uint64_t seed) {

@@ -18,6 +18,10 @@
 using namespace cortex;
 namespace fs = std::filesystem;
 
+using cortex::testing::TempDir;
+using cortex::testing::expect_error;
+using cortex::testing::put_file;
+
 namespace {
 
 const std::string kData = std::string(CORTEX_TEST_DATA) + "/io/";
@@ -44,36 +48,6 @@ Tensor formula_tensor(const Shape& s, const std::string& kind, DType dt) {
     if (!(va[i] == vb[i] || (std::isnan(va[i]) && std::isnan(vb[i]))))
       return ::testing::AssertionFailure() << "value " << i << ": " << va[i] << " vs " << vb[i];
   return ::testing::AssertionSuccess();
-}
-
-void expect_error(const std::function<void()>& f, const std::vector<std::string>& needles) {
-  try {
-    f();
-    ADD_FAILURE() << "expected cortex::Error containing '" << needles.front() << "'";
-  } catch (const Error& e) {
-    const std::string m = e.what();
-    for (const auto& n : needles) EXPECT_NE(m.find(n), std::string::npos) << "missing '" << n << "' in: " << m;
-  }
-}
-
-class TempDir {
- public:
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "cortex_io_st_XXXXXX").string();
-    EXPECT_NE(mkdtemp(t.data()), nullptr);
-    path_ = t;
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string operator/(const std::string& f) const { return path_ + "/" + f; }
-  size_t count() const { return static_cast<size_t>(std::distance(fs::directory_iterator(path_), fs::directory_iterator())); }
-
- private:
-  std::string path_;
-};
-
-void put_file(const std::string& p, const std::vector<uint8_t>& b) {
-  std::ofstream f(p, std::ios::binary);
-  f.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
 }
 
 // A file from a header text and a data section.

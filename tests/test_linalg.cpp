@@ -233,7 +233,9 @@ TEST(Svd, ReconstructsAndSorts) {
         const M u(s.u), sv(s.s), vh(s.vh);
         for (int64_t i = 0; i < r; ++i) {
           EXPECT_GE(sv(i, 0), 0);
-          if (i) EXPECT_GE(sv(i - 1, 0), sv(i, 0)) << "descending";
+          if (i) {
+            EXPECT_GE(sv(i - 1, 0), sv(i, 0)) << "descending";
+          }
         }
         M us = u;
         for (int64_t i = 0; i < m; ++i)

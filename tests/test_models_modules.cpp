@@ -19,22 +19,13 @@ using namespace cortex::models;
 using cortex::testing::allclose;
 namespace fs = std::filesystem;
 
+using cortex::testing::TempDir;
+
 namespace {
 
 Tensor rnd(const Shape& s, uint64_t seed) { return cortex::testing::randn(s, seed, DType::Float32); }
 std::vector<double> vec(const Tensor& t) { return t.to(DType::Float64).to_vector<double>(); }
 Tensor t64(const std::vector<double>& v, const Shape& s) { return from_vector(v, s, DType::Float64); }
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "cortex_models_XXXXXX").string();
-    EXPECT_NE(mkdtemp(t.data()), nullptr);
-    path = t;
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& n) const { return (path / n).string(); }
-};
 
 TEST(ModelsLayers, LinearMatchesLoop) {
   Linear l(5, 3);
@@ -306,14 +297,14 @@ TEST(ModelsLoad, RoundTripPrefixAndNameMaps) {
   for (auto& [k, t] : sd) prefixed["visual." + (k == "fc.weight" ? std::string("head.weight") : k)] = t;
   prefixed["text.embedding"] = rnd({3}, 1);    // outside the prefix: ignored
   prefixed["visual.decoder.w"] = rnd({3}, 2);  // ignored by name
-  io::write_safetensors(dir.file("w.safetensors"), prefixed);
+  io::write_safetensors((dir / "w.safetensors"), prefixed);
   auto b = small_net();
   init_random(*b, 99);
   LoadOptions o;
   o.prefix = "visual.";
   o.rename = {{"head.weight", "fc.weight"}};
   o.ignore = {"decoder"};
-  load_safetensors(*b, dir.file("w.safetensors"), o);
+  load_safetensors(*b, (dir / "w.safetensors"), o);
   Tensor x = rnd({1, 2, 4, 4}, 31);
   EXPECT_TRUE(allclose((*b)(x), (*a)(x), 0, 0));
 }
@@ -322,7 +313,7 @@ TEST(ModelsLoad, StrictErrorsNameTheKeys) {
   TempDir dir;
   auto net = small_net();
   auto sd = state_dict(*net);
-  const std::string path = dir.file("bad.safetensors");
+  const std::string path = (dir / "bad.safetensors");
   auto expect_load_error = [&](std::map<std::string, Tensor> m, const std::string& needle) {
     io::write_safetensors(path, m);
     auto fresh = small_net();

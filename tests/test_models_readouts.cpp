@@ -379,9 +379,8 @@ TEST(Readouts, PooledLinearAndEncodersMatchLoopsAndGradcheck) {
 TEST(Readouts, SaveAndLoadThroughSafetensors) {
   // A fitted readout is a state_dict like any backbone: written, read into a fresh instance (other
   // seed), it gives the same outputs.
-  std::string dir = (std::filesystem::temp_directory_path() / "cortex_readouts_XXXXXX").string();
-  ASSERT_NE(mkdtemp(dir.data()), nullptr);
-  const std::string path = dir + "/r.safetensors";
+  cortex::testing::TempDir dir;
+  const std::string path = dir / "r.safetensors";
   Tensor x = cortex::testing::randn({2, 4, 5, 5}, 1, DType::Float32);
   NoGradGuard ng;
   auto keep = std::vector<Tensor>{from_vector(std::vector<int64_t>{0, 2}, {2}, DType::Int64)};
@@ -393,5 +392,4 @@ TEST(Readouts, SaveAndLoadThroughSafetensors) {
   io::write_safetensors(path, state_dict(g1));
   load_safetensors(g2, path);
   EXPECT_TRUE(allclose(g2.read({x}), g1.read({x}), 0, 0));
-  std::filesystem::remove_all(dir);
 }

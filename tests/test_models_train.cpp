@@ -17,20 +17,11 @@ using namespace cortex::models;
 using cortex::testing::allclose;
 namespace fs = std::filesystem;
 
+using cortex::testing::TempDir;
+
 namespace {
 
 Tensor rnd32(const Shape& s, uint64_t seed) { return cortex::testing::randn(s, seed, DType::Float32); }
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "cortex_train_XXXXXX").string();
-    EXPECT_NE(mkdtemp(t.data()), nullptr);
-    path = t;
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& n) const { return (path / n).string(); }
-};
 
 // Smooth maps: white noise at 4x4 upsampled bilinearly to 16x16 (correlation length ~ 1/4 of the map).
 Tensor smooth_maps(int64_t b, int64_t c, uint64_t seed) {
@@ -107,13 +98,13 @@ TEST(Train, ResumeGivesExactlyTheUninterruptedResult) {
   o.penalty_weight = 1e-3;
   o.patience = 100;
   o.seed = 42;
-  o.checkpoint = dir.file("a.safetensors");
+  o.checkpoint = (dir / "a.safetensors");
   GaussianReadout a({C, 16, 16}, N, GaussSigma::Full, 0.1, false, {}, 15);
   auto ra = train_readout(a, tr, va, o);
   ASSERT_TRUE(ra.finished);
   ASSERT_EQ(ra.epochs, 7);
 
-  o.checkpoint = dir.file("b.safetensors");
+  o.checkpoint = (dir / "b.safetensors");
   o.resume = true;
   o.stop_after = 3;
   int64_t done = 0;

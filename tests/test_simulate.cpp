@@ -130,10 +130,9 @@ TEST(Simulate, NoiseCeilingMatchesClosedForm) {
 }
 
 TEST(Simulate, WrittenLayoutReadsBack) {
-  const fs::path dir = fs::temp_directory_path() / ("cortex_test_simulate_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
+  cortex::testing::TempDir dir;
   const Simulation s = simulate(small());
-  const std::string subj = write_simulation(s, dir.string());
+  const std::string subj = write_simulation(s, dir.path().string());
   EXPECT_EQ(fs::path(subj).filename(), "subj01");
   LoadOptions o;
   o.hemi = "both";
@@ -164,7 +163,6 @@ TEST(Simulate, WrittenLayoutReadsBack) {
   const auto npz = io::read_npz((fs::path(subj) / "ground_truth.npz").string());
   EXPECT_TRUE(allclose(npz.at("train_clean"), s.train_clean, 0, 0));
   EXPECT_EQ(npz.at("kind").shape(), (Shape{40}));
-  fs::remove_all(dir);
 }
 
 TEST(Simulate, BadConfigs) {

@@ -35,6 +35,8 @@ using cortex::testing::allclose;
 using cortex::testing::noncontig;
 namespace fs = std::filesystem;
 
+using cortex::testing::TempDir;
+
 namespace {
 
 using Eigen::MatrixXd;
@@ -200,20 +202,6 @@ MatrixXd with_spectrum(const VectorXd& l, uint64_t seed) {
   MatrixXd a = q * l.asDiagonal() * q.transpose();
   return (a + a.transpose()) / 2;
 }
-
-class TempDir {
- public:
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "cortex_spectral_XXXXXX").string();
-    EXPECT_NE(mkdtemp(t.data()), nullptr);
-    path_ = t;
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 }  // namespace
 
@@ -1047,9 +1035,9 @@ TEST(SpectralColour, ColourEigenvectorsImagesAndPngs) {
   for (int64_t e = 0; e < 3; ++e)
     EXPECT_EQ(img.at({1, 3, 7, e}), std::lround(c.rgb.at({(1 * 8 + 3) * 10 + 7, e}) * 255.0));
   TempDir dir;
-  const std::vector<std::string> paths = write_pngs(img, dir.path() + "/seg");
+  const std::vector<std::string> paths = write_pngs(img, dir / "seg");
   ASSERT_EQ(paths.size(), 2u);
-  EXPECT_EQ(paths[1], dir.path() + "/seg_0001.png");
+  EXPECT_EQ(paths[1], dir / "seg_0001.png");
   const Tensor back = io::read_image(paths[1]);
   EXPECT_TRUE(allclose(back, img.select(0, 1), 0, 0));
 

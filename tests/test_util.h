@@ -2,8 +2,17 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <stdlib.h>  // mkdtemp
+
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
 #include <string>
+#include <vector>
 
 #include "tensor/random.h"
 #include "tensor/tensor.h"
@@ -63,5 +72,48 @@ inline ::testing::AssertionResult allclose(const Tensor& a, const Tensor& b, dou
       EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << "message: " << e.what(); \
     }                                                                                        \
   } while (0)
+
+// Expects f() to throw cortex::Error whose message contains every needle.
+inline void expect_error(const std::function<void()>& f, const std::vector<std::string>& needles) {
+  try {
+    f();
+    ADD_FAILURE() << "expected cortex::Error containing '" << needles.front() << "'";
+  } catch (const ::cortex::Error& e) {
+    const std::string m = e.what();
+    for (const auto& n : needles) EXPECT_NE(m.find(n), std::string::npos) << "missing '" << n << "' in: " << m;
+  }
+}
+
+// A fresh directory under the system temp dir, removed with everything in it at scope exit.
+class TempDir {
+ public:
+  TempDir() {
+    std::string t = (std::filesystem::temp_directory_path() / "cortex_test_XXXXXX").string();
+    EXPECT_NE(mkdtemp(t.data()), nullptr);
+    path_ = t;
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
+  // Names in the directory, sorted: a writer must leave no temporary files behind.
+  std::vector<std::string> list() const {
+    std::vector<std::string> v;
+    for (const auto& e : std::filesystem::directory_iterator(path_)) v.push_back(e.path().filename().string());
+    std::sort(v.begin(), v.end());
+    return v;
+  }
+  size_t count() const { return list().size(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Writes bytes to a file, replacing it.
+inline void put_file(const std::string& path, const std::vector<uint8_t>& bytes) {
+  std::ofstream f(path, std::ios::binary);
+  f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
 
 }  // namespace cortex::testing
