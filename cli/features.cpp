@@ -21,6 +21,7 @@
 #include "autograd/autograd.h"
 #include "autograd/ops.h"
 #include "cli/commands.h"
+#include "data/dataset.h"
 #include "models/backbone.h"
 #include "tensor/io/image.h"
 #include "tensor/io/npy.h"
@@ -54,11 +55,7 @@ Inputs read_inputs(const std::string& path) {
   Inputs in;
   CORTEX_CHECK(fs::exists(path), "features: --images '", path, "' does not exist");
   if (fs::is_directory(path)) {
-    for (auto& e : fs::directory_iterator(path)) {
-      const std::string ext = lower(e.path().extension().string());
-      if (e.is_regular_file() && (ext == ".png" || ext == ".jpg" || ext == ".jpeg")) in.files.push_back(e.path().string());
-    }
-    std::sort(in.files.begin(), in.files.end());
+    in.files = data::list_images(path);
     CORTEX_CHECK(!in.files.empty(), "features: expected PNG or JPEG files in '", path, "', found none");
     return in;
   }

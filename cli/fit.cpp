@@ -226,9 +226,7 @@ int run_fit(const FitOpts& o) {
     }
     const data::Split sp = data::split_fraction(train.size(), o.val_fraction, 0.0, o.seed);
     auto take = [](const Tensor& t, const std::vector<int64_t>& idx) {
-      std::vector<Tensor> r;
-      for (int64_t i : idx) r.push_back(t.select(0, i));
-      return stack(r, 0).contiguous();
+      return index_select(t, 0, from_vector(idx, {static_cast<int64_t>(idx.size())}, DType::Int64));
     };
     const Tensor y = train.responses;
     const models::BatchSource tr = models::in_memory_batches({take(Xtr, sp.train)}, take(y, sp.train), o.batch, true, o.seed);
@@ -382,12 +380,7 @@ int run_predict(const std::string& model_path, const std::string& images, const 
   data::Dataset d;
   d.name = images;
   if (fs::is_directory(images)) {
-    for (auto& e : fs::directory_iterator(images)) {
-      std::string ext = e.path().extension().string();
-      std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-      if (e.is_regular_file() && (ext == ".png" || ext == ".jpg" || ext == ".jpeg")) d.image_paths.push_back(e.path().string());
-    }
-    std::sort(d.image_paths.begin(), d.image_paths.end());
+    d.image_paths = data::list_images(images);
     CORTEX_CHECK(!d.image_paths.empty(), "predict: expected PNG or JPEG files in '", images, "', found none");
   } else {
     d.images = io::read_npy(images);

@@ -23,15 +23,6 @@ bool is_image_file(const fs::path& p) {
   return e == ".png" || e == ".jpg" || e == ".jpeg";
 }
 
-std::vector<std::string> list_images(const fs::path& dir) {
-  CORTEX_CHECK(fs::is_directory(dir), "dataset: expected an image folder at ", dir.string(), ", found none");
-  std::vector<std::string> out;
-  for (const auto& e : fs::directory_iterator(dir))
-    if (e.is_regular_file() && is_image_file(e.path())) out.push_back(e.path().string());
-  std::sort(out.begin(), out.end());  // Algonauts names are zero-padded, so name order is row order
-  return out;
-}
-
 // Reads an (N, V) response array as float32 (reading once into memory).
 Tensor read_responses(const fs::path& p) {
   CORTEX_CHECK(fs::exists(p), "dataset: missing response file ", p.string());
@@ -109,6 +100,15 @@ void finish_rows(Dataset& d, bool drop_nan) {
 }
 
 }  // namespace
+
+std::vector<std::string> list_images(const std::string& dir) {
+  CORTEX_CHECK(fs::is_directory(dir), "dataset: expected an image folder at ", dir, ", found none");
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.is_regular_file() && is_image_file(e.path())) out.push_back(e.path().string());
+  std::sort(out.begin(), out.end());  // Algonauts names are zero-padded, so name order is row order
+  return out;
+}
 
 Tensor Dataset::image(int64_t i) const {
   CORTEX_CHECK(i >= 0 && i < size(), name, ": image ", i, " out of range [0, ", size(), ")");

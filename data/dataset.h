@@ -45,6 +45,9 @@ Dataset load_algonauts(const std::string& subject_dir, const std::string& split,
 std::map<std::string, std::vector<int64_t>> load_roi(const std::string& subject_dir, const std::string& hemi,
                                                      const std::string& roi);
 
+// The PNG/JPEG files of a folder (extension in any case), sorted by name.
+std::vector<std::string> list_images(const std::string& dir);
+
 // Plain pairs in `dir`: images.npy (uint8 (N, H, W[, C])) or an images/ folder of PNG/JPEG files
 // (sorted by name), responses.npy (N, V) and optionally rois.json ({"name": [column, ...]}).
 Dataset load_pairs(const std::string& dir, const LoadOptions& opt = {});
