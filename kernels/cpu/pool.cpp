@@ -42,6 +42,66 @@ std::vector<Win> adaptive_windows(int64_t out, int64_t in) {
 
 struct Dims { int64_t P, H, W, OH, OW; };  // P = N * C planes
 
+// y[p, oh, ow] = the sum of x over window (wh[oh], ww[ow]) of plane p, divided by the window's size
+// including padding (include_pad) or clipped to the input. Average and adaptive-average pooling.
+Tensor window_mean(const Tensor& x, int64_t out_h, int64_t out_w, const std::vector<Win>& wh,
+                   const std::vector<Win>& ww, bool include_pad, const char* op) {
+  const Tensor xc = x.contiguous();
+  const Dims d{x.size(0) * x.size(1), x.size(2), x.size(3), out_h, out_w};
+  Tensor y = empty({x.size(0), x.size(1), out_h, out_w}, x.dtype());
+  if (y.numel() == 0) return y;
+  dispatch_float(x.dtype(), op, [&](auto t) {
+    using T = decltype(t);
+    const T* xp = xc.data<T>();
+    T* yp = y.data<T>();
+#pragma omp parallel for schedule(static) if (d.P * (d.H * d.W + d.OH * d.OW) >= kParallelWork)
+    for (int64_t row = 0; row < d.P * d.OH; ++row) {
+      const int64_t pl = row / d.OH, oh = row % d.OH;
+      const T* xpl = xp + pl * d.H * d.W;
+      const Win h = wh[oh];
+      for (int64_t ow = 0; ow < d.OW; ++ow) {
+        const Win w = ww[ow];
+        T s = 0;
+        for (int64_t ih = h.lo; ih < h.hi; ++ih)
+          for (int64_t iw = w.lo; iw < w.hi; ++iw) s += xpl[ih * d.W + iw];
+        const int64_t div = include_pad ? h.padded * w.padded : (h.hi - h.lo) * (w.hi - w.lo);
+        yp[row * d.OW + ow] = s / static_cast<T>(div);
+      }
+    }
+  });
+  return y;
+}
+
+// The adjoint of window_mean: each output's gradient, divided as in the forward, spread over its
+// window. Threads split planes, so each owns the gradient plane it accumulates into.
+Tensor window_mean_backward(const Tensor& gy, const Shape& x_shape, const std::vector<Win>& wh,
+                            const std::vector<Win>& ww, bool include_pad, const char* op) {
+  const Tensor gc = gy.contiguous();
+  const Dims d{x_shape[0] * x_shape[1], x_shape[2], x_shape[3], gy.size(2), gy.size(3)};
+  Tensor gx = zeros(x_shape, gy.dtype());
+  if (gy.numel() == 0) return gx;
+  dispatch_float(gy.dtype(), op, [&](auto t) {
+    using T = decltype(t);
+    const T* gp = gc.data<T>();
+    T* xp = gx.data<T>();
+#pragma omp parallel for schedule(static) if (d.P * (d.H * d.W + d.OH * d.OW) >= kParallelWork)
+    for (int64_t pl = 0; pl < d.P; ++pl) {
+      T* gpl = xp + pl * d.H * d.W;
+      for (int64_t oh = 0; oh < d.OH; ++oh) {
+        const Win h = wh[oh];
+        for (int64_t ow = 0; ow < d.OW; ++ow) {
+          const Win w = ww[ow];
+          const int64_t div = include_pad ? h.padded * w.padded : (h.hi - h.lo) * (w.hi - w.lo);
+          const T g = gp[(pl * d.OH + oh) * d.OW + ow] / static_cast<T>(div);
+          for (int64_t ih = h.lo; ih < h.hi; ++ih)
+            for (int64_t iw = w.lo; iw < w.hi; ++iw) gpl[ih * d.W + iw] += g;
+        }
+      }
+    }
+  });
+  return gx;
+}
+
 }  // namespace
 
 int64_t pool_out_size(const char* op, int64_t in, int64_t k, int64_t stride, int64_t pad, bool ceil_mode) {
@@ -93,115 +153,25 @@ MaxPool max_pool2d(const Tensor& x, const Pool2dParams& p, int64_t out_h, int64_
 }
 
 Tensor avg_pool2d(const Tensor& x, const Pool2dParams& p, int64_t out_h, int64_t out_w) {
-  const Tensor xc = x.contiguous();
-  const Dims d{x.size(0) * x.size(1), x.size(2), x.size(3), out_h, out_w};
-  Tensor y = empty({x.size(0), x.size(1), out_h, out_w}, x.dtype());
-  if (y.numel() == 0) return y;
-  const auto wh = windows(d.OH, d.H, p.kernel_h, p.stride_h, p.pad_h);
-  const auto ww = windows(d.OW, d.W, p.kernel_w, p.stride_w, p.pad_w);
-  dispatch_float(x.dtype(), "avg_pool2d", [&](auto t) {
-    using T = decltype(t);
-    const T* xp = xc.data<T>();
-    T* yp = y.data<T>();
-#pragma omp parallel for schedule(static) if (d.P * d.OH * d.OW * p.kernel_h * p.kernel_w >= kParallelWork)
-    for (int64_t row = 0; row < d.P * d.OH; ++row) {
-      const int64_t pl = row / d.OH, oh = row % d.OH;
-      const T* xpl = xp + pl * d.H * d.W;
-      const Win h = wh[oh];
-      for (int64_t ow = 0; ow < d.OW; ++ow) {
-        const Win w = ww[ow];
-        T s = 0;
-        for (int64_t ih = h.lo; ih < h.hi; ++ih)
-          for (int64_t iw = w.lo; iw < w.hi; ++iw) s += xpl[ih * d.W + iw];
-        const int64_t div = p.count_include_pad ? h.padded * w.padded : (h.hi - h.lo) * (w.hi - w.lo);
-        yp[row * d.OW + ow] = s / static_cast<T>(div);
-      }
-    }
-  });
-  return y;
+  return window_mean(x, out_h, out_w, windows(out_h, x.size(2), p.kernel_h, p.stride_h, p.pad_h),
+                     windows(out_w, x.size(3), p.kernel_w, p.stride_w, p.pad_w), p.count_include_pad, "avg_pool2d");
 }
 
 Tensor avg_pool2d_backward(const Tensor& gy, const Shape& x_shape, const Pool2dParams& p) {
-  const Tensor gc = gy.contiguous();
-  const Dims d{x_shape[0] * x_shape[1], x_shape[2], x_shape[3], gy.size(2), gy.size(3)};
-  Tensor gx = zeros(x_shape, gy.dtype());
-  if (gy.numel() == 0) return gx;
-  const auto wh = windows(d.OH, d.H, p.kernel_h, p.stride_h, p.pad_h);
-  const auto ww = windows(d.OW, d.W, p.kernel_w, p.stride_w, p.pad_w);
-  dispatch_float(gy.dtype(), "avg_pool2d_backward", [&](auto t) {
-    using T = decltype(t);
-    const T* gp = gc.data<T>();
-    T* xp = gx.data<T>();
-#pragma omp parallel for schedule(static) if (d.P * d.OH * d.OW * p.kernel_h * p.kernel_w >= kParallelWork)
-    for (int64_t pl = 0; pl < d.P; ++pl) {
-      T* gpl = xp + pl * d.H * d.W;
-      for (int64_t oh = 0; oh < d.OH; ++oh) {
-        const Win h = wh[oh];
-        for (int64_t ow = 0; ow < d.OW; ++ow) {
-          const Win w = ww[ow];
-          const int64_t div = p.count_include_pad ? h.padded * w.padded : (h.hi - h.lo) * (w.hi - w.lo);
-          const T g = gp[(pl * d.OH + oh) * d.OW + ow] / static_cast<T>(div);
-          for (int64_t ih = h.lo; ih < h.hi; ++ih)
-            for (int64_t iw = w.lo; iw < w.hi; ++iw) gpl[ih * d.W + iw] += g;
-        }
-      }
-    }
-  });
-  return gx;
+  return window_mean_backward(gy, x_shape, windows(gy.size(2), x_shape[2], p.kernel_h, p.stride_h, p.pad_h),
+                              windows(gy.size(3), x_shape[3], p.kernel_w, p.stride_w, p.pad_w), p.count_include_pad,
+                              "avg_pool2d_backward");
 }
 
+// Adaptive bins are windows that never reach into padding, so either divisor rule gives the bin size.
 Tensor adaptive_avg_pool2d(const Tensor& x, int64_t out_h, int64_t out_w) {
-  const Tensor xc = x.contiguous();
-  const Dims d{x.size(0) * x.size(1), x.size(2), x.size(3), out_h, out_w};
-  Tensor y = empty({x.size(0), x.size(1), out_h, out_w}, x.dtype());
-  if (y.numel() == 0) return y;
-  const auto wh = adaptive_windows(d.OH, d.H), ww = adaptive_windows(d.OW, d.W);
-  dispatch_float(x.dtype(), "adaptive_avg_pool2d", [&](auto t) {
-    using T = decltype(t);
-    const T* xp = xc.data<T>();
-    T* yp = y.data<T>();
-#pragma omp parallel for schedule(static) if (d.P * d.H * d.W >= kParallelWork)
-    for (int64_t row = 0; row < d.P * d.OH; ++row) {
-      const int64_t pl = row / d.OH, oh = row % d.OH;
-      const T* xpl = xp + pl * d.H * d.W;
-      const Win h = wh[oh];
-      for (int64_t ow = 0; ow < d.OW; ++ow) {
-        const Win w = ww[ow];
-        T s = 0;
-        for (int64_t ih = h.lo; ih < h.hi; ++ih)
-          for (int64_t iw = w.lo; iw < w.hi; ++iw) s += xpl[ih * d.W + iw];
-        yp[row * d.OW + ow] = s / static_cast<T>(h.padded * w.padded);
-      }
-    }
-  });
-  return y;
+  return window_mean(x, out_h, out_w, adaptive_windows(out_h, x.size(2)), adaptive_windows(out_w, x.size(3)), true,
+                     "adaptive_avg_pool2d");
 }
 
 Tensor adaptive_avg_pool2d_backward(const Tensor& gy, const Shape& x_shape) {
-  const Tensor gc = gy.contiguous();
-  const Dims d{x_shape[0] * x_shape[1], x_shape[2], x_shape[3], gy.size(2), gy.size(3)};
-  Tensor gx = zeros(x_shape, gy.dtype());
-  if (gy.numel() == 0) return gx;
-  const auto wh = adaptive_windows(d.OH, d.H), ww = adaptive_windows(d.OW, d.W);
-  dispatch_float(gy.dtype(), "adaptive_avg_pool2d_backward", [&](auto t) {
-    using T = decltype(t);
-    const T* gp = gc.data<T>();
-    T* xp = gx.data<T>();
-#pragma omp parallel for schedule(static) if (d.P * d.H * d.W >= kParallelWork)
-    for (int64_t pl = 0; pl < d.P; ++pl) {
-      T* gpl = xp + pl * d.H * d.W;
-      for (int64_t oh = 0; oh < d.OH; ++oh) {
-        const Win h = wh[oh];
-        for (int64_t ow = 0; ow < d.OW; ++ow) {
-          const Win w = ww[ow];
-          const T g = gp[(pl * d.OH + oh) * d.OW + ow] / static_cast<T>(h.padded * w.padded);
-          for (int64_t ih = h.lo; ih < h.hi; ++ih)
-            for (int64_t iw = w.lo; iw < w.hi; ++iw) gpl[ih * d.W + iw] += g;
-        }
-      }
-    }
-  });
-  return gx;
+  return window_mean_backward(gy, x_shape, adaptive_windows(gy.size(2), x_shape[2]),
+                              adaptive_windows(gy.size(3), x_shape[3]), true, "adaptive_avg_pool2d_backward");
 }
 
 }  // namespace cortex::kernels::cpu
