@@ -107,7 +107,6 @@ Tensor prepare(const Tensor& img, int64_t size) {
 
 // (B, C, H, W) -> (B, C * pool^2); (B, T, C) tokens -> (B, C) mean; (B, F) as is.
 Tensor flatten_tap(const Tensor& t, int64_t pool, const std::string& tap) {
-  NoGradGuard ng;
   if (t.dim() == 4) return adaptive_avg_pool2d(t, pool, pool).reshape({t.size(0), -1});
   if (t.dim() == 3) return mean(t, {1});
   CORTEX_CHECK(t.dim() == 2, "fit: tap '", tap, "' gives a ", t.dim(), "-D activation; expected 2-D, 3-D or 4-D");

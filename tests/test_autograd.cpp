@@ -16,11 +16,6 @@ using cortex::testing::randu;
 
 namespace {
 Tensor t64(std::vector<double> v, Shape s) { return from_vector(v, s, DType::Float64); }
-#define EXPECT_GRADCHECK(...)                   \
-  do {                                          \
-    std::string err_ = gradcheck(__VA_ARGS__);  \
-    EXPECT_EQ(err_, "");                        \
-  } while (0)
 Fn unary(Tensor (*f)(const Tensor&)) {
   return [f](const std::vector<Tensor>& x) { return std::vector<Tensor>{f(x[0])}; };
 }

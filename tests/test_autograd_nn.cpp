@@ -19,12 +19,6 @@ using cortex::testing::randu;
 
 namespace {
 
-#define EXPECT_GRADCHECK(...)                   \
-  do {                                          \
-    std::string err_ = gradcheck(__VA_ARGS__);  \
-    EXPECT_EQ(err_, "");                        \
-  } while (0)
-
 Tensor t64(std::vector<double> v, Shape s) { return from_vector(v, s, DType::Float64); }
 GradcheckOptions second_order() {
   GradcheckOptions o;

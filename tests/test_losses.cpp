@@ -17,12 +17,6 @@ using cortex::testing::randu;
 
 namespace {
 
-#define EXPECT_GRADCHECK(...)                   \
-  do {                                          \
-    std::string err_ = gradcheck(__VA_ARGS__);  \
-    EXPECT_EQ(err_, "");                        \
-  } while (0)
-
 std::vector<double> vals(const Tensor& t) { return t.to(DType::Float64).to_vector<double>(); }
 Tensor t64(const std::vector<double>& v, const Shape& s) { return from_vector(v, s, DType::Float64); }
 

@@ -73,6 +73,14 @@ inline ::testing::AssertionResult allclose(const Tensor& a, const Tensor& b, dou
     }                                                                                        \
   } while (0)
 
+// Expects cortex::gradcheck(...) (autograd/gradcheck.h, included by the test) to pass; on failure
+// the message names the first check that failed.
+#define EXPECT_GRADCHECK(...)                           \
+  do {                                                  \
+    std::string err_ = ::cortex::gradcheck(__VA_ARGS__); \
+    EXPECT_EQ(err_, "");                                \
+  } while (0)
+
 // Expects f() to throw cortex::Error whose message contains every needle.
 inline void expect_error(const std::function<void()>& f, const std::vector<std::string>& needles) {
   try {
