@@ -3,17 +3,32 @@
 //   cortex fit --data subj01/ --arch alexnet --weights alexnet.safetensors --tap features.5
 //              --out fit/   (one line)
 //
-// Inputs per image: the backbone's activation at --tap (images resized to --image-size and
-// ImageNet-normalised, no crop, so receptive fields keep their positions), or for --readout core
-// the grey image itself at --core-size. Readouts:
-//   ridge     the tap average-pooled to --pool x --pool and flattened; per-voxel penalties chosen by
-//             --folds-fold cross-validation over --alphas (models/readouts/ridge.h);
-//   gaussian  a Gaussian readout (Lurz et al. 2020) on the tap's (C, H, W) map;
-//   core      a 3-layer conv net trained from the images with a Gaussian readout;
-// the last two trained with Adam on MSE + --l1, early stopping on a --val-fraction of the training
-// images, a checkpoint every epoch (--resume continues an interrupted fit to the same result).
+// Inputs per image: the backbone's activations at --tap (comma-separated for several layers;
+// images resized to --image-size and ImageNet-normalised, no crop, so receptive fields keep their
+// positions), the grey image itself for --tap pixels, or for --readout core the grey image at
+// --core-size. Readouts (models/readouts/readouts.h has the equations):
+//   ridge          each tap average-pooled to --pool x --pool, flattened and concatenated; per-voxel
+//                  penalties chosen by --folds-fold cross-validation over --alphas;
+//   gaussian-fwrf  St-Yves & Naselaris: a Gaussian pooling field per voxel chosen by grid search
+//                  (--grid x --grid centres, --sigmas) with ridge weights over the taps' channels;
+//   gaussian       Lurz et al. 2020 on one tap's (C, H, W) map;
+//   factorized     Klindt et al. 2017 on one tap's map;
+//   fwrf           BOLDreams: free-form spatial maps per map size over the taps, channels pruned to
+//                  the top --keep fraction by std;
+//   pooled-linear  AlignedCut: global average pools of the taps, then linear;
+//   two-layer      linear -> sigmoid (--hidden units) -> linear on the pooled features; `linear` is
+//                  its linear control, trained the same way;
+//   core           a 3-layer conv net trained from the grey images with a Gaussian readout.
+// The trained ones use Adam on --loss (mse, l1, poisson) + --l1 times the readout's penalty, early
+// stopping on a --val-fraction of the training images, a checkpoint every epoch (--resume
+// continues an interrupted fit to the same result).
+// Frozen backbone: its features are computed once; with --cache DIR they are also written there,
+// keyed by everything they depend on, and read back by the next fit that needs the same ones.
+// --finetune trains the backbone end to end with a map readout (gaussian, factorized, fwrf,
+// pooled-linear) at --backbone-lr times --lr; only the layers up to the last tap learn.
 // Evaluation on the test split (Algonauts layout: test_split/ when it holds responses; plain pairs:
-// a seeded --test-fraction): Pearson r, R², the challenge score, per ROI.
+// a seeded --test-fraction): Pearson r, R², the challenge score, per ROI, and on a folder written by
+// cortex simulate the distance of each fitted receptive-field position from the planted one.
 // Outputs in --out: model.safetensors (the settings as metadata), predictions.npy (test images x
 // voxels), metrics.json and report.html, each written through a temporary file and renamed.
 // --random-weights SEED builds the backbone with seeded random weights instead of --weights (for
@@ -25,6 +40,7 @@
 #include <iomanip>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "analysis/metrics.h"
@@ -33,6 +49,7 @@
 #include "autograd/ops.h"
 #include "cli/commands.h"
 #include "data/dataset.h"
+#include "data/simulate.h"
 #include "models/backbone.h"
 #include "models/cnn.h"
 #include "models/layers.h"
@@ -52,29 +69,60 @@ using Clock = std::chrono::steady_clock;
 
 struct FitOpts {
   std::string data, hemi = "lh", arch, config, weights, tap, out, alphas = "1e-2,1e-1,1,10,1e2,1e3,1e4,1e5";
-  std::string readout = "ridge";
-  int64_t epochs = 60, core_size = 32;
-  double lr = 1e-2, l1 = 1e-4, val_fraction = 0.1;
-  bool resume = false;
+  std::string readout = "ridge", loss = "mse", cache, sigmas = "0.1,0.2,0.4";
+  int64_t epochs = 60, core_size = 32, hidden = 128, grid = 7;
+  double lr = 0, l1 = 1e-4, val_fraction = 0.1, keep = 1.0, backbone_lr = 0.1;
+  bool resume = false, finetune = false;
   int64_t random_weights = -1, image_size = 224, pool = 4, batch = 32, folds = 5;
   double test_fraction = 0.2;
   uint64_t seed = 0;
   bool drop_nan = false;
 };
 
+// What a readout reads: flat features (N, F), one map (N, C, H, W), one map per tap, the grey
+// image (N, 1, S, S) for the core, or (fine-tuning) the preprocessed images (N, 3, S, S).
+enum class Input { Flat, Map, Maps, Grey, Images };
+struct ReadoutKind {
+  const char* name;
+  Input input;
+  bool trained;  // by the training loop (else closed form / grid search)
+};
+constexpr ReadoutKind kKinds[] = {
+    {"ridge", Input::Flat, false},      {"gaussian-fwrf", Input::Maps, false}, {"gaussian", Input::Map, true},
+    {"factorized", Input::Map, true},   {"fwrf", Input::Maps, true},          {"pooled-linear", Input::Maps, true},
+    {"two-layer", Input::Flat, true},   {"linear", Input::Flat, true},        {"core", Input::Grey, true}};
+
+const ReadoutKind& kind_of(const std::string& name) {
+  std::string all;
+  for (const auto& k : kKinds) {
+    if (name == k.name) return k;
+    all += std::string(all.empty() ? "" : ", ") + k.name;
+  }
+  throw Error("fit: --readout must be one of " + all + ", found '" + name + "'");
+}
+
+Input input_of(const FitOpts& o) { return o.finetune ? Input::Images : kind_of(o.readout).input; }
+
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-std::vector<double> parse_alphas(const std::string& s) {
-  std::vector<double> out;
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
   std::stringstream ss(s);
-  for (std::string t; std::getline(ss, t, ',');) {
+  for (std::string t; std::getline(ss, t, ',');)
+    if (!t.empty()) out.push_back(t);
+  return out;
+}
+
+std::vector<double> parse_positive(const std::string& s, const char* flag) {
+  std::vector<double> out;
+  for (const std::string& t : split_list(s)) {
     char* end = nullptr;
     const double a = std::strtod(t.c_str(), &end);
-    CORTEX_CHECK(!t.empty() && end && *end == '\0' && a > 0 && std::isfinite(a),
-                 "fit: --alphas expects positive numbers separated by commas, found '", s, "'");
+    CORTEX_CHECK(end && *end == '\0' && a > 0 && std::isfinite(a), "fit: ", flag,
+                 " expects positive numbers separated by commas, found '", s, "'");
     out.push_back(a);
   }
-  CORTEX_CHECK(!out.empty(), "fit: --alphas is empty");
+  CORTEX_CHECK(!out.empty(), "fit: ", flag, " is empty");
   return out;
 }
 
@@ -105,6 +153,15 @@ Tensor prepare(const Tensor& img, int64_t size) {
   return io::normalize(io::to_float_chw(x), {0.485, 0.456, 0.406}, {0.229, 0.224, 0.225});
 }
 
+int64_t input_size(const FitOpts& o) { return o.readout == "core" ? o.core_size : o.image_size; }
+
+// Rows `rows` of d, prepared: float32 (B, 3, S, S).
+Tensor prepare_rows(const data::Dataset& d, const std::vector<int64_t>& rows, int64_t size) {
+  std::vector<Tensor> xs;
+  for (int64_t i : rows) xs.push_back(prepare(d.image(i), size));
+  return stack(xs, 0);
+}
+
 // (B, C, H, W) -> (B, C * pool^2); (B, T, C) tokens -> (B, C) mean; (B, F) as is.
 Tensor flatten_tap(const Tensor& t, int64_t pool, const std::string& tap) {
   if (t.dim() == 4) return adaptive_avg_pool2d(t, pool, pool).reshape({t.size(0), -1});
@@ -113,126 +170,518 @@ Tensor flatten_tap(const Tensor& t, int64_t pool, const std::string& tap) {
   return t;
 }
 
-// Features of every row of d: float32 (N, F) for ridge (pooled, flattened), the tap's (N, C, H, W)
-// map for the Gaussian readout, or the grey image itself (N, 1, S, S) for the data-driven core.
-Tensor extract(models::Backbone* m, const data::Dataset& d, const FitOpts& o, const char* what) {
+// The readout's inputs for one prepared batch x (B, 3, S, S): one tensor, or one per tap (Maps).
+std::vector<Tensor> inputs_of(models::Backbone* m, const Tensor& x, const FitOpts& o) {
+  const Input in = input_of(o);
+  if (in == Input::Grey) return {mean(x, {1}, true).contiguous()};  // the core learns its own features
+  if (in == Input::Images) return {x};
+  const std::vector<std::string> taps = split_list(o.tap);
+  if (taps == std::vector<std::string>{"pixels"})
+    return {mean(x, {1}).reshape({x.size(0), -1}).contiguous()};  // grey pixels: the linear baseline
+  const auto got = m->features(x, taps);
+  std::vector<Tensor> out;
+  for (const auto& t : taps) {
+    const Tensor& a = got.at(t);
+    if (in == Input::Flat) {
+      out.push_back(flatten_tap(a, o.pool, t).contiguous());
+    } else {
+      CORTEX_CHECK(a.dim() == 4, "fit: --readout ", o.readout, " needs (N, C, H, W) feature maps; tap '", t,
+                   "' gives ", shape_str(a.shape()), " (for a ViT, tap '", t, ":grid')");
+      out.push_back(a.contiguous());
+    }
+  }
+  if (in == Input::Flat && out.size() > 1) return {concat(out, 1)};
+  return out;
+}
+
+// The readout's inputs for every row of d, in batches (a progress line on stderr).
+std::vector<Tensor> extract(models::Backbone* m, const data::Dataset& d, const FitOpts& o, const char* what) {
   NoGradGuard ng;
   data::BatchStream stream(d, o.batch);
-  std::vector<Tensor> parts;
+  std::vector<std::vector<Tensor>> parts;
   data::Batch b;
   const auto t0 = Clock::now();
   int64_t done = 0;
   while (stream.next(b)) {
     std::vector<Tensor> xs;
-    const int64_t size = o.readout == "core" ? o.core_size : o.image_size;
-    for (int64_t i = 0; i < b.images.size(0); ++i) xs.push_back(prepare(b.images.select(0, i), size));
-    Tensor x = stack(xs, 0);
-    if (o.readout == "core") {
-      parts.push_back(mean(x, {1}, true).contiguous());  // (B, 1, S, S): the core learns its own features
-    } else if (o.tap == "pixels") {
-      parts.push_back(mean(x, {1}).reshape({x.size(0), -1}).contiguous());  // grey pixels: the linear baseline
-    } else {
-      const Tensor t = m->features(x, {o.tap}).at(o.tap);
-      if (o.readout == "gaussian") {
-        CORTEX_CHECK(t.dim() == 4, "fit: the Gaussian readout needs a (N, C, H, W) feature map; tap '", o.tap,
-                     "' gives ", shape_str(t.shape()));
-        parts.push_back(t.contiguous());
-      } else {
-        parts.push_back(flatten_tap(t, o.pool, o.tap).contiguous());
-      }
-    }
+    for (int64_t i = 0; i < b.images.size(0); ++i) xs.push_back(prepare(b.images.select(0, i), input_size(o)));
+    const std::vector<Tensor> in = inputs_of(m, stack(xs, 0), o);
+    parts.resize(in.size());
+    for (size_t k = 0; k < in.size(); ++k) parts[k].push_back(in[k]);
     done += b.images.size(0);
     std::cerr << "\rfit: " << what << " features " << done << "/" << d.size() << " images (" << std::fixed
               << std::setprecision(1) << done / std::max(1e-9, seconds_since(t0)) << " images/s)" << std::flush;
   }
   std::cerr << "\n";
   CORTEX_CHECK(!parts.empty(), "fit: the ", what, " split has no images");
+  std::vector<Tensor> out;
+  for (auto& p : parts) out.push_back(p.size() == 1 ? p[0] : concat(p, 0));
+  return out;
+}
+
+// FNV-1a, for cache file names (the full key is checked inside the file).
+std::string hex_hash(const std::string& s) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ULL;
+  std::ostringstream os;
+  os << std::hex << std::setw(16) << std::setfill('0') << h;
+  return os.str();
+}
+
+// What a file is, for cache keys: its canonical path, size and modification time.
+std::string file_identity(const std::string& path) {
+  std::error_code ec;
+  const fs::path c = fs::weakly_canonical(path, ec);
+  std::ostringstream os;
+  os << (ec ? path : c.string());
+  if (fs::exists(path, ec) && !fs::is_directory(path, ec))
+    os << " bytes=" << fs::file_size(path, ec) << " mtime=" << fs::last_write_time(path, ec).time_since_epoch().count();
+  return os.str();
+}
+
+// Everything the readout inputs of dataset `images` depend on (the images: their source and rows).
+std::string cache_key(const FitOpts& o, const std::string& images) {
+  std::ostringstream os;
+  os << "cortex fit features v1; backbone=" << (o.arch.empty() ? file_identity(o.config) : o.arch)
+     << "; weights=" << (o.random_weights >= 0 ? "random:" + std::to_string(o.random_weights) : file_identity(o.weights))
+     << "; taps=" << o.tap << "; image_size=" << o.image_size << "; input=" << static_cast<int>(input_of(o));
+  if (input_of(o) == Input::Flat) os << "; pool=" << o.pool;
+  os << "; images=" << images;
+  return os.str();
+}
+
+std::string rows_identity(const data::Dataset& d, const std::string& source, const std::string& split) {
+  std::ostringstream rows;
+  for (int64_t r : d.rows) rows << r << ',';
+  return file_identity(source) + " split=" + split + " n=" + std::to_string(d.size()) + " rows#" + hex_hash(rows.str());
+}
+
+// extract() through the --cache folder: reuses a file whose key matches, else computes and writes one.
+std::vector<Tensor> features(models::Backbone* m, const data::Dataset& d, const FitOpts& o, const char* what,
+                             const std::string& images) {
+  const Input in = input_of(o);
+  if (o.cache.empty() || in == Input::Grey || in == Input::Images || o.tap == "pixels") return extract(m, d, o, what);
+  const std::string key = cache_key(o, images);
+  const fs::path path = fs::path(o.cache) / ("features-" + hex_hash(key) + ".safetensors");
+  if (fs::exists(path)) {
+    const io::SafeTensors f = io::SafeTensors::open(path.string());
+    const auto meta = f.metadata();
+    if (meta.count("key") && meta.at("key") == key) {
+      const auto all = io::load_safetensors(path.string());
+      std::vector<Tensor> out;
+      for (size_t k = 0; all.count("input." + std::to_string(k)); ++k) out.push_back(all.at("input." + std::to_string(k)));
+      CORTEX_CHECK(!out.empty() && out[0].size(0) == d.size(), "fit: cached features ", path.string(),
+                   " do not match the ", what, " split (", d.size(), " images); delete the file");
+      std::cerr << "fit: " << what << " features from the cache " << path.string() << "\n";
+      return out;
+    }
+  }
+  std::vector<Tensor> out = extract(m, d, o, what);
+  fs::create_directories(o.cache);
+  std::vector<std::pair<std::string, Tensor>> named;
+  for (size_t k = 0; k < out.size(); ++k) named.emplace_back("input." + std::to_string(k), out[k]);
+  io::write_safetensors(path.string(), named, {{"key", key}});
+  std::cerr << "fit: cached the " << what << " features in " << path.string() << "\n";
+  return out;
+}
+
+models::MapShape map_shape(const Shape& s) { return {s[1], s[2], s[3]}; }
+
+// The readout of kind o.readout for inputs of these shapes (batch dim included) and V outputs.
+// keep: fwrf's kept channels per map (empty: all).
+std::shared_ptr<models::Readout> make_readout(const FitOpts& o, const std::vector<Shape>& in, int64_t V,
+                                              const std::vector<Tensor>& keep) {
+  const std::string& k = o.readout;
+  const bool elu = o.loss == "poisson";
+  std::vector<models::MapShape> maps;
+  if (kind_of(k).input == Input::Map || kind_of(k).input == Input::Maps)
+    for (const Shape& s : in) maps.push_back(map_shape(s));
+  if (k == "gaussian")
+    return std::make_shared<models::GaussianReadout>(maps[0], V, models::GaussSigma::Isotropic, 0.1, elu,
+                                                     std::vector<int64_t>{}, o.seed);
+  if (k == "factorized") return std::make_shared<models::Factorized>(maps[0], V, o.seed);
+  if (k == "fwrf") return std::make_shared<models::FwRF>(maps, V, keep, o.seed);
+  if (k == "gaussian-fwrf") return std::make_shared<models::GaussianFwRF>(maps, V);
+  if (k == "pooled-linear") return std::make_shared<models::PooledLinear>(maps, V, o.seed);
+  if (k == "two-layer") return std::make_shared<models::TwoLayerEncoder>(in[0][1], o.hidden, V, o.seed);
+  if (k == "linear") return std::make_shared<models::LinearEncoder>(in[0][1], V, o.seed);
+  if (k == "core")
+    return std::make_shared<models::ConvGaussianModel>(1, 16, 3, 5, o.core_size, o.core_size, V,
+                                                       models::GaussSigma::Isotropic, elu, o.seed);
+  throw Error("fit: --readout " + k + " is not a trained readout");
+}
+
+// The readout of a fine-tuned backbone: built on the taps' shapes from one forward of a blank image.
+std::shared_ptr<models::BackboneReadout> make_finetuned(const FitOpts& o, std::shared_ptr<models::Backbone> bb,
+                                                        int64_t V) {
+  std::vector<Shape> shapes;
+  {
+    NoGradGuard ng;
+    FitOpts frozen = o;
+    frozen.finetune = false;
+    for (const Tensor& t : inputs_of(bb.get(), zeros({1, 3, o.image_size, o.image_size}), frozen))
+      shapes.push_back(t.shape());
+  }
+  return std::make_shared<models::BackboneReadout>(bb, split_list(o.tap), make_readout(o, shapes, V, {}));
+}
+
+// Predictions of a readout for inputs held in memory, `batch` rows at a time.
+Tensor predict_inputs(models::Readout& net, const std::vector<Tensor>& in, int64_t batch) {
+  NoGradGuard ng;
+  net.train(false);
+  std::vector<Tensor> parts;
+  const int64_t n = in[0].size(0);
+  for (int64_t lo = 0; lo < n; lo += batch) {
+    std::vector<Tensor> b;
+    for (const Tensor& t : in) b.push_back(t.narrow(0, lo, std::min(batch, n - lo)));
+    parts.push_back(net.read(b).contiguous());
+  }
   return parts.size() == 1 ? parts[0] : concat(parts, 0);
+}
+
+// Trained readouts on flat features (two-layer, linear) see them z-scored with the training set's
+// column means and standard deviations (kept in the model file as "input_mean" / "input_std"):
+// pooled backbone activations can be large enough to saturate the encoder's sigmoid from the start.
+struct Standardizer {
+  Tensor mean, std;  // (1, F) float32
+  static Standardizer fit(const Tensor& x) {
+    NoGradGuard ng;
+    Standardizer z;
+    z.mean = cortex::mean(x, {0}, true).contiguous();
+    z.std = (std_dev(x, {0}, 0, true) + 1e-6).contiguous();  // a constant column stays finite
+    return z;
+  }
+  Tensor apply(const Tensor& x) const {
+    NoGradGuard ng;
+    return ((x - mean) / std).contiguous();
+  }
+};
+
+bool standardized(const std::string& readout) { return readout == "two-layer" || readout == "linear"; }
+
+// Predictions of a fine-tuned model, decoding and preparing the images batch by batch.
+Tensor predict_images(models::Readout& net, const data::Dataset& d, const FitOpts& o) {
+  NoGradGuard ng;
+  net.train(false);
+  std::vector<Tensor> parts;
+  for (int64_t lo = 0; lo < d.size(); lo += o.batch) {
+    std::vector<int64_t> rows;
+    for (int64_t i = lo; i < std::min(d.size(), lo + o.batch); ++i) rows.push_back(i);
+    parts.push_back(net.read({prepare_rows(d, rows, o.image_size)}).contiguous());
+  }
+  return parts.size() == 1 ? parts[0] : concat(parts, 0);
+}
+
+// Batches of the dataset rows `rows` decoded and prepared on demand (fine-tuning: the images
+// never sit in memory all at once), in models::epoch_order.
+models::BatchSource image_batches(const data::Dataset& d, const std::vector<int64_t>& rows, int64_t batch,
+                                  bool shuffle, const FitOpts& o) {
+  models::BatchSource src;
+  const int64_t n = static_cast<int64_t>(rows.size());
+  src.n_batches = (n + batch - 1) / batch;
+  const Tensor y = d.responses;
+  const int64_t size = o.image_size;
+  const uint64_t seed = o.seed;
+  src.get = [&d, rows, y, n, batch, shuffle, seed, size](int64_t epoch, int64_t i) {
+    const std::vector<int64_t> order = models::epoch_order(n, shuffle, seed, epoch);
+    std::vector<int64_t> pick;
+    for (int64_t k = i * batch; k < std::min(n, (i + 1) * batch); ++k) pick.push_back(rows[order[k]]);
+    models::Batch b;
+    b.maps = {prepare_rows(d, pick, size)};
+    b.y = index_select(y, 0, from_vector(pick, {static_cast<int64_t>(pick.size())}, DType::Int64));
+    return b;
+  };
+  return src;
+}
+
+// The readout to look inside: the fine-tuned model's own readout, or the model.
+models::Readout* inner(models::Readout* net) {
+  if (auto* f = dynamic_cast<models::BackboneReadout*>(net)) return f->readout.get();
+  if (auto* c = dynamic_cast<models::ConvGaussianModel*>(net)) return c->readout.get();
+  return net;
+}
+
+// Each voxel's receptive-field centre as a fraction of the image width and height, float64 (V, 2)
+// as (x, y), read from the readout's spatial parameters; undefined for readouts without any. Map
+// cell j of W stands for the image band around (j + 0.5) / W (exact for the core's same-padded
+// convs; for a backbone's map, cell centres stand for receptive-field centres).
+Tensor rf_positions(models::Readout* net) {
+  NoGradGuard ng;
+  models::Readout* r = inner(net);
+  auto from_grid = [](const Tensor& mu, int64_t H, int64_t W) {  // mu (V, 2) in [-1, 1] over pixel centres
+    const Tensor m = mu.to(DType::Float64).contiguous();
+    Tensor out = empty({m.size(0), 2}, DType::Float64);
+    for (int64_t v = 0; v < m.size(0); ++v) {
+      out.data<double>()[2 * v] = ((m.at({v, 0}) + 1) / 2 * (W - 1) + 0.5) / W;
+      out.data<double>()[2 * v + 1] = ((m.at({v, 1}) + 1) / 2 * (H - 1) + 0.5) / H;
+    }
+    return out;
+  };
+  auto peak = [](const Tensor& maps) {  // (V, H, W): the cell of the largest |value|
+    const Tensor a = abs(maps.to(DType::Float64)).contiguous();
+    const int64_t V = a.size(0), H = a.size(1), W = a.size(2);
+    Tensor out = empty({V, 2}, DType::Float64);
+    for (int64_t v = 0; v < V; ++v) {
+      const double* p = a.data<double>() + v * H * W;
+      const int64_t best = std::max_element(p, p + H * W) - p;
+      out.data<double>()[2 * v] = (best % W + 0.5) / W;
+      out.data<double>()[2 * v + 1] = (best / W + 0.5) / H;
+    }
+    return out;
+  };
+  if (auto* g = dynamic_cast<models::GaussianReadout*>(r)) return from_grid(g->positions(1).select(0, 0), g->layer.h, g->layer.w);
+  if (auto* g = dynamic_cast<models::GaussianFwRF*>(r)) return from_grid(g->mu, g->layers[0].h, g->layers[0].w);
+  if (auto* f = dynamic_cast<models::Factorized*>(r)) return peak(f->spatial);
+  if (auto* f = dynamic_cast<models::FwRF*>(r)) return peak(f->rf[static_cast<size_t>(f->rf_of[0])]);
+  return Tensor();
+}
+
+// The first voxels' receptive fields as images for the report: the spatial map itself (fwrf,
+// factorized) or a blob at the Gaussian's centre.
+void add_rf_images(models::Readout* net, const Tensor& pos, analysis::ReportData& rep) {
+  NoGradGuard ng;
+  models::Readout* r = inner(net);
+  const int64_t V = pos.size(0), n = std::min<int64_t>(V, 8);
+  Tensor maps;
+  if (auto* f = dynamic_cast<models::Factorized*>(r)) maps = f->spatial;
+  if (auto* f = dynamic_cast<models::FwRF*>(r)) maps = f->rf[static_cast<size_t>(f->rf_of[0])];
+  for (int64_t v = 0; v < n; ++v) {
+    if (maps.defined()) {
+      rep.images.push_back({"voxel " + std::to_string(v) + " spatial map", maps.select(0, v).to(DType::Float32)});
+      continue;
+    }
+    constexpr int64_t S = 32;
+    Tensor m = empty({S, S}, DType::Float32);
+    const double x = pos.at({v, 0}) * S - 0.5, y = pos.at({v, 1}) * S - 0.5;
+    for (int64_t i = 0; i < S; ++i)
+      for (int64_t j = 0; j < S; ++j)
+        m.data<float>()[i * S + j] = static_cast<float>(std::exp(-((j - x) * (j - x) + (i - y) * (i - y)) / 8.0));
+    rep.images.push_back({"voxel " + std::to_string(v) + " position", m});
+  }
 }
 
 nlohmann::json num(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
 
-int run_fit(const FitOpts& o) {
-  const auto t0 = Clock::now();
-  const std::vector<double> alphas = parse_alphas(o.alphas);
+double median(std::vector<double> v) {
+  if (v.empty()) return std::nan("");
+  std::sort(v.begin(), v.end());
+  const size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+// Receptive-field recovery on a simulated subject: distance (in the simulated image's pixels)
+// between each fitted position and the planted centre, summarised overall and per voxel kind.
+void position_recovery(const Tensor& pos, const FitOpts& o, nlohmann::json& metrics, analysis::ReportData& rep) {
+  const data::GroundTruth gt = data::read_ground_truth(o.data, o.hemi);
+  if (static_cast<int64_t>(gt.voxels.size()) != pos.size(0)) {
+    std::cerr << "fit: ground_truth.json has " << gt.voxels.size() << " voxels for --hemi " << o.hemi << ", the model "
+              << pos.size(0) << "; receptive-field recovery not measured\n";
+    return;
+  }
+  const double S = static_cast<double>(gt.image_size);
+  std::vector<double> all;
+  std::map<std::string, std::vector<double>> by_kind;
+  for (size_t v = 0; v < gt.voxels.size(); ++v) {
+    const auto& q = gt.voxels[v];
+    const int64_t i = static_cast<int64_t>(v);
+    const double e = std::hypot(pos.at({i, 0}) - (q.x + 0.5) / S, pos.at({i, 1}) - (q.y + 0.5) / S) * S;
+    all.push_back(e);
+    by_kind[data::kind_name(q.kind)].push_back(e);
+  }
+  nlohmann::json j = {{"median_px", num(median(all))}, {"image_size_px", gt.image_size}};
+  for (const auto& [k, e] : by_kind) j["median_px_by_kind"][k] = num(median(e));
+  metrics["position_error"] = j;
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(2) << median(all) << " px of " << gt.image_size << " (";
+  bool first = true;
+  for (const auto& [k, e] : by_kind) os << (first ? "" : ", ") << k << " " << median(e), first = false;
+  os << ")";
+  rep.summary.push_back({"median distance of fitted RF centres from the planted ones", os.str()});
+  std::cerr << "fit: receptive-field centres " << os.str() << " from the planted ones (median)\n";
+}
+
+void check_opts(const FitOpts& o) {
+  const ReadoutKind& k = kind_of(o.readout);
   CORTEX_CHECK(o.pool >= 1, "fit: --pool must be >= 1, found ", o.pool);
   CORTEX_CHECK(o.batch >= 1, "fit: --batch must be >= 1, found ", o.batch);
   CORTEX_CHECK(o.folds >= 2, "fit: --folds must be >= 2, found ", o.folds);
   CORTEX_CHECK(o.image_size >= 16, "fit: --image-size must be >= 16, found ", o.image_size);
-  CORTEX_CHECK(o.readout == "core" || !o.tap.empty(), "fit: --tap names the backbone layer to read (e.g. features.5, layer3.1)");
+  CORTEX_CHECK(o.core_size >= 8, "fit: --core-size must be >= 8, found ", o.core_size);
+  CORTEX_CHECK(o.hidden >= 1, "fit: --hidden must be >= 1, found ", o.hidden);
+  CORTEX_CHECK(o.grid >= 1, "fit: --grid must be >= 1, found ", o.grid);
+  CORTEX_CHECK(o.epochs >= 1, "fit: --epochs must be >= 1, found ", o.epochs);
+  CORTEX_CHECK(o.keep > 0 && o.keep <= 1, "fit: --keep must be in (0, 1], found ", o.keep);
+  CORTEX_CHECK(o.lr >= 0 && std::isfinite(o.lr), "fit: --lr must be > 0, found ", o.lr);
+  CORTEX_CHECK(o.backbone_lr > 0, "fit: --backbone-lr must be > 0, found ", o.backbone_lr);
+  CORTEX_CHECK(o.val_fraction > 0 && o.val_fraction < 1, "fit: --val-fraction must be in (0, 1), found ", o.val_fraction);
+  CORTEX_CHECK(o.loss == "mse" || o.loss == "l1" || o.loss == "poisson", "fit: --loss must be mse, l1 or poisson, found '",
+               o.loss, "'");
+  CORTEX_CHECK(o.loss != "poisson" || o.readout == "gaussian" || o.readout == "core",
+               "fit: --loss poisson needs a positive output: use --readout gaussian or core (elu + 1)");
+  const std::vector<std::string> taps = split_list(o.tap);
+  CORTEX_CHECK(o.readout == "core" || !taps.empty(),
+               "fit: --tap names the backbone layer(s) to read (e.g. features.5, layer3.1), comma-separated");
+  CORTEX_CHECK(o.tap != "pixels" || k.input == Input::Flat,
+               "fit: --tap pixels (the grey image as features) goes with --readout ridge, two-layer or linear");
+  CORTEX_CHECK(k.input != Input::Map || taps.size() == 1, "fit: --readout ", o.readout, " reads one map; --tap names ",
+               taps.size());
+  CORTEX_CHECK(!o.finetune || (k.trained && (k.input == Input::Map || k.input == Input::Maps)),
+               "fit: --finetune trains the backbone with a map readout (gaussian, factorized, fwrf, pooled-linear), "
+               "found --readout ", o.readout);
+  CORTEX_CHECK(!o.finetune || o.keep == 1.0, "fit: --keep (channel pruning) ranks frozen features; not with --finetune");
+  CORTEX_CHECK(!o.finetune || o.tap != "pixels", "fit: --finetune needs a backbone, not --tap pixels");
   CORTEX_CHECK(fs::is_directory(o.data), "fit: --data '", o.data, "' is not a directory");
+}
+
+std::map<std::string, std::string> metadata(const FitOpts& o) {
+  return {{"readout", o.readout},
+          {"arch", o.arch},
+          {"config", o.config},
+          {"tap", o.tap},
+          {"pool", std::to_string(o.pool)},
+          {"image_size", std::to_string(o.image_size)},
+          {"hemi", o.hemi},
+          {"weights", o.random_weights >= 0 ? "random:" + std::to_string(o.random_weights) : o.weights},
+          {"core_size", std::to_string(o.core_size)},
+          {"hidden", std::to_string(o.hidden)},
+          {"loss", o.loss},
+          {"finetune", o.finetune ? "1" : "0"}};
+}
+
+void write_state(const std::string& path, models::Module& m, const FitOpts& o, const Standardizer& z = {}) {
+  std::vector<std::pair<std::string, Tensor>> v;
+  for (auto& [k, t] : models::state_dict(m)) v.emplace_back(k, t);
+  if (z.mean.defined()) v.emplace_back("input_mean", z.mean), v.emplace_back("input_std", z.std);
+  io::write_safetensors(path, v, metadata(o));
+}
+
+int run_fit(const FitOpts& o) {
+  const auto t0 = Clock::now();
+  const std::vector<double> alphas = parse_positive(o.alphas, "--alphas");
+  const std::vector<double> sigmas = parse_positive(o.sigmas, "--sigmas");
+  check_opts(o);
 
   // The data: the Algonauts layout (train / test splits on disk) or plain pairs (a seeded split).
   data::LoadOptions lo;
   lo.hemi = o.hemi;
   lo.drop_nan = o.drop_nan;
   data::Dataset train, test;
+  std::string train_id, test_id;
   if (fs::exists(fs::path(o.data) / "training_split")) {
     train = data::load_algonauts(o.data, "train", lo);
     test = data::load_algonauts(o.data, "test", lo);
+    train_id = rows_identity(train, o.data, "algonauts-train");
+    test_id = rows_identity(test, o.data, "algonauts-test");
   } else {
     data::Dataset all = data::load_pairs(o.data, lo);
     const data::Split sp = data::split_fraction(all.size(), 0.0, o.test_fraction, o.seed);
     train = data::subset(all, sp.train);
     test = data::subset(all, sp.test);
+    train_id = rows_identity(train, o.data, "pairs-train");
+    test_id = rows_identity(test, o.data, "pairs-test");
   }
   CORTEX_CHECK(train.responses.defined() && train.size() > o.folds, "fit: the training split needs responses ",
                "and more than --folds (", o.folds, ") images, found ", train.size());
-  std::cerr << "fit: " << train.size() << " training and " << test.size() << " test images, " << train.voxels()
-            << " voxels (" << o.hemi << ")\n";
+  const int64_t V = train.voxels();
+  std::cerr << "fit: " << train.size() << " training and " << test.size() << " test images, " << V << " voxels ("
+            << o.hemi << ")\n";
 
-  CORTEX_CHECK(o.readout == "ridge" || o.readout == "gaussian" || o.readout == "core",
-               "fit: --readout must be ridge, gaussian or core, found '", o.readout, "'");
   std::shared_ptr<models::Backbone> backbone;
-  CORTEX_CHECK(o.tap != "pixels" || o.readout == "ridge", "fit: --tap pixels (the grey image as features) goes with --readout ridge");
   if (o.readout != "core" && o.tap != "pixels") backbone = make_backbone(o);
-  const Tensor Xtr = extract(backbone.get(), train, o, "train");
-  const Tensor Xte = test.size() > 0 ? extract(backbone.get(), test, o, "test") : Tensor();
+  std::vector<Tensor> Xtr, Xte;
+  if (!o.finetune) {
+    Xtr = features(backbone.get(), train, o, "train", train_id);
+    if (test.size() > 0) Xte = features(backbone.get(), test, o, "test", test_id);
+  }
   const std::string source = o.readout == "core"  ? "grey images " + std::to_string(o.core_size) + " px"
                              : o.tap == "pixels" ? "grey pixels " + std::to_string(o.image_size) + " px"
-                                                 : (o.arch.empty() ? o.config : o.arch) + " " + o.tap;
-  std::cerr << "fit: inputs " << shape_str(Xtr.shape()) << " from " << source << "\n";
+                                                 : (o.arch.empty() ? o.config : o.arch) + " " + o.tap +
+                                                       (o.finetune ? " (fine-tuned)" : "");
+  std::string in_shapes;
+  for (const Tensor& t : Xtr) in_shapes += (in_shapes.empty() ? "" : " + ") + shape_str(t.shape());
+  if (o.finetune) in_shapes = "images " + shape_str({train.size(), 3, o.image_size, o.image_size});
+  std::cerr << "fit: inputs " << in_shapes << " from " << source << "\n";
   fs::create_directories(o.out);
-  std::map<std::string, std::string> meta{
-      {"readout", o.readout}, {"arch", o.arch.empty() ? o.config : o.arch}, {"tap", o.tap},
-      {"pool", std::to_string(o.pool)}, {"image_size", std::to_string(o.image_size)}, {"hemi", o.hemi},
-      {"weights", o.random_weights >= 0 ? "random:" + std::to_string(o.random_weights) : o.weights},
-      {"core_size", std::to_string(o.core_size)}};
+  const std::string model_path = (fs::path(o.out) / "model.safetensors").string();
   analysis::ReportData rep;
   nlohmann::json metrics;
   Tensor pred;  // (test images, voxels)
+  std::shared_ptr<models::Readout> net;
+  Standardizer z;  // two-layer, linear
   const auto t1 = Clock::now();
   if (o.readout == "ridge") {
-    const models::RidgeCV fit = models::fit_ridge_cv(Xtr, train.responses, alphas, static_cast<int>(o.folds), o.seed);
+    const models::RidgeCV fit = models::fit_ridge_cv(Xtr[0], train.responses, alphas, static_cast<int>(o.folds), o.seed);
     std::cerr << "fit: ridge, " << alphas.size() << " penalties x " << o.folds << " folds in " << std::fixed
               << std::setprecision(2) << seconds_since(t1) << " s\n";
-    io::write_safetensors((fs::path(o.out) / "model.safetensors").string(),
-                          {{"weights", fit.weights}, {"intercept", fit.intercept}, {"best_alpha", fit.best_alpha}},
-                          meta);
-    if (Xte.defined()) pred = models::ridge_predict(Xte, fit.weights, fit.intercept);
+    io::write_safetensors(model_path, {{"weights", fit.weights}, {"intercept", fit.intercept}, {"best_alpha", fit.best_alpha}},
+                          metadata(o));
+    if (!Xte.empty()) pred = models::ridge_predict(Xte[0], fit.weights, fit.intercept);
+  } else if (o.readout == "gaussian-fwrf") {
+    std::vector<double> grid;
+    for (int64_t i = 0; i < o.grid; ++i) grid.push_back(o.grid == 1 ? 0.0 : -1.0 + 2.0 * i / (o.grid - 1));
+    const models::GaussianFwRFFit fit =
+        models::fit_gaussian_fwrf(Xtr, train.responses, grid, grid, sigmas, alphas, static_cast<int>(o.folds), o.seed);
+    net = fit.model;
+    std::cerr << "fit: Gaussian fwRF, " << grid.size() * grid.size() * sigmas.size() << " candidate fields in "
+              << std::fixed << std::setprecision(2) << seconds_since(t1) << " s\n";
+    write_state(model_path, *net, o);
+    if (!Xte.empty()) pred = predict_inputs(*net, Xte, 256);
   } else {
-    // A trained readout: Adam on MSE + L1 on the readout's features, early stopping on the mean r of
-    // a seeded validation part of the training split, checkpointed every epoch (--resume continues).
-    const int64_t V = train.voxels();
-    std::shared_ptr<models::Readout> net;
-    if (o.readout == "gaussian") {
-      net = std::make_shared<models::GaussianReadout>(
-          models::MapShape{Xtr.size(1), Xtr.size(2), Xtr.size(3)}, V, models::GaussSigma::Isotropic, 0.1, false,
-          std::vector<int64_t>{}, o.seed);
-    } else {
-      net = std::make_shared<models::ConvGaussianModel>(1, 16, 3, 5, o.core_size, o.core_size, V,
-                                                        models::GaussSigma::Isotropic, false, o.seed);
-    }
+    // A trained readout: early stopping on the mean r of a seeded validation part of the training
+    // split, checkpointed every epoch (--resume continues).
     const data::Split sp = data::split_fraction(train.size(), o.val_fraction, 0.0, o.seed);
-    auto take = [](const Tensor& t, const std::vector<int64_t>& idx) {
-      return index_select(t, 0, from_vector(idx, {static_cast<int64_t>(idx.size())}, DType::Int64));
-    };
-    const Tensor y = train.responses;
-    const models::BatchSource tr = models::in_memory_batches({take(Xtr, sp.train)}, take(y, sp.train), o.batch, true, o.seed);
-    const models::BatchSource va = models::in_memory_batches({take(Xtr, sp.val)}, take(y, sp.val), 256, false, o.seed);
+    models::BatchSource tr, va;
     models::TrainOptions to;
+    if (o.finetune) {
+      auto ft = make_finetuned(o, backbone, V);
+      net = ft;
+      // Which backbone parameters the taps depend on: one backward pass from a two-image batch.
+      std::set<std::string> used;
+      {
+        ft->requires_grad(true);
+        const Tensor out = ft->read({prepare_rows(train, {0, std::min<int64_t>(1, train.size() - 1)}, o.image_size)});
+        backward(sum(out));
+        for (auto& [n, t] : ft->named_parameters())
+          if (grad_of(*t).defined()) used.insert(n);
+        ft->requires_grad(false);
+      }
+      const double blr = o.backbone_lr;
+      to.lr_scale = [used, blr](const std::string& n) {
+        if (n.rfind("backbone.", 0) != 0) return 1.0;
+        return used.count(n) ? blr : 0.0;
+      };
+      int64_t n_used = 0;
+      for (const auto& n : used) n_used += n.rfind("backbone.", 0) == 0;
+      std::cerr << "fit: fine-tuning " << n_used << " backbone tensors at " << blr << " x --lr\n";
+      tr = image_batches(train, sp.train, o.batch, true, o);
+      va = image_batches(train, sp.val, o.batch, false, o);
+    } else {
+      // fwrf: channels pruned to the top --keep by their std over the training images.
+      std::vector<Tensor> keep;
+      if (o.readout == "fwrf" && o.keep < 1.0) keep = models::prune_channels(Xtr, o.keep);
+      if (standardized(o.readout)) {
+        z = Standardizer::fit(Xtr[0]);
+        Xtr[0] = z.apply(Xtr[0]);
+        if (!Xte.empty()) Xte[0] = z.apply(Xte[0]);
+      }
+      std::vector<Shape> shapes;
+      for (const Tensor& t : Xtr) shapes.push_back(t.shape());
+      net = make_readout(o, shapes, V, keep);
+      auto take = [](const std::vector<Tensor>& ts, const std::vector<int64_t>& idx) {
+        const Tensor ix = from_vector(idx, {static_cast<int64_t>(idx.size())}, DType::Int64);
+        std::vector<Tensor> out;
+        for (const Tensor& t : ts) out.push_back(index_select(t, 0, ix));
+        return out;
+      };
+      const Tensor y = train.responses;
+      tr = models::in_memory_batches(take(Xtr, sp.train), take({y}, sp.train)[0], o.batch, true, o.seed);
+      va = models::in_memory_batches(take(Xtr, sp.val), take({y}, sp.val)[0], 256, false, o.seed);
+    }
     to.max_epochs = o.epochs;
-    to.lr = o.lr;
+    // Default rates: 1e-2 for map readouts and the core; 1e-3 on z-scored flat features, where a
+    // step moves thousands of unit-variance inputs at once.
+    to.lr = o.lr > 0 ? o.lr : standardized(o.readout) ? 1e-3 : 1e-2;
+    to.loss = o.loss == "l1" ? models::LossKind::L1 : o.loss == "poisson" ? models::LossKind::Poisson : models::LossKind::MSE;
     to.penalty_weight = o.l1;
     to.patience = 8;
     to.seed = o.seed;
@@ -249,44 +698,28 @@ int run_fit(const FitOpts& o) {
     metrics["epochs"] = res.epochs;
     metrics["best_val_r"] = res.best_r;
     net->train(false);
-    io::write_safetensors((fs::path(o.out) / "model.safetensors").string(),
-                          [&] {
-                            std::vector<std::pair<std::string, Tensor>> v;
-                            for (auto& [k, t] : models::state_dict(*net)) v.emplace_back(k, t);
-                            return v;
-                          }(),
-                          meta);
-    if (Xte.defined()) {
-      NoGradGuard ng;
-      pred = net->read({Xte}).contiguous();
-    }
-    // Receptive fields for the report: the first voxels' Gaussian positions drawn on the map grid.
-    auto* g = o.readout == "gaussian" ? dynamic_cast<models::GaussianReadout*>(net.get()) : nullptr;
-    if (g) {
-      NoGradGuard ng;
-      const Tensor mu = g->positions(1).select(0, 0).to(DType::Float64);  // (V, 2) in [-1, 1]
-      const int64_t H = Xtr.size(2), W = Xtr.size(3);
-      for (int64_t v = 0; v < std::min<int64_t>(V, 8); ++v) {
-        Tensor m = zeros({4 * H, 4 * W}, DType::Float32);
-        const double x = (mu.at({v, 0}) + 1) / 2 * (4 * W - 1), yv = (mu.at({v, 1}) + 1) / 2 * (4 * H - 1);
-        for (int64_t i = 0; i < 4 * H; ++i)
-          for (int64_t j = 0; j < 4 * W; ++j)
-            m.select(0, i).select(0, j).fill_(std::exp(-((j - x) * (j - x) + (i - yv) * (i - yv)) / 8.0));
-        rep.images.push_back({"voxel " + std::to_string(v) + " position", m});
-      }
+    write_state(model_path, *net, o, z);
+    if (test.size() > 0) pred = o.finetune ? predict_images(*net, test, o) : predict_inputs(*net, Xte, 256);
+  }
+  std::cerr << "fit: wrote " << model_path << "\n";
+  if (net) {
+    const Tensor pos = rf_positions(net.get());
+    if (pos.defined()) {
+      add_rf_images(net.get(), pos, rep);
+      if (fs::exists(fs::path(o.data) / "ground_truth.json")) position_recovery(pos, o, metrics, rep);
     }
   }
-  std::cerr << "fit: wrote " << (fs::path(o.out) / "model.safetensors").string() << "\n";
 
   metrics["train_images"] = train.size();
   metrics["test_images"] = test.size();
-  metrics["voxels"] = train.voxels();
-  metrics["inputs"] = Xtr.shape();
+  metrics["voxels"] = V;
+  metrics["inputs"] = in_shapes;
   metrics["readout"] = o.readout;
   metrics["tap"] = o.tap;
+  metrics["finetune"] = o.finetune;
   rep.title = "cortex fit: " + o.readout + " on " + source;
   if (pred.defined()) {
-    io::write_npy((fs::path(o.out) / "predictions.npy").string(), pred);
+    io::write_npy((fs::path(o.out) / "predictions.npy").string(), pred.to(DType::Float32));
     if (test.responses.defined()) {
       const Tensor r = analysis::pearson_r(pred, test.responses);
       const Tensor r2 = analysis::r2_score(pred, test.responses);
@@ -297,13 +730,13 @@ int run_fit(const FitOpts& o) {
       metrics["mean_r"] = num(mean_r);
       metrics["mean_r2"] = num(mean(r2).item());
       rep.r = rv;
-      rep.summary.push_back({"mean r (test)", std::to_string(mean_r)});
+      rep.summary.insert(rep.summary.begin(), {"mean r (test)", std::to_string(mean_r)});
       if (test.noise_ceiling.defined()) {
         const analysis::ChallengeScore cs = analysis::challenge_score(r, test.noise_ceiling);
         metrics["challenge_score"] = num(cs.score);
         metrics["challenge_voxels_used"] = cs.voxels_used;
         rep.noise_ceiling = test.noise_ceiling.to(DType::Float64).to_vector<double>();
-        rep.summary.push_back({"challenge score (r² / NC x 100)", std::to_string(cs.score)});
+        rep.summary.insert(rep.summary.begin() + 1, {"challenge score (r² / NC x 100)", std::to_string(cs.score)});
       }
       if (!test.rois.empty()) {
         nlohmann::json rois = nlohmann::json::object();
@@ -317,14 +750,14 @@ int run_fit(const FitOpts& o) {
             if (c >= 0 && c < static_cast<int64_t>(rep.roi.size())) rep.roi[static_cast<size_t>(c)] = name;
       }
       std::cout << "fit: " << o.readout << " on " << source << ": mean r " << std::setprecision(3) << mean_r << " over "
-                << train.voxels() << " voxels";
+                << V << " voxels";
       if (metrics.contains("challenge_score") && metrics["challenge_score"].is_number())
         std::cout << ", challenge score " << std::fixed << std::setprecision(1) << metrics["challenge_score"].get<double>();
       std::cout << "; results in " << o.out << "\n";
     }
   }
   rep.summary.push_back({"training images", std::to_string(train.size())});
-  rep.summary.push_back({"inputs", shape_str(Xtr.shape()) + " from " + source});
+  rep.summary.push_back({"inputs", in_shapes + " from " + source});
   const std::string mj = metrics.dump(2);
   io::write_file_atomic((fs::path(o.out) / "metrics.json").string(), mj.data(), mj.size());
   if (!rep.r.empty()) analysis::write_report((fs::path(o.out) / "report.html").string(), rep);
@@ -339,9 +772,10 @@ int run_fit(const FitOpts& o) {
 //   cortex predict --model fit/model.safetensors --images imgs/|images.npy --out pred.npy
 //                  [--weights backbone.safetensors]   (one line)
 //
-// The settings (readout, backbone, tap, pooling, image size) come from the model file's metadata;
-// --weights is needed only when the fit used a weights file that has moved. Images: a folder of
-// PNG/JPEG files (sorted by name) or a uint8 (N, H, W, 3) .npy; the output is (N, voxels) float32.
+// The settings (readout, backbone, taps, pooling, image size) come from the model file's metadata;
+// --weights is needed only when the fit used a weights file that has moved (a fine-tuned backbone
+// is inside the model file). Images: a folder of PNG/JPEG files (sorted by name) or a uint8
+// (N, H, W, 3) .npy; the output is (N, voxels) float32.
 int run_predict(const std::string& model_path, const std::string& images, const std::string& weights,
                 const std::string& out, int64_t batch) {
   CORTEX_CHECK(batch >= 1, "predict: --batch must be >= 1, found ", batch);
@@ -352,7 +786,8 @@ int run_predict(const std::string& model_path, const std::string& images, const 
     CORTEX_CHECK(it != meta.end(), "predict: ", model_path, " has no '", key, "' in its metadata; was it written by cortex fit?");
     return it->second;
   };
-  auto integer = [&](const char* key) {
+  auto integer = [&](const char* key, int64_t fallback) {
+    if (!meta.count(key)) return fallback;
     const std::string& v = need(key);
     char* end = nullptr;
     const long long x = std::strtoll(v.c_str(), &end, 10);
@@ -361,11 +796,17 @@ int run_predict(const std::string& model_path, const std::string& images, const 
   };
   FitOpts o;
   o.readout = need("readout");
+  kind_of(o.readout);  // a clear error for a file from a newer or foreign writer
   o.arch = need("arch");
+  o.config = meta.count("config") ? meta.at("config") : "";
   o.tap = need("tap");
-  o.pool = integer("pool");
-  o.image_size = integer("image_size");
-  o.core_size = meta.count("core_size") ? integer("core_size") : 32;
+  o.pool = integer("pool", -1);
+  o.image_size = integer("image_size", -1);
+  CORTEX_CHECK(o.pool >= 1 && o.image_size >= 1, "predict: ", model_path, " lacks 'pool' or 'image_size' metadata");
+  o.core_size = integer("core_size", 32);
+  o.hidden = integer("hidden", 128);
+  o.loss = meta.count("loss") ? meta.at("loss") : "mse";
+  o.finetune = meta.count("finetune") && meta.at("finetune") == "1";
   o.batch = batch;
   const std::string& w = need("weights");
   if (!weights.empty()) {
@@ -390,31 +831,49 @@ int run_predict(const std::string& model_path, const std::string& images, const 
   const int64_t n = d.image_paths.empty() ? d.images.size(0) : static_cast<int64_t>(d.image_paths.size());
   for (int64_t i = 0; i < n; ++i) d.rows.push_back(i);
 
-  std::shared_ptr<models::Backbone> backbone;
-  if (o.readout != "core" && o.tap != "pixels") backbone = make_backbone(o);
-  const Tensor X = extract(backbone.get(), d, o, "input");
   Tensor pred;
-  if (o.readout == "ridge") {
-    CORTEX_CHECK(tensors.count("weights") && tensors.count("intercept"), "predict: ", model_path,
-                 " lacks 'weights' or 'intercept'");
-    pred = models::ridge_predict(X, tensors.at("weights"), tensors.at("intercept"));
-  } else {
-    const char* bias = o.readout == "core" ? "readout.bias" : "bias";
-    CORTEX_CHECK(tensors.count(bias), "predict: ", model_path, " lacks '", bias, "'");
-    const int64_t V = tensors.at(bias).numel();
-    std::shared_ptr<models::Readout> net;
-    if (o.readout == "gaussian")
-      net = std::make_shared<models::GaussianReadout>(models::MapShape{X.size(1), X.size(2), X.size(3)}, V,
-                                                      models::GaussSigma::Isotropic);
-    else if (o.readout == "core")
-      net = std::make_shared<models::ConvGaussianModel>(1, 16, 3, 5, o.core_size, o.core_size, V,
-                                                        models::GaussSigma::Isotropic);
-    else
-      throw Error("predict: unknown readout '" + o.readout + "' in " + model_path);
+  if (o.finetune) {
+    // The fine-tuned backbone is in the model file under "backbone.".
+    models::ModelConfig cfg = o.config.empty() ? models::config_for_arch(o.arch) : models::config_from_file(o.config);
+    cfg.prefix = "backbone.";
+    auto bb = models::load_backbone(cfg, model_path);
+    CORTEX_CHECK(tensors.count("readout.bias"), "predict: ", model_path, " lacks 'readout.bias'");
+    auto net = make_finetuned(o, bb, tensors.at("readout.bias").numel());
     models::load_state_dict(*net, tensors, {}, model_path);
-    net->train(false);
-    NoGradGuard ng;
-    pred = net->read({X}).contiguous();
+    pred = predict_images(*net, d, o);
+  } else {
+    std::shared_ptr<models::Backbone> backbone;
+    if (o.readout != "core" && o.tap != "pixels") backbone = make_backbone(o);
+    const std::vector<Tensor> X = extract(backbone.get(), d, o, "input");
+    if (o.readout == "ridge") {
+      CORTEX_CHECK(tensors.count("weights") && tensors.count("intercept"), "predict: ", model_path,
+                   " lacks 'weights' or 'intercept'");
+      pred = models::ridge_predict(X[0], tensors.at("weights"), tensors.at("intercept"));
+    } else {
+      const std::string bias = o.readout == "core"        ? "readout.bias"
+                               : o.readout == "two-layer" ? "fc2.bias"
+                               : o.readout == "linear"    ? "fc.bias"
+                                                          : "bias";
+      CORTEX_CHECK(tensors.count(bias), "predict: ", model_path, " lacks '", bias, "'");
+      std::vector<Tensor> keep;
+      for (size_t l = 0; tensors.count("keep." + std::to_string(l)); ++l) keep.push_back(tensors.at("keep." + std::to_string(l)));
+      std::map<std::string, Tensor> state = tensors;
+      std::vector<Tensor> in = X;
+      if (standardized(o.readout)) {
+        CORTEX_CHECK(state.count("input_mean") && state.count("input_std"), "predict: ", model_path,
+                     " lacks 'input_mean' or 'input_std'");
+        const Standardizer z{state.at("input_mean"), state.at("input_std")};
+        CORTEX_CHECK(z.mean.numel() == in[0].size(1), "predict: ", model_path, " standardises ", z.mean.numel(),
+                     " features, the inputs have ", in[0].size(1));
+        in[0] = z.apply(in[0]);
+        state.erase("input_mean"), state.erase("input_std");
+      }
+      std::vector<Shape> shapes;
+      for (const Tensor& t : in) shapes.push_back(t.shape());
+      auto net = make_readout(o, shapes, tensors.at(bias).numel(), keep);
+      models::load_state_dict(*net, state, {}, model_path);
+      pred = predict_inputs(*net, in, 256);
+    }
   }
   io::write_npy(out, pred.to(DType::Float32));
   std::cout << "predict: " << shape_str(pred.shape()) << " predictions (" << o.readout << ") written to " << out << "\n";
@@ -437,7 +896,7 @@ Run add_predict(CLI::App& app) {
 }
 
 Run add_fit(CLI::App& app) {
-  auto* sub = app.add_subcommand("fit", "Fit a ridge encoding model from a backbone's features to voxel responses");
+  auto* sub = app.add_subcommand("fit", "Fit an encoding model from a backbone's features (or a core) to voxel responses");
   auto o = std::make_shared<FitOpts>();
   sub->add_option("--data", o->data, "Subject folder (Algonauts layout) or a folder of images.npy + responses.npy")
       ->required();
@@ -446,26 +905,38 @@ Run add_fit(CLI::App& app) {
   sub->add_option("--config", o->config, "Backbone JSON config instead of --arch");
   sub->add_option("--weights", o->weights, "Backbone weights (.safetensors, PyTorch state_dict names)");
   sub->add_option("--random-weights", o->random_weights, "Seeded random backbone weights instead of --weights");
-  sub->add_option("--readout", o->readout, "ridge (CV penalties), gaussian (Lurz readout on the tap's map) or core "
-                  "(a conv net trained from the images with a Gaussian readout)")->capture_default_str();
-  sub->add_option("--tap", o->tap, "The backbone layer whose activation is the feature (ridge, gaussian); "
-                  "'pixels': the grey image itself, no backbone (a linear baseline)");
-  sub->add_option("--epochs", o->epochs, "gaussian/core: most epochs (early stopping on validation r)")
+  sub->add_option("--readout", o->readout,
+                  "ridge, gaussian-fwrf, gaussian, factorized, fwrf, pooled-linear, two-layer, linear or core "
+                  "(see the top of cli/fit.cpp)")
       ->capture_default_str();
-  sub->add_option("--lr", o->lr, "gaussian/core: Adam learning rate")->capture_default_str();
-  sub->add_option("--l1", o->l1, "gaussian/core: weight of the L1 penalty on readout features")->capture_default_str();
-  sub->add_option("--val-fraction", o->val_fraction, "gaussian/core: part of training images for early stopping")
+  sub->add_option("--tap", o->tap, "Backbone layer(s) whose activations are the features, comma-separated; "
+                  "'pixels': the grey image itself, no backbone (ridge, two-layer, linear)");
+  sub->add_option("--cache", o->cache, "Folder for backbone features: computed once, reused by later fits");
+  sub->add_flag("--finetune", o->finetune, "Train the backbone end to end with a map readout");
+  sub->add_option("--backbone-lr", o->backbone_lr, "--finetune: the backbone's learning rate as a multiple of --lr")
       ->capture_default_str();
+  sub->add_option("--epochs", o->epochs, "Trained readouts: most epochs (early stopping on validation r)")
+      ->capture_default_str();
+  sub->add_option("--lr", o->lr, "Trained readouts: Adam learning rate (default 1e-2; 1e-3 for two-layer, linear)");
+  sub->add_option("--loss", o->loss, "Trained readouts: mse, l1 or poisson (gaussian, core)")->capture_default_str();
+  sub->add_option("--l1", o->l1, "Trained readouts: weight of the readout's penalty (L1 on features)")
+      ->capture_default_str();
+  sub->add_option("--val-fraction", o->val_fraction, "Trained readouts: part of training images for early stopping")
+      ->capture_default_str();
+  sub->add_option("--hidden", o->hidden, "two-layer: hidden units")->capture_default_str();
+  sub->add_option("--keep", o->keep, "fwrf: keep this fraction of channels per tap (top by std)")->capture_default_str();
+  sub->add_option("--grid", o->grid, "gaussian-fwrf: candidate centres per axis")->capture_default_str();
+  sub->add_option("--sigmas", o->sigmas, "gaussian-fwrf: candidate sizes (map half-widths are 1)")->capture_default_str();
   sub->add_option("--core-size", o->core_size, "core: images are resized to this size")->capture_default_str();
-  sub->add_flag("--resume", o->resume, "gaussian/core: continue from --out/checkpoint.safetensors");
-  sub->add_option("--pool", o->pool, "Average-pool a feature map to pool x pool before the readout")
+  sub->add_flag("--resume", o->resume, "Trained readouts: continue from --out/checkpoint.safetensors");
+  sub->add_option("--pool", o->pool, "ridge, two-layer, linear: average-pool each map to pool x pool")
       ->capture_default_str();
   sub->add_option("--image-size", o->image_size, "Images are resized to this square size")->capture_default_str();
   sub->add_option("--batch", o->batch, "Images per forward pass")->capture_default_str();
-  sub->add_option("--alphas", o->alphas, "Ridge penalties to cross-validate")->capture_default_str();
+  sub->add_option("--alphas", o->alphas, "Ridge penalties to cross-validate (ridge, gaussian-fwrf)")->capture_default_str();
   sub->add_option("--folds", o->folds, "Cross-validation folds")->capture_default_str();
   sub->add_option("--test-fraction", o->test_fraction, "Plain pairs: held-out fraction")->capture_default_str();
-  sub->add_option("--seed", o->seed, "Folds and splits")->capture_default_str();
+  sub->add_option("--seed", o->seed, "Folds, splits and initial weights")->capture_default_str();
   sub->add_flag("--drop-nan", o->drop_nan, "Skip images whose responses contain NaN (they are refused otherwise)");
   sub->add_option("--out", o->out, "Output folder")->required();
   return [o] { return run_fit(*o); };

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "tensor/io/atomic_file.h"
@@ -502,6 +503,52 @@ std::string write_simulation(const Simulation& sim, const std::string& out_dir) 
                  {"orientation", from_vector(th)}, {"kind", from_vector(kind)}, {"hemi", from_vector(hm)}},
                 true);
   return subj.string();
+}
+
+GroundTruth read_ground_truth(const std::string& subject_dir, const std::string& hemi) {
+  const char* fn = "read_ground_truth";
+  CORTEX_CHECK(hemi == "lh" || hemi == "rh" || hemi == "both", fn, ": expected hemi lh, rh or both, found '", hemi, "'");
+  const fs::path path = fs::path(subject_dir) / "ground_truth.json";
+  std::ifstream in(path);
+  CORTEX_CHECK(in.good(), fn, ": cannot open ", path.string(), " (only folders written by cortex simulate have one)");
+  nlohmann::json gt;
+  try {
+    gt = nlohmann::json::parse(in);
+  } catch (const std::exception& e) {
+    throw Error(std::string(fn) + ": " + path.string() + " is not valid JSON: " + e.what());
+  }
+  GroundTruth out;
+  std::vector<Voxel> by_hemi[2];
+  try {
+    out.image_size = gt.at("config").at("image_size").get<int64_t>();
+    for (const auto& j : gt.at("voxels")) {
+      Voxel v{};
+      const std::string kind = j.at("kind").get<std::string>();
+      int k = 0;
+      while (k < 4 && kind != kind_name(static_cast<VoxelKind>(k))) ++k;
+      CORTEX_CHECK(k < 4, fn, ": ", path.string(), ": unknown voxel kind '", kind, "'");
+      v.kind = static_cast<VoxelKind>(k);
+      v.x = j.at("x").get<double>(), v.y = j.at("y").get<double>(), v.size = j.at("size").get<double>();
+      v.orientation = j.at("orientation").get<double>(), v.frequency = j.at("frequency").get<double>();
+      v.phase = j.at("phase").get<double>(), v.gain = j.at("gain").get<double>(), v.offset = j.at("offset").get<double>();
+      v.noise_sd = j.at("noise_sd").get<double>();
+      v.hemi = j.at("hemi").get<std::string>() == "rh" ? 1 : 0;
+      v.hemi_index = j.at("hemi_index").get<int64_t>();
+      by_hemi[v.hemi].push_back(v);
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string(fn) + ": " + path.string() + " lacks a field: " + e.what());
+  }
+  for (int h = 0; h < 2; ++h) {
+    auto& vs = by_hemi[h];
+    std::sort(vs.begin(), vs.end(), [](const Voxel& a, const Voxel& b) { return a.hemi_index < b.hemi_index; });
+    for (size_t i = 0; i < vs.size(); ++i)
+      CORTEX_CHECK(vs[i].hemi_index == static_cast<int64_t>(i), fn, ": ", path.string(), ": the ",
+                   h ? "rh" : "lh", " voxels' hemi_index values are not 0..", vs.size() - 1);
+  }
+  if (hemi != "rh") out.voxels = by_hemi[0];
+  if (hemi != "lh") out.voxels.insert(out.voxels.end(), by_hemi[1].begin(), by_hemi[1].end());
+  return out;
 }
 
 }  // namespace cortex::data

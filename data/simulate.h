@@ -80,4 +80,13 @@ Tensor noise_ceiling_from_trials(const Tensor& trials);
 // Returns the subject folder.
 std::string write_simulation(const Simulation& sim, const std::string& out_dir);
 
+// The planted voxels of a subject folder written by write_simulation (its ground_truth.json), in
+// the column order load_algonauts gives for `hemi` ("lh", "rh" or "both": lh columns, then rh),
+// and the simulated image size (positions are in its pixels).
+struct GroundTruth {
+  int64_t image_size = 0;
+  std::vector<Voxel> voxels;
+};
+GroundTruth read_ground_truth(const std::string& subject_dir, const std::string& hemi);
+
 }  // namespace cortex::data

@@ -8,8 +8,11 @@
 #include <cmath>
 #include <filesystem>
 
+#include "autograd/autograd.h"
 #include "autograd/ops.h"
+#include "models/cnn.h"
 #include "models/readouts/train.h"
+#include "tensor/io/safetensors.h"
 #include "tests/test_util.h"
 
 using namespace cortex;
@@ -194,4 +197,76 @@ TEST(Train, ConvCoreWithGaussianReadoutTrains) {
   auto res = train_readout(m, tr, va, o);
   EXPECT_GT(res.history.front().train_loss, res.history.back().train_loss);
   EXPECT_GT(res.best_r, 0.5);
+}
+
+TEST(Train, LrScaleGroupsAndFreezes) {
+  // Adam's first step moves every parameter by lr * scale (m / sqrt(v) = sign(g) when the moments
+  // hold one gradient), so one batch, one epoch shows each group's rate exactly; a frozen
+  // parameter does not move, and the checkpoint holds neither it nor its optimizer state.
+  const int64_t B = 16;
+  Tensor X = rnd32({B, 5}, 60), Y = rnd32({B, 2}, 61);
+  auto src = in_memory_batches({X}, Y, B, false);
+  TempDir dir;
+  TwoLayerEncoder m(5, 4, 2, 62);
+  const Tensor w1 = m.fc1->weight.clone(), w2 = m.fc2->weight.clone(), b2 = m.fc2->bias.clone();
+  TrainOptions o;
+  o.max_epochs = 1;
+  o.lr = 0.01;
+  o.checkpoint = dir / "ck.safetensors";
+  o.lr_scale = [](const std::string& n) { return n.rfind("fc1.", 0) == 0 ? 0.0 : n == "fc2.weight" ? 0.5 : 1.0; };
+  train_readout(m, src, src, o);
+  EXPECT_TRUE(allclose(m.fc1->weight, w1, 0, 0));
+  const auto dw = (m.fc2->weight - w2).to(DType::Float64).to_vector<double>();
+  const auto db = (m.fc2->bias - b2).to(DType::Float64).to_vector<double>();
+  for (double d : dw) EXPECT_NEAR(std::abs(d), 0.005, 1e-6);
+  for (double d : db) EXPECT_NEAR(std::abs(d), 0.01, 1e-6);
+  const auto ck = io::load_safetensors(o.checkpoint);
+  EXPECT_EQ(ck.count("model/fc1.weight"), 0u);
+  EXPECT_EQ(ck.count("model/fc2.weight"), 1u);
+  EXPECT_EQ(ck.count("optim1/lr"), 1u);  // the second group (scale 1: fc2.bias)
+  // A resume with another grouping is refused instead of loading mismatched moments.
+  o.resume = true;
+  o.max_epochs = 2;
+  o.lr_scale = nullptr;
+  TwoLayerEncoder m2(5, 4, 2, 62);
+  EXPECT_CORTEX_ERROR(train_readout(m2, src, src, o), "checkpoint");
+  o.lr_scale = [](const std::string&) { return -1.0; };
+  o.resume = false;
+  o.checkpoint.clear();
+  EXPECT_CORTEX_ERROR(train_readout(m2, src, src, o), "lr_scale >= 0");
+}
+
+TEST(Train, BackboneReadoutFineTunesOnlyWhatTheTapsUse) {
+  // A small ResNet tapped at layer1: the stem and layer1 get gradients, the later stages none.
+  ResNetSpec spec;
+  spec.bottleneck = false;
+  spec.blocks = {1, 1};
+  spec.planes = {8, 16};
+  spec.stem = 8;
+  spec.num_classes = 3;
+  auto bb = std::make_shared<ResNet>(spec);
+  init_random(*bb, 70);
+  auto ro = std::make_shared<GaussianReadout>(MapShape{8, 8, 8}, 3, GaussSigma::Isotropic, 0.1, false,
+                                              std::vector<int64_t>{}, 71);
+  BackboneReadout net(bb, {"layer1"}, ro);
+  net.requires_grad(true);
+  net.train(true);
+  const Tensor out = net.read({rnd32({2, 3, 32, 32}, 72)});
+  ASSERT_EQ(out.shape(), (Shape{2, 3}));
+  EXPECT_FALSE(bb->training()) << "the backbone stays in evaluation mode";
+  backward(sum(out));
+  int used = 0, unused = 0;
+  for (auto& [n, t] : net.named_parameters()) {
+    const bool got = grad_of(*t).defined();
+    if (n.rfind("backbone.layer2", 0) == 0 || n.rfind("backbone.fc", 0) == 0) {
+      EXPECT_FALSE(got) << n;
+      ++unused;
+    } else {
+      EXPECT_TRUE(got) << n;
+      ++used;
+    }
+  }
+  EXPECT_GT(used, 4);
+  EXPECT_GT(unused, 4);
+  EXPECT_CORTEX_ERROR(net.read({rnd32({2, 3, 32}, 73)}), "image batch");
 }

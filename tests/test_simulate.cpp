@@ -163,6 +163,28 @@ TEST(Simulate, WrittenLayoutReadsBack) {
   const auto npz = io::read_npz((fs::path(subj) / "ground_truth.npz").string());
   EXPECT_TRUE(allclose(npz.at("train_clean"), s.train_clean, 0, 0));
   EXPECT_EQ(npz.at("kind").shape(), (Shape{40}));
+  // read_ground_truth gives the planted voxels in the column order of each hemi choice.
+  const GroundTruth both = read_ground_truth(subj, "both"), lh = read_ground_truth(subj, "lh"),
+                    rh = read_ground_truth(subj, "rh");
+  EXPECT_EQ(both.image_size, 32);
+  ASSERT_EQ(both.voxels.size(), 40u);
+  EXPECT_EQ(static_cast<int64_t>(lh.voxels.size()), tr.lh_voxels);
+  EXPECT_EQ(lh.voxels.size() + rh.voxels.size(), 40u);
+  for (int64_t v = 0; v < 40; ++v) {
+    const Voxel& x = s.voxels[v];
+    const int64_t col = x.hemi == 0 ? x.hemi_index : tr.lh_voxels + x.hemi_index;
+    const Voxel& g = both.voxels[static_cast<size_t>(col)];
+    EXPECT_EQ(g.kind, x.kind);
+    EXPECT_NEAR(g.x, x.x, 1e-9);
+    EXPECT_NEAR(g.y, x.y, 1e-9);
+    EXPECT_NEAR(g.size, x.size, 1e-9);
+    const Voxel& h = (x.hemi == 0 ? lh : rh).voxels[static_cast<size_t>(x.hemi_index)];
+    EXPECT_NEAR(h.x, x.x, 1e-9);
+  }
+  EXPECT_CORTEX_ERROR(read_ground_truth(subj, "left"), "lh, rh or both");
+  EXPECT_CORTEX_ERROR(read_ground_truth(dir.path().string(), "lh"), "only folders written by cortex simulate");
+  std::ofstream(fs::path(subj) / "ground_truth.json") << "{\"config\": {\"image_size\": 32}}";
+  EXPECT_CORTEX_ERROR(read_ground_truth(subj, "lh"), "lacks a field");
 }
 
 TEST(Simulate, BadConfigs) {

@@ -4,11 +4,13 @@
 // the offsets of the model's random generators.
 #include "models/readouts/train.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <limits>
 #include <numeric>
 #include <random>
+#include <set>
 
 #include "autograd/losses.h"
 #include "autograd/ops.h"
@@ -16,6 +18,17 @@
 #include "tensor/io/safetensors.h"
 
 namespace cortex::models {
+
+std::vector<int64_t> epoch_order(int64_t n, bool shuffle, uint64_t seed, int64_t epoch) {
+  CORTEX_CHECK(n >= 0, "epoch_order: expected n >= 0, found ", n);
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  if (shuffle) {
+    std::mt19937_64 rng(seed * 0x9e3779b97f4a7c15ULL + static_cast<uint64_t>(epoch) + 1);
+    for (int64_t k = n - 1; k > 0; --k) std::swap(order[k], order[static_cast<int64_t>(rng() % (k + 1))]);
+  }
+  return order;
+}
 
 BatchSource in_memory_batches(const std::vector<Tensor>& maps, const Tensor& y, int64_t batch_size, bool shuffle,
                               uint64_t seed) {
@@ -32,12 +45,7 @@ BatchSource in_memory_batches(const std::vector<Tensor>& maps, const Tensor& y, 
   BatchSource src;
   src.n_batches = (n + batch_size - 1) / batch_size;
   src.get = [maps, y, n, batch_size, shuffle, seed](int64_t epoch, int64_t i) {
-    std::vector<int64_t> order(n);
-    std::iota(order.begin(), order.end(), 0);
-    if (shuffle) {
-      std::mt19937_64 rng(seed * 0x9e3779b97f4a7c15ULL + static_cast<uint64_t>(epoch) + 1);
-      for (int64_t k = n - 1; k > 0; --k) std::swap(order[k], order[static_cast<int64_t>(rng() % (k + 1))]);
-    }
+    const std::vector<int64_t> order = epoch_order(n, shuffle, seed, epoch);
     const int64_t lo = i * batch_size, hi = std::min(n, lo + batch_size);
     const Tensor idx = from_vector(std::vector<int64_t>(order.begin() + lo, order.begin() + hi), {hi - lo}, DType::Int64);
     Batch b;
@@ -90,13 +98,21 @@ struct LoopState {
   double best = -std::numeric_limits<double>::infinity();
 };
 
-void save_checkpoint(const std::string& path, Readout& model, const Optimizer& optim,
-                     const std::vector<std::pair<std::string, Tensor>>& best, const LoopState& st, uint64_t seed) {
+using Optimizers = std::vector<std::unique_ptr<Optimizer>>;
+
+// Optimizer g's state is saved under "optim/" for g = 0 and "optim<g>/" after (one group: the
+// checkpoint keys of a run without lr_scale).
+std::string optim_prefix(size_t g) { return g == 0 ? "optim/" : "optim" + std::to_string(g) + "/"; }
+
+void save_checkpoint(const std::string& path, Readout& model, const Optimizers& optims,
+                     const std::vector<std::pair<std::string, Tensor>>& best, const LoopState& st, uint64_t seed,
+                     const std::set<std::string>& frozen) {
   std::vector<std::pair<std::string, Tensor>> out;
   for (auto& [n, t] : model.named_tensors())
-    if (t->defined()) out.push_back({"model/" + n, detach(*t)});
+    if (t->defined() && !frozen.count(n)) out.push_back({"model/" + n, detach(*t)});
   for (auto& [n, t] : best) out.push_back({"best/" + n, t});
-  for (auto& [k, t] : optim.state()) out.push_back({"optim/" + k, t});
+  for (size_t g = 0; g < optims.size(); ++g)
+    for (auto& [k, t] : optims[g]->state()) out.push_back({optim_prefix(g) + k, t});
   out.push_back({"train/epoch", i64(st.epoch)});
   out.push_back({"train/best_epoch", i64(st.best_epoch)});
   out.push_back({"train/bad_epochs", i64(st.bad)});
@@ -108,8 +124,9 @@ void save_checkpoint(const std::string& path, Readout& model, const Optimizer& o
   io::write_safetensors(path, out);  // temp file + rename: an interrupted write leaves the old checkpoint
 }
 
-void load_checkpoint(const std::string& path, Readout& model, Optimizer& optim,
-                     std::vector<std::pair<std::string, Tensor>>& best, LoopState& st, uint64_t seed) {
+void load_checkpoint(const std::string& path, Readout& model, Optimizers& optims,
+                     std::vector<std::pair<std::string, Tensor>>& best, LoopState& st, uint64_t seed,
+                     const std::set<std::string>& frozen) {
   const auto all = io::load_safetensors(path);
   auto need = [&](const std::string& k) -> const Tensor& {
     auto it = all.find(k);
@@ -121,17 +138,22 @@ void load_checkpoint(const std::string& path, Readout& model, Optimizer& optim,
                saved_seed, ", expected ", static_cast<int64_t>(seed));
   NoGradGuard ng;
   for (auto& [n, t] : model.named_tensors()) {
-    if (!t->defined()) continue;
+    if (!t->defined() || frozen.count(n)) continue;
     const Tensor& v = need("model/" + n);
     CORTEX_CHECK(v.shape() == t->shape(), "train_readout: checkpoint '", path, "' has ", n, " of shape ",
                  shape_str(v.shape()), ", expected ", shape_str(t->shape()));
     t->copy_(v);  // in place: the optimizer holds these very handles
   }
   for (auto& [n, t] : best) t.copy_(need("best/" + n));
-  OptimizerState os;
-  for (const auto& [k, t] : all)
-    if (k.rfind("optim/", 0) == 0) os[k.substr(6)] = t.clone();
-  optim.load_state(os);
+  for (size_t g = 0; g < optims.size(); ++g) {
+    const std::string pre = optim_prefix(g);
+    OptimizerState os;
+    for (const auto& [k, t] : all)
+      if (k.rfind(pre, 0) == 0) os[k.substr(pre.size())] = t.clone();
+    CORTEX_CHECK(!os.empty(), "train_readout: checkpoint '", path, "' lacks the state of optimizer group ", g,
+                 " (was it written with another lr_scale?)");
+    optims[g]->load_state(os);
+  }
   st.epoch = static_cast<int64_t>(need("train/epoch").at({0}));
   st.best_epoch = static_cast<int64_t>(need("train/best_epoch").at({0}));
   st.bad = static_cast<int64_t>(need("train/bad_epochs").at({0}));
@@ -156,23 +178,42 @@ TrainResult train_readout(Readout& model, const BatchSource& train, const BatchS
   CORTEX_CHECK(!opt.resume || !opt.checkpoint.empty(), fn, ": expected a checkpoint path to resume from, found none");
 
   model.requires_grad(true);
-  std::vector<Tensor> params;
-  for (auto& [n, t] : model.named_parameters())
-    if (t->defined()) params.push_back(*t);
-  std::unique_ptr<Optimizer> optim;
-  if (opt.optim == OptimKind::Adam)
-    optim = std::make_unique<Adam>(params, AdamOptions{opt.lr, 0.9, 0.999, 1e-8, opt.weight_decay});
-  else
-    optim = std::make_unique<AdamW>(params, AdamWOptions{opt.lr, 0.9, 0.999, 1e-8, opt.weight_decay});
+  // One optimizer per distinct lr multiple, in order of first appearance.
+  std::vector<double> scales;
+  std::vector<std::vector<Tensor>> groups;
+  std::set<std::string> frozen;
+  for (auto& [n, t] : model.named_parameters()) {
+    if (!t->defined()) continue;
+    const double s = opt.lr_scale ? opt.lr_scale(n) : 1.0;
+    CORTEX_CHECK(s >= 0 && std::isfinite(s), fn, ": expected an lr_scale >= 0, found ", s, " for '", n, "'");
+    if (s == 0) {
+      *t = detach(*t);
+      frozen.insert(n);
+      continue;
+    }
+    const size_t g = static_cast<size_t>(std::find(scales.begin(), scales.end(), s) - scales.begin());
+    if (g == scales.size()) scales.push_back(s), groups.emplace_back();
+    groups[g].push_back(*t);
+  }
+  CORTEX_CHECK(!groups.empty(), fn, ": the model has no parameters to train");
+  Optimizers optims;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const double lr = opt.lr * scales[g];
+    if (opt.optim == OptimKind::Adam)
+      optims.push_back(std::make_unique<Adam>(groups[g], AdamOptions{lr, 0.9, 0.999, 1e-8, opt.weight_decay}));
+    else
+      optims.push_back(std::make_unique<AdamW>(groups[g], AdamWOptions{lr, 0.9, 0.999, 1e-8, opt.weight_decay}));
+  }
 
   // The best epoch's parameters (restored at the end).
   std::vector<std::pair<std::string, Tensor>> best;
+  std::vector<Tensor*> trained;  // the handles `best` mirrors, in the same order
   for (auto& [n, t] : model.named_parameters())
-    if (t->defined()) best.push_back({n, detach(*t).clone()});
+    if (t->defined() && !frozen.count(n)) best.push_back({n, detach(*t).clone()}), trained.push_back(t);
 
   LoopState st;
   if (opt.resume && std::filesystem::exists(opt.checkpoint))
-    load_checkpoint(opt.checkpoint, model, *optim, best, st, opt.seed);
+    load_checkpoint(opt.checkpoint, model, optims, best, st, opt.seed, frozen);
 
   TrainResult res;
   int64_t run_here = 0;
@@ -182,7 +223,7 @@ TrainResult train_readout(Readout& model, const BatchSource& train, const BatchS
     double loss_sum = 0;
     for (int64_t i = 0; i < train.n_batches; ++i) {
       const Batch b = train.get(st.epoch, i);
-      optim->zero_grad();
+      for (auto& o : optims) o->zero_grad();
       Tensor loss = data_loss(opt.loss, model.read(b.maps), b.y);
       if (opt.penalty_weight > 0) {
         const Tensor pen = model.penalty();
@@ -192,7 +233,7 @@ TrainResult train_readout(Readout& model, const BatchSource& train, const BatchS
       CORTEX_CHECK(std::isfinite(lv), fn, ": the loss became ", lv, " at epoch ", st.epoch, " batch ", i,
                    " (try a smaller lr)");
       backward(loss);
-      optim->step();
+      for (auto& o : optims) o->step();
       loss_sum += lv;
     }
     model.train(false);
@@ -209,15 +250,14 @@ TrainResult train_readout(Readout& model, const BatchSource& train, const BatchS
     if (r > st.best) {
       st.best = r, st.best_epoch = st.epoch, st.bad = 0;
       NoGradGuard ng;
-      auto np = model.named_parameters();
-      for (size_t k = 0; k < best.size(); ++k) best[k].second.copy_(*np[k].second);
+      for (size_t k = 0; k < best.size(); ++k) best[k].second.copy_(*trained[k]);
     } else {
       ++st.bad;
     }
     EpochReport rep{st.epoch, loss_sum / train.n_batches, r, st.best, st.best_epoch};
     ++st.epoch;
     ++run_here;
-    if (!opt.checkpoint.empty()) save_checkpoint(opt.checkpoint, model, *optim, best, st, opt.seed);
+    if (!opt.checkpoint.empty()) save_checkpoint(opt.checkpoint, model, optims, best, st, opt.seed, frozen);
     res.history.push_back(rep);
     if (opt.progress) opt.progress(rep);
   }
@@ -227,8 +267,7 @@ TrainResult train_readout(Readout& model, const BatchSource& train, const BatchS
   res.finished = st.epoch >= opt.max_epochs || st.bad >= opt.patience;
   if (res.finished) {
     NoGradGuard ng;
-    auto np = model.named_parameters();
-    for (size_t k = 0; k < best.size(); ++k) np[k].second->copy_(best[k].second);
+    for (size_t k = 0; k < best.size(); ++k) trained[k]->copy_(best[k].second);
   }
   return res;
 }
@@ -257,6 +296,25 @@ Tensor ConvGaussianModel::read(const std::vector<Tensor>& maps) {
   Tensor x = maps[0];
   for (auto& c : convs) x = elu((*c)(x));
   return readout->read({x});
+}
+
+BackboneReadout::BackboneReadout(std::shared_ptr<Backbone> b, std::vector<std::string> tap_list,
+                                 std::shared_ptr<Readout> r)
+    : taps(std::move(tap_list)) {
+  CORTEX_CHECK(b && r, "BackboneReadout: expected a backbone and a readout");
+  CORTEX_CHECK(!taps.empty(), "BackboneReadout: expected at least one tap, found none");
+  backbone = register_module("backbone", std::move(b));
+  readout = register_module("readout", std::move(r));
+}
+
+Tensor BackboneReadout::read(const std::vector<Tensor>& maps) {
+  CORTEX_CHECK(maps.size() == 1 && maps[0].defined() && maps[0].dim() == 4, "BackboneReadout: expected one image ",
+               "batch (B, 3, H, W), found ", maps.size(), " inputs");
+  backbone->train(false);  // frozen statistics and no dropout, whatever mode the loop set
+  const auto got = backbone->features(maps[0], taps);
+  std::vector<Tensor> feats;
+  for (const auto& t : taps) feats.push_back(got.at(t));
+  return readout->read(feats);
 }
 
 }  // namespace cortex::models

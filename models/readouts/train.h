@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "models/backbone.h"
 #include "models/layers.h"
 #include "models/readouts/readouts.h"
 
@@ -24,8 +25,12 @@ struct BatchSource {
   std::function<Batch(int64_t epoch, int64_t index)> get;
 };
 
-// Rows of maps (each (N, ...)) and y (N, V) in batches of batch_size (the last one smaller). With
-// `shuffle`, each epoch's order is a permutation drawn from (seed, epoch) alone.
+// The order of n rows in `epoch`: 0..n-1, or with `shuffle` a permutation drawn from (seed, epoch)
+// alone (mt19937_64 and a hand-written Fisher-Yates, so every platform draws the same).
+std::vector<int64_t> epoch_order(int64_t n, bool shuffle, uint64_t seed, int64_t epoch);
+
+// Rows of maps (each (N, ...)) and y (N, V) in batches of batch_size (the last one smaller), in
+// epoch_order.
 BatchSource in_memory_batches(const std::vector<Tensor>& maps, const Tensor& y, int64_t batch_size, bool shuffle,
                               uint64_t seed = 0);
 
@@ -52,6 +57,11 @@ struct TrainOptions {
   std::string checkpoint;     // "" for none; written (temp file + rename) after every epoch
   bool resume = false;        // continue from `checkpoint` when the file exists
   int64_t stop_after = -1;    // > 0: return after this many epochs in this call (an interruption)
+  // Per-parameter learning rate as a multiple of lr, by full parameter name (e.g. a smaller rate
+  // for a pretrained backbone being fine-tuned); unset: 1 for every parameter. Parameters with
+  // the same multiple share one optimizer. 0 freezes a parameter: it gets no gradient and is left
+  // out of the checkpoint (it must be the same constant when resuming).
+  std::function<double(const std::string& name)> lr_scale;
   std::function<void(const EpochReport&)> progress;
 };
 
@@ -83,6 +93,23 @@ class ConvGaussianModel : public Readout {
   std::string type_name() const override { return "ConvGaussianModel"; }
   std::vector<std::shared_ptr<Conv2d>> convs;
   std::shared_ptr<GaussianReadout> readout;
+};
+
+// A backbone fine-tuned end to end with a readout on its taps: images (B, 3, H, W) -> the taps'
+// activations, in the order given -> the readout. The backbone always runs in evaluation mode
+// (BatchNorm running statistics and dropout frozen, as is usual when fine-tuning on the few
+// thousand images of an fMRI set) while its parameters learn. Names: "backbone.*" (the backbone's
+// own state_dict names under that prefix), "readout.*".
+class BackboneReadout : public Readout {
+ public:
+  BackboneReadout(std::shared_ptr<Backbone> backbone, std::vector<std::string> taps, std::shared_ptr<Readout> readout);
+  Tensor read(const std::vector<Tensor>& maps) override;
+  Tensor penalty() override { return readout->penalty(); }
+  std::vector<Generator*> generators() override { return readout->generators(); }
+  std::string type_name() const override { return "BackboneReadout"; }
+  std::shared_ptr<Backbone> backbone;
+  std::vector<std::string> taps;
+  std::shared_ptr<Readout> readout;
 };
 
 }  // namespace cortex::models

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# The command line end to end on a small simulated subject: every readout of `cortex fit`, then
+# `cortex predict` on the test images must reproduce fit's predictions byte for byte; the feature
+# cache must give the same fit; an interrupted-then-resumed fit must end where an uninterrupted one
+# does; a fine-tuned backbone must round-trip through its model file; and the mistakes users make
+# must end with a one-line error and a non-zero exit, leaving no output behind.
+# Usage: tests/cli_fit.sh path/to/cortex   (ctest runs it as cli_fit)
+set -euo pipefail
+cortex=$(realpath "$1")
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cd "$tmp"
+fail() { echo "cli_fit: FAIL: $*" >&2; exit 1; }
+
+"$cortex" simulate --out sim --train 160 --test 30 --voxels 40 --image-size 32 --seed 3 > /dev/null
+data=sim/subj01
+test_images=$data/test_split/test_images
+backbone=(--arch alexnet --random-weights 1 --image-size 64)
+
+# fit NAME ARGS...: fits into out/NAME, checks its outputs, predicts and compares.
+fit() {
+  local name=$1
+  shift
+  "$cortex" fit --data "$data" --hemi both --out "out/$name" "$@" > "out.$name.txt" 2> "log.$name.txt" ||
+    { cat "log.$name.txt" >&2; fail "fit $name exited with $?"; }
+  for f in model.safetensors predictions.npy metrics.json report.html; do
+    [[ -s out/$name/$f ]] || fail "fit $name wrote no $f"
+  done
+  grep -q '"mean_r": [-0-9]' "out/$name/metrics.json" || fail "fit $name: metrics.json has no numeric mean_r"
+  grep -q "mean r" "out.$name.txt" || fail "fit $name printed no summary line"
+  "$cortex" predict --model "out/$name/model.safetensors" --images "$test_images" --out "pred.$name.npy" > /dev/null 2>&1 ||
+    fail "predict $name failed"
+  cmp -s "pred.$name.npy" "out/$name/predictions.npy" || fail "predict $name differs from fit's predictions"
+  echo "cli_fit: $name: $(cat "out.$name.txt")"
+}
+
+mkdir -p out
+fit ridge "${backbone[@]}" --tap features.4,features.7 --pool 2 --folds 3
+fit ridge-pixels --tap pixels --image-size 32 --folds 3
+fit gaussian-fwrf "${backbone[@]}" --readout gaussian-fwrf --tap features.4 --grid 3 --sigmas 0.3 --alphas 1,100 --folds 3
+fit gaussian "${backbone[@]}" --readout gaussian --tap features.4 --epochs 3
+fit factorized "${backbone[@]}" --readout factorized --tap features.4 --epochs 3
+fit fwrf "${backbone[@]}" --readout fwrf --tap features.1,features.4 --keep 0.5 --epochs 3
+fit pooled-linear "${backbone[@]}" --readout pooled-linear --tap features.4,features.7 --epochs 3
+fit two-layer "${backbone[@]}" --readout two-layer --tap features.4 --pool 2 --hidden 16 --epochs 3
+fit linear "${backbone[@]}" --readout linear --tap features.4 --pool 2 --epochs 3
+fit core --readout core --core-size 16 --epochs 3
+fit finetune "${backbone[@]}" --readout gaussian --tap features.4 --finetune --epochs 2 --batch 40
+
+# Receptive-field recovery is measured on a simulated subject for readouts with positions.
+for name in core gaussian gaussian-fwrf factorized fwrf; do
+  grep -q '"median_px": [0-9]' "out/$name/metrics.json" || fail "$name: no position_error in metrics.json"
+done
+
+# The feature cache: the first fit writes it, the second reads it and ends with the same model.
+fit cached1 "${backbone[@]}" --readout gaussian --tap features.4 --epochs 3 --cache cache
+grep -q "cached the train features" log.cached1.txt || fail "the first cached fit did not write the cache"
+fit cached2 "${backbone[@]}" --readout gaussian --tap features.4 --epochs 3 --cache cache
+grep -q "train features from the cache" log.cached2.txt || fail "the second cached fit did not read the cache"
+cmp -s out/cached1/predictions.npy out/cached2/predictions.npy || fail "the cached fit differs"
+cmp -s out/cached1/predictions.npy out/gaussian/predictions.npy || fail "the cached fit differs from the uncached one"
+# Another tap is another cache entry.
+fit cached3 "${backbone[@]}" --readout gaussian --tap features.1 --epochs 1 --cache cache
+grep -q "cached the train features" log.cached3.txt || fail "a fit with another tap reused the cache"
+
+# Interrupted after 2 epochs, resumed to 4: the same model as 4 epochs at once.
+fit whole "${backbone[@]}" --readout fwrf --tap features.4 --epochs 4
+"$cortex" fit --data "$data" --hemi both --out out/part "${backbone[@]}" --readout fwrf --tap features.4 --epochs 2 \
+  > /dev/null 2>&1 || fail "the first half of the resumed fit failed"
+fit part "${backbone[@]}" --readout fwrf --tap features.4 --epochs 4 --resume
+cmp -s out/whole/predictions.npy out/part/predictions.npy || fail "the resumed fit differs from the uninterrupted one"
+
+# Evaluation of a prediction file against the test responses.
+"$cortex" eval --pred pred.core.npy --data "$data" --hemi both --out eval.json > /dev/null 2>&1 || fail "eval failed"
+grep -q '"mean_r"' eval.json || fail "eval.json has no mean_r"
+
+# Mistakes: exit code non-zero, one error line on stderr naming the problem, no output folder.
+expect_error() {
+  local want=$1
+  shift
+  local rc=0
+  "$cortex" "$@" > /dev/null 2> err.txt || rc=$?
+  [[ $rc -ne 0 ]] || fail "expected an error for: $*"
+  # Progress lines may come first; the error is one line, the last.
+  [[ $(grep -c "error" err.txt) -eq 1 ]] || { cat err.txt >&2; fail "expected one error line for: $*"; }
+  tail -n 1 err.txt | grep -q -- "error: .*$want" || { cat err.txt >&2; fail "expected '$want' last for: $*"; }
+  [[ ! -e out/bad ]] || fail "an output folder was left by: $*"
+}
+expect_error "readout must be one of" fit --data "$data" --out out/bad --readout lasso --tap features.4 "${backbone[@]}"
+expect_error "reads one map" fit --data "$data" --out out/bad --readout gaussian --tap features.1,features.4 "${backbone[@]}"
+expect_error "finetune" fit --data "$data" --out out/bad --readout ridge --tap features.4 --finetune "${backbone[@]}"
+expect_error "not a directory" fit --data nowhere --out out/bad --tap features.4 "${backbone[@]}"
+expect_error "unknown tap" fit --data "$data" --hemi both --out out/bad --tap features.99 "${backbone[@]}"
+expect_error "poisson" fit --data "$data" --out out/bad --readout fwrf --tap features.4 --loss poisson "${backbone[@]}"
+echo "not a model" > junk.safetensors
+expect_error "junk.safetensors" predict --model junk.safetensors --images "$test_images" --out p.npy
+[[ ! -e p.npy ]] || fail "predict left an output after an error"
+echo "cli_fit: all checks passed"
