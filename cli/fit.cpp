@@ -26,8 +26,12 @@
 // keyed by everything they depend on, and read back by the next fit that needs the same ones.
 // --finetune trains the backbone end to end with a map readout (gaussian, factorized, fwrf,
 // pooled-linear) at --backbone-lr times --lr; only the layers up to the last tap learn.
-// Evaluation on the test split (Algonauts layout: test_split/ when it holds responses; plain pairs:
-// a seeded --test-fraction): Pearson r, R², the challenge score, per ROI, and on a folder written by
+// Splits: the Algonauts layout's own train / test folders, or for plain pairs a seeded
+// --test-fraction; early stopping holds out a seeded --val-fraction of the training rows. Index
+// files (--train-idx, --val-idx, and for plain pairs --test-idx: 1-D integer .npy of rows on disk)
+// replace the seeded draws.
+// Evaluation on the test split (Algonauts layout: test_split/ when it holds responses): Pearson r,
+// R², the challenge score, per ROI, and on a folder written by
 // cortex simulate the distance of each fitted receptive-field position from the planted one.
 // Outputs in --out: model.safetensors (the settings as metadata), predictions.npy (test images x
 // voxels), metrics.json and report.html, each written through a temporary file and renamed.
@@ -70,6 +74,7 @@ using Clock = std::chrono::steady_clock;
 struct FitOpts {
   std::string data, hemi = "lh", arch, config, weights, tap, out, alphas = "1e-2,1e-1,1,10,1e2,1e3,1e4,1e5";
   std::string readout = "ridge", loss = "mse", cache, sigmas = "0.1,0.2,0.4";
+  std::string train_idx, val_idx, test_idx;
   int64_t epochs = 60, core_size = 32, hidden = 128, grid = 7;
   double lr = 0, l1 = 1e-4, val_fraction = 0.1, keep = 1.0, backbone_lr = 0.1;
   bool resume = false, finetune = false;
@@ -500,6 +505,22 @@ void position_recovery(const Tensor& pos, const FitOpts& o, nlohmann::json& metr
   std::cerr << "fit: receptive-field centres " << os.str() << " from the planted ones (median)\n";
 }
 
+// A split of the rows on disk as indices into `d` (whose drop_nan may have skipped some rows: those
+// leave every part, with a note on stderr).
+data::Split kept(const data::Split& on_disk, const data::Dataset& d) {
+  std::vector<int64_t> pos(static_cast<size_t>(d.source_rows), -1);
+  for (size_t i = 0; i < d.rows.size(); ++i) pos[static_cast<size_t>(d.rows[i])] = static_cast<int64_t>(i);
+  int64_t dropped = 0;
+  auto map = [&](const std::vector<int64_t>& rows) {
+    std::vector<int64_t> out;
+    for (int64_t r : rows) (pos[static_cast<size_t>(r)] >= 0 ? out.push_back(pos[static_cast<size_t>(r)]) : void(++dropped));
+    return out;
+  };
+  data::Split s{map(on_disk.train), map(on_disk.val), map(on_disk.test)};
+  if (dropped) std::cerr << "fit: " << dropped << " indexed rows were skipped for NaN responses (--drop-nan)\n";
+  return s;
+}
+
 void check_opts(const FitOpts& o) {
   const ReadoutKind& k = kind_of(o.readout);
   CORTEX_CHECK(o.pool >= 1, "fit: --pool must be >= 1, found ", o.pool);
@@ -567,18 +588,43 @@ int run_fit(const FitOpts& o) {
   lo.drop_nan = o.drop_nan;
   data::Dataset train, test;
   std::string train_id, test_id;
+  // Rows for early stopping, as indices into `train` (empty: a seeded --val-fraction of it).
+  std::vector<int64_t> fit_rows, val_rows;
+  const bool idx_files = !o.train_idx.empty() || !o.val_idx.empty() || !o.test_idx.empty();
+  auto from_files = [&](data::Dataset& all, data::Dataset& tr, data::Dataset* te) {
+    const data::Split sp = kept(data::split_from_files(all.source_rows, o.train_idx, o.val_idx, o.test_idx), all);
+    CORTEX_CHECK(!sp.train.empty(), "fit: --train-idx selects no rows of ", all.name);
+    std::vector<int64_t> rows = sp.train;
+    rows.insert(rows.end(), sp.val.begin(), sp.val.end());
+    tr = data::subset(all, rows);
+    for (size_t i = 0; i < rows.size(); ++i) (i < sp.train.size() ? fit_rows : val_rows).push_back(static_cast<int64_t>(i));
+    if (te) *te = data::subset(all, sp.test);
+  };
   if (fs::exists(fs::path(o.data) / "training_split")) {
+    CORTEX_CHECK(o.test_idx.empty(), "fit: the Algonauts layout has its test split on disk; --test-idx is for plain pairs");
     train = data::load_algonauts(o.data, "train", lo);
+    if (idx_files) {
+      data::Dataset all = train;
+      from_files(all, train, nullptr);
+    }
     test = data::load_algonauts(o.data, "test", lo);
     train_id = rows_identity(train, o.data, "algonauts-train");
     test_id = rows_identity(test, o.data, "algonauts-test");
   } else {
     data::Dataset all = data::load_pairs(o.data, lo);
-    const data::Split sp = data::split_fraction(all.size(), 0.0, o.test_fraction, o.seed);
-    train = data::subset(all, sp.train);
-    test = data::subset(all, sp.test);
+    if (idx_files) {
+      from_files(all, train, &test);
+    } else {
+      const data::Split sp = data::split_fraction(all.size(), 0.0, o.test_fraction, o.seed);
+      train = data::subset(all, sp.train);
+      test = data::subset(all, sp.test);
+    }
     train_id = rows_identity(train, o.data, "pairs-train");
     test_id = rows_identity(test, o.data, "pairs-test");
+  }
+  if (val_rows.empty()) {
+    const data::Split sp = data::split_fraction(train.size(), o.val_fraction, 0.0, o.seed);
+    fit_rows = sp.train, val_rows = sp.val;
   }
   CORTEX_CHECK(train.responses.defined() && train.size() > o.folds, "fit: the training split needs responses ",
                "and more than --folds (", o.folds, ") images, found ", train.size());
@@ -629,7 +675,8 @@ int run_fit(const FitOpts& o) {
   } else {
     // A trained readout: early stopping on the mean r of a seeded validation part of the training
     // split, checkpointed every epoch (--resume continues).
-    const data::Split sp = data::split_fraction(train.size(), o.val_fraction, 0.0, o.seed);
+    CORTEX_CHECK(!val_rows.empty() && !fit_rows.empty(), "fit: early stopping needs training and validation rows, found ",
+                 fit_rows.size(), " and ", val_rows.size());
     models::BatchSource tr, va;
     models::TrainOptions to;
     if (o.finetune) {
@@ -653,8 +700,8 @@ int run_fit(const FitOpts& o) {
       int64_t n_used = 0;
       for (const auto& n : used) n_used += n.rfind("backbone.", 0) == 0;
       std::cerr << "fit: fine-tuning " << n_used << " backbone tensors at " << blr << " x --lr\n";
-      tr = image_batches(train, sp.train, o.batch, true, o);
-      va = image_batches(train, sp.val, o.batch, false, o);
+      tr = image_batches(train, fit_rows, o.batch, true, o);
+      va = image_batches(train, val_rows, o.batch, false, o);
     } else {
       // fwrf: channels pruned to the top --keep by their std over the training images.
       std::vector<Tensor> keep;
@@ -674,8 +721,8 @@ int run_fit(const FitOpts& o) {
         return out;
       };
       const Tensor y = train.responses;
-      tr = models::in_memory_batches(take(Xtr, sp.train), take({y}, sp.train)[0], o.batch, true, o.seed);
-      va = models::in_memory_batches(take(Xtr, sp.val), take({y}, sp.val)[0], 256, false, o.seed);
+      tr = models::in_memory_batches(take(Xtr, fit_rows), take({y}, fit_rows)[0], o.batch, true, o.seed);
+      va = models::in_memory_batches(take(Xtr, val_rows), take({y}, val_rows)[0], 256, false, o.seed);
     }
     to.max_epochs = o.epochs;
     // Default rates: 1e-2 for map readouts and the core; 1e-3 on z-scored flat features, where a
@@ -936,6 +983,11 @@ Run add_fit(CLI::App& app) {
   sub->add_option("--alphas", o->alphas, "Ridge penalties to cross-validate (ridge, gaussian-fwrf)")->capture_default_str();
   sub->add_option("--folds", o->folds, "Cross-validation folds")->capture_default_str();
   sub->add_option("--test-fraction", o->test_fraction, "Plain pairs: held-out fraction")->capture_default_str();
+  sub->add_option("--train-idx", o->train_idx, "Splits from files: 1-D integer .npy of training rows (plain pairs: "
+                  "rows of responses.npy; Algonauts: rows of training_split)");
+  sub->add_option("--val-idx", o->val_idx, "Rows for early stopping (trained readouts; ridge and gaussian-fwrf "
+                  "cross-validate over train + val)");
+  sub->add_option("--test-idx", o->test_idx, "Plain pairs: held-out rows");
   sub->add_option("--seed", o->seed, "Folds, splits and initial weights")->capture_default_str();
   sub->add_flag("--drop-nan", o->drop_nan, "Skip images whose responses contain NaN (they are refused otherwise)");
   sub->add_option("--out", o->out, "Output folder")->required();

@@ -80,6 +80,7 @@ std::vector<std::string> hemis_of(const std::string& hemi) {
 
 void finish_rows(Dataset& d, bool drop_nan) {
   const int64_t n = d.images.defined() ? d.images.size(0) : static_cast<int64_t>(d.image_paths.size());
+  d.source_rows = n;
   if (d.responses.defined()) {
     CORTEX_CHECK(d.responses.size(0) == n, d.name, ": ", n, " images but ", d.responses.size(0), " response rows");
     std::vector<int64_t> keep = nan_filter(d.responses, d.name, drop_nan);

@@ -23,6 +23,7 @@ struct Dataset {
   Tensor noise_ceiling;                      // float64 (V,) as a fraction in [0, 1]; undefined if absent
   std::map<std::string, std::vector<int64_t>> rois;  // ROI name -> response columns
   std::vector<int64_t> rows;                 // original row of each kept row (drop_nan may skip some)
+  int64_t source_rows = 0;                   // rows on disk, before drop_nan
   int64_t lh_voxels = -1;                    // with hemi "both": columns [0, lh_voxels) are lh
 
   int64_t size() const { return static_cast<int64_t>(rows.size()); }

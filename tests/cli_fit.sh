@@ -70,6 +70,36 @@ fit whole "${backbone[@]}" --readout fwrf --tap features.4 --epochs 4
 fit part "${backbone[@]}" --readout fwrf --tap features.4 --epochs 4 --resume
 cmp -s out/whole/predictions.npy out/part/predictions.npy || fail "the resumed fit differs from the uninterrupted one"
 
+# Splits from index files (1-D int64 .npy, written here byte by byte): on the Algonauts layout the
+# indices select training_split rows (train, and val for early stopping); on plain pairs
+# (an images/ folder + responses.npy) they also pick the test rows.
+write_idx() {  # write_idx FILE i j k ...
+  local f=$1
+  shift
+  local h="{'descr': '<i8', 'fortran_order': False, 'shape': ($#,), }"
+  local total=$(((10 + ${#h} + 1 + 63) / 64 * 64))
+  local hl=$((total - 10)) pad=$((total - 10 - ${#h} - 1))
+  {
+    printf '\x93NUMPY\x01\x00'
+    printf "\\x$(printf %02x $((hl & 255)))\\x$(printf %02x $((hl >> 8)))"
+    printf '%s%*s\n' "$h" "$pad" ''
+    for i in "$@"; do
+      for b in 0 1 2 3 4 5 6 7; do printf "\\x$(printf %02x $(((i >> (8 * b)) & 255)))"; done
+    done
+  } > "$f"
+}
+write_idx tr.npy $(seq 0 99)
+write_idx va.npy $(seq 100 139)
+write_idx te.npy $(seq 140 159)
+fit idx "${backbone[@]}" --readout linear --tap features.4 --pool 2 --epochs 2 --train-idx tr.npy --val-idx va.npy
+grep -q "140 training" log.idx.txt || fail "index files: expected 140 training + validation rows"
+mkdir -p pairs/images
+cp "$data"/training_split/training_images/*.png pairs/images/
+cp "$data"/training_split/training_fmri/lh_training_fmri.npy pairs/responses.npy
+"$cortex" fit --data pairs --out out/pairs "${backbone[@]}" --readout linear --tap features.4 --pool 2 --epochs 2 \
+  --train-idx tr.npy --val-idx va.npy --test-idx te.npy > out.pairs.txt 2> log.pairs.txt || { cat log.pairs.txt >&2; fail "pairs fit"; }
+grep -q "140 training and 20 test images" log.pairs.txt || fail "pairs with index files: wrong split sizes"
+
 # Evaluation of a prediction file against the test responses.
 "$cortex" eval --pred pred.core.npy --data "$data" --hemi both --out eval.json > /dev/null 2>&1 || fail "eval failed"
 grep -q '"mean_r"' eval.json || fail "eval.json has no mean_r"
@@ -92,6 +122,10 @@ expect_error "finetune" fit --data "$data" --out out/bad --readout ridge --tap f
 expect_error "not a directory" fit --data nowhere --out out/bad --tap features.4 "${backbone[@]}"
 expect_error "unknown tap" fit --data "$data" --hemi both --out out/bad --tap features.99 "${backbone[@]}"
 expect_error "poisson" fit --data "$data" --out out/bad --readout fwrf --tap features.4 --loss poisson "${backbone[@]}"
+expect_error "appears twice or in two splits" fit --data "$data" --out out/bad --readout linear --tap features.4 \
+  --train-idx tr.npy --val-idx tr.npy "${backbone[@]}"
+expect_error "test-idx is for plain pairs" fit --data "$data" --out out/bad --tap features.4 --train-idx tr.npy \
+  --test-idx te.npy "${backbone[@]}"
 echo "not a model" > junk.safetensors
 expect_error "junk.safetensors" predict --model junk.safetensors --images "$test_images" --out p.npy
 [[ ! -e p.npy ]] || fail "predict left an output after an error"
