@@ -393,3 +393,61 @@ TEST(Readouts, SaveAndLoadThroughSafetensors) {
   load_safetensors(g2, path);
   EXPECT_TRUE(allclose(g2.read({x}), g1.read({x}), 0, 0));
 }
+
+TEST(Readouts, GaussianReadoutRetinotopicPositions) {
+  // mu = tanh(W2 elu(W1 g + b1) + b2) with g the centred, max-abs-scaled coordinates: checked
+  // against a float64 loop, then gradchecked through the MLP weights and the readout.
+  const int64_t B = 2, C = 3, H = 4, W = 5, N = 4, D = 3, Hd = 5;
+  const Tensor coords = rnd({N, D}, 30);
+  GaussianReadout m({C, H, W}, N, GaussSigma::Isotropic, 0.1, false, {}, 31, PositionMLP{coords, Hd, 1});
+  EXPECT_EQ(names(m), (std::vector<std::string>{"sigma", "features", "bias", "mu_transform.0.weight",
+                                                "mu_transform.0.bias", "mu_transform.1.weight", "mu_transform.1.bias",
+                                                "source_grid"}));
+  auto& l0 = *m.mu_transform[0];
+  auto& l1 = *m.mu_transform[1];
+  l0.weight = rnd({Hd, D}, 32), l0.bias = rnd({Hd}, 33), l1.weight = rnd({2, Hd}, 34) * 0.5, l1.bias = rnd({2}, 35) * 0.2;
+  m.sigma = m.sigma.to(DType::Float64), m.features = rnd({N, C}, 36), m.bias = rnd({N}, 37);
+  m.train(false);
+  // The reference positions from the raw coordinates.
+  const auto c = vec(coords);
+  std::vector<double> mean(D, 0.0);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t d = 0; d < D; ++d) mean[d] += c[n * D + d] / N;
+  double mx = 0;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t d = 0; d < D; ++d) mx = std::max(mx, std::abs(c[n * D + d] - mean[d]));
+  const auto w0 = vec(l0.weight), b0 = vec(l0.bias), w1 = vec(l1.weight), b1 = vec(l1.bias);
+  std::vector<double> ref;
+  for (int64_t n = 0; n < N; ++n) {
+    std::vector<double> h(Hd);
+    for (int64_t j = 0; j < Hd; ++j) {
+      double a = b0[j];
+      for (int64_t d = 0; d < D; ++d) a += w0[j * D + d] * (c[n * D + d] - mean[d]) / mx;
+      h[j] = a > 0 ? a : std::expm1(a);
+    }
+    for (int64_t k = 0; k < 2; ++k) {
+      double a = b1[k];
+      for (int64_t j = 0; j < Hd; ++j) a += w1[k * Hd + j] * h[j];
+      ref.push_back(std::tanh(a));
+    }
+  }
+  // source_grid is stored in float32, so the positions agree to float32 rounding of the inputs.
+  EXPECT_TRUE(allclose(m.mean_positions(), t64(ref, {N, 2}), 1e-6, 1e-6));
+  // The readout at those positions equals a free-mu readout placed there.
+  GaussianReadout free({C, H, W}, N, GaussSigma::Isotropic, 0.1, false, {}, 38);
+  free.mu = m.mean_positions(), free.sigma = m.sigma, free.features = m.features, free.bias = m.bias;
+  free.train(false);
+  const Tensor x = rnd({B, C, H, W}, 39);
+  EXPECT_TRUE(allclose(m.read({x}), free.read({x}), 1e-12, 1e-12));
+  m.train(true);
+  auto fn = [&](const std::vector<Tensor>& in) {
+    m.gen.set_offset(0);
+    l0.weight = in[1], l0.bias = in[2], l1.weight = in[3], l1.bias = in[4], m.sigma = in[5];
+    return std::vector<Tensor>{m.read({in[0]})};
+  };
+  EXPECT_EQ(gradcheck(fn, {x, l0.weight, l0.bias, l1.weight, l1.bias, m.sigma}), "");
+  EXPECT_CORTEX_ERROR(GaussianReadout({C, H, W}, N, GaussSigma::Isotropic, 0.1, false, {}, 0, PositionMLP{rnd({N + 1, D}, 1)}),
+                      "retinotopic coords of shape (4, D)");
+  EXPECT_CORTEX_ERROR(GaussianReadout({C, H, W}, N, GaussSigma::Isotropic, 0.1, false, {}, 0, PositionMLP{coords, 0, 1}),
+                      "hidden >= 1");
+}

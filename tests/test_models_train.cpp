@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 
 #include "autograd/autograd.h"
@@ -269,4 +271,51 @@ TEST(Train, BackboneReadoutFineTunesOnlyWhatTheTapsUse) {
   EXPECT_GT(used, 4);
   EXPECT_GT(unused, 4);
   EXPECT_CORTEX_ERROR(net.read({rnd32({2, 3, 32}, 73)}), "image batch");
+}
+
+TEST(Train, RetinotopicMLPLearnsPositionsFromCoordinates) {
+  // 40 neurons whose planted positions are a smooth (linear) map of their 2-D "cortical"
+  // coordinates; the MLP readout learns the map from the responses. Stated tolerance: median
+  // position error below 0.05 map units (0.4 pixel of the 16x16 map).
+  const int64_t B = 768, C = 4, N = 40;
+  Tensor maps = smooth_maps(B, C, 80);
+  const Tensor coords = rnd32({N, 2}, 81);
+  const auto cv = coords.to(DType::Float64).to_vector<double>();
+  std::vector<double> planted;
+  for (int64_t n = 0; n < N; ++n) {
+    planted.push_back(std::clamp(0.35 * cv[2 * n] - 0.1 * cv[2 * n + 1], -0.8, 0.8));
+    planted.push_back(std::clamp(0.1 * cv[2 * n] + 0.3 * cv[2 * n + 1], -0.8, 0.8));
+  }
+  GaussianReadout truth({C, 16, 16}, N, GaussSigma::Isotropic, 0.1, false, {}, 82);
+  Tensor Y;
+  {
+    NoGradGuard ng;
+    truth.mu = from_vector(planted, {N, 2}).to(DType::Float32);
+    truth.features = rnd32({N, C}, 83);
+    Y = truth.read({maps}) + 0.05 * rnd32({B, N}, 84);
+  }
+  auto tr = in_memory_batches({maps.narrow(0, 0, 640)}, Y.narrow(0, 0, 640), 64, true, 85);
+  auto va = in_memory_batches({maps.narrow(0, 640, 128)}, Y.narrow(0, 640, 128), 128, false);
+  GaussianReadout m({C, 16, 16}, N, GaussSigma::Isotropic, 0.3, false, {}, 86, PositionMLP{coords, 16, 1});
+  auto median_error = [&] {
+    NoGradGuard ng;
+    const auto mu = m.mean_positions().to(DType::Float64).to_vector<double>();
+    std::vector<double> err;
+    for (int64_t n = 0; n < N; ++n)
+      err.push_back(std::hypot(mu[2 * n] - planted[2 * n], mu[2 * n + 1] - planted[2 * n + 1]));
+    std::sort(err.begin(), err.end());
+    return err[N / 2];
+  };
+  const double before = median_error();
+  TrainOptions o;
+  o.max_epochs = 80;
+  o.lr = 0.01;
+  o.patience = 15;
+  auto res = train_readout(m, tr, va, o);
+  EXPECT_GT(res.best_r, 0.9);
+  const double after = median_error();
+  std::printf("retinotopic MLP: median position error %.4f (%.4f before training), best val r %.3f\n", after, before,
+              res.best_r);
+  EXPECT_LT(after, 0.05);
+  EXPECT_GT(before, 0.1) << "the initial positions should be far off (the check can fail)";
 }

@@ -249,12 +249,38 @@ Tensor Factorized::penalty() {
 
 // ---------------------------------------------------------------- Gaussian readout
 GaussianReadout::GaussianReadout(MapShape layer_, int64_t n_out_, GaussSigma kind_, double init_sigma, bool elu_output_,
-                                 const std::vector<int64_t>& shared_groups, uint64_t seed)
+                                 const std::vector<int64_t>& shared_groups, uint64_t seed, const PositionMLP& retinotopy)
     : layer(layer_), n_out(n_out_), kind(kind_), elu_output(elu_output_), gen(seed ^ 0x9e3779b97f4a7c15ULL) {
   check_layers("GaussianReadout", {layer}, n_out);
   CORTEX_CHECK(init_sigma > 0, "GaussianReadout: expected init_sigma > 0, found ", init_sigma);
   Generator g(seed);
-  mu = rand({n_out, 2}, g, -0.1, 0.1, DType::Float32);
+  if (retinotopy.coords.defined()) {
+    const Tensor& c = retinotopy.coords;
+    CORTEX_CHECK(c.dim() == 2 && c.size(0) == n_out && c.size(1) >= 1 && is_floating(c.dtype()),
+                 "GaussianReadout: expected retinotopic coords of shape (", n_out, ", D) float, found ",
+                 dtype_name(c.dtype()), " ", shape_str(c.shape()));
+    CORTEX_CHECK(retinotopy.hidden >= 1 && retinotopy.layers >= 0, "GaussianReadout: expected a position MLP with ",
+                 "hidden >= 1 and layers >= 0, found ", retinotopy.hidden, " and ", retinotopy.layers);
+    NoGradGuard ng;
+    const Tensor c64 = c.to(DType::Float64);
+    const Tensor centred = c64 - mean(c64, {0}, true);
+    const double scale = amax(abs(centred)).item();
+    CORTEX_CHECK(std::isfinite(scale), "GaussianReadout: retinotopic coords hold a non-finite value");
+    source_grid = (scale > 0 ? centred / scale : centred).to(DType::Float32).contiguous();
+    register_buffer("source_grid", &source_grid);
+    int64_t in = c.size(1);
+    for (int64_t l = 0; l <= retinotopy.layers; ++l) {
+      const int64_t out = l == retinotopy.layers ? 2 : retinotopy.hidden;
+      auto lin = std::make_shared<Linear>(in, out);
+      lin->weight = randn_f({out, in}, g, 1.0 / std::sqrt(static_cast<double>(in)));
+      // The last layer starts small, so the first positions sit near the centre as free mu do.
+      if (l == retinotopy.layers) lin->weight = (lin->weight * 0.1).contiguous();
+      mu_transform.push_back(register_module("mu_transform." + std::to_string(l), lin));
+      in = out;
+    }
+  } else {
+    mu = rand({n_out, 2}, g, -0.1, 0.1, DType::Float32);
+  }
   switch (kind) {
     case GaussSigma::Full: {
       sigma = zeros({n_out, 2, 2});
@@ -265,7 +291,7 @@ GaussianReadout::GaussianReadout(MapShape layer_, int64_t n_out_, GaussSigma kin
     case GaussSigma::Uncorrelated: sigma = full({n_out, 2}, init_sigma); break;
     case GaussSigma::Isotropic: sigma = full({n_out, 1}, init_sigma); break;
   }
-  register_parameter("mu", &mu);
+  if (mu.defined()) register_parameter("mu", &mu);
   register_parameter("sigma", &sigma);
   int64_t rows = n_out;
   if (!shared_groups.empty()) {
@@ -288,17 +314,28 @@ GaussianReadout::GaussianReadout(MapShape layer_, int64_t n_out_, GaussSigma kin
   register_parameter("bias", &bias);
 }
 
+Tensor GaussianReadout::mean_positions() {
+  if (mu_transform.empty()) return mu;
+  Tensor h = source_grid.to(sigma.dtype());
+  for (size_t l = 0; l < mu_transform.size(); ++l) {
+    h = (*mu_transform[l])(h);
+    if (l + 1 < mu_transform.size()) h = elu(h);
+  }
+  return tanh(h);
+}
+
 Tensor GaussianReadout::positions(int64_t batch) {
   CORTEX_CHECK(batch > 0, "GaussianReadout: expected a positive batch size, found ", batch);
+  const Tensor m = mean_positions();
   Tensor pos;
   if (!training()) {
-    pos = mu.unsqueeze(0).expand({batch, n_out, 2});
+    pos = m.unsqueeze(0).expand({batch, n_out, 2});
   } else {
-    const Tensor eps = randn({batch, n_out, 2}, gen, 0.0, 1.0, mu.dtype());
+    const Tensor eps = randn({batch, n_out, 2}, gen, 0.0, 1.0, m.dtype());
     if (kind == GaussSigma::Full)
-      pos = mu + matmul(sigma.unsqueeze(0), eps.unsqueeze(-1)).squeeze(-1);  // L eps per neuron
+      pos = m + matmul(sigma.unsqueeze(0), eps.unsqueeze(-1)).squeeze(-1);  // L eps per neuron
     else
-      pos = mu + sigma * eps;  // (N, 2) or (N, 1) broadcast over (B, N, 2)
+      pos = m + sigma * eps;  // (N, 2) or (N, 1) broadcast over (B, N, 2)
   }
   return clamp(pos, -1.0, 1.0);
 }

@@ -108,12 +108,26 @@ class Factorized : public Readout {
 //   y[b,n] = sum_c sample[b,c,n] feat[n,c] + bias[n],  then elu(y)+1 when `elu_output` (Poisson).
 // shared_groups (optional, one group id per neuron): neurons of a group share one feature vector
 // "features" (G, C) scaled per neuron by "scales" (N); otherwise "features" is (N, C).
-// penalty() = sum |features| (L1). Names: "mu", "sigma", "features", ["scales"], "bias".
+// Retinotopic positions (optional; Lurz et al.'s grid predictor): instead of a free "mu" per
+// neuron, mu = tanh(MLP(coords)) from each neuron's coordinates (e.g. its place on the cortical
+// surface), so neighbouring neurons share what is learnt about where they look. The coordinates
+// are centred and scaled by their largest |value| (buffer "source_grid"); the MLP is
+// `layers` x (Linear -> ELU) of `hidden` units, then Linear -> 2 ("mu_transform.<i>").
+// penalty() = sum |features| (L1). Names: "mu" (or "mu_transform.*" + "source_grid"), "sigma",
+// "features", ["scales"], "bias".
 enum class GaussSigma { Full, Uncorrelated, Isotropic };
+struct PositionMLP {
+  Tensor coords;        // (N, D) float; undefined: free positions
+  int64_t hidden = 30;  // units per hidden layer
+  int64_t layers = 1;   // hidden layers (0: a linear map then tanh)
+};
 class GaussianReadout : public Readout {
  public:
   GaussianReadout(MapShape layer, int64_t n_out, GaussSigma kind = GaussSigma::Full, double init_sigma = 0.1,
-                  bool elu_output = false, const std::vector<int64_t>& shared_groups = {}, uint64_t seed = 0);
+                  bool elu_output = false, const std::vector<int64_t>& shared_groups = {}, uint64_t seed = 0,
+                  const PositionMLP& retinotopy = {});
+  // The mean positions (N, 2): mu, or the retinotopic MLP's output.
+  Tensor mean_positions();
   Tensor read(const std::vector<Tensor>& maps) override;
   Tensor penalty() override;
   std::vector<Generator*> generators() override { return {&gen}; }
@@ -126,6 +140,8 @@ class GaussianReadout : public Readout {
   bool elu_output;
   Tensor mu, sigma, features, scales, bias;
   Tensor group_index;  // int64 (N) when features are shared
+  Tensor source_grid;  // (N, D) normalised coordinates, with the retinotopic MLP
+  std::vector<std::shared_ptr<Linear>> mu_transform;
   Generator gen;       // the sampling noise; its offset is part of a training checkpoint
 };
 
