@@ -19,9 +19,9 @@
 //   two-layer      linear -> sigmoid (--hidden units) -> linear on the pooled features; `linear` is
 //                  its linear control, trained the same way;
 //   core           a 3-layer conv net trained from the grey images with a Gaussian readout.
-// The trained ones use Adam on --loss (mse, l1, poisson) + --l1 times the readout's penalty, early
-// stopping on a --val-fraction of the training images, a checkpoint every epoch (--resume
-// continues an interrupted fit to the same result).
+// The trained ones use Adam or AdamW (--optim, --weight-decay) on --loss (mse, l1, poisson) + --l1
+// times the readout's penalty, early stopping on a --val-fraction of the training images, a
+// checkpoint every epoch (--resume continues an interrupted fit to the same result).
 // Frozen backbone: its features are computed once; with --cache DIR they are also written there,
 // keyed by everything they depend on, and read back by the next fit that needs the same ones.
 // --finetune trains the backbone end to end with a map readout (gaussian, factorized, fwrf,
@@ -73,10 +73,10 @@ using Clock = std::chrono::steady_clock;
 
 struct FitOpts {
   std::string data, hemi = "lh", arch, config, weights, tap, out, alphas = "1e-2,1e-1,1,10,1e2,1e3,1e4,1e5";
-  std::string readout = "ridge", loss = "mse", cache, sigmas = "0.1,0.2,0.4";
+  std::string readout = "ridge", loss = "mse", optim = "adam", cache, sigmas = "0.1,0.2,0.4";
   std::string train_idx, val_idx, test_idx;
   int64_t epochs = 60, core_size = 32, hidden = 128, grid = 7;
-  double lr = 0, l1 = 1e-4, val_fraction = 0.1, keep = 1.0, backbone_lr = 0.1;
+  double lr = 0, l1 = 1e-4, weight_decay = 0, val_fraction = 0.1, keep = 1.0, backbone_lr = 0.1;
   bool resume = false, finetune = false;
   int64_t random_weights = -1, image_size = 224, pool = 4, batch = 32, folds = 5;
   double test_fraction = 0.2;
@@ -535,6 +535,9 @@ void check_opts(const FitOpts& o) {
   CORTEX_CHECK(o.lr >= 0 && std::isfinite(o.lr), "fit: --lr must be > 0, found ", o.lr);
   CORTEX_CHECK(o.backbone_lr > 0, "fit: --backbone-lr must be > 0, found ", o.backbone_lr);
   CORTEX_CHECK(o.val_fraction > 0 && o.val_fraction < 1, "fit: --val-fraction must be in (0, 1), found ", o.val_fraction);
+  CORTEX_CHECK(o.optim == "adam" || o.optim == "adamw", "fit: --optim must be adam or adamw, found '", o.optim, "'");
+  CORTEX_CHECK(o.weight_decay >= 0 && std::isfinite(o.weight_decay), "fit: --weight-decay must be >= 0, found ",
+               o.weight_decay);
   CORTEX_CHECK(o.loss == "mse" || o.loss == "l1" || o.loss == "poisson", "fit: --loss must be mse, l1 or poisson, found '",
                o.loss, "'");
   CORTEX_CHECK(o.loss != "poisson" || o.readout == "gaussian" || o.readout == "core",
@@ -730,6 +733,8 @@ int run_fit(const FitOpts& o) {
     to.lr = o.lr > 0 ? o.lr : standardized(o.readout) ? 1e-3 : 1e-2;
     to.loss = o.loss == "l1" ? models::LossKind::L1 : o.loss == "poisson" ? models::LossKind::Poisson : models::LossKind::MSE;
     to.penalty_weight = o.l1;
+    to.optim = o.optim == "adamw" ? models::OptimKind::AdamW : models::OptimKind::Adam;
+    to.weight_decay = o.weight_decay;
     to.patience = 8;
     to.seed = o.seed;
     to.checkpoint = (fs::path(o.out) / "checkpoint.safetensors").string();
@@ -966,6 +971,9 @@ Run add_fit(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--lr", o->lr, "Trained readouts: Adam learning rate (default 1e-2; 1e-3 for two-layer, linear)");
   sub->add_option("--loss", o->loss, "Trained readouts: mse, l1 or poisson (gaussian, core)")->capture_default_str();
+  sub->add_option("--optim", o->optim, "Trained readouts: adam (weight decay as L2 in the gradient) or adamw "
+                  "(decoupled)")->capture_default_str();
+  sub->add_option("--weight-decay", o->weight_decay, "Trained readouts: weight decay")->capture_default_str();
   sub->add_option("--l1", o->l1, "Trained readouts: weight of the readout's penalty (L1 on features)")
       ->capture_default_str();
   sub->add_option("--val-fraction", o->val_fraction, "Trained readouts: part of training images for early stopping")

@@ -43,7 +43,7 @@ fit factorized "${backbone[@]}" --readout factorized --tap features.4 --epochs 3
 fit fwrf "${backbone[@]}" --readout fwrf --tap features.1,features.4 --keep 0.5 --epochs 3
 fit pooled-linear "${backbone[@]}" --readout pooled-linear --tap features.4,features.7 --epochs 3
 fit two-layer "${backbone[@]}" --readout two-layer --tap features.4 --pool 2 --hidden 16 --epochs 3
-fit linear "${backbone[@]}" --readout linear --tap features.4 --pool 2 --epochs 3
+fit linear "${backbone[@]}" --readout linear --tap features.4 --pool 2 --epochs 3 --optim adamw --weight-decay 0.01
 fit core --readout core --core-size 16 --epochs 3
 fit finetune "${backbone[@]}" --readout gaussian --tap features.4 --finetune --epochs 2 --batch 40
 
@@ -126,6 +126,8 @@ expect_error "appears twice or in two splits" fit --data "$data" --out out/bad -
   --train-idx tr.npy --val-idx tr.npy "${backbone[@]}"
 expect_error "test-idx is for plain pairs" fit --data "$data" --out out/bad --tap features.4 --train-idx tr.npy \
   --test-idx te.npy "${backbone[@]}"
+expect_error "optim must be adam or adamw" fit --data "$data" --out out/bad --readout linear --tap features.4 --optim sgd \
+  "${backbone[@]}"
 echo "not a model" > junk.safetensors
 expect_error "junk.safetensors" predict --model junk.safetensors --images "$test_images" --out p.npy
 [[ ! -e p.npy ]] || fail "predict left an output after an error"
