@@ -5,7 +5,8 @@
 //
 // --arch names a preset (models/backbone.h: config_for_arch), --config a JSON file; the layer sizes
 // come from the weights. Inputs: a directory of PNG/JPEG files (sorted by name), a uint8 .npy
-// (N, H, W, 3) — both preprocessed as the source library does (torchvision: Resize(size*256/224),
+// (N, H, W, 3), an HDF5 image brick (.hdf5/.h5, dataset "imgBrick" as NSD's nsd_stimuli.hdf5,
+// read per image) — all preprocessed as the source library does (torchvision: Resize(size*256/224),
 // CenterCrop(size), ImageNet normalisation; CLIP: bicubic Resize, CenterCrop, CLIP normalisation) —
 // or a float32 .npy (N, 3, H, W) taken as preprocessed. The output holds one tensor per tap, keyed
 // by its name, plus "output", batches concatenated along dim 0; written to a temporary file and
@@ -21,6 +22,7 @@
 #include "autograd/autograd.h"
 #include "autograd/ops.h"
 #include "cli/commands.h"
+#include "data/hdf5.h"
 #include "data/dataset.h"
 #include "models/backbone.h"
 #include "tensor/io/image.h"
@@ -44,11 +46,16 @@ std::string lower(std::string s) {
   return s;
 }
 
-// The images to run: file paths (a directory) or one array (.npy); exactly one is filled.
+// The images to run: file paths (a directory), one array (.npy) or an HDF5 brick (.hdf5, .h5:
+// dataset "imgBrick" as NSD's nsd_stimuli.hdf5, read per image); exactly one is filled.
 struct Inputs {
   std::vector<std::string> files;
   Tensor array;
-  int64_t count() const { return array.defined() ? array.size(0) : static_cast<int64_t>(files.size()); }
+  std::shared_ptr<data::ImageBrick> brick;
+  int64_t count() const {
+    if (brick) return brick->size();
+    return array.defined() ? array.size(0) : static_cast<int64_t>(files.size());
+  }
 };
 
 Inputs read_inputs(const std::string& path) {
@@ -59,8 +66,13 @@ Inputs read_inputs(const std::string& path) {
     CORTEX_CHECK(!in.files.empty(), "features: expected PNG or JPEG files in '", path, "', found none");
     return in;
   }
-  CORTEX_CHECK(lower(fs::path(path).extension().string()) == ".npy", "features: --images must be a directory or a ",
-               ".npy file, found '", path, "'");
+  const std::string ext = lower(fs::path(path).extension().string());
+  if (ext == ".hdf5" || ext == ".h5") {
+    in.brick = std::make_shared<data::ImageBrick>(path, "imgBrick");
+    CORTEX_CHECK(in.brick->size() > 0, "features: ", path, ": expected at least one image, found none");
+    return in;
+  }
+  CORTEX_CHECK(ext == ".npy", "features: --images must be a directory, a .npy or an .hdf5 brick, found '", path, "'");
   in.array = io::read_npy(path);
   const Tensor& a = in.array;
   const bool u8 = a.dtype() == DType::UInt8 && a.dim() == 4 && a.size(3) == 3;
@@ -81,7 +93,10 @@ Tensor load_batch(const Inputs& in, int64_t begin, int64_t end, models::Preproce
   if (in.array.defined() && in.array.dtype() == DType::Float32) return in.array.slice(0, begin, end).contiguous();
   std::vector<Tensor> imgs;
   for (int64_t i = begin; i < end; ++i) {
-    Tensor img = in.array.defined() ? in.array.select(0, i) : io::read_image(in.files[static_cast<size_t>(i)]);
+    Tensor img = in.brick           ? in.brick->read(i)
+                 : in.array.defined() ? in.array.select(0, i)
+                                      : io::read_image(in.files[static_cast<size_t>(i)]);
+    if (img.size(2) == 1) img = img.expand({img.size(0), img.size(1), 3}).contiguous();
     imgs.push_back(preprocess(img, p, size));
   }
   return stack(imgs, 0);
@@ -149,7 +164,8 @@ Run add_features(CLI::App& app) {
   sub->add_option("--arch", o->arch, "Preset: alexnet, vgg16_bn, resnet50, vit_b_16, clip_vit_b_16, dinov2_vitb14, ...");
   sub->add_option("--config", o->config, "JSON config (arch, layout, heads, ...) instead of --arch");
   sub->add_option("--weights", o->weights, "Weights (.safetensors, PyTorch state_dict names)")->required();
-  sub->add_option("--images", o->images, "Directory of PNG/JPEG, uint8 (N,H,W,3) .npy or float32 (N,3,H,W) .npy")
+  sub->add_option("--images", o->images, "Directory of PNG/JPEG, uint8 (N,H,W,3) .npy, float32 (N,3,H,W) .npy or an HDF5 "
+                  "brick (.hdf5: dataset imgBrick)")
       ->required();
   sub->add_option("--taps", o->taps, "Comma-separated module names, e.g. layer3.1,layer4 (ViT: name:grid)");
   sub->add_option("--out", o->out, "Output .safetensors (one tensor per tap, plus \"output\")")->required();

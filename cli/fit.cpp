@@ -43,6 +43,7 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <numeric>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -53,6 +54,7 @@
 #include "autograd/ops.h"
 #include "cli/commands.h"
 #include "data/dataset.h"
+#include "data/hdf5.h"
 #include "data/simulate.h"
 #include "models/backbone.h"
 #include "models/cnn.h"
@@ -826,8 +828,9 @@ int run_fit(const FitOpts& o) {
 //
 // The settings (readout, backbone, taps, pooling, image size) come from the model file's metadata;
 // --weights is needed only when the fit used a weights file that has moved (a fine-tuned backbone
-// is inside the model file). Images: a folder of PNG/JPEG files (sorted by name) or a uint8
-// (N, H, W, 3) .npy; the output is (N, voxels) float32.
+// is inside the model file). Images: a folder of PNG/JPEG files (sorted by name), a uint8
+// (N, H, W, 3) .npy or an HDF5 brick (.hdf5/.h5, dataset "imgBrick"); the output is (N, voxels)
+// float32.
 int run_predict(const std::string& model_path, const std::string& images, const std::string& weights,
                 const std::string& out, int64_t batch) {
   CORTEX_CHECK(batch >= 1, "predict: --batch must be >= 1, found ", batch);
@@ -871,16 +874,24 @@ int run_predict(const std::string& model_path, const std::string& images, const 
   // The images as a dataset without responses.
   data::Dataset d;
   d.name = images;
+  const std::string ext = fs::path(images).extension().string();
   if (fs::is_directory(images)) {
     d.image_paths = data::list_images(images);
     CORTEX_CHECK(!d.image_paths.empty(), "predict: expected PNG or JPEG files in '", images, "', found none");
+  } else if (ext == ".hdf5" || ext == ".h5") {
+    d.brick = std::make_shared<data::ImageBrick>(images, "imgBrick");
+    d.brick_rows.resize(static_cast<size_t>(d.brick->size()));
+    std::iota(d.brick_rows.begin(), d.brick_rows.end(), 0);
   } else {
     d.images = io::read_npy(images);
     CORTEX_CHECK(d.images.dtype() == DType::UInt8 && d.images.dim() == 4 && d.images.size(3) == 3 && d.images.size(0) > 0,
                  "predict: ", images, ": expected uint8 (N, H, W, 3) images, found ", dtype_name(d.images.dtype()), " ",
                  shape_str(d.images.shape()));
   }
-  const int64_t n = d.image_paths.empty() ? d.images.size(0) : static_cast<int64_t>(d.image_paths.size());
+  const int64_t n = d.brick                  ? d.brick->size()
+                    : d.image_paths.empty() ? d.images.size(0)
+                                            : static_cast<int64_t>(d.image_paths.size());
+  CORTEX_CHECK(n > 0, "predict: ", images, " holds no images");
   for (int64_t i = 0; i < n; ++i) d.rows.push_back(i);
 
   Tensor pred;
@@ -940,7 +951,8 @@ Run add_predict(CLI::App& app) {
   };
   auto p = std::make_shared<P>();
   sub->add_option("--model", p->model, "model.safetensors written by cortex fit")->required();
-  sub->add_option("--images", p->images, "Folder of PNG/JPEG files or a uint8 (N, H, W, 3) .npy")->required();
+  sub->add_option("--images", p->images, "Folder of PNG/JPEG files, a uint8 (N, H, W, 3) .npy or an HDF5 brick")
+      ->required();
   sub->add_option("--weights", p->weights, "Backbone weights, when not where the fit found them");
   sub->add_option("--batch", p->batch, "Images per forward pass")->capture_default_str();
   sub->add_option("--out", p->out, "Output .npy (images, voxels)")->required();

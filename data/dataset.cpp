@@ -1,5 +1,6 @@
 #include "data/dataset.h"
 
+#include "data/hdf5.h"
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -8,6 +9,7 @@
 #include <numeric>
 #include <set>
 
+#include "data/hdf5.h"
 #include "tensor/io/image.h"
 #include "tensor/io/npy.h"
 #include "tensor/random.h"
@@ -78,16 +80,27 @@ std::vector<std::string> hemis_of(const std::string& hemi) {
   return {hemi};
 }
 
+int64_t image_count(const Dataset& d) {
+  if (d.images.defined()) return d.images.size(0);
+  if (d.brick) return static_cast<int64_t>(d.brick_rows.size());
+  return static_cast<int64_t>(d.image_paths.size());
+}
+
 void finish_rows(Dataset& d, bool drop_nan) {
-  const int64_t n = d.images.defined() ? d.images.size(0) : static_cast<int64_t>(d.image_paths.size());
+  const int64_t n = image_count(d);
   d.source_rows = n;
   if (d.responses.defined()) {
     CORTEX_CHECK(d.responses.size(0) == n, d.name, ": ", n, " images but ", d.responses.size(0), " response rows");
     std::vector<int64_t> keep = nan_filter(d.responses, d.name, drop_nan);
     if (static_cast<int64_t>(keep.size()) != n) {
       d.responses = take_rows(d.responses, keep);
-      if (d.images.defined()) d.images = take_rows(d.images, keep);
-      else {
+      if (d.images.defined()) {
+        d.images = take_rows(d.images, keep);
+      } else if (d.brick) {
+        std::vector<int64_t> b;
+        for (int64_t i : keep) b.push_back(d.brick_rows[i]);
+        d.brick_rows = std::move(b);
+      } else {
         std::vector<std::string> p;
         for (int64_t i : keep) p.push_back(d.image_paths[i]);
         d.image_paths = std::move(p);
@@ -118,6 +131,11 @@ Tensor Dataset::image(int64_t i) const {
     if (im.dim() == 2) im = im.unsqueeze(2);
     if (im.size(2) == 1) im = im.expand({im.size(0), im.size(1), 3});
     return im.contiguous();
+  }
+  if (brick) {
+    Tensor im = brick->read(brick_rows[i]);
+    if (im.size(2) == 1) im = im.expand({im.size(0), im.size(1), 3}).contiguous();
+    return im;
   }
   return io::read_image(image_paths[i], io::ImageMode::RGB);
 }
@@ -256,8 +274,25 @@ Dataset load_pairs(const std::string& dir, const LoadOptions& opt) {
     CORTEX_CHECK(im.size(3) == 1 || im.size(3) == 3, (root / "images.npy").string(), ": expected 1 or 3 channels, found ",
                  im.size(3));
     d.images = im;
+  } else if (fs::exists(root / "images.hdf5")) {
+    d.brick = std::make_shared<const ImageBrick>((root / "images.hdf5").string(), "imgBrick");
+    if (fs::exists(root / "image_ids.npy")) {
+      const std::string ids = (root / "image_ids.npy").string();
+      const Tensor t = io::read_npy(ids);
+      CORTEX_CHECK(t.dim() == 1 && !is_floating(t.dtype()) && t.dtype() != DType::Bool, ids,
+                   ": expected a 1-D integer array of brick indices, found ", dtype_name(t.dtype()), " ",
+                   shape_str(t.shape()));
+      d.brick_rows = t.to(DType::Int64).to_vector<int64_t>();
+      for (size_t i = 0; i < d.brick_rows.size(); ++i)
+        CORTEX_CHECK(d.brick_rows[i] >= 0 && d.brick_rows[i] < d.brick->size(), ids, ": row ", i, " names image ",
+                     d.brick_rows[i], ", out of range [0, ", d.brick->size(), ") of ", d.brick->path());
+    } else {
+      d.brick_rows.resize(static_cast<size_t>(d.brick->size()));
+      std::iota(d.brick_rows.begin(), d.brick_rows.end(), 0);
+    }
   } else {
-    CORTEX_CHECK(fs::is_directory(root / "images"), "load_pairs: expected images.npy or an images/ folder in ", dir);
+    CORTEX_CHECK(fs::is_directory(root / "images"), "load_pairs: expected images.npy, images.hdf5 or an images/ ",
+                 "folder in ", dir);
     d.image_paths = list_images(root / "images");
     CORTEX_CHECK(!d.image_paths.empty(), "load_pairs: no PNG/JPEG images in ", (root / "images").string());
   }
@@ -332,6 +367,10 @@ Dataset subset(const Dataset& d, const std::vector<int64_t>& idx) {
     CORTEX_CHECK(i >= 0 && i < d.size(), d.name, ": subset index ", i, " out of range [0, ", d.size(), ")");
     o.rows.push_back(d.rows[i]);
     if (!d.image_paths.empty()) o.image_paths.push_back(d.image_paths[i]);
+  }
+  if (d.brick) {
+    o.brick_rows.clear();
+    for (int64_t i : idx) o.brick_rows.push_back(d.brick_rows[i]);
   }
   if (d.images.defined()) o.images = take_rows(d.images, idx);
   if (d.responses.defined()) o.responses = take_rows(d.responses, idx);

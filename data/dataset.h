@@ -7,6 +7,7 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -14,11 +15,15 @@
 
 namespace cortex::data {
 
+class ImageBrick;
+
 // One set of (images, responses) rows.
 struct Dataset {
   std::string name;                          // what the errors and reports call it
   std::vector<std::string> image_paths;      // one PNG/JPEG per row, or empty when `images` is set
   Tensor images;                             // uint8 (N, H, W, C) when the images came as one array
+  std::shared_ptr<const ImageBrick> brick;   // or an HDF5 image brick (data/hdf5.h), read per image,
+  std::vector<int64_t> brick_rows;           // with the brick image of each kept row
   Tensor responses;                          // float32 (N, V); undefined when the split has none
   Tensor noise_ceiling;                      // float64 (V,) as a fraction in [0, 1]; undefined if absent
   std::map<std::string, std::vector<int64_t>> rois;  // ROI name -> response columns
@@ -49,8 +54,11 @@ std::map<std::string, std::vector<int64_t>> load_roi(const std::string& subject_
 // The PNG/JPEG files of a folder (extension in any case), sorted by name.
 std::vector<std::string> list_images(const std::string& dir);
 
-// Plain pairs in `dir`: images.npy (uint8 (N, H, W[, C])) or an images/ folder of PNG/JPEG files
-// (sorted by name), responses.npy (N, V) and optionally rois.json ({"name": [column, ...]}).
+// Plain pairs in `dir`: images.npy (uint8 (N, H, W[, C])), an images/ folder of PNG/JPEG files
+// (sorted by name), or images.hdf5 (an NSD-style brick: dataset "imgBrick", uint8 (M, H, W[, C]),
+// needs a build with HDF5) with optional image_ids.npy (N integers in [0, M): the brick image of
+// each response row, as NSD's 73k ids; without it row i is image i); responses.npy (N, V); and
+// optionally rois.json ({"name": [column, ...]}).
 Dataset load_pairs(const std::string& dir, const LoadOptions& opt = {});
 
 // Row indices of a split. Each vector is sorted.

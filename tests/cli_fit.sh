@@ -7,6 +7,7 @@
 # Usage: tests/cli_fit.sh path/to/cortex   (ctest runs it as cli_fit)
 set -euo pipefail
 cortex=$(realpath "$1")
+models=$(realpath "$(dirname "$0")/data/models")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
@@ -99,6 +100,39 @@ cp "$data"/training_split/training_fmri/lh_training_fmri.npy pairs/responses.npy
 "$cortex" fit --data pairs --out out/pairs "${backbone[@]}" --readout linear --tap features.4 --pool 2 --epochs 2 \
   --train-idx tr.npy --val-idx va.npy --test-idx te.npy > out.pairs.txt 2> log.pairs.txt || { cat log.pairs.txt >&2; fail "pairs fit"; }
 grep -q "140 training and 20 test images" log.pairs.txt || fail "pairs with index files: wrong split sizes"
+
+# NSD's layout (an HDF5 image brick + image ids + responses), where the build has HDF5: the same
+# training rows as the Algonauts layout, so the same features; predict and features read bricks.
+if "$cortex" simulate --out simnsd --train 160 --test 30 --voxels 40 --image-size 32 --seed 3 --nsd \
+  > /dev/null 2> err.nsd.txt; then
+  "$cortex" fit --data simnsd/subj01/nsd --out out/nsd "${backbone[@]}" --readout linear --tap features.4 --pool 2 \
+    --epochs 2 --train-idx tr.npy --val-idx va.npy --test-idx te.npy > out.nsd.txt 2> log.nsd.txt ||
+    { cat log.nsd.txt >&2; fail "fit on the NSD layout"; }
+  # The same rows from PNG files must give byte-identical predictions.
+  mkdir -p pairs2 && cp -r pairs/images pairs2/ && cp simnsd/subj01/nsd/responses.npy pairs2/
+  "$cortex" fit --data pairs2 --out out/pairs2 "${backbone[@]}" --readout linear --tap features.4 --pool 2 --epochs 2 \
+    --train-idx tr.npy --val-idx va.npy --test-idx te.npy > /dev/null 2>&1 || fail "fit on the PNG twin of the NSD layout"
+  cmp -s out/nsd/predictions.npy out/pairs2/predictions.npy || fail "the NSD layout fit differs from the same rows as PNGs"
+  "$cortex" predict --model out/nsd/model.safetensors --images simnsd/subj01/nsd/images.hdf5 --out pred.nsd.npy \
+    > out.prednsd.txt 2>&1 || fail "predict on a brick"
+  grep -q "\[190, 40\]" out.prednsd.txt || fail "predict on a brick: expected 190 x 40 predictions"
+  # cortex features on the brick and on the same images as PNGs (test images first, as in the brick).
+  mkdir -p both
+  for f in simnsd/subj01/test_split/test_images/*.png; do cp "$f" "both/a_${f##*/}"; done
+  for f in simnsd/subj01/training_split/training_images/*.png; do cp "$f" "both/b_${f##*/}"; done
+  for src in simnsd/subj01/nsd/images.hdf5 both; do
+    "$cortex" features --config "$models/alexnet.json" --weights "$models/alexnet.safetensors" --images "$src" \
+      --taps features.4 --image-size 64 --out "f.${src##*/}.safetensors" > /dev/null 2>&1 || fail "features on $src"
+  done
+  # The tensors (the files' last bytes: 190 x (12 x 7 x 7 + 10) float32) must agree; the headers name the inputs.
+  n=$((190 * (12 * 7 * 7 + 10) * 4))
+  cmp -s <(tail -c $n f.images.hdf5.safetensors) <(tail -c $n f.both.safetensors) ||
+    fail "features from the brick differ from the same images as PNGs"
+  echo "cli_fit: nsd: $(cat out.nsd.txt)"
+else
+  grep -q "needs a build with HDF5" err.nsd.txt || { cat err.nsd.txt >&2; fail "simulate --nsd"; }
+  echo "cli_fit: built without HDF5: NSD-style bricks not exercised"
+fi
 
 # Evaluation of a prediction file against the test responses.
 "$cortex" eval --pred pred.core.npy --data "$data" --hemi both --out eval.json > /dev/null 2>&1 || fail "eval failed"

@@ -1,11 +1,13 @@
 // data/dataset: the Algonauts and plain-pair readers on small layouts written here, every bad-input
-// error, splits and batch streaming.
+// error, splits and batch streaming, and NSD-style HDF5 image bricks (when built with HDF5).
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <set>
 
+#include "autograd/ops.h"
 #include "data/dataset.h"
+#include "data/hdf5.h"
 #include "tensor/io/image.h"
 #include "tensor/io/npy.h"
 #include "test_util.h"
@@ -269,4 +271,81 @@ TEST(Batches, StreamOverAnOrderAndSubset) {
   EXPECT_CORTEX_ERROR(BatchStream(d, 0), "batch_size > 0");
   EXPECT_CORTEX_ERROR(BatchStream(d, 2, {7}), "out of range");
   EXPECT_CORTEX_ERROR(subset(d, {9}), "out of range");
+}
+
+// ---------------------------------------------------------------- NSD-style HDF5 image bricks
+TEST(Data, Hdf5ImageBricks) {
+  TempDir t;
+  if (!hdf5_available()) {
+    // The build without HDF5 says so instead of failing obscurely.
+    write_text(t / "p/images.hdf5", "x");
+    io::write_npy((t / "p/responses.npy"), cortex::testing::randn({2, 2}, 1, DType::Float32));
+    EXPECT_CORTEX_ERROR(load_pairs((t / "p")), "no HDF5 support");
+    GTEST_SKIP() << "built without HDF5 (libhdf5-dev not found at configure time): brick reading not tested";
+  }
+  // 7 images of 6 x 5 x 3, read back one by one.
+  std::vector<Tensor> ims;
+  for (int64_t i = 0; i < 7; ++i) ims.push_back(image_n(i));
+  const Tensor brick = stack(ims, 0);
+  const std::string path = (t / "p/images.hdf5");
+  fs::create_directories(t / "p");
+  write_image_brick(path, "imgBrick", brick);
+  {
+    const ImageBrick b(path);
+    EXPECT_EQ(b.size(), 7);
+    EXPECT_EQ(b.height(), 6);
+    EXPECT_EQ(b.width(), 5);
+    EXPECT_EQ(b.channels(), 3);
+    for (int64_t i = 0; i < 7; ++i) EXPECT_TRUE(allclose(b.read(i), ims[i], 0, 0)) << i;
+    EXPECT_CORTEX_ERROR(b.read(7), "out of range [0, 7)");
+  }
+  // Pairs: response row k shows brick image ids[k] (NSD's 73k ids); a NaN row is dropped with its id.
+  io::write_npy((t / "p/image_ids.npy"), from_vector<int64_t>({6, 0, 3, 3, 5}));
+  Tensor y = cortex::testing::randn({5, 2}, 2, DType::Float32);
+  y.data<float>()[2 * 2] = std::numeric_limits<float>::quiet_NaN();  // row 2
+  io::write_npy((t / "p/responses.npy"), y);
+  LoadOptions o;
+  o.drop_nan = true;
+  const Dataset d = load_pairs((t / "p"), o);
+  ASSERT_EQ(d.size(), 4);
+  EXPECT_EQ(d.source_rows, 5);
+  const std::vector<int64_t> shown{6, 0, 3, 5};
+  for (int64_t k = 0; k < 4; ++k) EXPECT_TRUE(allclose(d.image(k), ims[shown[k]], 0, 0)) << k;
+  const Dataset s = subset(d, {3, 1});
+  EXPECT_TRUE(allclose(s.image(0), ims[5], 0, 0));
+  EXPECT_TRUE(allclose(s.image(1), ims[0], 0, 0));
+  BatchStream bs(d, 3);
+  Batch b;
+  ASSERT_TRUE(bs.next(b));
+  EXPECT_TRUE(allclose(b.images.select(0, 2), ims[3], 0, 0));
+  // One channel is shown as grey RGB.
+  const std::string grey = (t / "g.hdf5");
+  write_image_brick(grey, "imgBrick", brick.narrow(3, 0, 1).contiguous());
+  fs::create_directories(t / "g");
+  fs::rename(grey, t / "g/images.hdf5");
+  io::write_npy((t / "g/responses.npy"), cortex::testing::randn({7, 1}, 3, DType::Float32));
+  const Dataset g = load_pairs((t / "g"));
+  EXPECT_TRUE(allclose(g.image(4).narrow(2, 2, 1), ims[4].narrow(2, 0, 1), 0, 0));
+  // Bad files and ids.
+  io::write_npy((t / "p/image_ids.npy"), from_vector<int64_t>({0, 1, 7, 2, 3}));
+  EXPECT_CORTEX_ERROR(load_pairs((t / "p"), o), "names image 7, out of range [0, 7)");
+  io::write_npy((t / "p/image_ids.npy"), from_vector<float>({0, 1, 2, 3, 4}));
+  EXPECT_CORTEX_ERROR(load_pairs((t / "p"), o), "1-D integer array");
+  fs::remove(t / "p/image_ids.npy");
+  EXPECT_CORTEX_ERROR(load_pairs((t / "p"), o), "7 images but 5 response rows");
+  EXPECT_CORTEX_ERROR(ImageBrick(path, "stimuli"), "has no dataset 'stimuli'");
+  write_text(t / "junk.hdf5", "not hdf5 at all");
+  EXPECT_CORTEX_ERROR(ImageBrick((t / "junk.hdf5")), "is not an HDF5 file");
+  EXPECT_CORTEX_ERROR(ImageBrick((t / "none.hdf5")), "no file at");
+  // A truncated brick fails with an Error when opened or when an image is read, never a crash.
+  const std::string cut = (t / "cut.hdf5");
+  fs::copy_file(path, cut);
+  fs::resize_file(cut, fs::file_size(cut) / 2);
+  EXPECT_THROW(
+      {
+        const ImageBrick c(cut);
+        for (int64_t i = 0; i < c.size(); ++i) c.read(i);
+      },
+      cortex::Error);
+  EXPECT_CORTEX_ERROR(write_image_brick((t / "x.hdf5"), "imgBrick", zeros({2, 3})), "expected uint8 images");
 }
