@@ -1,9 +1,11 @@
-// Ridge CV throughput (models/readouts/ridge, himalaya's solve_ridge_cv_svd algorithm): 5 folds,
-// 10 penalties (logspace 1e-2..1e7), every voxel, then the refit with each voxel's penalty.
+// Ridge CV throughput (models/readouts/ridge: one Gram matrix, a float64 Cholesky per fold and
+// penalty, the per-penalty products in float32; docs/ridge.md): 5 folds, 10 penalties (logspace
+// 1e-2..1e7), every voxel, then the refit with each voxel's penalty.
 // Counter: voxels/s over the whole fit_ridge_cv call (CV + refit). Peer: bench/peers/ridge_peer.py
-// (NumPy, the same algorithm; scikit-learn's RidgeCV for reference), run right after this.
+// (NumPy/SciPy, the same algorithm by default, himalaya's SVD one with --algo svd; scikit-learn's
+// RidgeCV for reference), run right after this.
 //   Full case of the issue: n = 10,000 images, p = 4,000 features, v = 20,000 voxels (BM_ridge_cv_full,
-//     opt-in: CORTEX_BENCH_FULL=1; over 10 min on 2 cores (stopped at 600 s), ~2e13 flops in float64).
+//     opt-in: CORTEX_BENCH_FULL=1; ~1.2e13 multiply-adds, 8e12 of them the per-penalty products).
 //   Scaled cases (n, p, v) = (2,000, 1,000, 5,000) and (4,000, 2,000, 10,000).
 // Run: OMP_NUM_THREADS=2 bench_ridge --benchmark_filter=scaled
 #include <benchmark/benchmark.h>
@@ -58,7 +60,7 @@ void BM_ridge_cv_full(benchmark::State& st) { run(st, 10000, 4000, 20000); }
 BENCHMARK(BM_ridge_cv_scaled_small)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
 BENCHMARK(BM_ridge_cv_scaled_medium)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
 
-// The full case runs only when asked for (CORTEX_BENCH_FULL=1): it alone takes over 10 minutes
+// The full case runs only when asked for (CORTEX_BENCH_FULL=1): it alone takes minutes and several GB
 // here, and `make bench` runs every suite.
 int main(int argc, char** argv) {
   const char* full = std::getenv("CORTEX_BENCH_FULL");

@@ -1,20 +1,27 @@
 #!/usr/bin/env python3
-"""Peer of bench/bench_ridge.cpp: ridge CV by SVD in NumPy, the same algorithm as
-models/readouts/ridge.cpp (and himalaya's solve_ridge_cv_svd): 5 shuffled folds, one thin SVD of
-the centred training features per fold, every one of 10 penalties (1e-2..1e7) scored by R^2 on the
-held-out fold for every voxel (voxels in batches of 4,096), then a refit on all rows with each
-voxel's best penalty. float32 inputs, float64 arithmetic (as the C++ code). Same sizes and the same
-distribution as the C++ bench, not the same numbers.
+"""Peer of bench/bench_ridge.cpp: 5-fold ridge CV with a per-voxel penalty in NumPy/SciPy.
+Both run the same cross-validation: 5 shuffled folds, every one of 10 penalties (1e-2..1e7) scored
+by R^2 on the held-out fold for every voxel (voxels in batches of 4,096), then a refit on all rows
+with each voxel's best penalty. Same sizes and the same distribution as the C++ bench, not the same
+numbers (NumPy draws the data and the folds).
 
-Also, with --sklearn, scikit-learn's RidgeCV(alpha_per_target=True): a different algorithm
-(efficient leave-one-out / GCV, no k-fold), given as the library reference users know.
+--algo gram (default): the algorithm of models/readouts/ridge.cpp (docs/ridge.md): one float64 Gram
+  of the globally centred features, per fold its exact centring corrections, per penalty a float64
+  Cholesky (scipy.linalg.cho_factor / cho_solve, LAPACK potrf/potrs) giving the (nva, p) map M,
+  and M @ (X_tr^T Y_tr) in float32 with the R^2 sums in float64. The dual form (n_tr < p) as there.
+--algo svd: himalaya's solve_ridge_cv_svd, which ridge.cpp used before: one thin SVD of the
+  centred training features per fold, float64 throughout.
+--sklearn: also scikit-learn's RidgeCV(alpha_per_target=True): a different algorithm (efficient
+  leave-one-out / GCV, no k-fold), given as the library reference users know.
 
-Usage: OMP_NUM_THREADS=2 python3 bench/peers/ridge_peer.py [--case small|medium|full] [--sklearn]
+Usage: OMP_NUM_THREADS=2 python3 bench/peers/ridge_peer.py [--case small|medium|full]
+       [--algo gram|svd] [--sklearn]
 """
 import argparse
 import time
 
 import numpy as np
+import scipy.linalg
 
 CASES = {"small": (2000, 1000, 5000), "medium": (4000, 2000, 10000), "full": (10000, 4000, 20000)}
 ALPHAS = np.logspace(-2, 7, 10)
@@ -69,17 +76,87 @@ def ridge_cv_svd(x, y, alphas, folds=5, seed=0, batch=4096):
     return w.astype(np.float32), b.astype(np.float32), best, scores
 
 
+def ridge_cv_gram(x, y, alphas, folds=5, seed=0, batch=4096):
+    n, p = x.shape
+    v = y.shape[1]
+    dt = x.dtype
+    perm = np.random.default_rng(seed).permutation(n)
+    x64 = x.astype(np.float64)
+    mx = x64.mean(0)
+    xc64 = x64 - mx
+    xc = xc64.astype(dt)
+    my = y.mean(0, dtype=np.float64)
+    bounds = [(n * f // folds, n * (f + 1) // folds) for f in range(folds)]
+    primal = n - max(hi - lo for lo, hi in bounds) >= p
+    gram = xc64.T @ xc64 if primal else xc64 @ xc64.T
+    xty = None
+    if primal:
+        xty = np.empty((p, v), dt)
+        for v0 in range(0, v, batch):
+            xty[:, v0:v0 + batch] = xc.T @ (y[:, v0:v0 + batch] - my[v0:v0 + batch]).astype(dt)
+    scores = np.zeros((len(alphas), v))
+    for lo, hi in bounds:
+        va = perm[lo:hi]
+        tr = np.concatenate([perm[:lo], perm[hi:]])
+        ntr = len(tr)
+        if primal:
+            mxf = xc64[tr].mean(0)
+            xva64 = xc64[va]
+            s = gram - xva64.T @ xva64 - ntr * np.outer(mxf, mxf)
+            c = xva64 - mxf
+            xva = xc[va]
+        else:
+            ktt, kvt = gram[np.ix_(tr, tr)], gram[np.ix_(va, tr)]
+            rt, rv = ktt.mean(1), kvt.mean(1)
+            kbar = rt.mean()
+            s = ktt - rt[:, None] - rt[None, :] + kbar
+            c = kvt - rv[:, None] - rt[None, :] + kbar
+        eye = np.eye(len(s))
+        maps = [scipy.linalg.cho_solve(scipy.linalg.cho_factor(s + alpha * eye, lower=True), c.T).T.astype(dt)
+                for alpha in alphas]
+        for v0 in range(0, v, batch):
+            yb = (y[:, v0:v0 + batch] - my[v0:v0 + batch]).astype(dt)
+            myf = yb[tr].mean(0, dtype=np.float64)
+            yva = yb[va]
+            t = yva.astype(np.float64) - myf
+            const = (t == t[0]).all(0)
+            sst = np.where(const, 1, ((t - t.mean(0)) ** 2).sum(0))
+            if primal:
+                rhs = (xty[:, v0:v0 + batch] - xva.T @ yva - ntr * np.outer(mxf, myf)).astype(dt)
+            else:
+                rhs = (yb[tr] - myf).astype(dt)
+            for a, m in enumerate(maps):
+                r2 = 1 - ((t - m @ rhs) ** 2).sum(0) / sst
+                scores[a, v0:v0 + batch] += np.where(const, 0, r2) / folds
+    best = scores.argmax(0)
+    w = np.empty((p, v))
+    for a in np.unique(best):
+        cols = np.flatnonzero(best == a)
+        cf = scipy.linalg.cho_factor(gram + alphas[a] * np.eye(len(gram)), lower=True)
+        for c0 in range(0, len(cols), batch):
+            cc = cols[c0:c0 + batch]
+            if primal:
+                w[:, cc] = scipy.linalg.cho_solve(cf, xty[:, cc].astype(np.float64))
+            else:
+                w[:, cc] = xc64.T @ scipy.linalg.cho_solve(cf, y[:, cc] - my[cc])
+    b = my - mx @ w
+    return w.astype(dt), b.astype(dt), alphas[best], scores
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--case", default="small", choices=CASES)
+    ap.add_argument("--algo", default="gram", choices=("gram", "svd"))
     ap.add_argument("--sklearn", action="store_true")
     args = ap.parse_args()
     n, p, v = CASES[args.case]
     x, y = problem(n, p, v)
-    t = time.perf_counter()
-    ridge_cv_svd(x, y, ALPHAS)
-    dt = time.perf_counter() - t
-    print(f"numpy ridge_cv_svd {args.case} n={n} p={p} v={v}: {dt:.2f} s, {v / dt:.0f} voxels/s")
+    fit = ridge_cv_gram if args.algo == "gram" else ridge_cv_svd
+    t, c = time.perf_counter(), time.process_time()
+    fit(x, y, ALPHAS)
+    dt, dc = time.perf_counter() - t, time.process_time() - c
+    print(f"numpy ridge_cv_{args.algo} {args.case} n={n} p={p} v={v}: {dt:.2f} s (cpu {dc:.2f} s), "
+          f"{v / dt:.0f} voxels/s")
     if args.sklearn:
         from sklearn.linear_model import RidgeCV
         t = time.perf_counter()

@@ -1,11 +1,14 @@
-// Ridge regression with a per-voxel penalty chosen by k-fold cross-validation, in the manner of
-// himalaya's solve_ridge_cv_svd: one thin SVD of the training features per fold serves every
-// penalty and every voxel (voxels in batches to bound memory), then a refit on all training data
-// with each voxel's best penalty.
+// Ridge regression with a per-voxel penalty chosen by k-fold cross-validation (the CV of himalaya's
+// solve_ridge_cv_svd, solved differently): for each fold and penalty one float64 Cholesky of the
+// fold's Gram matrix (p x p, or n_tr x n_tr when a training fold has fewer rows than features),
+// cut out of one Gram of all rows, gives every voxel's validation prediction; then a refit on all
+// training data with each voxel's best penalty, one factorisation per penalty in use.
+// Derivation, costs and the choice over one SVD per fold: docs/ridge.md.
 //
-// Precision: inputs may be float32 or float64. Centring, the SVDs, the projections U^T Y and the
-// validation scores are computed in float64 (the spectrum s/(s^2+alpha) loses digits in float32
-// when alpha spans many decades); weights and intercept are returned in the input dtype.
+// Precision: inputs may be float32 or float64. Centring, the Gram matrices, the factorisations and
+// solves, the R^2 sums and the refit are float64 (small penalties sit near the bottom of the Gram's
+// spectrum); the large products (X^T Y, and per penalty the (n_val, d) x (d, voxels) prediction) run
+// in the input dtype, as himalaya does. Weights and intercept are returned in the input dtype.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -24,8 +27,11 @@ struct RidgeCV {
 
 // X (n, p), Y (n, v): float32 or float64, finite, same dtype, CPU. alphas: non-empty, each > 0.
 // folds in [2, n]; rows are shuffled with `seed` before being cut into folds. voxel_batch > 0:
-// voxels scored at once (memory ~ 8 * voxel_batch * (n + rank) bytes). The intercept is handled by
-// centring X and Y with the training-fold means (the penalty does not shrink it).
+// voxels scored at once (memory per batch at most 16 * voxel_batch * (n + d) bytes, d =
+// min(p, n_tr)); besides, the fit holds a float64 Gram (d^2), X^T Y (p, v) when n_tr >= p, and a
+// fold's n_alphas maps (n_val, d). The intercept is handled by centring X and Y with the
+// training-fold means (the penalty does not shrink it). R^2 is taken about the validation fold's
+// own mean; a voxel constant on a fold scores 0 there.
 RidgeCV fit_ridge_cv(const Tensor& X, const Tensor& Y, const std::vector<double>& alphas, int folds,
                      uint64_t seed, int64_t voxel_batch = 4096);
 
