@@ -196,7 +196,7 @@ TEST(Pairs, ImagesNpyResponsesAndRois) {
 
 TEST(Pairs, ImageFolderGrayNpyAndMissingFiles) {
   TempDir t;
-  EXPECT_CORTEX_ERROR(load_pairs(t.path().string()), "expected images.npy or an images/ folder");
+  EXPECT_CORTEX_ERROR(load_pairs(t.path().string()), "expected images.npy, images.hdf5 or an images/ folder");
   fs::create_directories(t.path() / "images");
   EXPECT_CORTEX_ERROR(load_pairs(t.path().string()), "no PNG/JPEG images");
   for (int i = 0; i < 3; ++i) io::write_png((t.path() / "images" / ("im" + std::to_string(i) + ".png")).string(), image_n(i));
