@@ -11,6 +11,7 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/cpu/conv_gemm.h"
 #include "kernels/nn.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
@@ -246,6 +247,84 @@ TEST(Conv2d, LargeBandedForMemory) {
   check_cfg(c, DType::Float32, 7000);
   check_adjoint(c, 7001);
 }
+
+// The packed float GEMM of the forward (kernels/cpu/conv_gemm.h, on AVX-512 builds): output
+// channels not a multiple of its 8-row panels, depths over one 384-deep pass, outputs narrower than
+// one 48-column strip, a narrow last strip (one image, and several small images side by side),
+// AlexNet's first layer (11x11, stride 4, padding 2), groups, 1x1 convs wide enough to be packed,
+// and each thread count. Convs with under 32 outputs per group (and 1x1 ones under 512) are
+// Eigen's, as in KernelPaths and the random configs.
+std::vector<Cfg> packed_cfgs() {
+  return {
+      make(1, 20, 13, 13, 33, 5, 5, 1, 2, 1, 1, true),   // Og 33, Kg 500: two passes, P 169
+      make(3, 16, 13, 13, 41, 3, 3, 1, 1, 1, 1, true),   // small images side by side
+      make(2, 3, 47, 47, 34, 11, 11, 4, 2, 1, 1, true),  // AlexNet conv1 geometry, OH 11
+      make(2, 5, 6, 5, 35, 3, 3, 1, 1, 1, 1, false),     // P 30: one narrow strip
+      make(1, 4, 9, 11, 32, 3, 3, 1, 1, 1, 1, true),     // P 99: a 3-column last strip
+      make(2, 8, 12, 10, 70, 3, 3, 2, 1, 1, 2, true),    // groups 2 (35 outputs each), stride 2
+      make(1, 40, 8, 8, 33, 3, 3, 1, 1, 1, 1, true),     // Kg 360: one pass, just under the depth
+      make(1, 48, 9, 9, 37, 3, 3, 1, 1, 1, 1, false),    // Kg 432: a full and a 48-deep pass
+      make(1, 3, 17, 16, 515, 1, 1, 1, 0, 1, 1, true),   // 1x1 with >= 512 outputs: packed too, bands
+      make(2, 6, 5, 7, 513, 1, 1, 1, 0, 1, 1, false),    // the same with small images side by side
+  };
+}
+
+TEST(Conv2d, PackedGemmPaths) {
+  const int saved = omp_get_max_threads();
+  int seed = 0;
+  for (int threads : {1, 2, 3}) {
+    omp_set_num_threads(threads);
+    SCOPED_TRACE("threads " + std::to_string(threads));
+    for (const Cfg& c : packed_cfgs()) check_cfg(c, DType::Float32, 9000 + 10 * seed++);
+  }
+  omp_set_num_threads(saved);
+  check_cfg(packed_cfgs()[0], DType::Float32, 9500, ct::noncontig);
+  check_cfg(packed_cfgs()[2], DType::Float32, 9501, channels_last);
+}
+
+#ifdef CORTEX_CONV_GEMM
+TEST(ConvGemm, AgainstFloat64Sums) {
+  // C (M, N) = A B + bias pass by pass on the packed operands, every edge of the tiling: M around the
+  // 8-row panels, N around 16-float vectors and 48-column strips, K around the kKC-deep passes
+  // (and K = 0: the bias alone).
+  namespace cg = cortex::kernels::cpu::conv_gemm;
+  uint64_t seed = 0;
+  for (int64_t M : {1, 7, 8, 9, 17})
+    for (int64_t N : {1, 15, 16, 17, 33, 47, 48, 49, 95, 97, 200})
+      for (int64_t K : {int64_t{0}, int64_t{1}, int64_t{5}, cg::kKC, cg::kKC + 1, 2 * cg::kKC + 32}) {
+        SCOPED_TRACE("M " + std::to_string(M) + " N " + std::to_string(N) + " K " + std::to_string(K));
+        const auto a = ct::randn({M, K}, ++seed, DType::Float32).to_vector<float>();
+        const auto b = ct::randn({K, N}, ++seed, DType::Float32).to_vector<float>();
+        const auto bias = ct::randn({M}, ++seed, DType::Float32).to_vector<float>();
+        std::vector<float> pa(cg::packed_a_size(M, K));
+        cg::pack_a(a.data(), K, M, K, pa.data());
+        const int64_t ldc = N + 3;  // a row stride wider than the row: the gap must stay untouched
+        for (bool with_bias : {false, true}) {
+          std::vector<float> c(M * ldc, 7.0f);
+          if (K == 0) cg::gemm_pass(M, N, K, 0, 0, pa.data(), nullptr, with_bias ? bias.data() : nullptr, c.data(), ldc);
+          for (int64_t k0 = 0; k0 < K; k0 += cg::kKC) {  // pack each pass's rows of B, then run it
+            const int64_t kc = std::min(cg::kKC, K - k0);
+            std::vector<float> pb(cg::packed_b_size(kc, N), 0.0f);
+            for (int64_t k = k0; k < k0 + kc; ++k)
+              for (int64_t n = 0; n < N; ++n)
+                pb[cg::b_strip_offset(n / cg::kNR, kc) + (k - k0) * cg::kNR + n % cg::kNR] = b[k * N + n];
+            cg::gemm_pass(M, N, K, k0, kc, pa.data(), pb.data(), with_bias ? bias.data() : nullptr, c.data(), ldc);
+          }
+          for (int64_t m = 0; m < M; ++m) {
+            for (int64_t n = 0; n < N; ++n) {
+              double want = with_bias ? bias[m] : 0.0, mag = std::abs(want);
+              for (int64_t k = 0; k < K; ++k) {
+                want += double(a[m * K + k]) * b[k * N + n];
+                mag += std::abs(double(a[m * K + k]) * b[k * N + n]);
+              }
+              ASSERT_NEAR(c[m * ldc + n], want, 1e-6 * mag + 1e-6) << "m " << m << " n " << n;
+            }
+            for (int64_t n = N; n < ldc; ++n) ASSERT_EQ(c[m * ldc + n], 7.0f);
+          }
+        }
+      }
+}
+#endif
 
 TEST(Conv2d, SizeZeroAndOne) {
   for (DType dt : kFloats) {

@@ -168,6 +168,53 @@ TEST(Pool, LargeThreadedAndUnbatched) {
   EXPECT_TRUE(allclose(K::avg_pool2d(px, one), px, 0, 0));
 }
 
+TEST(Pool, MaxInteriorColumnsMatchScalarRule) {
+  // The vectorised interior columns (stride 1, 2 and other strides, with and without padding and
+  // ceil mode, AlexNet's 55 -> 27 -> 13 -> 6 maps) against PyTorch's scalar rule written here:
+  // start at the first in-bounds cell with -inf, take v when v > max or v is NaN. The input holds
+  // ties, -inf, +inf and NaNs, so which index wins is checked, not only the value.
+  struct Case { int64_t H, W, k, s, p; bool ceil; };
+  for (const Case& c : std::vector<Case>{{55, 55, 3, 2, 0, false}, {27, 27, 3, 2, 0, false}, {13, 13, 3, 2, 0, false},
+                                         {9, 40, 3, 1, 1, false}, {7, 37, 2, 3, 1, true}, {8, 33, 3, 2, 1, true},
+                                         {5, 21, 4, 4, 2, false}}) {
+    K::Pool2dParams p;
+    p.kernel_h = p.kernel_w = c.k, p.stride_h = p.stride_w = c.s, p.pad_h = p.pad_w = c.p, p.ceil_mode = c.ceil;
+    const int64_t P = 6, OH = ref_out(c.H, c.k, c.s, c.p, c.ceil), OW = ref_out(c.W, c.k, c.s, c.p, c.ceil);
+    // values from a few levels, so ties are common, and specials sprinkled in
+    const auto lv = draw(0, 9, P * c.H * c.W, 40 + c.W);
+    std::vector<double> xv(lv.size());
+    for (size_t i = 0; i < lv.size(); ++i)
+      xv[i] = lv[i] == 0 ? std::nan("") : lv[i] == 1 ? -kInf : lv[i] == 2 ? kInf : static_cast<double>(lv[i] % 4);
+    for (DType dt : {DType::Float32, DType::Float64}) {
+      SCOPED_TRACE("H " + std::to_string(c.H) + " W " + std::to_string(c.W) + " k " + std::to_string(c.k) + " s " +
+                   std::to_string(c.s) + " " + dtype_name(dt));
+      const K::MaxPool m = K::max_pool2d(f64(xv, {2, 3, c.H, c.W}).to(dt), p);
+      ASSERT_EQ(m.y.shape(), (Shape{2, 3, OH, OW}));
+      const auto y = values(m.y);
+      const auto idx = m.indices.to_vector<int64_t>();
+      for (int64_t pl = 0; pl < P; ++pl)
+        for (int64_t oh = 0; oh < OH; ++oh)
+          for (int64_t ow = 0; ow < OW; ++ow) {
+            const int64_t h0 = std::max<int64_t>(oh * c.s - c.p, 0), h1 = std::min(oh * c.s - c.p + c.k, c.H);
+            const int64_t w0 = std::max<int64_t>(ow * c.s - c.p, 0), w1 = std::min(ow * c.s - c.p + c.k, c.W);
+            double best = -kInf;
+            int64_t arg = h0 * c.W + w0;
+            for (int64_t ih = h0; ih < h1; ++ih)
+              for (int64_t iw = w0; iw < w1; ++iw) {
+                const double v = xv[(pl * c.H + ih) * c.W + iw];
+                if (v > best || std::isnan(v)) best = v, arg = ih * c.W + iw;
+              }
+            const int64_t o = (pl * OH + oh) * OW + ow;
+            ASSERT_EQ(idx[o], arg) << "plane " << pl << " at " << oh << ", " << ow;
+            if (std::isnan(best))
+              ASSERT_TRUE(std::isnan(y[o]));
+            else
+              ASSERT_EQ(y[o], best);
+          }
+    }
+  }
+}
+
 TEST(Pool, MaxSpecialValuesAndDivisors) {
   // padding counts as -inf: a window of -inf returns -inf at its first in-bounds cell
   K::Pool2dParams p;

@@ -1,4 +1,6 @@
-// CPU conv2d and its adjoints: im2col + Eigen GEMM, NCHW.
+// CPU conv2d and its adjoints: im2col + Eigen GEMM, NCHW. On AVX-512 builds the float forward
+// runs on the packed GEMM of conv_gemm.h instead (conv2d_packed), its im2col written straight
+// into that GEMM's packed strips: Eigen 3.4's 48x4 float kernel left AlexNet at 0.83x PyTorch.
 //
 // For one image and one group, im2col lays the receptive fields out as col (Kg, P) with rows
 // (c, kh, kw) and columns (oh, ow), Kg = C/groups * KH * KW, P = OH * OW. Then
@@ -27,7 +29,13 @@
 #include <algorithm>
 #include <memory>
 #include <numeric>
+#include <type_traits>
 #include <vector>
+
+#include "kernels/cpu/conv_gemm.h"
+#ifdef CORTEX_CONV_GEMM
+#include <immintrin.h>  // the packed path's im2col
+#endif
 
 // GCC 12's AVX-512 intrinsics trip -Wmaybe-uninitialized inside Eigen (GCC bug 105593).
 #if defined(__GNUC__) && !defined(__clang__)
@@ -78,34 +86,37 @@ Span valid_cols(int64_t off, int64_t s, int64_t W, int64_t OW) {
   return {std::min(lo, hi), hi};
 }
 
+// Row (c, kh, kw) of the im2col of x (C, H, W) for output rows [oh0, oh1): (oh1 - oh0) * OW
+// values at dst, column (oh - oh0) * OW + ow, zero where the window reads padding. No per-pixel
+// test: the valid column span is computed once per row.
+template <class T>
+void im2col_row(const Geom& g, const T* x, int64_t c, int64_t kh, int64_t kw, int64_t oh0, int64_t oh1, T* dst) {
+  const int64_t off = kw * g.dw - g.pw;  // iw = ow * sw + off
+  const Span s = valid_cols(off, g.sw, g.W, g.OW);
+  for (int64_t oh = oh0; oh < oh1; ++oh, dst += g.OW) {
+    const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
+    if (ih < 0 || ih >= g.H) {
+      std::fill(dst, dst + g.OW, T(0));
+      continue;
+    }
+    const T* src = x + (c * g.H + ih) * g.W + off;  // src[ow * sw] for ow in [s.lo, s.hi)
+    std::fill(dst, dst + s.lo, T(0));
+    if (g.sw == 1) {
+      std::copy(src + s.lo, src + s.hi, dst + s.lo);
+    } else {
+      for (int64_t ow = s.lo; ow < s.hi; ++ow) dst[ow] = src[ow * g.sw];
+    }
+    std::fill(dst + s.hi, dst + g.OW, T(0));
+  }
+}
+
 // col rows (c, kh, kw) for channels [0, nc) of x (nc, H, W) and output rows [oh0, oh1); row r
-// starts at col + r * ld, column (oh - oh0) * OW + ow. Zero where the window reads padding. The
-// inner loop has no per-pixel test: the valid column span is computed once per (kw).
+// starts at col + r * ld.
 template <class T>
 void im2col(const Geom& g, const T* x, int64_t nc, int64_t oh0, int64_t oh1, T* col, int64_t ld) {
   for (int64_t c = 0; c < nc; ++c)
     for (int64_t kh = 0; kh < g.KH; ++kh)
-      for (int64_t kw = 0; kw < g.KW; ++kw) {
-        T* row = col + ((c * g.KH + kh) * g.KW + kw) * ld;
-        const int64_t off = kw * g.dw - g.pw;  // iw = ow * sw + off
-        const Span s = valid_cols(off, g.sw, g.W, g.OW);
-        for (int64_t oh = oh0; oh < oh1; ++oh) {
-          T* dst = row + (oh - oh0) * g.OW;
-          const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
-          if (ih < 0 || ih >= g.H) {
-            std::fill(dst, dst + g.OW, T(0));
-            continue;
-          }
-          const T* src = x + (c * g.H + ih) * g.W + off;  // src[ow * sw] for ow in [s.lo, s.hi)
-          std::fill(dst, dst + s.lo, T(0));
-          if (g.sw == 1) {
-            std::copy(src + s.lo, src + s.hi, dst + s.lo);
-          } else {
-            for (int64_t ow = s.lo; ow < s.hi; ++ow) dst[ow] = src[ow * g.sw];
-          }
-          std::fill(dst + s.hi, dst + g.OW, T(0));
-        }
-      }
+      for (int64_t kw = 0; kw < g.KW; ++kw) im2col_row(g, x, c, kh, kw, oh0, oh1, col + ((c * g.KH + kh) * g.KW + kw) * ld);
 }
 
 // The transpose of im2col: adds col (same layout, all output rows) onto x (nc, H, W).
@@ -137,12 +148,13 @@ struct Piece {
   bool single() const { return n1 - n0 == 1; }
 };
 
-// The batch cut into pieces: several images per piece when the images are small, else each
-// image in `bands` bands of output rows.
-std::vector<Piece> make_pieces(const Geom& g, int64_t bands) {
+// The batch cut into pieces: several images per piece when the images are small (about `images`
+// each; 0: enough for kMinCols columns), else each image in `bands` bands of output rows.
+std::vector<Piece> make_pieces(const Geom& g, int64_t bands, int64_t images = 0) {
   std::vector<Piece> out;
   if (g.P < kMinCols && g.N > 1) {
-    const int64_t nchunks = ceil_div(g.N, std::min(g.N, ceil_div(kMinCols, std::max<int64_t>(g.P, 1))));
+    if (images <= 0) images = ceil_div(kMinCols, std::max<int64_t>(g.P, 1));
+    const int64_t nchunks = ceil_div(g.N, std::min(g.N, images));
     const int64_t per = ceil_div(g.N, nchunks);  // balanced chunk size
     for (int64_t n0 = 0; n0 < g.N; n0 += per) out.push_back({n0, std::min(g.N, n0 + per), 0, g.OH});
     return out;
@@ -180,6 +192,15 @@ struct Work {
   Scratch<T> col, buf;
 };
 
+// Each thread's scratch, kept from call to call: fresh buffers of megabytes would be faulted in
+// page by page on every layer (about 1.5% of AlexNet's forward). It holds the largest buffers a
+// thread has needed: about kColBudget elements of im2col at most, and one output block.
+template <class T>
+Work<T>& thread_work() {
+  static thread_local Work<T> work;
+  return work;
+}
+
 // Runs f(u, work) for u in [0, units): spread over the threads when there are at least as many
 // units as threads (each GEMM single-threaded), else in order with Eigen threading each GEMM.
 template <class T, class F>
@@ -187,12 +208,12 @@ void run_units(int64_t units, F&& f) {
   if (units >= omp_get_max_threads() && units > 1) {
 #pragma omp parallel
     {
-      Work<T> work;
+      Work<T>& work = thread_work<T>();
 #pragma omp for schedule(static)
       for (int64_t u = 0; u < units; ++u) f(u, work);
     }
   } else {
-    Work<T> work;
+    Work<T>& work = thread_work<T>();
     for (int64_t u = 0; u < units; ++u) f(u, work);
   }
 }
@@ -228,12 +249,136 @@ CMap<T> col_block(const Geom& g, const T* x, const Piece& pc, int64_t gi, int64_
   return CMap<T>(b, rows, cols, Eigen::OuterStride<>(cols));
 }
 
+#ifdef CORTEX_CONV_GEMM
+// Row (c, kh, kw) of the im2col of one image x (C, H, W), output rows [oh0, oh1), written into
+// packed column strips (conv_gemm.h): its column i = (oh - oh0) * OW + ow is column p0 + i of the
+// GEMM, at dst + (p0 + i) / kNR * stride + (p0 + i) % kNR. At stride 1, sixteen output columns at
+// a time: a masked load reads only the lanes inside the input (the rest are the zero padding),
+// and one or two masked stores put them in their strips. Other strides go element by element (a
+// gather is slower on AMD's cores). Writing the strips directly, rather than an im2col row that
+// is then cut into strips, avoids reloading the row while its overlapping stores are still in
+// flight (a store-forwarding stall per vector at 13-wide maps). Packing strip by strip instead
+// (each strip's rows contiguous, used at once) measured slower: every row then reads another
+// channel plane of x.
+void pack_im2col_row(const Geom& g, const float* x, int64_t c, int64_t kh, int64_t kw, int64_t oh0, int64_t oh1,
+                     int64_t p0, float* dst, int64_t stride) {
+  constexpr int64_t NR = conv_gemm::kNR;
+  const int64_t off = kw * g.dw - g.pw;  // iw = ow * sw + off
+  const Span s = valid_cols(off, g.sw, g.W, g.OW);
+  auto lanes = [](int64_t from, int64_t to) {  // mask of lanes [from, to), both clamped to [0, 16]
+    from = std::clamp<int64_t>(from, 0, 16), to = std::clamp<int64_t>(to, 0, 16);
+    return static_cast<__mmask16>(((1u << to) - 1u) & ~((1u << from) - 1u));
+  };
+  for (int64_t oh = oh0; oh < oh1; ++oh, p0 += g.OW) {
+    const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
+    const bool inside = ih >= 0 && ih < g.H;
+    const float* src = x + (c * g.H + (inside ? ih : 0)) * g.W + off;  // src[ow * sw] for ow in [s.lo, s.hi)
+    if (g.sw != 1) {
+      const int64_t lo = inside ? s.lo : g.OW, hi = inside ? s.hi : g.OW;
+      for (int64_t ow = 0; ow < g.OW;) {  // runs that stay inside one strip
+        const int64_t p = p0 + ow, n = std::min(g.OW - ow, NR - p % NR);
+        float* d = dst + p / NR * stride + p % NR - ow;  // d[ow] for ow in this run
+        for (const int64_t end = ow + n; ow < end; ++ow) d[ow] = ow >= lo && ow < hi ? src[ow * g.sw] : 0.0f;
+      }
+      continue;
+    }
+    int64_t q = p0 % NR;  // column p0's place in its strip, followed without divisions
+    float* d = dst + p0 / NR * stride + q;
+    for (int64_t ow = 0; ow < g.OW; ow += 16) {
+      const __m512 v = _mm512_maskz_loadu_ps(inside ? lanes(s.lo - ow, s.hi - ow) : 0, src + ow);
+      const int64_t n = std::min<int64_t>(16, g.OW - ow), first = std::min(n, NR - q);
+      _mm512_mask_storeu_ps(d, lanes(0, first), v);
+      // Lanes past the strip's end start the next strip: shifting the base back by `first`
+      // puts lane `first` at that strip's column 0.
+      if (n > first) _mm512_mask_storeu_ps(d + stride - NR, lanes(first, n), v);
+      q += n, d += n;
+      if (q >= NR) q -= NR, d += stride - NR;
+    }
+  }
+}
+
+// float conv2d on the packed GEMM of conv_gemm.h, with the same units as conv2d_impl: the weights
+// are packed once per call; each unit runs the depth passes, writing each pass's im2col rows
+// straight into packed column strips.
+void conv2d_packed(const Geom& g, const float* x, const float* w, const float* bias, float* y,
+                   const std::vector<Piece>& pieces) {
+  namespace cg = conv_gemm;
+  const int64_t asz = cg::packed_a_size(g.Og, g.Kg);
+  std::vector<float> pa(static_cast<size_t>(asz * g.G));
+  for (int64_t gi = 0; gi < g.G; ++gi) cg::pack_a(w + gi * g.Og * g.Kg, g.Kg, g.Og, g.Kg, pa.data() + gi * asz);
+  const int64_t np = static_cast<int64_t>(pieces.size());
+  run_units<float>(np * g.G, [&](int64_t u, Work<float>& work) {
+    const Piece& pc = pieces[u / g.G];
+    const int64_t gi = u % g.G, nimg = pc.n1 - pc.n0, per = (pc.oh1 - pc.oh0) * g.OW, cols = nimg * per;
+    const int64_t strips = cg::b_strips(cols);
+    float* pb = work.col.get(cg::packed_b_size(std::min(g.Kg, cg::kKC), cols));
+    const float* a = pa.data() + gi * asz;
+    const float* bg = bias ? bias + gi * g.Og : nullptr;
+    // Straight into y[n, group rows, band columns] (row stride P) for one image; several images
+    // side by side go to a buffer, then each image into y.
+    float* out = pc.single() ? y + (pc.n0 * g.O + gi * g.Og) * g.P + pc.oh0 * g.OW : work.buf.get(g.Og * cols);
+    const int64_t ldo = pc.single() ? g.P : cols;
+    if (g.Kg == 0) cg::gemm_pass(g.Og, cols, 0, 0, 0, a, pb, bg, out, ldo);
+    for (int64_t k0 = 0; k0 < g.Kg; k0 += cg::kKC) {
+      const int64_t kc = std::min(cg::kKC, g.Kg - k0), stride = cg::b_strip_offset(1, kc);
+      // The last strip's columns past `cols` must be zero; the rows below overwrite the rest.
+      if (cols % cg::kNR) std::fill_n(pb + (strips - 1) * stride, stride, 0.0f);
+      for (int64_t k = k0; k < k0 + kc; ++k) {
+        const int64_t c = k / g.KK, kh = (k % g.KK) / g.KW, kw = k % g.KW;
+        for (int64_t j = 0; j < nimg; ++j)
+          pack_im2col_row(g, x + ((pc.n0 + j) * g.C + gi * g.Cg) * g.HW, c, kh, kw, pc.oh0, pc.oh1, j * per,
+                          pb + (k - k0) * cg::kNR, stride);
+      }
+      cg::gemm_pass(g.Og, cols, g.Kg, k0, kc, a, pb, bg, out, ldo);
+    }
+    if (pc.single()) return;
+    for (int64_t j = 0; j < nimg; ++j)
+      for (int64_t o = 0; o < g.Og; ++o)
+        std::copy(out + o * cols + j * g.P, out + o * cols + (j + 1) * g.P, y + ((pc.n0 + j) * g.O + gi * g.Og + o) * g.P);
+  });
+}
+
+// Images per piece for the packed GEMM when the images are small: among the counts from the
+// default (kMinCols columns) to 4 times it, the one whose columns waste least on the last strip's
+// padding (AlexNet's 13x13 maps: 2 images leave a 2-column strip, 5 a 29-column one), within the
+// im2col budget and keeping a unit per thread.
+int64_t packed_images(const Geom& g, int64_t threads) {
+  if (g.P >= kMinCols || g.N <= 1 || g.P == 0) return 0;
+  const int64_t lo = ceil_div(kMinCols, g.P);
+  int64_t best = lo;
+  double best_cost = conv_gemm::strip_cost(lo * g.P) / static_cast<double>(lo * g.P);
+  for (int64_t n = lo + 1; n <= std::min(g.N, 4 * lo); ++n) {
+    if (n * g.P * g.Kg > kColBudget || ceil_div(g.N, n) * g.G < threads) break;
+    const double cost = conv_gemm::strip_cost(n * g.P) / static_cast<double>(n * g.P);
+    if (cost < best_cost * (1 - 1e-9)) best = n, best_cost = cost;
+  }
+  return best;
+}
+#endif
+
 template <class T>
 void conv2d_impl(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
   const int64_t threads = omp_get_max_threads();
   const int64_t bands = std::max(ceil_div(g.Kg * g.P, kColBudget), split_for_threads(g.N * g.G, threads));
   const std::vector<Piece> pieces = make_pieces(g, bands);
   const int64_t np = static_cast<int64_t>(pieces.size());
+#ifdef CORTEX_CONV_GEMM
+  // The packed GEMM is single-threaded: use it when the units alone keep every thread busy, and
+  // leave fewer units than threads to Eigen, which threads each GEMM. Packing B costs about what
+  // a few dozen output channels of FMAs on it save, so convs with fewer output channels per group
+  // stay with Eigen too (measured, one thread: 0.36x packed at 1 channel, 0.7-0.9x at 4-24,
+  // 1.17x at 32). A 1x1 stride-1 conv is a plain GEMM on x in place for Eigen, with no im2col at
+  // all: packed it wins only from 512 channels (0.7-0.95x below, 1.1-1.2x from 512 up, on
+  // ResNet-50's).
+  if constexpr (std::is_same_v<T, float>) {
+    const std::vector<Piece> packed = make_pieces(g, bands, packed_images(g, threads));
+    const bool wide = g.Og >= (g.identity ? 512 : 32);
+    if (wide && (static_cast<int64_t>(packed.size()) * g.G >= threads || threads == 1)) {
+      conv2d_packed(g, x, w, bias, y, packed);
+      return;
+    }
+  }
+#endif
   run_units<T>(np * g.G, [&](int64_t u, Work<T>& work) {
     const Piece& pc = pieces[u / g.G];
     const int64_t gi = u % g.G;

@@ -102,6 +102,33 @@ Tensor window_mean_backward(const Tensor& gy, const Shape& x_shape, const std::v
   return gx;
 }
 
+// Max pooling of output columns [a, b) of one output row whose windows lie wholly inside the
+// input along W (iw = ow * S - pad + kw in [0, W) for every kw), taps outer and columns inner so
+// the compiler vectorises the columns; S is a compile-time stride where the caller knows it, which
+// turns the strided loads into shuffles instead of gathers. Every output still sees its taps in
+// the scalar loop's order (rows, then columns) with the same test, so values, indices, ties (the
+// first) and NaNs (the last) match it exactly. Rows ih in [h.lo, h.hi) of plane xpl (H, W).
+template <int S, class T>
+void max_row_interior(const T* __restrict xpl, int64_t W, Win h, int64_t KW, int64_t stride, int64_t pad, int64_t a,
+                      int64_t b, T* __restrict y, int64_t* __restrict idx) {
+  const int64_t s = S > 0 ? S : stride;
+  for (int64_t ow = a; ow < b; ++ow) {
+    y[ow] = -std::numeric_limits<T>::infinity();
+    idx[ow] = h.lo * W + ow * s - pad;  // the first cell, kept if every value is -inf
+  }
+  for (int64_t ih = h.lo; ih < h.hi; ++ih)
+    for (int64_t kw = 0; kw < KW; ++kw) {
+      const int64_t base = ih * W + kw - pad;  // input cell of column ow: base + ow * s
+      const T* src = xpl + base;
+      for (int64_t ow = a; ow < b; ++ow) {
+        const T v = src[ow * s];
+        const bool take = v > y[ow] || v != v;  // v != v: isnan, written so it vectorises
+        y[ow] = take ? v : y[ow];
+        idx[ow] = take ? base + ow * s : idx[ow];
+      }
+    }
+}
+
 }  // namespace
 
 int64_t pool_out_size(const char* op, int64_t in, int64_t k, int64_t stride, int64_t pad, bool ceil_mode) {
@@ -129,12 +156,26 @@ MaxPool max_pool2d(const Tensor& x, const Pool2dParams& p, int64_t out_h, int64_
     const T* xp = xc.data<T>();
     T* yp = r.y.data<T>();
     int64_t* ip = r.indices.data<int64_t>();
+    // Output columns [a, b) have whole windows along W: the vectorised loop; the rest scalar.
+    int64_t a = 0, b = d.OW;
+    while (a < b && (ww[a].lo != a * p.stride_w - p.pad_w || ww[a].hi - ww[a].lo != p.kernel_w)) ++a;
+    while (b > a && (ww[b - 1].lo != (b - 1) * p.stride_w - p.pad_w || ww[b - 1].hi - ww[b - 1].lo != p.kernel_w)) --b;
+    if (b - a < 8) a = b = 0;  // too few for a vector: all scalar (AlexNet's 13 -> 6 pool ran 40% slower)
 #pragma omp parallel for schedule(static) if (d.P * d.OH * d.OW * p.kernel_h * p.kernel_w >= kParallelWork)
     for (int64_t row = 0; row < d.P * d.OH; ++row) {
       const int64_t pl = row / d.OH, oh = row % d.OH;
       const T* xpl = xp + pl * d.H * d.W;
       const Win h = wh[oh];
-      for (int64_t ow = 0; ow < d.OW; ++ow) {
+      T* yr = yp + row * d.OW;
+      int64_t* ir = ip + row * d.OW;
+      if (p.stride_w == 1)
+        max_row_interior<1>(xpl, d.W, h, p.kernel_w, 1, p.pad_w, a, b, yr, ir);
+      else if (p.stride_w == 2)
+        max_row_interior<2>(xpl, d.W, h, p.kernel_w, 2, p.pad_w, a, b, yr, ir);
+      else
+        max_row_interior<0>(xpl, d.W, h, p.kernel_w, p.stride_w, p.pad_w, a, b, yr, ir);
+      // The clipped windows at either end, one at a time.
+      auto edge = [&](int64_t ow) {
         const Win w = ww[ow];
         // As PyTorch: start at the first in-bounds cell with -inf; a NaN always wins (the last one).
         int64_t best = h.lo * d.W + w.lo;
@@ -144,9 +185,11 @@ MaxPool max_pool2d(const Tensor& x, const Pool2dParams& p, int64_t out_h, int64_
             const T v = xpl[ih * d.W + iw];
             if (v > m || std::isnan(v)) m = v, best = ih * d.W + iw;
           }
-        yp[row * d.OW + ow] = m;
-        ip[row * d.OW + ow] = best;
-      }
+        yr[ow] = m;
+        ir[ow] = best;
+      };
+      for (int64_t ow = 0; ow < a; ++ow) edge(ow);
+      for (int64_t ow = b; ow < d.OW; ++ow) edge(ow);
     }
   });
   return r;

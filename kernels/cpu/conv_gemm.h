@@ -1,0 +1,51 @@
+// A packed single-threaded float GEMM for the conv2d forward, C (M, N) = A (M, K) B (K, N) + bias,
+// with an AVX-512 register-blocked micro-kernel. Eigen 3.4's float kernel on AVX-512 is 48x4 and
+// reaches about 60% of what oneDNN does on AlexNet's convs; this 8x48 kernel closes most of that.
+//
+// A is packed once per call (pack_a). B is packed one depth pass at a time, kKC rows in column
+// strips of kNR (b_strip_offset), just before gemm_pass uses it: the conv's im2col writes each
+// pass straight into that form, so B is never made as a whole (AlexNet's conv4 im2col is 12 MB
+// for five images; one pass of it is 1.3 MB).
+// Built only where the compiler targets AVX-512 (CORTEX_CONV_GEMM); elsewhere conv.cpp keeps Eigen.
+#pragma once
+#include <cstdint>
+
+#if defined(__AVX512F__)
+#define CORTEX_CONV_GEMM 1
+#endif
+
+namespace cortex::kernels::cpu::conv_gemm {
+
+constexpr int64_t kMR = 8;   // rows of A per panel: one broadcast each per k
+constexpr int64_t kNR = 48;  // columns of B per strip: three 16-float vectors
+constexpr int64_t kKC = 384; // depth of one pass: a kKC x kNR block of B (72 KB) is reused from L2
+
+// Packed A: panel i holds rows [i kMR, i kMR + kMR) as (K, kMR), rows past M zero.
+int64_t packed_a_size(int64_t M, int64_t K);
+void pack_a(const float* a, int64_t lda, int64_t M, int64_t K, float* out);
+
+// Packed B slice, rows [k0, k0 + kc) of B: strip s holds columns [s kNR, s kNR + kNR) as
+// (kc, kNR), at b_strip_offset(s, kc); the last strip's columns past N must be zero (or finite:
+// they are computed, never stored). A last strip of at most 16 or 32 columns costs about a third
+// or two thirds of a full one (see strip_cost); callers choosing N can use that.
+int64_t packed_b_size(int64_t kc, int64_t N);
+inline int64_t b_strips(int64_t N) { return (N + kNR - 1) / kNR; }
+inline int64_t b_strip_offset(int64_t s, int64_t kc) { return s * kc * kNR; }
+// Relative cost of the GEMM's columns, a full strip being 1: per depth step a full strip takes
+// 24 FMAs, a 32-wide tail 16, a 16-wide one 8 FMAs that wait on 8 broadcast loads.
+double strip_cost(int64_t N);
+
+// One strip of one depth pass: C (M, n), n <= kNR, row stride ldc, = bias + A_pass B_strip when
+// k0 == 0 (no bias when it is null), else C += A_pass B_strip. A_pass: columns [k0, k0 + kc) of A
+// (pack_a of all K columns); B_strip: rows [k0, k0 + kc) of the strip's columns, packed (kc, kNR),
+// columns past n zero (or finite: they are computed, never stored). The passes k0 = 0, kKC,
+// 2 kKC, ... (kc = kKC but the last) in order give C = A B + bias.
+void gemm_strip(int64_t M, int64_t n, int64_t K, int64_t k0, int64_t kc, const float* pa, const float* pb,
+                const float* bias, float* c, int64_t ldc);
+
+// gemm_strip over every strip of a packed B slice (b_strip_offset(s, kc)): C (M, N) for one depth
+// pass. K == 0: C = bias.
+void gemm_pass(int64_t M, int64_t N, int64_t K, int64_t k0, int64_t kc, const float* pa, const float* pb,
+               const float* bias, float* c, int64_t ldc);
+
+}  // namespace cortex::kernels::cpu::conv_gemm
