@@ -26,4 +26,6 @@ data="$out/data/subj01"
 "$cortex" eval --pred "$out/core/predict.npy" --data "$data" --hemi both --out "$out/core/eval.json"
 "$cortex" eval --pred "$out/ridge/predictions.npy" --data "$data" --hemi both \
   --out "$out/ridge/eval.json" --permutations 100
+# Where the core's Gaussian readout put the receptive fields, against the planted centres.
+grep -h "receptive-field centres" "$out/core.log" || true
 echo "demo: done in $((SECONDS - start)) s; reports: $out/{ridge,gaussian,core}/report.html (open in a browser)"

@@ -145,6 +145,17 @@ TEST(Image, BadFiles) {
   ASSERT_LT(sof + 9, hj.size());
   hj[sof + 5] = hj[sof + 6] = hj[sof + 7] = hj[sof + 8] = 0xff;
   check(hj, {"65535x65535", "exceed the limit"});
+  // a scan naming a Huffman table that no DHT defined: stb_image would decode it from
+  // uninitialised memory (fuzz_image's heap read after free, kept here as a fixture)
+  check(io::read_file_bytes(kData + "jpeg_bad_undefined_huffman.jpg"), {"corrupt JPEG", "AC Huffman table 0"});
+  // the same with padding bytes between segments, which stb_image skips (so the check must too)
+  check(io::read_file_bytes(kData + "jpeg_bad_padded_segments.jpg"), {"corrupt JPEG", "Huffman table"});
+  auto sel = jpg;  // the valid JPEG with its first scan's first component pointed at DC table 2
+  size_t sos = 2;
+  while (sos + 6 < sel.size() && !(sel[sos] == 0xff && sel[sos + 1] == 0xda)) ++sos;
+  ASSERT_LT(sos + 6, sel.size());
+  sel[sos + 6] = static_cast<uint8_t>((2 << 4) | (sel[sos + 6] & 15));
+  check(sel, {"corrupt JPEG", "DC Huffman table 2"});
   // a caller's smaller limit
   expect_error([&] { io::decode_image(png.data(), png.size(), "small.png", io::ImageMode::RGB, 1000); },
                {"small.png", "160x120", "exceed the limit of 1000 pixels"});

@@ -142,6 +142,68 @@ void png_sink(void* ctx, void* data, int size) {
   v->insert(v->end(), p, p + size);
 }
 
+// stb_image (Debian's 2022-09 snapshot) decodes a scan whose Huffman table selector names a table
+// no DHT segment defined from uninitialised memory, reading far outside its tables (found by
+// fuzz_image). stb_impl.cpp zeroes stb's allocations, which keeps that read in bounds; such a file
+// is corrupt all the same, so it is refused here with a clear message: the marker segments are
+// walked as stb_image walks them (bytes between segments skipped) and every scan's tables must have
+// been defined before it. What this walk cannot follow (truncation, a bad length) is left to
+// stb_image's own checks.
+void check_jpeg_huffman_tables(const uint8_t* d, size_t n, const std::string& name) {
+  if (n < 4 || d[0] != 0xFF || d[1] != 0xD8) return;
+  bool defined[2][4] = {};  // [DC = 0 / AC = 1][table id]
+  bool progressive = false;
+  size_t i = 2;
+  while (i + 1 < n) {
+    if (d[i] != 0xFF) {  // padding between segments: stb_image scans on to the next marker
+      ++i;
+      continue;
+    }
+    const uint8_t m = d[i + 1];
+    if (m == 0xFF) {  // fill byte
+      ++i;
+      continue;
+    }
+    if (m == 0x01 || (m >= 0xD0 && m <= 0xD8)) {  // standalone markers
+      i += 2;
+      continue;
+    }
+    if (m == 0xD9 || i + 4 > n) return;
+    const size_t len = (size_t(d[i + 2]) << 8) | d[i + 3];
+    if (len < 2 || i + 2 + len > n) return;
+    const uint8_t* seg = d + i + 4;
+    const size_t sl = len - 2;
+    if (m == 0xC2) progressive = true;
+    if (m == 0xC4) {  // DHT: one or more tables
+      size_t j = 0;
+      while (j + 17 <= sl) {
+        const int tc = seg[j] >> 4, th = seg[j] & 15;
+        size_t count = 0;
+        for (int k = 1; k <= 16; ++k) count += seg[j + k];
+        if (tc <= 1 && th <= 3) defined[tc][th] = true;
+        j += 17 + count;
+      }
+    }
+    i += 2 + len;
+    if (m == 0xDA) {  // SOS: check its tables, then skip the entropy-coded data
+      if (sl < 1) return;
+      const size_t ns = seg[0];
+      if (sl < 1 + 2 * ns + 3) return;
+      const uint8_t ss = seg[1 + 2 * ns], ah = seg[3 + 2 * ns] >> 4;
+      const bool uses_dc = !progressive || (ss == 0 && ah == 0);
+      const bool uses_ac = !progressive || ss > 0;
+      for (size_t c = 0; c < ns; ++c) {
+        const int td = seg[2 + 2 * c] >> 4, ta = seg[2 + 2 * c] & 15;
+        CORTEX_CHECK(!uses_dc || td > 3 || defined[0][td], name, ": corrupt JPEG: a scan uses DC Huffman table ", td,
+                     ", which no DHT segment defines before it");
+        CORTEX_CHECK(!uses_ac || ta > 3 || defined[1][ta], name, ": corrupt JPEG: a scan uses AC Huffman table ", ta,
+                     ", which no DHT segment defines before it");
+      }
+      while (i + 1 < n && !(d[i] == 0xFF && d[i + 1] != 0x00 && !(d[i + 1] >= 0xD0 && d[i + 1] <= 0xD7))) ++i;
+    }
+  }
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- decoding / encoding
@@ -161,6 +223,7 @@ Tensor decode_image(const uint8_t* data, size_t n, const std::string& name, Imag
     CORTEX_CHECK(pw * ph <= static_cast<uint64_t>(max_pixels), name, ": image dimensions ", pw, "x", ph,
                  " exceed the limit of ", max_pixels, " pixels");
   }
+  check_jpeg_huffman_tables(data, n, name);
   int w = 0, h = 0, comp = 0;
   if (!stbi_info_from_memory(data, static_cast<int>(n), &w, &h, &comp))
     throw Error(detail::cat(name, ": not a readable PNG or JPEG image (stb_image: ", failure_reason(), ")"));
