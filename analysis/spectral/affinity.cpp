@@ -111,11 +111,10 @@ template void affinity_block<float>(const float*, const float*, int64_t, const f
 template void affinity_block<double>(const double*, const double*, int64_t, const double*, const double*, int64_t,
                                      int64_t, Affinity, double, double*);
 
-}  // namespace detail
-
-namespace {
-
-using detail::host_features;
+void check_t(double t, Affinity kind, const char* op) {
+  CORTEX_CHECK(std::isfinite(t) && t > 0, op, ": expected ", kind == Affinity::Cosine ? "a temperature t" : "a sigma",
+               " > 0, found ", t);
+}
 
 template <class T>
 std::vector<T> column_mean(const T* x, int64_t n, int64_t d) {
@@ -123,16 +122,17 @@ std::vector<T> column_mean(const T* x, int64_t n, int64_t d) {
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < d; ++j) acc[j] += x[i * d + j];
   std::vector<T> c(d);
-  for (int64_t j = 0; j < d; ++j) c[j] = static_cast<T>(n > 0 ? acc[j] / n : 0.0);
+  for (int64_t j = 0; j < d; ++j) c[j] = static_cast<T>(n > 0 ? acc[j] / double(n) : 0.0);
   return c;
 }
+template std::vector<float> column_mean<float>(const float*, int64_t, int64_t);
+template std::vector<double> column_mean<double>(const double*, int64_t, int64_t);
 
-void check_t(double t, Affinity kind, const char* op) {
-  CORTEX_CHECK(std::isfinite(t) && t > 0, op, ": expected ", kind == Affinity::Cosine ? "a temperature t" : "a sigma",
-               " > 0, found ", t);
-}
+}  // namespace detail
 
-}  // namespace
+using detail::check_t;
+using detail::column_mean;
+using detail::host_features;
 
 Tensor affinity(const Tensor& x, const Tensor& y, Affinity kind, double t) {
   const Tensor hx = host_features(x, "affinity", "x"), hy = host_features(y, "affinity", "y");

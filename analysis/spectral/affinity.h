@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 #include "tensor/tensor.h"
 
@@ -62,6 +63,11 @@ namespace detail {
 // x as a host, contiguous (n, d) float32/float64 tensor with finite values; throws naming `op` and
 // `name` otherwise (the row of the first bad value is in the message).
 Tensor host_features(const Tensor& x, const char* op, const char* name);
+// Throws naming `op` unless t (cosine temperature, or rbf sigma) is finite and > 0.
+void check_t(double t, Affinity kind, const char* op);
+// Column means of a row-major (n, d) matrix, accumulated in float64 (zeros when n == 0).
+template <class T>
+std::vector<T> column_mean(const T* x, int64_t n, int64_t d);
 
 // Plain-pointer building blocks shared by the Nystrom propagation and the Fowlkes passes, so that
 // neither needs to materialise more than one chunk of affinities. Matrices are row-major.

@@ -27,22 +27,9 @@ template <class T> using Mat = Eigen::Matrix<T, Dynamic, Dynamic>;
 template <class T> using RowMat = Eigen::Matrix<T, Dynamic, Dynamic, Eigen::RowMajor>;
 using MatD = Mat<double>;
 using VecD = Eigen::VectorXd;
+using detail::check_t;
+using detail::column_mean;
 using detail::host_features;
-
-void check_t(double t, Affinity kind, const char* op) {
-  CORTEX_CHECK(std::isfinite(t) && t > 0, op, ": expected ", kind == Affinity::Cosine ? "a temperature t" : "a sigma",
-               " > 0, found ", t);
-}
-
-template <class T>
-std::vector<T> column_mean(const T* x, int64_t n, int64_t d) {
-  std::vector<double> acc(d, 0.0);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < d; ++j) acc[j] += x[i * d + j];
-  std::vector<T> c(d);
-  for (int64_t j = 0; j < d; ++j) c[j] = static_cast<T>(n > 0 ? acc[j] / double(n) : 0.0);
-  return c;
-}
 
 // Rows `idx` of the row-major x (N, d).
 template <class T>
