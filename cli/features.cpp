@@ -22,7 +22,6 @@
 #include "autograd/autograd.h"
 #include "autograd/ops.h"
 #include "cli/commands.h"
-#include "data/hdf5.h"
 #include "data/dataset.h"
 #include "models/backbone.h"
 #include "tensor/io/image.h"
@@ -46,40 +45,27 @@ std::string lower(std::string s) {
   return s;
 }
 
-// The images to run: file paths (a directory), one array (.npy) or an HDF5 brick (.hdf5, .h5:
-// dataset "imgBrick" as NSD's nsd_stimuli.hdf5, read per image); exactly one is filled.
+// The images to run: float32 (N, 3, H, W) already preprocessed (a .npy), or anything
+// data::load_images reads (a folder, a uint8 .npy, an HDF5 brick); exactly one is filled.
 struct Inputs {
-  std::vector<std::string> files;
-  Tensor array;
-  std::shared_ptr<data::ImageBrick> brick;
-  int64_t count() const {
-    if (brick) return brick->size();
-    return array.defined() ? array.size(0) : static_cast<int64_t>(files.size());
-  }
+  Tensor preprocessed;
+  data::Dataset images;
+  int64_t count() const { return preprocessed.defined() ? preprocessed.size(0) : images.size(); }
 };
 
 Inputs read_inputs(const std::string& path) {
   Inputs in;
   CORTEX_CHECK(fs::exists(path), "features: --images '", path, "' does not exist");
-  if (fs::is_directory(path)) {
-    in.files = data::list_images(path);
-    CORTEX_CHECK(!in.files.empty(), "features: expected PNG or JPEG files in '", path, "', found none");
-    return in;
+  if (!fs::is_directory(path) && lower(fs::path(path).extension().string()) == ".npy") {
+    const io::NpyInfo a = io::npy_info(path);  // the header decides which reader takes the data
+    const bool u8 = a.dtype == DType::UInt8 && a.shape.size() == 4 && a.shape[3] == 3;
+    const bool f32 = a.dtype == DType::Float32 && a.shape.size() == 4 && a.shape[1] == 3;
+    CORTEX_CHECK(u8 || f32, "features: ", path, ": expected uint8 (N, H, W, 3) images or float32 (N, 3, H, W) ",
+                 "preprocessed images, found ", dtype_name(a.dtype), " ", shape_str(a.shape));
+    if (f32) in.preprocessed = io::read_npy(path);
   }
-  const std::string ext = lower(fs::path(path).extension().string());
-  if (ext == ".hdf5" || ext == ".h5") {
-    in.brick = std::make_shared<data::ImageBrick>(path, "imgBrick");
-    CORTEX_CHECK(in.brick->size() > 0, "features: ", path, ": expected at least one image, found none");
-    return in;
-  }
-  CORTEX_CHECK(ext == ".npy", "features: --images must be a directory, a .npy or an .hdf5 brick, found '", path, "'");
-  in.array = io::read_npy(path);
-  const Tensor& a = in.array;
-  const bool u8 = a.dtype() == DType::UInt8 && a.dim() == 4 && a.size(3) == 3;
-  const bool f32 = a.dtype() == DType::Float32 && a.dim() == 4 && a.size(1) == 3;
-  CORTEX_CHECK(u8 || f32, "features: ", path, ": expected uint8 (N, H, W, 3) images or float32 (N, 3, H, W) ",
-               "preprocessed images, found ", dtype_name(a.dtype()), " ", shape_str(a.shape()));
-  CORTEX_CHECK(a.size(0) > 0, "features: ", path, ": expected at least one image, found none");
+  if (!in.preprocessed.defined()) in.images = data::load_images(path);
+  CORTEX_CHECK(in.count() > 0, "features: ", path, ": expected at least one image, found none");
   return in;
 }
 
@@ -90,15 +76,9 @@ Tensor preprocess(const Tensor& img, models::Preprocess p, int64_t size) {
 
 // Images [begin, end) as a float32 (n, 3, H, W) batch.
 Tensor load_batch(const Inputs& in, int64_t begin, int64_t end, models::Preprocess p, int64_t size) {
-  if (in.array.defined() && in.array.dtype() == DType::Float32) return in.array.slice(0, begin, end).contiguous();
+  if (in.preprocessed.defined()) return in.preprocessed.slice(0, begin, end).contiguous();
   std::vector<Tensor> imgs;
-  for (int64_t i = begin; i < end; ++i) {
-    Tensor img = in.brick           ? in.brick->read(i)
-                 : in.array.defined() ? in.array.select(0, i)
-                                      : io::read_image(in.files[static_cast<size_t>(i)]);
-    if (img.size(2) == 1) img = img.expand({img.size(0), img.size(1), 3}).contiguous();
-    imgs.push_back(preprocess(img, p, size));
-  }
+  for (int64_t i = begin; i < end; ++i) imgs.push_back(preprocess(in.images.image(i), p, size));
   return stack(imgs, 0);
 }
 

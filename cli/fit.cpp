@@ -43,7 +43,6 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
-#include <numeric>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -54,7 +53,6 @@
 #include "autograd/ops.h"
 #include "cli/commands.h"
 #include "data/dataset.h"
-#include "data/hdf5.h"
 #include "data/simulate.h"
 #include "models/backbone.h"
 #include "models/cnn.h"
@@ -871,28 +869,8 @@ int run_predict(const std::string& model_path, const std::string& images, const 
   } else {
     o.weights = w;
   }
-  // The images as a dataset without responses.
-  data::Dataset d;
-  d.name = images;
-  const std::string ext = fs::path(images).extension().string();
-  if (fs::is_directory(images)) {
-    d.image_paths = data::list_images(images);
-    CORTEX_CHECK(!d.image_paths.empty(), "predict: expected PNG or JPEG files in '", images, "', found none");
-  } else if (ext == ".hdf5" || ext == ".h5") {
-    d.brick = std::make_shared<data::ImageBrick>(images, "imgBrick");
-    d.brick_rows.resize(static_cast<size_t>(d.brick->size()));
-    std::iota(d.brick_rows.begin(), d.brick_rows.end(), 0);
-  } else {
-    d.images = io::read_npy(images);
-    CORTEX_CHECK(d.images.dtype() == DType::UInt8 && d.images.dim() == 4 && d.images.size(3) == 3 && d.images.size(0) > 0,
-                 "predict: ", images, ": expected uint8 (N, H, W, 3) images, found ", dtype_name(d.images.dtype()), " ",
-                 shape_str(d.images.shape()));
-  }
-  const int64_t n = d.brick                  ? d.brick->size()
-                    : d.image_paths.empty() ? d.images.size(0)
-                                            : static_cast<int64_t>(d.image_paths.size());
-  CORTEX_CHECK(n > 0, "predict: ", images, " holds no images");
-  for (int64_t i = 0; i < n; ++i) d.rows.push_back(i);
+  const data::Dataset d = data::load_images(images);  // no responses
+  CORTEX_CHECK(d.size() > 0, "predict: ", images, " holds no images");
 
   Tensor pred;
   if (o.finetune) {

@@ -260,22 +260,41 @@ Dataset load_algonauts(const std::string& subject_dir, const std::string& split,
   return d;
 }
 
+Dataset load_images(const std::string& path) {
+  CORTEX_CHECK(fs::exists(path), "load_images: nothing at '", path, "'");
+  Dataset d;
+  d.name = path;
+  const std::string ext = fs::path(path).extension().string();
+  if (fs::is_directory(path)) {
+    d.image_paths = list_images(path);
+    CORTEX_CHECK(!d.image_paths.empty(), "load_images: no PNG/JPEG images in ", path);
+  } else if (ext == ".hdf5" || ext == ".h5") {
+    d.brick = std::make_shared<const ImageBrick>(path, "imgBrick");
+    d.brick_rows.resize(static_cast<size_t>(d.brick->size()));
+    std::iota(d.brick_rows.begin(), d.brick_rows.end(), 0);
+  } else {
+    CORTEX_CHECK(ext == ".npy", "load_images: expected a folder, a .npy or an .hdf5 brick, found '", path, "'");
+    Tensor im = io::read_npy(path);
+    CORTEX_CHECK(im.dtype() == DType::UInt8 && (im.dim() == 3 || im.dim() == 4), path,
+                 ": expected uint8 (N, H, W[, C]) images, found ", dtype_name(im.dtype()), " ", shape_str(im.shape()));
+    if (im.dim() == 3) im = im.unsqueeze(3);
+    CORTEX_CHECK(im.size(3) == 1 || im.size(3) == 3, path, ": expected 1 or 3 channels, found ", im.size(3));
+    d.images = im;
+  }
+  d.source_rows = image_count(d);
+  d.rows.resize(static_cast<size_t>(d.source_rows));
+  std::iota(d.rows.begin(), d.rows.end(), 0);
+  return d;
+}
+
 Dataset load_pairs(const std::string& dir, const LoadOptions& opt) {
   const fs::path root(dir);
   CORTEX_CHECK(fs::is_directory(root), "load_pairs: expected a folder, found nothing at ", dir);
   Dataset d;
-  d.name = dir;
   if (fs::exists(root / "images.npy")) {
-    Tensor im = io::read_npy((root / "images.npy").string());
-    CORTEX_CHECK(im.dtype() == DType::UInt8 && (im.dim() == 3 || im.dim() == 4),
-                 (root / "images.npy").string(), ": expected uint8 (N, H, W[, C]) images, found ",
-                 dtype_name(im.dtype()), " ", shape_str(im.shape()));
-    if (im.dim() == 3) im = im.unsqueeze(3);
-    CORTEX_CHECK(im.size(3) == 1 || im.size(3) == 3, (root / "images.npy").string(), ": expected 1 or 3 channels, found ",
-                 im.size(3));
-    d.images = im;
+    d = load_images((root / "images.npy").string());
   } else if (fs::exists(root / "images.hdf5")) {
-    d.brick = std::make_shared<const ImageBrick>((root / "images.hdf5").string(), "imgBrick");
+    d = load_images((root / "images.hdf5").string());
     if (fs::exists(root / "image_ids.npy")) {
       const std::string ids = (root / "image_ids.npy").string();
       const Tensor t = io::read_npy(ids);
@@ -286,16 +305,14 @@ Dataset load_pairs(const std::string& dir, const LoadOptions& opt) {
       for (size_t i = 0; i < d.brick_rows.size(); ++i)
         CORTEX_CHECK(d.brick_rows[i] >= 0 && d.brick_rows[i] < d.brick->size(), ids, ": row ", i, " names image ",
                      d.brick_rows[i], ", out of range [0, ", d.brick->size(), ") of ", d.brick->path());
-    } else {
-      d.brick_rows.resize(static_cast<size_t>(d.brick->size()));
-      std::iota(d.brick_rows.begin(), d.brick_rows.end(), 0);
     }
   } else {
     CORTEX_CHECK(fs::is_directory(root / "images"), "load_pairs: expected images.npy, images.hdf5 or an images/ ",
                  "folder in ", dir);
-    d.image_paths = list_images(root / "images");
-    CORTEX_CHECK(!d.image_paths.empty(), "load_pairs: no PNG/JPEG images in ", (root / "images").string());
+    d = load_images((root / "images").string());
   }
+  d.name = dir;
+  d.rows.clear();  // finish_rows numbers them once the responses are checked
   d.responses = read_responses(root / "responses.npy");
   if (opt.rois && fs::exists(root / "rois.json")) {
     const std::string js = (root / "rois.json").string();

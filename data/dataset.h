@@ -54,6 +54,11 @@ std::map<std::string, std::vector<int64_t>> load_roi(const std::string& subject_
 // The PNG/JPEG files of a folder (extension in any case), sorted by name.
 std::vector<std::string> list_images(const std::string& dir);
 
+// Images alone (inference: cortex predict, cortex features): a folder of PNG/JPEG files (sorted by
+// name), a uint8 (N, H, W[, C]) .npy, or an HDF5 brick (.hdf5/.h5, dataset "imgBrick"). No
+// responses; rows 0..N-1 (N may be 0 for an empty .npy or brick).
+Dataset load_images(const std::string& path);
+
 // Plain pairs in `dir`: images.npy (uint8 (N, H, W[, C])), an images/ folder of PNG/JPEG files
 // (sorted by name), or images.hdf5 (an NSD-style brick: dataset "imgBrick", uint8 (M, H, W[, C]),
 // needs a build with HDF5) with optional image_ids.npy (N integers in [0, M): the brick image of

@@ -349,3 +349,24 @@ TEST(Data, Hdf5ImageBricks) {
       cortex::Error);
   EXPECT_CORTEX_ERROR(write_image_brick((t / "x.hdf5"), "imgBrick", zeros({2, 3})), "expected uint8 images");
 }
+
+TEST(Data, LoadImagesAlone) {
+  TempDir t;
+  fs::create_directories(t / "f");
+  for (int64_t i = 0; i < 3; ++i) io::write_png(t / ("f/img" + std::to_string(i) + ".png"), image_n(i));
+  const Dataset f = load_images(t / "f");
+  ASSERT_EQ(f.size(), 3);
+  EXPECT_FALSE(f.responses.defined());
+  EXPECT_TRUE(allclose(f.image(2), image_n(2), 0, 0));
+  io::write_npy(t / "g.npy", stack({image_n(4), image_n(5)}, 0).narrow(3, 0, 1).contiguous());
+  const Dataset g = load_images(t / "g.npy");
+  ASSERT_EQ(g.size(), 2);
+  EXPECT_TRUE(allclose(g.image(1).narrow(2, 1, 1), image_n(5).narrow(2, 0, 1), 0, 0));  // grey shown as RGB
+  EXPECT_CORTEX_ERROR(load_images(t / "nothing"), "nothing at");
+  write_text(t / "x.txt", "x");
+  EXPECT_CORTEX_ERROR(load_images(t / "x.txt"), "expected a folder, a .npy or an .hdf5 brick");
+  fs::create_directories(t / "empty");
+  EXPECT_CORTEX_ERROR(load_images(t / "empty"), "no PNG/JPEG images");
+  io::write_npy(t / "f4.npy", zeros({2, 4, 4, 3}));
+  EXPECT_CORTEX_ERROR(load_images(t / "f4.npy"), "expected uint8 (N, H, W[, C]) images");
+}
