@@ -399,57 +399,12 @@ models::BatchSource image_batches(const data::Dataset& d, const std::vector<int6
   return src;
 }
 
-// The readout to look inside: the fine-tuned model's own readout, or the model.
-models::Readout* inner(models::Readout* net) {
-  if (auto* f = dynamic_cast<models::BackboneReadout*>(net)) return f->readout.get();
-  if (auto* c = dynamic_cast<models::ConvGaussianModel*>(net)) return c->readout.get();
-  return net;
-}
-
-// Each voxel's receptive-field centre as a fraction of the image width and height, float64 (V, 2)
-// as (x, y), read from the readout's spatial parameters; undefined for readouts without any. Map
-// cell j of W stands for the image band around (j + 0.5) / W (exact for the core's same-padded
-// convs; for a backbone's map, cell centres stand for receptive-field centres).
-Tensor rf_positions(models::Readout* net) {
+// The first voxels' receptive fields as images for the report: the readout's spatial map (fwrf,
+// factorized) or a blob at its centre `pos` (fractions of the map, Readout::rf_centres).
+void add_rf_images(models::Readout& net, const Tensor& pos, analysis::ReportData& rep) {
   NoGradGuard ng;
-  models::Readout* r = inner(net);
-  auto from_grid = [](const Tensor& mu, int64_t H, int64_t W) {  // mu (V, 2) in [-1, 1] over pixel centres
-    const Tensor m = mu.to(DType::Float64).contiguous();
-    Tensor out = empty({m.size(0), 2}, DType::Float64);
-    for (int64_t v = 0; v < m.size(0); ++v) {
-      out.data<double>()[2 * v] = ((m.at({v, 0}) + 1) / 2 * (W - 1) + 0.5) / W;
-      out.data<double>()[2 * v + 1] = ((m.at({v, 1}) + 1) / 2 * (H - 1) + 0.5) / H;
-    }
-    return out;
-  };
-  auto peak = [](const Tensor& maps) {  // (V, H, W): the cell of the largest |value|
-    const Tensor a = abs(maps.to(DType::Float64)).contiguous();
-    const int64_t V = a.size(0), H = a.size(1), W = a.size(2);
-    Tensor out = empty({V, 2}, DType::Float64);
-    for (int64_t v = 0; v < V; ++v) {
-      const double* p = a.data<double>() + v * H * W;
-      const int64_t best = std::max_element(p, p + H * W) - p;
-      out.data<double>()[2 * v] = (best % W + 0.5) / W;
-      out.data<double>()[2 * v + 1] = (best / W + 0.5) / H;
-    }
-    return out;
-  };
-  if (auto* g = dynamic_cast<models::GaussianReadout*>(r)) return from_grid(g->positions(1).select(0, 0), g->layer.h, g->layer.w);
-  if (auto* g = dynamic_cast<models::GaussianFwRF*>(r)) return from_grid(g->mu, g->layers[0].h, g->layers[0].w);
-  if (auto* f = dynamic_cast<models::Factorized*>(r)) return peak(f->spatial);
-  if (auto* f = dynamic_cast<models::FwRF*>(r)) return peak(f->rf[static_cast<size_t>(f->rf_of[0])]);
-  return Tensor();
-}
-
-// The first voxels' receptive fields as images for the report: the spatial map itself (fwrf,
-// factorized) or a blob at the Gaussian's centre.
-void add_rf_images(models::Readout* net, const Tensor& pos, analysis::ReportData& rep) {
-  NoGradGuard ng;
-  models::Readout* r = inner(net);
-  const int64_t V = pos.size(0), n = std::min<int64_t>(V, 8);
-  Tensor maps;
-  if (auto* f = dynamic_cast<models::Factorized*>(r)) maps = f->spatial;
-  if (auto* f = dynamic_cast<models::FwRF*>(r)) maps = f->rf[static_cast<size_t>(f->rf_of[0])];
+  const int64_t n = std::min<int64_t>(pos.size(0), 8);
+  const Tensor maps = net.rf_maps();
   for (int64_t v = 0; v < n; ++v) {
     if (maps.defined()) {
       rep.images.push_back({"voxel " + std::to_string(v) + " spatial map", maps.select(0, v).to(DType::Float32)});
@@ -755,9 +710,11 @@ int run_fit(const FitOpts& o) {
   }
   std::cerr << "fit: wrote " << model_path << "\n";
   if (net) {
-    const Tensor pos = rf_positions(net.get());
+    // The map's cell centres stand for image positions: exact for the core's same-padded convs,
+    // an approximation for a backbone's map (cell centres for receptive-field centres).
+    const Tensor pos = net->rf_centres();
     if (pos.defined()) {
-      add_rf_images(net.get(), pos, rep);
+      add_rf_images(*net, pos, rep);
       if (fs::exists(fs::path(o.data) / "ground_truth.json")) position_recovery(pos, o, metrics, rep);
     }
   }

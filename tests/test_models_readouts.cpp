@@ -451,3 +451,25 @@ TEST(Readouts, GaussianReadoutRetinotopicPositions) {
   EXPECT_CORTEX_ERROR(GaussianReadout({C, H, W}, N, GaussSigma::Isotropic, 0.1, false, {}, 0, PositionMLP{coords, 0, 1}),
                       "hidden >= 1");
 }
+
+TEST(Readouts, ReceptiveFieldCentres) {
+  // Gaussian: mu (x, y) in [-1, 1] over pixel centres -> (j + 0.5) / W with j = (mu + 1) / 2 (W - 1).
+  GaussianReadout g({2, 5, 9}, 2, GaussSigma::Isotropic, 0.1, false, {}, 1);
+  g.mu = t64({-1.0, 1.0, 0.25, -0.5}, {2, 2});
+  EXPECT_TRUE(allclose(g.rf_centres(), t64({0.5 / 9, 4.5 / 5, (5.0 + 0.5) / 9, (1.0 + 0.5) / 5}, {2, 2}), 1e-12, 1e-12));
+  EXPECT_FALSE(g.rf_maps().defined());
+  // Factorized and fwRF: the cell of the largest |value| of each spatial map.
+  Factorized f({3, 4, 6}, 2, 2);
+  f.spatial = zeros({2, 4, 6}, DType::Float64);
+  f.spatial.select(0, 0).select(0, 1).select(0, 4).fill_(-3.0);  // row 1, column 4
+  f.spatial.select(0, 1).select(0, 3).select(0, 0).fill_(2.0);   // row 3, column 0
+  const Tensor want = t64({4.5 / 6, 1.5 / 4, 0.5 / 6, 3.5 / 4}, {2, 2});
+  EXPECT_TRUE(allclose(f.rf_centres(), want, 1e-12, 1e-12));
+  EXPECT_TRUE(allclose(f.rf_maps(), f.spatial, 0, 0));
+  FwRF w({{3, 4, 6}, {2, 2, 2}}, 2, {}, 3);
+  w.rf[0] = f.spatial;
+  EXPECT_TRUE(allclose(w.rf_centres(), want, 1e-12, 1e-12));
+  // Readouts without a location have none.
+  EXPECT_FALSE(PooledLinear({{3, 4, 6}}, 2).rf_centres().defined());
+  EXPECT_FALSE(TwoLayerEncoder(4, 3, 2).rf_centres().defined());
+}

@@ -410,4 +410,46 @@ Tensor LinearEncoder::read(const std::vector<Tensor>& maps) {
   return (*fc)(flat_input("LinearEncoder", maps, fc->in_features));
 }
 
+// ---------------------------------------------------------------- receptive-field centres
+namespace {
+// mu (N, 2) in [-1, 1] over pixel centres (align_corners) -> fractions of an (H, W) map.
+Tensor centres_from_grid(const Tensor& mu, int64_t H, int64_t W) {
+  NoGradGuard ng;
+  const Tensor m = mu.to(DType::Float64).contiguous();
+  const double* p = m.data<double>();
+  Tensor out = empty({m.size(0), 2}, DType::Float64);
+  double* o = out.data<double>();
+  for (int64_t v = 0; v < m.size(0); ++v) {
+    o[2 * v] = ((p[2 * v] + 1) / 2 * (W - 1) + 0.5) / W;
+    o[2 * v + 1] = ((p[2 * v + 1] + 1) / 2 * (H - 1) + 0.5) / H;
+  }
+  return out;
+}
+// The cell of the largest |value| of each map (N, H, W), as fractions.
+Tensor centres_from_peaks(const Tensor& maps) {
+  NoGradGuard ng;
+  const Tensor a = abs(maps.to(DType::Float64)).contiguous();
+  const int64_t N = a.size(0), H = a.size(1), W = a.size(2);
+  Tensor out = empty({N, 2}, DType::Float64);
+  double* o = out.data<double>();
+  for (int64_t v = 0; v < N; ++v) {
+    const double* p = a.data<double>() + v * H * W;
+    const int64_t best = std::max_element(p, p + H * W) - p;
+    o[2 * v] = (best % W + 0.5) / W;
+    o[2 * v + 1] = (best / W + 0.5) / H;
+  }
+  return out;
+}
+}  // namespace
+
+Tensor GaussianReadout::rf_centres() {
+  NoGradGuard ng;
+  return centres_from_grid(clamp(mean_positions(), -1.0, 1.0), layer.h, layer.w);
+}
+Tensor GaussianFwRF::rf_centres() { return centres_from_grid(mu, layers[0].h, layers[0].w); }
+Tensor Factorized::rf_centres() { return centres_from_peaks(spatial); }
+Tensor Factorized::rf_maps() { return detach(spatial); }
+Tensor FwRF::rf_centres() { return centres_from_peaks(rf_maps()); }
+Tensor FwRF::rf_maps() { return detach(rf[static_cast<size_t>(rf_of[0])]); }
+
 }  // namespace cortex::models

@@ -31,6 +31,14 @@ class Readout : public Module {
   virtual Tensor penalty() { return Tensor(); }
   // The random generators the forward draws from (training-time noise); a checkpoint saves their offsets.
   virtual std::vector<Generator*> generators() { return {}; }
+  // Each output's receptive-field centre on its feature map as fractions (x, y) of the map's width
+  // and height, map cell j of W standing for (j + 0.5) / W: float64 (n_out, 2) at evaluation
+  // (Gaussian readouts: the mean position; fwRF, factorized: the peak |value| of the spatial map).
+  // Undefined for readouts without a location (pooled-linear, the encoders).
+  virtual Tensor rf_centres() { return Tensor(); }
+  // Each output's free-form spatial map (n_out, H, W) where the readout has one (fwRF: the first
+  // layer's map size; factorized); undefined otherwise.
+  virtual Tensor rf_maps() { return Tensor(); }
 };
 
 // Filter pruning: per layer, the indices (int64, ascending) of the top ceil(keep_fraction * C)
@@ -47,6 +55,8 @@ class FwRF : public Readout {
   FwRF(const std::vector<MapShape>& layers, int64_t n_vox, const std::vector<Tensor>& keep = {}, uint64_t seed = 0);
   Tensor read(const std::vector<Tensor>& maps) override;
   std::string type_name() const override { return "FwRF"; }
+  Tensor rf_centres() override;
+  Tensor rf_maps() override;
   std::vector<MapShape> layers;
   int64_t n_vox;
   std::vector<Tensor> rf;    // per distinct size
@@ -65,6 +75,7 @@ class GaussianFwRF : public Readout {
   GaussianFwRF(const std::vector<MapShape>& layers, int64_t n_vox);
   Tensor read(const std::vector<Tensor>& maps) override;
   std::string type_name() const override { return "GaussianFwRF"; }
+  Tensor rf_centres() override;
   // The pooled features (B, sum C_l, V) of the fields in mu/sigma.
   Tensor pooled(const std::vector<Tensor>& maps);
   std::vector<MapShape> layers;
@@ -95,6 +106,8 @@ class Factorized : public Readout {
   Tensor read(const std::vector<Tensor>& maps) override;
   Tensor penalty() override;
   std::string type_name() const override { return "Factorized"; }
+  Tensor rf_centres() override;
+  Tensor rf_maps() override;
   MapShape layer;
   int64_t n_out;
   Tensor spatial, features, bias;
@@ -132,6 +145,7 @@ class GaussianReadout : public Readout {
   Tensor penalty() override;
   std::vector<Generator*> generators() override { return {&gen}; }
   std::string type_name() const override { return "GaussianReadout"; }
+  Tensor rf_centres() override;
   // The sampling positions (B, N, 2) this call would use (training: drawn; evaluation: mu).
   Tensor positions(int64_t batch);
   MapShape layer;

@@ -91,6 +91,7 @@ class ConvGaussianModel : public Readout {
   Tensor penalty() override { return readout->penalty(); }
   std::vector<Generator*> generators() override { return readout->generators(); }
   std::string type_name() const override { return "ConvGaussianModel"; }
+  Tensor rf_centres() override { return readout->rf_centres(); }
   std::vector<std::shared_ptr<Conv2d>> convs;
   std::shared_ptr<GaussianReadout> readout;
 };
@@ -107,6 +108,8 @@ class BackboneReadout : public Readout {
   Tensor penalty() override { return readout->penalty(); }
   std::vector<Generator*> generators() override { return readout->generators(); }
   std::string type_name() const override { return "BackboneReadout"; }
+  Tensor rf_centres() override { return readout->rf_centres(); }
+  Tensor rf_maps() override { return readout->rf_maps(); }
   std::shared_ptr<Backbone> backbone;
   std::vector<std::string> taps;
   std::shared_ptr<Readout> readout;
