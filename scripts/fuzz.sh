@@ -54,7 +54,7 @@ seed npy "$data"/npy_*.npy
 seed npz "$data"/npz_*.npz
 seed safetensors "$data"/st_*.safetensors
 seed image "$data"/img_grey_20x30.png "$data"/img_rgba_20x30.png "$data"/img_palette_75x50.png \
-  "$data"/img_port_75x50.png "$data"/img_land_120x160.jpg "$data"/jpeg_bad_*.jpg
+  "$data"/img_port_75x50.png "$data"/img_land_120x160.jpg "$data"/jpeg_bad_*.jpg "$data"/png_bad_*.png
 
 mkdir -p "$art"
 status=0

@@ -156,6 +156,8 @@ TEST(Image, BadFiles) {
   ASSERT_LT(sos + 6, sel.size());
   sel[sos + 6] = static_cast<uint8_t>((2 << 4) | (sel[sos + 6] & 15));
   check(sel, {"corrupt JPEG", "DC Huffman table 2"});
+  // a PNG chunk claiming ~2 GB in a 200-byte file: refused before stb_image allocates it
+  check(io::read_file_bytes(kData + "png_bad_huge_chunk.png"), {"corrupt or truncated", "claims 2095275550 bytes"});
   // a caller's smaller limit
   expect_error([&] { io::decode_image(png.data(), png.size(), "small.png", io::ImageMode::RGB, 1000); },
                {"small.png", "160x120", "exceed the limit of 1000 pixels"});

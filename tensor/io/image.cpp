@@ -204,6 +204,21 @@ void check_jpeg_huffman_tables(const uint8_t* d, size_t n, const std::string& na
   }
 }
 
+// stb_image grows its IDAT buffer to what each chunk header claims before reading the chunk, so a
+// corrupt length makes it allocate up to 4 GB for a small file (found by fuzz_image). In memory
+// the claim can be checked first: every chunk up to IEND must fit in the bytes that remain.
+void check_png_chunks(const uint8_t* d, size_t n, const std::string& name) {
+  size_t i = 8;  // after the signature
+  while (i + 8 <= n) {
+    const uint64_t len = (uint64_t(d[i]) << 24) | (uint64_t(d[i + 1]) << 16) | (uint64_t(d[i + 2]) << 8) | d[i + 3];
+    const bool iend = std::memcmp(d + i + 4, "IEND", 4) == 0;
+    CORTEX_CHECK(len + 12 <= n - i, name, ": corrupt or truncated PNG or JPEG image (a PNG chunk claims ", len,
+                 " bytes, ", n - i < 12 ? 0 : n - i - 12, " remain in the file)");
+    if (iend) return;
+    i += 12 + len;
+  }
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- decoding / encoding
@@ -222,6 +237,7 @@ Tensor decode_image(const uint8_t* data, size_t n, const std::string& name, Imag
     const uint64_t pw = be32(16), ph = be32(20);
     CORTEX_CHECK(pw * ph <= static_cast<uint64_t>(max_pixels), name, ": image dimensions ", pw, "x", ph,
                  " exceed the limit of ", max_pixels, " pixels");
+    check_png_chunks(data, n, name);
   }
   check_jpeg_huffman_tables(data, n, name);
   int w = 0, h = 0, comp = 0;
