@@ -35,7 +35,10 @@ struct Red {
   // A primal of y's shape (unbatched) in keepdim form, broadcastable against x.
   Tensor keep(const Tensor& y) const { return y.reshape(kshape); }
   // Reduces a derivative of x's shape over the axes (the JVP side).
-  Tensor sum(const Tensor& t) const { return cortex::sum(t, rules::bdims(axes, xshape.size()), keepdim); }
+  // (No axes: a 0-d x. An empty dims list would mean "every dim", the batch dim included.)
+  Tensor sum(const Tensor& t) const {
+    return axes.empty() ? t : cortex::sum(t, rules::bdims(axes, xshape.size()), keepdim);
+  }
 };
 
 }  // namespace
