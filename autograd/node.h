@@ -28,6 +28,11 @@ struct Edge {
 
 struct Node : std::enable_shared_from_this<Node> {
   std::string name;
+  uint64_t level = 0;               // the level whose tape this node is on (0: the base tape)
+  // Base-tape nodes only: the op's outputs also took part in a transform level. The saved outputs
+  // of a base-tape node carry no transform state, so running this node's VJP while that transform
+  // is open would drop derivatives; the walk refuses instead (see run_backward).
+  bool transform_state = false;
   uint64_t seq = 0;                 // creation order: later nodes run first among ready ones
   std::vector<Edge> next;           // one per input
   VjpFn vjp;
@@ -45,7 +50,8 @@ struct Node : std::enable_shared_from_this<Node> {
   std::vector<std::weak_ptr<AutogradMeta>> output_metas;  // for retain_grad
   bool released = false;
 
-  // The saved outputs, re-linked to this node when the backward itself is being recorded.
+  // The saved outputs (carrying the state of the levels below this node's), re-linked to this node
+  // when the base tape's backward is itself being recorded (create_graph).
   std::vector<Tensor> unpack_outputs(bool link);
 };
 
@@ -66,8 +72,15 @@ decltype(auto) raw(F&& f) {
   return f();
 }
 
-// True when any input requires grad (and grad mode is on) or carries a tangent: lets an op skip
-// work (e.g. saving extra results) that only derivatives need.
+// True when any input takes part in a level that records right now (requires grad on a recording
+// reverse level, or carries a tangent of an open forward level): lets an op skip work that only
+// derivatives need, and lets a rule know whether its own computation is being differentiated (then
+// it must use differentiable ops, not a fused kernel).
 bool needs_autograd(const std::vector<Tensor>& inputs);
+// For ops with integer or boolean results (comparisons, argmax, casts to integers): marks outputs
+// as depending on the inputs through `name`, an op without a derivative, at every level where an
+// input takes part, so that a transform whose output depends on its input only this way throws
+// naming the op instead of returning zeros.
+void mark_blocked(const char* name, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs);
 
 }  // namespace cortex

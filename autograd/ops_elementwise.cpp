@@ -288,12 +288,36 @@ Tensor mul(const Tensor& a, double b) { return mul(a, like(b, a)); }
 Tensor div(const Tensor& a, double b) { return div(a, like(b, a)); }
 Tensor rdiv(double a, const Tensor& b) { return div(like(a, b), b); }
 
-Tensor eq(const Tensor& a, const Tensor& b) { return raw([&] { return kernels::compare(kernels::Compare::Eq, a, b); }); }
-Tensor ne(const Tensor& a, const Tensor& b) { return raw([&] { return kernels::compare(kernels::Compare::Ne, a, b); }); }
-Tensor lt(const Tensor& a, const Tensor& b) { return raw([&] { return kernels::compare(kernels::Compare::Lt, a, b); }); }
-Tensor le(const Tensor& a, const Tensor& b) { return raw([&] { return kernels::compare(kernels::Compare::Le, a, b); }); }
-Tensor gt(const Tensor& a, const Tensor& b) { return raw([&] { return kernels::compare(kernels::Compare::Gt, a, b); }); }
-Tensor ge(const Tensor& a, const Tensor& b) { return raw([&] { return kernels::compare(kernels::Compare::Ge, a, b); }); }
+Tensor eq(const Tensor& a, const Tensor& b) {
+  Tensor y = raw([&] { return kernels::compare(kernels::Compare::Eq, a, b); });
+  mark_blocked("eq", {a, b}, {y});
+  return y;
+}
+Tensor ne(const Tensor& a, const Tensor& b) {
+  Tensor y = raw([&] { return kernels::compare(kernels::Compare::Ne, a, b); });
+  mark_blocked("ne", {a, b}, {y});
+  return y;
+}
+Tensor lt(const Tensor& a, const Tensor& b) {
+  Tensor y = raw([&] { return kernels::compare(kernels::Compare::Lt, a, b); });
+  mark_blocked("lt", {a, b}, {y});
+  return y;
+}
+Tensor le(const Tensor& a, const Tensor& b) {
+  Tensor y = raw([&] { return kernels::compare(kernels::Compare::Le, a, b); });
+  mark_blocked("le", {a, b}, {y});
+  return y;
+}
+Tensor gt(const Tensor& a, const Tensor& b) {
+  Tensor y = raw([&] { return kernels::compare(kernels::Compare::Gt, a, b); });
+  mark_blocked("gt", {a, b}, {y});
+  return y;
+}
+Tensor ge(const Tensor& a, const Tensor& b) {
+  Tensor y = raw([&] { return kernels::compare(kernels::Compare::Ge, a, b); });
+  mark_blocked("ge", {a, b}, {y});
+  return y;
+}
 
 Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
 Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }

@@ -131,12 +131,14 @@ Tensor index_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor
 kernels::TopK topk(const Tensor& x, int64_t k, int64_t dim, bool largest) {
   // Indices from the kernel; values re-read with gather so they carry gather's derivatives.
   kernels::TopK r = raw([&] { return kernels::topk(x, k, dim, largest); });
+  mark_blocked("topk (indices)", {x}, {r.indices});
   if (needs_autograd({x})) r.values = gather(x, dim, r.indices);
   return r;
 }
 
 kernels::TopK sort(const Tensor& x, int64_t dim, bool descending) {
   kernels::TopK r = raw([&] { return kernels::sort(x, dim, descending); });
+  mark_blocked("sort (indices)", {x}, {r.indices});
   if (needs_autograd({x})) r.values = gather(x, dim, r.indices);
   return r;
 }

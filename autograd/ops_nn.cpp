@@ -77,7 +77,7 @@ struct Normed {
 Normed normed(const Tensor& x, const Shape& axes, const Shape& kshape, double eps, const Tensor& kmean,
               const Tensor& krstd) {
   Tensor mu, rs;
-  if (grad_mode_enabled() && requires_grad(x)) {
+  if (needs_autograd({x})) {
     mu = mean(x, axes, true);
     rs = rsqrt(add(var(x, axes, 0, true), eps));
   } else {
@@ -614,7 +614,7 @@ Tensor grid_sample(const Tensor& x, const Tensor& grid, bool align_corners, kern
       [x, grid, xs, cfg](const Grads& g, const Grads&) -> Grads {
         const bool nx = requires_grad(x), ng = requires_grad(grid);
         const int64_t B = bsize(g[0]);
-        if (!grad_mode_enabled()) {
+        if (!needs_autograd({g[0], x, grid})) {
           // Plain backward: one fused kernel call, batched cotangents folded into N.
           kernels::GridSampleGrads r = raw([&] {
             return kernels::grid_sample_backward(fold(g[0]), rep(detach(x), B), rep(detach(grid), B), cfg.align,

@@ -143,7 +143,15 @@ Tensor norm(const Tensor& x, double p, const Shape& dims, bool keepdim) {
       /*save_outputs=*/true);
 }
 
-Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) { return raw([&] { return kernels::argmax(x, dim, keepdim); }); }
-Tensor argmin(const Tensor& x, int64_t dim, bool keepdim) { return raw([&] { return kernels::argmin(x, dim, keepdim); }); }
+Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
+  Tensor y = raw([&] { return kernels::argmax(x, dim, keepdim); });
+  mark_blocked("argmax", {x}, {y});
+  return y;
+}
+Tensor argmin(const Tensor& x, int64_t dim, bool keepdim) {
+  Tensor y = raw([&] { return kernels::argmin(x, dim, keepdim); });
+  mark_blocked("argmin", {x}, {y});
+  return y;
+}
 
 }  // namespace cortex
