@@ -3,9 +3,14 @@
 //   forward      under NoGradGuard (no tape): the reference;
 //   fwd+bwd      forward with the tape, then backward of the loss to every parameter;
 //   jvp          jvp with one tangent on the input (forward mode; tangents ride with the values).
+// and the encoder Jacobian of the LinBridge analysis: d f / d z of a two-layer encoder
+// 512 -> 1024 (sigmoid) -> 2000 voxels for one stimulus, by forward and by reverse mode, with grad
+// mode on and under NoGradGuard (as inference code calls it).
 // backward / forward = (fwd+bwd - forward) / forward; bench/RESULTS.md reports both ratios.
 //   OMP_NUM_THREADS=2 ./bench_autograd --benchmark_min_time=0.5
 #include <benchmark/benchmark.h>
+
+#include <optional>
 
 #include "autograd/losses.h"
 #include "autograd/ops.h"
@@ -107,6 +112,36 @@ void forward_jvp(benchmark::State& st) {
   }
 }
 
+// ---------------------------------------------------------------- encoder Jacobian
+
+struct Encoder {
+  Tensor z, w1, b1, w2, b2;
+  Encoder() {
+    Generator g(4);
+    z = randn({512}, g);
+    w1 = randn({1024, 512}, g, 0, 0.04);
+    b1 = zeros({1024});
+    w2 = randn({2000, 1024}, g, 0, 0.03);
+    b2 = zeros({2000});
+  }
+  Tensor operator()(const Tensor& in) const { return linear(sigmoid(linear(in, w1, b1)), w2, b2); }
+};
+
+void encoder_jacobian(benchmark::State& st, JacobianMode mode, bool nograd) {
+  Encoder e;
+  for (auto _ : st) {
+    std::optional<NoGradGuard> ng;
+    if (nograd) ng.emplace();
+    Tensor j = jacobian(e, e.z, mode, 128);  // (2000, 512)
+    benchmark::DoNotOptimize(j.raw_data());
+  }
+}
+
+void BM_encoder_jacobian_forward(benchmark::State& st) { encoder_jacobian(st, JacobianMode::Forward, false); }
+void BM_encoder_jacobian_reverse(benchmark::State& st) { encoder_jacobian(st, JacobianMode::Reverse, false); }
+void BM_encoder_jacobian_forward_nograd(benchmark::State& st) { encoder_jacobian(st, JacobianMode::Forward, true); }
+void BM_encoder_jacobian_reverse_nograd(benchmark::State& st) { encoder_jacobian(st, JacobianMode::Reverse, true); }
+
 void BM_mlp_forward(benchmark::State& st) { forward<Mlp>(st); }
 void BM_mlp_forward_backward(benchmark::State& st) { forward_backward<Mlp>(st); }
 void BM_mlp_jvp(benchmark::State& st) { forward_jvp<Mlp>(st); }
@@ -122,5 +157,10 @@ BENCHMARK(BM_mlp_jvp)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_convnet_forward)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_convnet_forward_backward)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_convnet_jvp)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+BENCHMARK(BM_encoder_jacobian_forward)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_encoder_jacobian_reverse)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_encoder_jacobian_forward_nograd)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_encoder_jacobian_reverse_nograd)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 BENCHMARK_MAIN();
