@@ -42,7 +42,10 @@ std::vector<Case> cases() {
                   Tensor a = mul(tanh(x), exp(mul(x, 0.3)));
                   Tensor b = div(sin(x), add(square(x), 1.0));
                   Tensor c = add(sigmoid(x), mul(softplus(x), gelu(x)));
-                  return concat({add(a, b), mul(c, pow(add(square(x), 1.0), 0.5))}, 0);
+                  Tensor mask = from_vector(std::vector<double>{1, 0, 1, 1, 0}, {5}, DType::Float64);
+                  Tensor d = where(gt(mask, zeros_like(mask)), maximum(x, cos(x)), minimum(elu(x), quick_gelu(x)));
+                  Tensor e = pow(add(square(x), 1.0), tanh(x));  // tensor exponent
+                  return concat({add(a, b), mul(c, pow(add(square(x), 1.0), 0.5)), mul(d, abs(e))}, 0);
                 }});
   cs.push_back({"reductions", 6, [](const Tensor& x) {
                   Tensor X = x.reshape({2, 3});
@@ -109,7 +112,10 @@ std::vector<Case> cases() {
                   Tensor X = x.reshape({2, 3, 1});
                   Tensor a = X.permute({2, 1, 0}).expand({2, 3, 2}).contiguous();
                   Tensor b = X.slice(1, 0, 3, 2).reshape({4});
-                  return concat({mul(a, a).reshape({-1}), exp(b), X.select(1, 1).reshape({-1}).to(DType::Float64)}, 0);
+                  Tensor p = pad(x.reshape({1, 1, 2, 3}), {1, 0, 0, 1}, kernels::PadMode::Reflect);
+                  return concat({mul(a, a).reshape({-1}), exp(b), X.select(1, 1).reshape({-1}).to(DType::Float64),
+                                 tanh(p).reshape({-1})},
+                                0);
                 }});
   cs.push_back({"losses", 6, [](const Tensor& x) {
                   Tensor X = x.reshape({2, 3});
