@@ -1,0 +1,581 @@
+// The SIMT runtime's scheduler: blocks, barriers, warp operations, schedule orders, sanitizer
+// annotations. Design: ../shared/SIMT.md; the fiber switch is in fiber.cpp.
+#include "kernels/cuda/simt/runtime.h"
+
+#include <algorithm>
+#include <exception>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "kernels/cuda/launch_limits.h"
+#include "kernels/cuda/simt/fiber.h"
+#include "tensor/error.h"
+
+#if defined(__SANITIZE_THREAD__)
+#define CORTEX_SIMT_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CORTEX_SIMT_TSAN 1
+#endif
+#endif
+
+#ifdef CORTEX_SIMT_TSAN
+#include <sanitizer/tsan_interface.h>
+extern "C" void AnnotateIgnoreReadsBegin(const char* file, int line);
+extern "C" void AnnotateIgnoreReadsEnd(const char* file, int line);
+extern "C" void AnnotateIgnoreWritesBegin(const char* file, int line);
+extern "C" void AnnotateIgnoreWritesEnd(const char* file, int line);
+#endif
+
+namespace cortex::simt {
+namespace detail {
+
+thread_local const ThreadView* tl_thread = nullptr;
+thread_local const BlockView* tl_block = nullptr;
+
+namespace {
+
+// ---- TSan: the runtime's own bookkeeping is shared by all fibers without synchronisation (they
+// take turns on one OS thread), so its memory accesses are hidden from TSan; kernel code is not.
+// CUDA's ordering is then added explicitly: release when arriving at a barrier or warp operation,
+// acquire when leaving it, on an object per generation, and the same at block start and end.
+#ifdef CORTEX_SIMT_TSAN
+void hide_begin() {
+  AnnotateIgnoreReadsBegin(__FILE__, __LINE__);
+  AnnotateIgnoreWritesBegin(__FILE__, __LINE__);
+}
+void hide_end() {
+  AnnotateIgnoreWritesEnd(__FILE__, __LINE__);
+  AnnotateIgnoreReadsEnd(__FILE__, __LINE__);
+}
+void tsan_release(void* p) { __tsan_release(p); }
+void tsan_acquire(void* p) { __tsan_acquire(p); }
+constexpr bool kTsan = true;
+#else
+void hide_begin() {}
+void hide_end() {}
+void tsan_release(void*) {}
+void tsan_acquire(void*) {}
+constexpr bool kTsan = false;
+#endif
+
+enum class State : unsigned char { fresh, ready, running, waiting, exited };
+enum class WaitFor : unsigned char { none, barrier, warp, warp_idle };
+
+const char* op_name(WarpOp op) {
+  switch (op) {
+    case WarpOp::shfl: return "__shfl_sync";
+    case WarpOp::shfl_up: return "__shfl_up_sync";
+    case WarpOp::shfl_down: return "__shfl_down_sync";
+    case WarpOp::shfl_xor: return "__shfl_xor_sync";
+    case WarpOp::ballot: return "__ballot_sync";
+    case WarpOp::any: return "__any_sync";
+    case WarpOp::all: return "__all_sync";
+    case WarpOp::sync: return "__syncwarp";
+  }
+  return "?";
+}
+
+bool same_site(Site a, Site b) {
+  return a.line == b.line && (a.file == b.file || std::strcmp(a.file, b.file) == 0);
+}
+
+struct Thread {
+  ThreadView view{};
+  unsigned linear = 0, warp = 0, lane = 0;
+  State state = State::fresh;
+  WaitFor wait = WaitFor::none;
+  Site site{"", 0};   // where it waits
+  Fiber* fiber = nullptr;
+};
+
+// One warp's operation in progress. Each lane writes its value into slot[gen & 1][lane]; the
+// slots are double-buffered because a fast lane may start the next operation (writing the other
+// buffer) while slow lanes still read this one. It cannot get two ahead: the operation after
+// next needs the slow lanes to arrive, which they do only after reading.
+struct Warp {
+  unsigned gen = 0;        // operations completed
+  unsigned mask = 0;       // mask of the open operation (0: none open)
+  unsigned arrived = 0;    // lanes of the open operation that arrived
+  unsigned exists = 0;     // lanes that exist (the last warp of a block may be partial)
+  unsigned exited = 0;
+  WarpOp op = WarpOp::sync;
+  Site site{"", 0};
+  std::uint64_t slot[2][32] = {};
+  char tsan_sync[2] = {};  // per-generation objects for TSan's release/acquire
+};
+
+// Per-OS-thread state of the launch being run.
+struct Run {
+  const char* kernel = "";
+  Schedule sched;
+  std::uint64_t rng = 0;
+  void (*body)(const void*) = nullptr;
+  const void* args = nullptr;
+  BlockView block{};
+  std::vector<Thread> threads;
+  std::vector<unsigned> order;  // thread indices in schedule order
+  std::vector<Warp> warps;
+  unsigned live = 0;           // threads not exited
+  unsigned exited = 0;
+  // The block barrier's open phase.
+  unsigned bar_gen = 0, bar_arrived = 0;
+  Site bar_site{"", 0};
+  char tsan_bar[2] = {};
+  char tsan_block_start = 0, tsan_block_end = 0;
+  // Fast path: while true, a thread that finishes lets the same fiber run the next thread.
+  bool fast = false;
+  unsigned next_fast = 0;
+  Thread* current = nullptr;
+  std::uint64_t switches = 0;   // added to g_counters once per launch (an atomic per switch costs)
+  Fiber scheduler;
+  std::vector<std::unique_ptr<Fiber>> free_fibers;  // pooled per OS thread, each with its stack
+  std::vector<Fiber*> used_fibers;                  // in use by this block
+};
+thread_local Run* tl_run = nullptr;
+
+struct Counters {
+  std::atomic<std::uint64_t> launches{0}, blocks{0}, fast_blocks{0}, switches{0};
+};
+Counters g_counters;
+
+std::mutex g_sched_mutex;
+bool g_sched_set = false;   // set_schedule was called
+Schedule g_set_sched;       // its schedule
+bool g_env_read = false;    // CORTEX_SIMT_ORDER was read
+Schedule g_env_sched;       // its schedule
+
+std::uint64_t splitmix(std::uint64_t& s) {
+  std::uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+void shuffle(std::vector<unsigned>& v, std::uint64_t& rng) {
+  for (std::size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[splitmix(rng) % i]);
+}
+
+void arrange(std::vector<unsigned>& v, unsigned n, const Schedule& s, std::uint64_t& rng) {
+  v.resize(n);
+  for (unsigned i = 0; i < n; ++i) v[i] = s.order == Order::reverse ? n - 1 - i : i;
+  if (s.order == Order::random) shuffle(v, rng);
+}
+
+[[noreturn]] void fail(const char* what, const Thread* t, Site site, const std::string& detail) {
+  const Run& r = *tl_run;
+  const uint3 b = r.block.block_idx;
+  std::fprintf(stderr, "cortex simt: %s in kernel %s, block (%u,%u,%u)", what, r.kernel, b.x, b.y, b.z);
+  if (t) std::fprintf(stderr, ", thread (%u,%u,%u)", t->view.thread_idx.x, t->view.thread_idx.y, t->view.thread_idx.z);
+  std::fprintf(stderr, " at %s:%d: %s\n", site.file, site.line, detail.c_str());
+  std::fflush(stderr);
+  std::abort();
+}
+
+Fiber& take_fiber(Run& r) {
+  if (r.free_fibers.empty()) r.free_fibers.push_back(std::make_unique<Fiber>());
+  Fiber* f = r.free_fibers.back().release();
+  r.free_fibers.pop_back();
+  r.used_fibers.push_back(f);
+  return *f;
+}
+
+void switch_to_scheduler(Run& r, Thread& t, bool exiting) {
+  ++r.switches;
+  fiber_switch(*t.fiber, r.scheduler, exiting);
+}
+
+// Suspends the calling thread until the scheduler resumes it (its state set back to ready).
+void wait_here(Run& r, Thread& t, WaitFor w, Site s) {
+  t.state = State::waiting;
+  t.wait = w;
+  t.site = s;
+  // Waiting ends the fast path: from here on every thread needs its own fiber.
+  r.fast = false;
+  switch_to_scheduler(r, t, false);
+  tl_thread = &t.view;
+  r.current = &t;
+}
+
+void wake(Thread& t) {
+  t.state = State::ready;
+  t.wait = WaitFor::none;
+}
+
+void release_barrier(Run& r) {
+  ++r.bar_gen;
+  r.bar_arrived = 0;
+  for (Thread& t : r.threads)
+    if (t.state == State::waiting && t.wait == WaitFor::barrier) wake(t);
+}
+
+void complete_warp(Run& r, Warp& w, unsigned warp_index) {
+  ++w.gen;
+  w.mask = 0;
+  w.arrived = 0;
+  const unsigned first = warp_index * 32;
+  const unsigned end = std::min<unsigned>(first + 32, static_cast<unsigned>(r.threads.size()));
+  for (unsigned i = first; i < end; ++i) {
+    Thread& t = r.threads[i];
+    if (t.state == State::waiting && (t.wait == WaitFor::warp || t.wait == WaitFor::warp_idle)) wake(t);
+  }
+}
+
+// Bookkeeping when thread t's kernel body returns: it counts as arrived at the block barrier
+// (sm_70+), and must not be named by a warp operation still waiting for it.
+void thread_exited(Run& r, Thread& t) {
+  t.state = State::exited;
+  --r.live;
+  ++r.exited;
+  Warp& w = r.warps[t.warp];
+  const unsigned bit = 1u << t.lane;
+  w.exited |= bit;
+  if ((w.mask & bit) && !(w.arrived & bit))
+    fail("exited lane named in a warp mask", &t, w.site,
+         std::string("lane ") + std::to_string(t.lane) + " exited while " + op_name(w.op) +
+             " at this line waits for it (mask 0x" + [&] {
+               char buf[16];
+               std::snprintf(buf, sizeof buf, "%08x", w.mask);
+               return std::string(buf);
+             }() + ")");
+  if (r.bar_arrived > 0 && r.bar_arrived + r.exited == r.threads.size()) release_barrier(r);
+}
+
+void fiber_main(void* p) {
+  Run& r = *tl_run;
+  fiber_entered(r.scheduler);
+  hide_begin();
+  Thread* t = static_cast<Thread*>(p);
+  Fiber* f = t->fiber;
+  for (;;) {
+    tsan_acquire(&r.tsan_block_start);
+    hide_end();
+    try {
+      r.body(r.args);
+    } catch (const std::exception& e) {
+      // Unwinding cannot cross the fiber's first frame; device code does not throw on a GPU either.
+      fail("exception thrown by device code", t, Site{"(kernel body)", 0}, e.what());
+    }
+    hide_begin();
+    tsan_release(&r.tsan_block_end);
+    thread_exited(r, *t);
+    if (!r.fast || r.next_fast >= r.order.size()) break;
+    // Fast path: no thread has met a barrier or a warp operation so far, so the next thread
+    // runs right here on the same stack, with no switch.
+    t = &r.threads[r.order[r.next_fast++]];
+    t->fiber = f;
+    t->state = State::running;
+    tl_thread = &t->view;
+    r.current = t;
+  }
+  r.current = nullptr;
+  switch_to_scheduler(r, *t, true);
+}
+
+void resume(Run& r, Thread& t) {
+  if (t.state == State::fresh) {
+    Fiber& f = take_fiber(r);
+    t.fiber = &f;
+    fiber_start(f, &fiber_main, &t);
+  }
+  t.state = State::running;
+  tl_thread = &t.view;
+  r.current = &t;
+  ++r.switches;
+  fiber_switch(r.scheduler, *t.fiber, false);
+  r.current = nullptr;
+}
+
+void run_block(Run& r, uint3 block_idx) {
+  const dim3 bd = r.block.block_dim;
+  const unsigned n = bd.x * bd.y * bd.z;
+  r.block.block_idx = block_idx;
+  tl_block = &r.block;
+  if (r.block.dynamic_smem_bytes) std::memset(r.block.dynamic_smem, 0xFF, r.block.dynamic_smem_bytes);
+  r.threads.assign(n, Thread{});
+  for (unsigned i = 0; i < n; ++i) {
+    Thread& t = r.threads[i];
+    t.linear = i;
+    t.view.thread_idx = uint3{i % bd.x, (i / bd.x) % bd.y, i / (bd.x * bd.y)};
+    t.warp = i / 32;
+    t.lane = i % 32;
+  }
+  r.warps.assign((n + 31) / 32, Warp{});
+  for (unsigned w = 0; w < r.warps.size(); ++w) {
+    const unsigned lanes = std::min(32u, n - w * 32);
+    r.warps[w].exists = lanes == 32 ? 0xFFFFFFFFu : (1u << lanes) - 1;
+  }
+  arrange(r.order, n, r.sched, r.rng);
+  r.live = n;
+  r.exited = 0;
+  r.bar_gen = r.bar_arrived = 0;
+  // TSan is told every fiber runs alone; the fast path would run a block's threads in one TSan
+  // context and hide races between them, so it is off under TSan.
+  r.fast = !kTsan;
+  r.next_fast = 1;
+  tsan_release(&r.tsan_block_start);
+
+  resume(r, r.threads[r.order[0]]);
+  const bool ran_fast = r.live == 0;
+  while (r.live > 0) {
+    if (r.sched.order == Order::random) shuffle(r.order, r.rng);
+    bool progressed = false;
+    for (unsigned i : r.order) {
+      Thread& t = r.threads[i];
+      if (t.state == State::fresh || t.state == State::ready) {
+        resume(r, t);
+        progressed = true;
+      }
+    }
+    if (!progressed) {
+      // Every live thread waits and none can be released: name the first in thread order.
+      const Thread* w = nullptr;
+      for (const Thread& t : r.threads)
+        if (t.state == State::waiting) {
+          w = &t;
+          break;
+        }
+      std::string what = w->wait == WaitFor::barrier ? "__syncthreads" : op_name(r.warps[w->warp].op);
+      fail("deadlock", w, w->site,
+           "no thread can proceed; this thread waits in " + what + ", " + std::to_string(r.bar_arrived) +
+               " threads wait at __syncthreads, " + std::to_string(r.exited) + " of " + std::to_string(n) +
+               " exited");
+    }
+  }
+  tsan_acquire(&r.tsan_block_end);
+  for (Fiber* f : r.used_fibers) r.free_fibers.emplace_back(f);
+  r.used_fibers.clear();
+  ++g_counters.blocks;
+  if (ran_fast) ++g_counters.fast_blocks;
+}
+
+}  // namespace
+
+void run_grid(const char* kernel, dim3 grid, dim3 block, std::size_t smem_bytes, void (*body)(const void*),
+              const void* args) {
+  check_launch(kernel, grid.x, grid.y, grid.z, block.x, block.y, block.z, smem_bytes);
+  CORTEX_CHECK(body != nullptr, "launch of ", kernel, ": expected a kernel body, found a null pointer");
+  if (tl_run != nullptr && tl_run->current != nullptr) {
+    std::fprintf(stderr, "cortex simt: kernel %s launched %s from device code; the emulated device has no "
+                 "dynamic parallelism\n", kernel, tl_run->kernel);
+    std::abort();
+  }
+  const Schedule sched = schedule();
+  ++g_counters.launches;
+
+  // The Run (and its pooled fibers) lives as long as the OS thread.
+  thread_local Run run;
+  Run& r = run;
+  tl_run = &r;
+  hide_begin();
+  r.kernel = kernel;
+  r.sched = sched;
+  r.rng = sched.seed ^ (0x51D7ull * g_counters.launches.load());
+  r.body = body;
+  r.args = args;
+  fiber_bind_scheduler(r.scheduler);
+  // Exactly the launch's byte count, so ASan reports a read one past the end.
+  std::unique_ptr<unsigned char[]> smem(new unsigned char[smem_bytes]);
+  r.block.block_dim = block;
+  r.block.grid_dim = grid;
+  r.block.dynamic_smem = smem.get();
+  r.block.dynamic_smem_bytes = smem_bytes;
+
+  const std::uint64_t nblocks = std::uint64_t{grid.x} * grid.y * grid.z;
+  std::vector<std::uint64_t> blocks;
+  if (sched.order == Order::random) {
+    blocks.resize(nblocks);
+    for (std::uint64_t i = 0; i < nblocks; ++i) blocks[i] = i;
+    for (std::uint64_t i = nblocks; i > 1; --i) std::swap(blocks[i - 1], blocks[splitmix(r.rng) % i]);
+  }
+  for (std::uint64_t k = 0; k < nblocks; ++k) {
+    const std::uint64_t b = sched.order == Order::forward ? k : sched.order == Order::reverse ? nblocks - 1 - k : blocks[k];
+    run_block(r, uint3{static_cast<unsigned>(b % grid.x), static_cast<unsigned>((b / grid.x) % grid.y),
+                       static_cast<unsigned>(b / (std::uint64_t{grid.x} * grid.y))});
+  }
+  g_counters.switches += r.switches;
+  r.switches = 0;
+  tl_block = nullptr;
+  tl_thread = nullptr;
+  r.block.dynamic_smem = nullptr;
+  hide_end();
+}
+
+void syncthreads(Site site) {
+  Run& r = *tl_run;
+  Thread& t = *r.current;
+  hide_begin();
+  if (r.bar_arrived == 0) {
+    r.bar_site = site;
+  } else if (!same_site(site, r.bar_site)) {
+    fail("divergent barrier", &t, site,
+         std::string("__syncthreads here while other threads of the block wait at ") + r.bar_site.file + ":" +
+             std::to_string(r.bar_site.line));
+  }
+  const unsigned gen = r.bar_gen;
+  ++r.bar_arrived;
+  tsan_release(&r.tsan_bar[gen & 1]);
+  if (r.bar_arrived + r.exited == r.threads.size()) {
+    release_barrier(r);
+    // Yield anyway, so that after the barrier threads start again in schedule order.
+    t.state = State::ready;
+    r.fast = false;
+    switch_to_scheduler(r, t, false);
+    tl_thread = &t.view;
+    r.current = &t;
+  } else {
+    wait_here(r, t, WaitFor::barrier, site);
+  }
+  tsan_acquire(&r.tsan_bar[gen & 1]);
+  hide_end();
+}
+
+std::uint64_t warp_op(Site site, WarpOp op, unsigned mask, std::uint64_t value, int arg, int width) {
+  Run& r = *tl_run;
+  Thread& t = *r.current;
+  hide_begin();
+  Warp& w = r.warps[t.warp];
+  const unsigned bit = 1u << t.lane;
+  auto hex = [](unsigned m) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "0x%08x", m);
+    return std::string(buf);
+  };
+  if (!(mask & bit))
+    fail("bad warp mask", &t, site, std::string(op_name(op)) + " with mask " + hex(mask) + " that does not name the calling lane " + std::to_string(t.lane));
+  if (mask & ~w.exists)
+    fail("bad warp mask", &t, site, std::string(op_name(op)) + " with mask " + hex(mask) + " naming lanes that do not exist (this warp has lanes " + hex(w.exists) + ")");
+  if (mask & w.exited)
+    fail("bad warp mask", &t, site, std::string(op_name(op)) + " with mask " + hex(mask) + " naming lanes that have exited " + hex(mask & w.exited));
+  const bool shuffle_op = op == WarpOp::shfl || op == WarpOp::shfl_up || op == WarpOp::shfl_down || op == WarpOp::shfl_xor;
+  if (shuffle_op && (width < 1 || width > 32 || (width & (width - 1)) != 0))
+    fail("bad shuffle width", &t, site, std::string(op_name(op)) + " width must be a power of 2 in [1, 32], found " + std::to_string(width));
+
+  // Another group of lanes (a disjoint mask) has an operation open: wait for it to finish. An
+  // overlapping but different mask means the lanes disagree about who takes part: a bug.
+  while (w.mask != 0 && w.mask != mask) {
+    if (w.mask & mask)
+      fail("warp mask mismatch", &t, site, std::string(op_name(op)) + " with mask " + hex(mask) + " while " + op_name(w.op) + " at " + w.site.file + ":" + std::to_string(w.site.line) + " has mask " + hex(w.mask));
+    wait_here(r, t, WaitFor::warp_idle, site);
+  }
+  if (w.mask == 0) {
+    w.mask = mask;
+    w.op = op;
+    w.site = site;
+    w.arrived = 0;
+  } else if (w.op != op) {
+    fail("divergent warp operation", &t, site, std::string(op_name(op)) + " here while lanes of the same mask wait in " + op_name(w.op) + " at " + w.site.file + ":" + std::to_string(w.site.line));
+  }
+  const unsigned gen = w.gen;
+  const unsigned buf = gen & 1;
+  w.slot[buf][t.lane] = value;
+  w.arrived |= bit;
+  tsan_release(&w.tsan_sync[buf]);
+  if (w.arrived == mask) {
+    complete_warp(r, w, t.warp);
+    t.state = State::ready;
+    r.fast = false;
+    switch_to_scheduler(r, t, false);
+    tl_thread = &t.view;
+    r.current = &t;
+  } else {
+    wait_here(r, t, WaitFor::warp, site);
+  }
+  tsan_acquire(&w.tsan_sync[buf]);
+
+  std::uint64_t result = 0;
+  const std::uint64_t* s = w.slot[buf];
+  const int lane = static_cast<int>(t.lane);
+  const int seg = lane & ~(width - 1);  // first lane of this lane's shuffle segment
+  int src = lane;
+  switch (op) {
+    case WarpOp::shfl: src = seg + (arg & (width - 1)); break;
+    // Out-of-range sources return the caller's own value (CUDA's rule).
+    case WarpOp::shfl_up: src = (lane - seg) >= arg ? lane - arg : lane; break;
+    case WarpOp::shfl_down: src = (lane - seg) + arg < width ? lane + arg : lane; break;
+    case WarpOp::shfl_xor: src = lane ^ (arg & 31); if (src >= seg + width) src = lane; break;
+    case WarpOp::ballot:
+    case WarpOp::any:
+    case WarpOp::all: {
+      unsigned votes = 0;
+      for (int i = 0; i < 32; ++i)
+        if ((mask >> i & 1u) && s[i]) votes |= 1u << i;
+      result = op == WarpOp::ballot ? votes : op == WarpOp::any ? (votes != 0) : (votes == mask);
+      break;
+    }
+    case WarpOp::sync: break;
+  }
+  if (shuffle_op) {
+    if (src < 0 || src > 31 || !(mask >> src & 1u))
+      fail("shuffle reads a lane outside the mask", &t, site, std::string(op_name(op)) + " reads lane " + std::to_string(src) + ", which mask " + hex(mask) + " does not name");
+    result = s[src];
+  }
+  hide_end();
+  return result;
+}
+
+}  // namespace detail
+
+Schedule parse_schedule(const std::string& text) {
+  if (text == "forward") return Schedule{Order::forward, 0};
+  if (text == "reverse") return Schedule{Order::reverse, 0};
+  if (text == "random") return Schedule{Order::random, 0};
+  if (text.rfind("random:", 0) == 0) {
+    const std::string digits = text.substr(7);
+    const bool ok = !digits.empty() && digits.size() <= 19 &&
+                    std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
+    CORTEX_CHECK(ok, "SIMT schedule: expected random:SEED with a decimal seed, found \"", text, "\"");
+    return Schedule{Order::random, std::stoull(digits)};
+  }
+  throw Error("SIMT schedule: expected forward, reverse, random or random:SEED, found \"" + text + "\"");
+}
+
+std::string to_string(const Schedule& s) {
+  switch (s.order) {
+    case Order::forward: return "forward";
+    case Order::reverse: return "reverse";
+    case Order::random: return "random:" + std::to_string(s.seed);
+  }
+  return "?";
+}
+
+Schedule schedule() {
+  std::lock_guard<std::mutex> lock(detail::g_sched_mutex);
+  if (detail::g_sched_set) return detail::g_set_sched;
+  if (!detail::g_env_read) {
+    const char* env = std::getenv("CORTEX_SIMT_ORDER");
+    const Schedule s = env && *env ? parse_schedule(env) : Schedule{};
+    detail::g_env_sched = s;
+    detail::g_env_read = true;
+  }
+  return detail::g_env_sched;
+}
+
+void set_schedule(const Schedule& s) {
+  CORTEX_CHECK(s.order == Order::forward || s.order == Order::reverse || s.order == Order::random,
+               "set_schedule: expected forward, reverse or random, found order ", static_cast<int>(s.order));
+  std::lock_guard<std::mutex> lock(detail::g_sched_mutex);
+  detail::g_sched_set = true;
+  detail::g_set_sched = s;
+}
+
+void clear_schedule() {
+  std::lock_guard<std::mutex> lock(detail::g_sched_mutex);
+  detail::g_sched_set = false;
+  detail::g_env_read = false;
+}
+
+Stats stats() {
+  Stats s;
+  s.launches = detail::g_counters.launches.load();
+  s.blocks = detail::g_counters.blocks.load();
+  s.fast_blocks = detail::g_counters.fast_blocks.load();
+  s.switches = detail::g_counters.switches.load();
+  return s;
+}
+
+}  // namespace cortex::simt
