@@ -145,14 +145,15 @@ void fiber_start(Fiber& f, void (*entry)(void*), void* arg) {
   f.arg = arg;
   f.asan_fake_stack = nullptr;
 #ifdef CORTEX_SIMT_ASAN
-  // A reused stack still carries the poisoned redzones of the frames that lived on it before.
+  // A restarted stack still carries the poisoned redzones of the frames that lived on it before.
   __asan_unpoison_memory_region(const_cast<void*>(f.stack_bottom), f.stack_size);
 #endif
 #ifdef CORTEX_SIMT_TSAN
-  // A fresh TSan context per start: reusing one would order the new CUDA thread after the old
-  // one and hide races between them.
-  if (f.tsan_fiber) __tsan_destroy_fiber(f.tsan_fiber);
-  f.tsan_fiber = __tsan_create_fiber(0);
+  // One TSan context per fiber, created once (about 0.5 ms each). A fiber that runs several CUDA
+  // threads orders them, which hides nothing: the runtime hands a fiber to another thread only
+  // at a block boundary (blocks are ordered by their start and end annotations anyway), so the
+  // threads of one block always have distinct fibers.
+  if (!f.tsan_fiber) f.tsan_fiber = __tsan_create_fiber(0);
 #endif
 #ifdef CORTEX_SIMT_ASM_SWITCH
   char* top = f.map + f.map_bytes;
@@ -178,11 +179,9 @@ void fiber_start(Fiber& f, void (*entry)(void*), void* arg) {
 #endif
 }
 
-void fiber_switch(Fiber& from, Fiber& to, bool exiting) {
+void fiber_switch(Fiber& from, Fiber& to) {
 #ifdef CORTEX_SIMT_ASAN
-  __sanitizer_start_switch_fiber(exiting ? nullptr : &from.asan_fake_stack, to.stack_bottom, to.stack_size);
-#else
-  (void)exiting;
+  __sanitizer_start_switch_fiber(&from.asan_fake_stack, to.stack_bottom, to.stack_size);
 #endif
 #ifdef CORTEX_SIMT_TSAN
   // No implied synchronisation: the runtime adds exactly CUDA's ordering (barriers, warp

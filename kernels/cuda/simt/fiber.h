@@ -58,17 +58,16 @@ struct Fiber {
 };
 
 // Makes `f` a fiber that will call entry(arg) on the first switch to it. The stack is mapped on
-// the first start and kept by `f` for later starts (the runtime pools Fiber objects per OS
-// thread, so a stack is mapped once, not per CUDA thread); ~Fiber unmaps it. entry must never return: it ends by switching
-// back to the scheduler with exiting = true.
+// the first start and kept by `f` (the runtime pools fibers per OS thread, so a stack is mapped
+// once, not per CUDA thread); ~Fiber unmaps it. entry must never return: it runs CUDA threads
+// and parks (switches back to the scheduler) in between.
 void fiber_start(Fiber& f, void (*entry)(void*), void* arg);
 
 // Binds `f` to the calling OS thread's own stack so fibers can switch back to it.
 void fiber_bind_scheduler(Fiber& f);
 
-// Saves the current context in `from` and resumes `to`. exiting = true when `from` will never be
-// resumed again (it lets ASan drop its fake stack).
-void fiber_switch(Fiber& from, Fiber& to, bool exiting);
+// Saves the current context in `from` and resumes `to`.
+void fiber_switch(Fiber& from, Fiber& to);
 
 // Called first thing on a new fiber's stack: completes the sanitizers' side of the switch that
 // started it, and records the scheduler's stack bounds in `scheduler` for later switches back.

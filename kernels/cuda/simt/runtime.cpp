@@ -90,7 +90,17 @@ struct Thread {
   State state = State::fresh;
   WaitFor wait = WaitFor::none;
   Site site{"", 0};   // where it waits
-  Fiber* fiber = nullptr;
+  Fiber* fiber = nullptr;   // the fiber it runs on
+};
+
+// A fiber that runs CUDA threads one after another: when its thread exits it parks (switches to
+// the scheduler) and the scheduler later hands it a fresh thread of this or a later block. Its
+// stack and frames stay live between threads, so nothing is rebuilt per thread and the
+// sanitizers' view of the stack stays balanced.
+struct Worker {
+  Fiber fiber;
+  Thread* thread = nullptr;  // the thread to run when next resumed
+  bool started = false;
 };
 
 // One warp's operation in progress. Each lane writes its value into slot[gen & 1][lane]; the
@@ -133,8 +143,8 @@ struct Run {
   Thread* current = nullptr;
   std::uint64_t switches = 0;   // added to g_counters once per launch (an atomic per switch costs)
   Fiber scheduler;
-  std::vector<std::unique_ptr<Fiber>> free_fibers;  // pooled per OS thread, each with its stack
-  std::vector<Fiber*> used_fibers;                  // in use by this block
+  std::vector<std::unique_ptr<Worker>> free_workers;  // pooled per OS thread, each with its stack
+  std::vector<std::unique_ptr<Worker>> used_workers;  // handed to threads of this block
 };
 thread_local Run* tl_run = nullptr;
 
@@ -176,17 +186,18 @@ void arrange(std::vector<unsigned>& v, unsigned n, const Schedule& s, std::uint6
   std::abort();
 }
 
-Fiber& take_fiber(Run& r) {
-  if (r.free_fibers.empty()) r.free_fibers.push_back(std::make_unique<Fiber>());
-  Fiber* f = r.free_fibers.back().release();
-  r.free_fibers.pop_back();
-  r.used_fibers.push_back(f);
-  return *f;
+// A block never hands a worker to a second thread: TSan would see the second thread ordered after
+// the first. Workers return to the pool at block end.
+Worker& take_worker(Run& r) {
+  if (r.free_workers.empty()) r.free_workers.push_back(std::make_unique<Worker>());
+  r.used_workers.push_back(std::move(r.free_workers.back()));
+  r.free_workers.pop_back();
+  return *r.used_workers.back();
 }
 
-void switch_to_scheduler(Run& r, Thread& t, bool exiting) {
+void switch_to_scheduler(Run& r, Thread& t) {
   ++r.switches;
-  fiber_switch(*t.fiber, r.scheduler, exiting);
+  fiber_switch(*t.fiber, r.scheduler);
 }
 
 // Suspends the calling thread until the scheduler resumes it (its state set back to ready).
@@ -196,7 +207,7 @@ void wait_here(Run& r, Thread& t, WaitFor w, Site s) {
   t.site = s;
   // Waiting ends the fast path: from here on every thread needs its own fiber.
   r.fast = false;
-  switch_to_scheduler(r, t, false);
+  switch_to_scheduler(r, t);
   tl_thread = &t.view;
   r.current = &t;
 }
@@ -246,47 +257,59 @@ void thread_exited(Run& r, Thread& t) {
 }
 
 void fiber_main(void* p) {
+  hide_begin();  // before touching anything the scheduler wrote (TSan)
+  Worker& w = *static_cast<Worker*>(p);
   Run& r = *tl_run;
   fiber_entered(r.scheduler);
-  hide_begin();
-  Thread* t = static_cast<Thread*>(p);
-  Fiber* f = t->fiber;
   for (;;) {
-    tsan_acquire(&r.tsan_block_start);
-    hide_end();
-    try {
-      r.body(r.args);
-    } catch (const std::exception& e) {
-      // Unwinding cannot cross the fiber's first frame; device code does not throw on a GPU either.
-      fail("exception thrown by device code", t, Site{"(kernel body)", 0}, e.what());
+    Thread* t = w.thread;
+    for (;;) {
+      tsan_acquire(&r.tsan_block_start);
+      hide_end();
+      try {
+        r.body(r.args);
+      } catch (const std::exception& e) {
+        // Unwinding cannot cross the fiber's first frame; device code does not throw on a GPU either.
+        fail("exception thrown by device code", t, Site{"(kernel body)", 0}, e.what());
+      }
+      hide_begin();
+      tsan_release(&r.tsan_block_end);
+      thread_exited(r, *t);
+      if (!r.fast || r.next_fast >= r.order.size()) break;
+      // Fast path: no thread has met a barrier or a warp operation so far, so the next thread
+      // runs right here on the same stack, with no switch.
+      t = &r.threads[r.order[r.next_fast++]];
+      t->fiber = &w.fiber;
+      t->state = State::running;
+      tl_thread = &t->view;
+      r.current = t;
     }
+    // Park until the scheduler hands this worker another thread. TSan refuses to retire a fiber
+    // whose ignores are on (the pool is destroyed with the OS thread), so they are off while parked;
+    // the switch touches only what the scheduler wrote before, read-only.
+    r.current = nullptr;
+    ++r.switches;
+    hide_end();
+    fiber_switch(w.fiber, r.scheduler);
     hide_begin();
-    tsan_release(&r.tsan_block_end);
-    thread_exited(r, *t);
-    if (!r.fast || r.next_fast >= r.order.size()) break;
-    // Fast path: no thread has met a barrier or a warp operation so far, so the next thread
-    // runs right here on the same stack, with no switch.
-    t = &r.threads[r.order[r.next_fast++]];
-    t->fiber = f;
-    t->state = State::running;
-    tl_thread = &t->view;
-    r.current = t;
   }
-  r.current = nullptr;
-  switch_to_scheduler(r, *t, true);
 }
 
 void resume(Run& r, Thread& t) {
   if (t.state == State::fresh) {
-    Fiber& f = take_fiber(r);
-    t.fiber = &f;
-    fiber_start(f, &fiber_main, &t);
+    Worker& w = take_worker(r);
+    w.thread = &t;
+    t.fiber = &w.fiber;
+    if (!w.started) {
+      fiber_start(w.fiber, &fiber_main, &w);
+      w.started = true;
+    }
   }
   t.state = State::running;
   tl_thread = &t.view;
   r.current = &t;
   ++r.switches;
-  fiber_switch(r.scheduler, *t.fiber, false);
+  fiber_switch(r.scheduler, *t.fiber);
   r.current = nullptr;
 }
 
@@ -347,8 +370,8 @@ void run_block(Run& r, uint3 block_idx) {
     }
   }
   tsan_acquire(&r.tsan_block_end);
-  for (Fiber* f : r.used_fibers) r.free_fibers.emplace_back(f);
-  r.used_fibers.clear();
+  for (auto& w : r.used_workers) r.free_workers.push_back(std::move(w));
+  r.used_workers.clear();
   ++g_counters.blocks;
   if (ran_fast) ++g_counters.fast_blocks;
 }
@@ -370,8 +393,8 @@ void run_grid(const char* kernel, dim3 grid, dim3 block, std::size_t smem_bytes,
   // The Run (and its pooled fibers) lives as long as the OS thread.
   thread_local Run run;
   Run& r = run;
-  tl_run = &r;
   hide_begin();
+  tl_run = &r;
   r.kernel = kernel;
   r.sched = sched;
   r.rng = sched.seed ^ (0x51D7ull * g_counters.launches.load());
@@ -424,7 +447,7 @@ void syncthreads(Site site) {
     // Yield anyway, so that after the barrier threads start again in schedule order.
     t.state = State::ready;
     r.fast = false;
-    switch_to_scheduler(r, t, false);
+    switch_to_scheduler(r, t);
     tl_thread = &t.view;
     r.current = &t;
   } else {
@@ -479,7 +502,7 @@ std::uint64_t warp_op(Site site, WarpOp op, unsigned mask, std::uint64_t value, 
     complete_warp(r, w, t.warp);
     t.state = State::ready;
     r.fast = false;
-    switch_to_scheduler(r, t, false);
+    switch_to_scheduler(r, t);
     tl_thread = &t.view;
     r.current = &t;
   } else {
