@@ -76,17 +76,12 @@ __global__ void sgemm_tiled(const float* __restrict__ A, const float* __restrict
 }
 
 // ---- softmax over the rows of x (rows, cols), one block per row. The row is cached in dynamic
-// shared memory (cols floats) followed by one partial sum per warp; the maximum goes through a
-// float atomicMax built on atomicCAS (CUDA has none for float).
-__device__ float atomic_max_float(float* addr, float v) {
-  int* p = reinterpret_cast<int*>(addr);
-  int old = *p;
-  while (__int_as_float(old) < v) {
-    const int seen = atomicCAS(p, old, __float_as_int(v));
-    if (seen == old) break;
-    old = seen;
-  }
-  return __int_as_float(old);
+// shared memory (cols floats) followed by one partial sum per warp. The maximum goes through a
+// float atomicMax (CUDA has none) made of the integer ones: non-negative floats order like their
+// bits as int, negative ones in reverse like their bits as unsigned (not for NaN).
+__device__ void atomic_max_float(float* addr, float v) {
+  if (v >= 0.0f) atomicMax(reinterpret_cast<int*>(addr), __float_as_int(v));
+  else atomicMin(reinterpret_cast<unsigned*>(addr), __float_as_uint(v));
 }
 
 __global__ void softmax_rows(const float* __restrict__ x, float* __restrict__ y, int cols) {
@@ -151,6 +146,21 @@ __global__ void early_exit_barrier(const float* __restrict__ x, int n, float* __
   const int partner = threadIdx.x ^ 1;
   const int j = blockIdx.x * blockDim.x + partner;
   y[i] = s[threadIdx.x] + (j < n ? s[partner] : 0.0f);
+}
+
+// Atomics from every thread of every block: an increment through an atomicCAS loop (no plain
+// read of the shared counter, which would race), integer max/min, exchange, float and double adds.
+// out: [cas_count, max, min, exch_seen, exch_last], sums: [float, double].
+__global__ void atomics_mix(int* out, float* fsum, double* dsum) {
+  const int id = blockIdx.x * blockDim.x + threadIdx.x;
+  int assumed = 0, old;
+  while ((old = atomicCAS(&out[0], assumed, assumed + 1)) != assumed) assumed = old;
+  atomicMax(&out[1], id * 7 % 1000);
+  atomicMin(&out[2], 1000 - id);
+  atomicExch(&out[4], id);
+  atomicAdd(&out[3], 1);
+  atomicAdd(fsum, 0.5f);
+  atomicAdd(dsum, static_cast<double>(id));
 }
 
 // Elementwise: no barrier, so the emulated device runs it on the fast path.
