@@ -156,7 +156,10 @@ void fiber_start(Fiber& f, void (*entry)(void*), void* arg) {
   if (!f.tsan_fiber) f.tsan_fiber = __tsan_create_fiber(0);
 #endif
 #ifdef CORTEX_SIMT_ASM_SWITCH
-  char* top = f.map + f.map_bytes;
+  // Stack colouring: the stacks are a page-multiple apart, so without an offset every fiber's
+  // hot top-of-stack lines fall into the same L1 set and a block of 1024 fibers thrashes it.
+  thread_local unsigned colour = 0;
+  char* top = f.map + f.map_bytes - 64 * (colour++ % 64);
   auto* frame = reinterpret_cast<std::uint64_t*>(reinterpret_cast<std::uintptr_t>(top - 64) & ~std::uintptr_t{15});
   // FP state: this thread's MXCSR and the x87 default (round to nearest, extended precision).
   frame[0] = static_cast<std::uint64_t>(_mm_getcsr()) | (std::uint64_t{0x037F} << 32);

@@ -34,8 +34,8 @@ extern "C" void AnnotateIgnoreWritesEnd(const char* file, int line);
 namespace cortex::simt {
 namespace detail {
 
-thread_local const ThreadView* tl_thread = nullptr;
-thread_local const BlockView* tl_block = nullptr;
+thread_local const ThreadView* tl_thread __attribute__((tls_model("initial-exec"))) = nullptr;
+thread_local const BlockView* tl_block __attribute__((tls_model("initial-exec"))) = nullptr;
 
 namespace {
 
@@ -146,7 +146,7 @@ struct Run {
   std::vector<std::unique_ptr<Worker>> free_workers;  // pooled per OS thread, each with its stack
   std::vector<std::unique_ptr<Worker>> used_workers;  // handed to threads of this block
 };
-thread_local Run* tl_run = nullptr;
+thread_local Run* tl_run __attribute__((tls_model("initial-exec"))) = nullptr;
 
 struct Counters {
   std::atomic<std::uint64_t> launches{0}, blocks{0}, fast_blocks{0}, switches{0};

@@ -72,8 +72,11 @@ struct BlockView {
   unsigned char* dynamic_smem;
   std::size_t dynamic_smem_bytes;
 };
-extern thread_local const ThreadView* tl_thread;
-extern thread_local const BlockView* tl_block;
+// initial-exec: a plain %fs-relative load even from a shared library (the default model calls
+// __tls_get_addr on every threadIdx read: 10% of a barrier's cost). The runtime's library is
+// linked, not dlopen'ed, so the static TLS block has room for these two pointers.
+extern thread_local const ThreadView* tl_thread __attribute__((tls_model("initial-exec")));
+extern thread_local const BlockView* tl_block __attribute__((tls_model("initial-exec")));
 
 // Runs body(args) once per thread of every block of the grid. Limits were checked by the caller
 // (cortex::launch); this checks them again and throws cortex::Error naming `kernel`.
