@@ -163,6 +163,19 @@ __global__ void atomics_mix(int* out, float* fsum, double* dsum) {
   atomicAdd(dsum, static_cast<double>(id));
 }
 
+// Thread 0 leaves before the barrier the others meet: the emulated device starts on its fast
+// path (thread 0 met no barrier) and must fall back when thread 1 reaches one.
+__global__ void late_barrier(const float* __restrict__ x, float* __restrict__ y) {
+  __shared__ float s[64];
+  if (threadIdx.x == 0) {
+    y[0] = -1.0f;
+    return;
+  }
+  s[threadIdx.x] = x[threadIdx.x];
+  __syncthreads();
+  y[threadIdx.x] = s[threadIdx.x] + s[threadIdx.x % (blockDim.x - 1) + 1];
+}
+
 // Elementwise: no barrier, so the emulated device runs it on the fast path.
 __global__ void axpy(float a, const float* __restrict__ x, float* __restrict__ y, int n) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;

@@ -221,6 +221,19 @@ TEST(SimtKernels, ExitedThreadsCountAsArrivedAtTheBarrier) {
   }
 }
 
+TEST(SimtKernels, FastPathFallsBackWhenALaterThreadMeetsABarrier) {
+  ScheduleGuard guard;
+  const int threads = 64;
+  const std::vector<float> x = random_floats(threads, 10);
+  for (const Schedule& s : kOrders) {
+    cortex::simt::set_schedule(s);
+    std::vector<float> y(threads, 0.0f);
+    CORTEX_LAUNCH(simt_test::late_barrier, dim3(1), dim3(threads), 0, nullptr, x.data(), y.data());
+    EXPECT_EQ(y[0], -1.0f) << order_name(s);
+    for (int t = 1; t < threads; ++t) ASSERT_EQ(y[t], x[t] + x[t % (threads - 1) + 1]) << t << " " << order_name(s);
+  }
+}
+
 TEST(SimtKernels, DynamicSharedMemoryStartsAsNaN) {
   std::vector<float> out(32, 0.0f);
   CORTEX_LAUNCH(simt_test::read_uninitialised_smem, dim3(1), dim3(32), 32 * sizeof(float), nullptr, out.data());
