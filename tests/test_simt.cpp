@@ -11,6 +11,10 @@
 #include <string>
 #include <vector>
 
+#if defined(__x86_64__)
+#include <xmmintrin.h>
+#endif
+
 #include "simt_kernels.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -233,6 +237,20 @@ TEST(SimtKernels, FastPathFallsBackWhenALaterThreadMeetsABarrier) {
     for (int t = 1; t < threads; ++t) ASSERT_EQ(y[t], x[t] + x[t % (threads - 1) + 1]) << t << " " << order_name(s);
   }
 }
+
+#if defined(__x86_64__) && !defined(CORTEX_SIMT_UCONTEXT)
+// Fibers run with the default MXCSR (no flush-to-zero), like CUDA's default float arithmetic,
+// even when the launching thread flushes denormals.
+TEST(SimtKernels, KernelsKeepDenormalsWhenTheHostFlushesThem) {
+  const unsigned saved = _mm_getcsr();
+  _mm_setcsr(saved | 0x8040u);  // FTZ | DAZ on the host thread
+  float x = 1e-38f, y = 0.0f;
+  CORTEX_LAUNCH(simt_test::axpy, dim3(1), dim3(1), 0, nullptr, 0.5f, &x, &y, 1);
+  _mm_setcsr(saved);
+  EXPECT_EQ(y, 0.5f * 1e-38f);
+  EXPECT_NE(y, 0.0f);
+}
+#endif
 
 TEST(SimtKernels, DynamicSharedMemoryStartsAsNaN) {
   std::vector<float> out(32, 0.0f);

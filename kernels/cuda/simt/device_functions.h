@@ -40,8 +40,8 @@ inline double __fma_rn(double a, double b, double c) { return fma(a, b, c); }
 // Clamps to [0, 1]; NaN gives 0, as on a GPU.
 inline float __saturatef(float x) { return x >= 1.0f ? 1.0f : (x > 0.0f ? x : 0.0f); }
 
-// Conversions. _rn assumes the default rounding mode (to nearest even), which the runtime keeps:
-// every fiber starts with the launching thread's MXCSR.
+// Conversions. _rn relies on the rounding mode being to-nearest-even: every fiber starts with the
+// default MXCSR (kernels/cuda/simt/fiber.cpp).
 inline int __float2int_rn(float x) { return static_cast<int>(nearbyintf(x)); }
 inline int __float2int_rz(float x) { return static_cast<int>(x); }
 inline int __float2int_rd(float x) { return static_cast<int>(floorf(x)); }

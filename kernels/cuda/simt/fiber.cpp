@@ -10,9 +10,6 @@
 #include <cstdlib>
 #include <cstring>
 
-#ifdef CORTEX_SIMT_ASM_SWITCH
-#include <xmmintrin.h>
-#endif
 
 #if defined(__SANITIZE_ADDRESS__)
 #define CORTEX_SIMT_ASAN 1
@@ -161,8 +158,10 @@ void fiber_start(Fiber& f, void (*entry)(void*), void* arg) {
   thread_local unsigned colour = 0;
   char* top = f.map + f.map_bytes - 64 * (colour++ % 64);
   auto* frame = reinterpret_cast<std::uint64_t*>(reinterpret_cast<std::uintptr_t>(top - 64) & ~std::uintptr_t{15});
-  // FP state: this thread's MXCSR and the x87 default (round to nearest, extended precision).
-  frame[0] = static_cast<std::uint64_t>(_mm_getcsr()) | (std::uint64_t{0x037F} << 32);
+  // FP state: the defaults (MXCSR 0x1F80: round to nearest, no flush-to-zero, exceptions masked;
+  // x87 0x037F), like CUDA's default float arithmetic, whatever the launching thread has set.
+  // A fiber keeps its own state from then on: the switch saves and restores it.
+  frame[0] = std::uint64_t{0x1F80} | (std::uint64_t{0x037F} << 32);
   frame[1] = 0;                                            // r15
   frame[2] = 0;                                            // r14
   frame[3] = reinterpret_cast<std::uint64_t>(entry);       // r13

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <numeric>
 #include <vector>
 
 #include "kernels/cuda/launch_limits.h"
@@ -409,14 +410,19 @@ void run_grid(const char* kernel, dim3 grid, dim3 block, std::size_t smem_bytes,
   r.block.dynamic_smem_bytes = smem_bytes;
 
   const std::uint64_t nblocks = std::uint64_t{grid.x} * grid.y * grid.z;
-  std::vector<std::uint64_t> blocks;
-  if (sched.order == Order::random) {
-    blocks.resize(nblocks);
-    for (std::uint64_t i = 0; i < nblocks; ++i) blocks[i] = i;
-    for (std::uint64_t i = nblocks; i > 1; --i) std::swap(blocks[i - 1], blocks[splitmix(r.rng) % i]);
+  // Random block order without a table (a grid may have 2^62 blocks): k -> (a k + c) mod n is a
+  // permutation when gcd(a, n) = 1, with a and c drawn from the seed.
+  std::uint64_t a = 1, c = 0;
+  if (sched.order == Order::random && nblocks > 1) {
+    do {
+      a = splitmix(r.rng) % nblocks;
+    } while (std::gcd(a, nblocks) != 1);
+    c = splitmix(r.rng) % nblocks;
   }
   for (std::uint64_t k = 0; k < nblocks; ++k) {
-    const std::uint64_t b = sched.order == Order::forward ? k : sched.order == Order::reverse ? nblocks - 1 - k : blocks[k];
+    const std::uint64_t b = sched.order == Order::forward   ? k
+                            : sched.order == Order::reverse ? nblocks - 1 - k
+                                                            : static_cast<std::uint64_t>((static_cast<unsigned __int128>(a) * k + c) % nblocks);
     run_block(r, uint3{static_cast<unsigned>(b % grid.x), static_cast<unsigned>((b / grid.x) % grid.y),
                        static_cast<unsigned>(b / (std::uint64_t{grid.x} * grid.y))});
   }
