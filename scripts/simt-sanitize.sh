@@ -3,8 +3,9 @@
 # reverse schedule order, and exits non-zero on any failure or unexpected sanitizer report.
 #   scripts/simt-sanitize.sh asan   AddressSanitizer + UBSan (build-simt-asan/)
 #   scripts/simt-sanitize.sh tsan   ThreadSanitizer           (build-simt-tsan/)
-# JOBS=n for the build's parallelism (default 2), CXX=... for another compiler (default g++: it
-# links the sanitizer runtime into the project's shared libraries, which clang does not).
+# JOBS=n for the build's parallelism (default 2); CXX=g++-NN for another GCC. GCC only: the layers
+# are shared libraries linked with --no-undefined, and clang puts its ASan/TSan runtimes into
+# executables only, so those libraries do not link with clang's sanitizers.
 #
 # The deliberately broken kernels are expected to be reported: under asan the dynamic shared
 # memory overflow (ASan) and the static one (UBSan), under tsan the missing __syncthreads (TSan,
@@ -22,6 +23,10 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=$root/build-simt-$kind
 jobs=${JOBS:-2}
 cxx=${CXX:-g++}
+if "$cxx" --version 2>/dev/null | grep -qi clang; then
+  echo "simt-sanitize.sh: needs GCC (found $cxx): clang's sanitizer runtimes do not link into the layers' shared libraries" >&2
+  exit 2
+fi
 flags="$flags -g -O1 -fno-omit-frame-pointer"
 
 launcher=()
