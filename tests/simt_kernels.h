@@ -163,6 +163,17 @@ __global__ void atomics_mix(int* out, float* fsum, double* dsum) {
   atomicAdd(dsum, static_cast<double>(id));
 }
 
+// Barriers that vote: out has 4 ints per thread (count, and, or, or of all zeros).
+__global__ void barrier_votes(const int* __restrict__ flags, int* __restrict__ out) {
+  const int f = flags[threadIdx.x];
+  const int count = __syncthreads_count(f);
+  const int all = __syncthreads_and(f);
+  const int any = __syncthreads_or(f);
+  const int none = __syncthreads_or(0);
+  int* o = out + 4 * threadIdx.x;
+  o[0] = count, o[1] = all != 0, o[2] = any != 0, o[3] = none != 0;
+}
+
 // Thread 0 leaves before the barrier the others meet: the emulated device starts on its fast
 // path (thread 0 met no barrier) and must fall back when thread 1 reaches one.
 __global__ void late_barrier(const float* __restrict__ x, float* __restrict__ y) {

@@ -225,6 +225,27 @@ TEST(SimtKernels, ExitedThreadsCountAsArrivedAtTheBarrier) {
   }
 }
 
+TEST(SimtKernels, BarrierVotesCountTheBlock) {
+  ScheduleGuard guard;
+  const int threads = 100;
+  for (const Schedule& s : kOrders) {
+    cortex::simt::set_schedule(s);
+    for (const bool every : {false, true}) {
+      std::vector<int> flags(threads), out(4 * threads, -1);
+      int expect = 0;
+      for (int t = 0; t < threads; ++t) expect += flags[t] = every || t % 3 == 0 ? 7 : 0;
+      expect /= 7;
+      CORTEX_LAUNCH(simt_test::barrier_votes, dim3(1), dim3(threads), 0, nullptr, flags.data(), out.data());
+      for (int t = 0; t < threads; ++t) {
+        ASSERT_EQ(out[4 * t + 0], expect) << t << " " << order_name(s);
+        ASSERT_EQ(out[4 * t + 1], every ? 1 : 0) << t << " " << order_name(s);
+        ASSERT_EQ(out[4 * t + 2], 1) << t << " " << order_name(s);
+        ASSERT_EQ(out[4 * t + 3], 0) << t << " " << order_name(s);
+      }
+    }
+  }
+}
+
 TEST(SimtKernels, FastPathFallsBackWhenALaterThreadMeetsABarrier) {
   ScheduleGuard guard;
   const int threads = 64;

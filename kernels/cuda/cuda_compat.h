@@ -14,7 +14,8 @@
 //   cortex::Stream   the stream type (cudaStream_t under nvcc; ignored on the emulated device,
 //                    which runs every launch synchronously).
 // and, on the host, CUDA's own names: __global__, __device__, __host__, __forceinline__,
-// __shared__, threadIdx/blockIdx/blockDim/gridDim, dim3/float4/..., __syncthreads, the warp
+// __shared__, threadIdx/blockIdx/blockDim/gridDim, dim3/float4/..., __syncthreads (and its
+// _count/_and/_or forms), the warp
 // operations (__shfl_sync and its up/down/xor forms, __ballot_sync, __any_sync, __all_sync,
 // __syncwarp), atomics and the common math intrinsics.
 //
@@ -100,6 +101,11 @@ void launch(const char* name, void (*kernel)(P...), dim3 grid, dim3 block, std::
 // Sync points carry their call site, for the runtime's divergence, deadlock and mask errors.
 #define CORTEX_SIMT_SITE (::cortex::simt::Site{__FILE__, __LINE__})
 #define __syncthreads() ::cortex::simt::detail::syncthreads(CORTEX_SIMT_SITE)
+#define __syncthreads_count(pred) (::cortex::simt::detail::syncthreads_vote(CORTEX_SIMT_SITE, (pred)).count)
+#define __syncthreads_or(pred) (::cortex::simt::detail::syncthreads_vote(CORTEX_SIMT_SITE, (pred)).count != 0)
+#define __syncthreads_and(pred)                                                       \
+  ([](::cortex::simt::detail::BarrierVote v) { return v.count == v.arrived; }(         \
+      ::cortex::simt::detail::syncthreads_vote(CORTEX_SIMT_SITE, (pred))))
 #define __syncwarp(...) ::cortex::simt::syncwarp(CORTEX_SIMT_SITE __VA_OPT__(, ) __VA_ARGS__)
 #define __shfl_sync(...) ::cortex::simt::shfl_sync(CORTEX_SIMT_SITE, __VA_ARGS__)
 #define __shfl_up_sync(...) ::cortex::simt::shfl_up_sync(CORTEX_SIMT_SITE, __VA_ARGS__)

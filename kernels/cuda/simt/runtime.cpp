@@ -135,6 +135,9 @@ struct Run {
   unsigned exited = 0;
   // The block barrier's open phase.
   unsigned bar_gen = 0, bar_arrived = 0;
+  // __syncthreads_count/_and/_or: true predicates and arrivals of a phase, by generation parity
+  // (a fast thread can open the next phase while slow ones still read this one's result).
+  unsigned bar_votes[2] = {}, bar_voters[2] = {};
   Site bar_site{"", 0};
   char tsan_bar[2] = {};
   char tsan_block_start = 0, tsan_block_end = 0;
@@ -219,6 +222,7 @@ void wake(Thread& t) {
 }
 
 void release_barrier(Run& r) {
+  r.bar_voters[r.bar_gen & 1] = r.bar_arrived;
   ++r.bar_gen;
   r.bar_arrived = 0;
   for (Thread& t : r.threads)
@@ -434,12 +438,13 @@ void run_grid(const char* kernel, dim3 grid, dim3 block, std::size_t smem_bytes,
   hide_end();
 }
 
-void syncthreads(Site site) {
+BarrierVote syncthreads_vote(Site site, int predicate) {
   Run& r = *tl_run;
   Thread& t = *r.current;
   hide_begin();
   if (r.bar_arrived == 0) {
     r.bar_site = site;
+    r.bar_votes[r.bar_gen & 1] = 0;
   } else if (!same_site(site, r.bar_site)) {
     fail("divergent barrier", &t, site,
          std::string("__syncthreads here while other threads of the block wait at ") + r.bar_site.file + ":" +
@@ -447,6 +452,7 @@ void syncthreads(Site site) {
   }
   const unsigned gen = r.bar_gen;
   ++r.bar_arrived;
+  if (predicate) ++r.bar_votes[gen & 1];
   tsan_release(&r.tsan_bar[gen & 1]);
   if (r.bar_arrived + r.exited == r.threads.size()) {
     release_barrier(r);
@@ -460,7 +466,9 @@ void syncthreads(Site site) {
     wait_here(r, t, WaitFor::barrier, site);
   }
   tsan_acquire(&r.tsan_bar[gen & 1]);
+  const BarrierVote vote{static_cast<int>(r.bar_votes[gen & 1]), static_cast<int>(r.bar_voters[gen & 1])};
   hide_end();
+  return vote;
 }
 
 std::uint64_t warp_op(Site site, WarpOp op, unsigned mask, std::uint64_t value, int arg, int width) {

@@ -84,7 +84,14 @@ void run_grid(const char* kernel, dim3 grid, dim3 block, std::size_t smem_bytes,
               const void* args);
 
 // Block barrier: all threads of the block that have not exited must arrive, at the same site.
-void syncthreads(Site site);
+// Returns how many arrived with a non-zero predicate, and how many arrived (for
+// __syncthreads_count/_and/_or).
+struct BarrierVote {
+  int count;
+  int arrived;
+};
+BarrierVote syncthreads_vote(Site site, int predicate);
+inline void syncthreads(Site site) { syncthreads_vote(site, 0); }
 
 enum class WarpOp : int { shfl, shfl_up, shfl_down, shfl_xor, ballot, any, all, sync };
 // One warp operation of the calling lane: `value` is its contribution (raw bits), `arg` the source
