@@ -124,6 +124,38 @@ TEST(SimtKernels, BlockReductionMatchesFloat64AndIsBitIdenticalAcrossOrders) {
   }
 }
 
+TEST(SimtKernels, BlocksOnSeveralOsThreadsGiveTheSameResults) {
+  ScheduleGuard guard;
+  struct ThreadsGuard {
+    ~ThreadsGuard() { cortex::simt::set_os_threads(0); }
+  } threads_guard;
+  const int n = 50001 / kScale, blocks = 13, threads = 128;
+  const std::vector<float> x = random_floats(n, 11);
+  double ref = 0.0;
+  for (float v : x) ref += v;
+  std::vector<float> first;
+  for (const unsigned os_threads : {1u, 2u, 3u}) {
+    cortex::simt::set_os_threads(os_threads);
+    EXPECT_EQ(cortex::simt::os_threads(), os_threads);
+    for (const Schedule& s : kOrders) {
+      cortex::simt::set_schedule(s);
+      std::vector<float> partial(blocks, 0.0f);
+      float total = 0.0f;
+      const cortex::simt::Stats before = cortex::simt::stats();
+      CORTEX_LAUNCH(simt_test::reduce_sum, dim3(blocks), dim3(threads), 0, nullptr, x.data(), n, partial.data(), &total);
+      EXPECT_EQ(cortex::simt::stats().blocks - before.blocks, static_cast<std::uint64_t>(blocks));
+      EXPECT_NEAR(total, ref, 1e-5 * n) << os_threads << " OS threads, " << order_name(s);
+      if (first.empty()) first = partial;
+      else EXPECT_TRUE(bit_equal(first, partial)) << os_threads << " OS threads, " << order_name(s);
+    }
+  }
+  EXPECT_EQ(cortex::simt::parse_os_threads("4"), 4u);
+  EXPECT_THROW(cortex::simt::parse_os_threads("0"), cortex::Error);
+  EXPECT_THROW(cortex::simt::parse_os_threads("many"), cortex::Error);
+  EXPECT_THROW(cortex::simt::parse_os_threads("1000"), cortex::Error);
+  EXPECT_THROW(cortex::simt::set_os_threads(1000), cortex::Error);
+}
+
 void sgemm_case(int M, int N, int K) {
   ScheduleGuard guard;
   const std::vector<float> A = random_floats(static_cast<std::size_t>(M) * K, 2), B = random_floats(static_cast<std::size_t>(K) * N, 3);

@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <numeric>
+#include <thread>
 #include <vector>
 
 #include "kernels/cuda/launch_limits.h"
@@ -162,6 +163,10 @@ bool g_sched_set = false;   // set_schedule was called
 Schedule g_set_sched;       // its schedule
 bool g_env_read = false;    // CORTEX_SIMT_ORDER was read
 Schedule g_env_sched;       // its schedule
+bool g_threads_set = false;     // set_os_threads was called with n > 0
+unsigned g_set_threads = 1;
+bool g_env_threads_read = false;  // CORTEX_SIMT_THREADS was read
+unsigned g_env_threads = 1;
 
 std::uint64_t splitmix(std::uint64_t& s) {
   std::uint64_t z = (s += 0x9E3779B97F4A7C15ull);
@@ -383,6 +388,68 @@ void run_block(Run& r, uint3 block_idx) {
 
 }  // namespace
 
+namespace {
+
+// What the OS threads running one launch share: read-only, but for the block counter.
+struct Launch {
+  const char* kernel = "";
+  Schedule sched;
+  dim3 grid, block;
+  std::size_t smem_bytes = 0;
+  void (*body)(const void*) = nullptr;
+  const void* args = nullptr;
+  std::uint64_t seed = 0;
+  std::uint64_t nblocks = 0;
+  std::uint64_t a = 1, c = 0;  // random order: k -> (a k + c) mod nblocks
+  std::atomic<std::uint64_t> next{0};
+};
+
+// Linear index of the k-th block to run, in schedule order.
+std::uint64_t block_at(const Launch& L, std::uint64_t k) {
+  switch (L.sched.order) {
+    case Order::forward: return k;
+    case Order::reverse: return L.nblocks - 1 - k;
+    case Order::random: break;
+  }
+  return static_cast<std::uint64_t>((static_cast<unsigned __int128>(L.a) * k + L.c) % L.nblocks);
+}
+
+// Runs blocks of L on the calling OS thread, one at a time, until none is left.
+void run_blocks(Launch& L, unsigned os_thread) {
+  // The Run (and its pooled fibers) lives as long as the OS thread.
+  thread_local Run run;
+  Run& r = run;
+  hide_begin();
+  tl_run = &r;
+  r.kernel = L.kernel;
+  r.sched = L.sched;
+  r.rng = L.seed ^ (0xA24BAED4963EE407ull * (os_thread + 1));
+  r.body = L.body;
+  r.args = L.args;
+  fiber_bind_scheduler(r.scheduler);
+  // Exactly the launch's byte count, so ASan reports a read one past the end.
+  std::unique_ptr<unsigned char[]> smem(new unsigned char[L.smem_bytes]);
+  r.block.block_dim = L.block;
+  r.block.grid_dim = L.grid;
+  r.block.dynamic_smem = smem.get();
+  r.block.dynamic_smem_bytes = L.smem_bytes;
+  const dim3 g = L.grid;
+  for (std::uint64_t k = L.next.fetch_add(1, std::memory_order_relaxed); k < L.nblocks;
+       k = L.next.fetch_add(1, std::memory_order_relaxed)) {
+    const std::uint64_t b = block_at(L, k);
+    run_block(r, uint3{static_cast<unsigned>(b % g.x), static_cast<unsigned>((b / g.x) % g.y),
+                       static_cast<unsigned>(b / (std::uint64_t{g.x} * g.y))});
+  }
+  g_counters.switches += r.switches;
+  r.switches = 0;
+  tl_block = nullptr;
+  tl_thread = nullptr;
+  r.block.dynamic_smem = nullptr;
+  hide_end();
+}
+
+}  // namespace
+
 void run_grid(const char* kernel, dim3 grid, dim3 block, std::size_t smem_bytes, void (*body)(const void*),
               const void* args) {
   check_launch(kernel, grid.x, grid.y, grid.z, block.x, block.y, block.z, smem_bytes);
@@ -393,49 +460,36 @@ void run_grid(const char* kernel, dim3 grid, dim3 block, std::size_t smem_bytes,
     std::abort();
   }
   const Schedule sched = schedule();
-  ++g_counters.launches;
+  const unsigned threads = os_threads();
+  const std::uint64_t launch_index = ++g_counters.launches;
 
-  // The Run (and its pooled fibers) lives as long as the OS thread.
-  thread_local Run run;
-  Run& r = run;
-  hide_begin();
-  tl_run = &r;
-  r.kernel = kernel;
-  r.sched = sched;
-  r.rng = sched.seed ^ (0x51D7ull * g_counters.launches.load());
-  r.body = body;
-  r.args = args;
-  fiber_bind_scheduler(r.scheduler);
-  // Exactly the launch's byte count, so ASan reports a read one past the end.
-  std::unique_ptr<unsigned char[]> smem(new unsigned char[smem_bytes]);
-  r.block.block_dim = block;
-  r.block.grid_dim = grid;
-  r.block.dynamic_smem = smem.get();
-  r.block.dynamic_smem_bytes = smem_bytes;
-
-  const std::uint64_t nblocks = std::uint64_t{grid.x} * grid.y * grid.z;
+  Launch L;
+  L.kernel = kernel;
+  L.sched = sched;
+  L.grid = grid;
+  L.block = block;
+  L.smem_bytes = smem_bytes;
+  L.body = body;
+  L.args = args;
+  L.seed = sched.seed ^ (0x51D7ull * launch_index);
+  L.nblocks = std::uint64_t{grid.x} * grid.y * grid.z;
   // Random block order without a table (a grid may have 2^62 blocks): k -> (a k + c) mod n is a
   // permutation when gcd(a, n) = 1, with a and c drawn from the seed.
-  std::uint64_t a = 1, c = 0;
-  if (sched.order == Order::random && nblocks > 1) {
+  if (sched.order == Order::random && L.nblocks > 1) {
+    std::uint64_t rng = L.seed;
     do {
-      a = splitmix(r.rng) % nblocks;
-    } while (std::gcd(a, nblocks) != 1);
-    c = splitmix(r.rng) % nblocks;
+      L.a = splitmix(rng) % L.nblocks;
+    } while (std::gcd(L.a, L.nblocks) != 1);
+    L.c = splitmix(rng) % L.nblocks;
   }
-  for (std::uint64_t k = 0; k < nblocks; ++k) {
-    const std::uint64_t b = sched.order == Order::forward   ? k
-                            : sched.order == Order::reverse ? nblocks - 1 - k
-                                                            : static_cast<std::uint64_t>((static_cast<unsigned __int128>(a) * k + c) % nblocks);
-    run_block(r, uint3{static_cast<unsigned>(b % grid.x), static_cast<unsigned>((b / grid.x) % grid.y),
-                       static_cast<unsigned>(b / (std::uint64_t{grid.x} * grid.y))});
-  }
-  g_counters.switches += r.switches;
-  r.switches = 0;
-  tl_block = nullptr;
-  tl_thread = nullptr;
-  r.block.dynamic_smem = nullptr;
-  hide_end();
+
+  // Helper OS threads (CORTEX_SIMT_THREADS > 1) live for one launch: blocks then really run
+  // concurrently, which is what lets TSan see races between blocks.
+  const std::uint64_t helpers = std::min<std::uint64_t>(threads, L.nblocks) - 1;
+  std::vector<std::thread> pool;
+  for (std::uint64_t i = 0; i < helpers; ++i) pool.emplace_back(run_blocks, std::ref(L), static_cast<unsigned>(i + 1));
+  run_blocks(L, 0);
+  for (std::thread& t : pool) t.join();
 }
 
 BarrierVote syncthreads_vote(Site site, int predicate) {
@@ -604,6 +658,35 @@ void clear_schedule() {
   std::lock_guard<std::mutex> lock(detail::g_sched_mutex);
   detail::g_sched_set = false;
   detail::g_env_read = false;
+}
+
+unsigned parse_os_threads(const std::string& text) {
+  const bool digits = !text.empty() && text.size() <= 4 &&
+                      std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+  const unsigned n = digits ? static_cast<unsigned>(std::stoul(text)) : 0;
+  CORTEX_CHECK(n >= 1 && n <= kMaxOsThreads, "CORTEX_SIMT_THREADS: expected an integer in [1, ", kMaxOsThreads,
+               "], found \"", text, "\"");
+  return n;
+}
+
+unsigned os_threads() {
+  std::lock_guard<std::mutex> lock(detail::g_sched_mutex);
+  if (detail::g_threads_set) return detail::g_set_threads;
+  if (!detail::g_env_threads_read) {
+    const char* env = std::getenv("CORTEX_SIMT_THREADS");
+    detail::g_env_threads = env && *env ? parse_os_threads(env) : 1;
+    detail::g_env_threads_read = true;
+  }
+  return detail::g_env_threads;
+}
+
+void set_os_threads(unsigned n) {
+  CORTEX_CHECK(n <= kMaxOsThreads, "set_os_threads: expected 0 (follow CORTEX_SIMT_THREADS) or [1, ",
+               kMaxOsThreads, "], found ", n);
+  std::lock_guard<std::mutex> lock(detail::g_sched_mutex);
+  detail::g_threads_set = n != 0;
+  detail::g_set_threads = n;
+  detail::g_env_threads_read = false;
 }
 
 Stats stats() {

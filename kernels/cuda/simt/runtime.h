@@ -42,6 +42,16 @@ void set_schedule(const Schedule& s);
 // Forgets set_schedule: launches follow CORTEX_SIMT_ORDER again.
 void clear_schedule();
 
+// How many OS threads run the blocks of a launch, each one block at a time: set_os_threads's,
+// else CORTEX_SIMT_THREADS's (read when first needed), else 1. More than one starts helper
+// threads for each launch (blocks then run concurrently, so TSan also sees races between
+// blocks); on 2 cores one is faster. set_os_threads(0) follows CORTEX_SIMT_THREADS again.
+// Both throw cortex::Error outside [1, kMaxOsThreads].
+inline constexpr unsigned kMaxOsThreads = 256;
+unsigned parse_os_threads(const std::string& text);
+unsigned os_threads();
+void set_os_threads(unsigned n);
+
 // Counters since the process started, for tests and benchmarks.
 struct Stats {
   std::uint64_t launches = 0;
