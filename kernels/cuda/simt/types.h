@@ -1,0 +1,38 @@
+// CUDA's built-in vector types for host builds of kernel sources (the emulated CUDA device).
+//
+// Why our own: CUDA's vector_types.h compiles with g++, but vector_functions.h drags in the CUDA
+// runtime API, and the emulated device must build on machines with no toolkit at all. Under nvcc
+// this header is never included (cuda_compat.h uses the toolkit's definitions). A translation unit
+// that includes it must not also include <cuda_runtime.h>: the global names would clash.
+#pragma once
+#ifdef __CUDACC__
+#error "kernels/cuda/simt/types.h is for host builds; under nvcc use the toolkit's vector types"
+#endif
+
+// Layout and alignment as CUDA's vector_types.h, so a float4 load is a 16-byte aligned load and
+// reinterpret_cast<const float4*> on a misaligned pointer is the same bug on both devices.
+struct uint3 { unsigned int x, y, z; };
+struct int2 { int x, y; };
+struct alignas(16) int4 { int x, y, z, w; };
+struct alignas(16) uint4 { unsigned int x, y, z, w; };
+struct alignas(8) float2 { float x, y; };
+struct float3 { float x, y, z; };
+struct alignas(16) float4 { float x, y, z, w; };
+struct alignas(16) double2 { double x, y; };
+
+// dim3 as in CUDA: unspecified dimensions are 1, and it converts from/to uint3.
+struct dim3 {
+  unsigned int x, y, z;
+  constexpr dim3(unsigned int vx = 1, unsigned int vy = 1, unsigned int vz = 1) : x(vx), y(vy), z(vz) {}
+  constexpr dim3(uint3 v) : x(v.x), y(v.y), z(v.z) {}
+  constexpr operator uint3() const { return uint3{x, y, z}; }
+};
+
+inline constexpr int2 make_int2(int x, int y) { return int2{x, y}; }
+inline constexpr int4 make_int4(int x, int y, int z, int w) { return int4{x, y, z, w}; }
+inline constexpr uint3 make_uint3(unsigned x, unsigned y, unsigned z) { return uint3{x, y, z}; }
+inline constexpr uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return uint4{x, y, z, w}; }
+inline constexpr float2 make_float2(float x, float y) { return float2{x, y}; }
+inline constexpr float3 make_float3(float x, float y, float z) { return float3{x, y, z}; }
+inline constexpr float4 make_float4(float x, float y, float z, float w) { return float4{x, y, z, w}; }
+inline constexpr double2 make_double2(double x, double y) { return double2{x, y}; }
