@@ -94,14 +94,20 @@ struct DeviceFinder {
 // ---- moving arguments to the host and results back ----
 
 // Emulated device: the same host memory seen as CPU tensors (no copy), and the results seen as emu
-// tensors. A result that is (a view of) an argument gets the argument's own storage back.
+// tensors. Arguments that share a storage share one alias of it, and a result that is (a view of)
+// an argument gets the argument's own storage back.
 class EmuOnHost {
  public:
   Tensor arg(const Tensor& t) {
     if (!t.defined()) return t;
     const std::shared_ptr<Storage>& st = t.storage();
-    auto alias = Storage::wrap(st->data, st->nbytes, Device::cpu(), st);
-    aliases_.emplace_back(alias.get(), st);
+    std::shared_ptr<Storage> alias;
+    for (const auto& [a, original] : aliases_)
+      if (original == st) alias = a;
+    if (!alias) {
+      alias = Storage::wrap(st->data, st->nbytes, Device::cpu(), st);
+      aliases_.emplace_back(alias, st);
+    }
     return Tensor(alias, t.shape(), t.strides(), t.offset(), t.dtype());
   }
   std::vector<Tensor> arg(const std::vector<Tensor>& ts) {
@@ -118,13 +124,13 @@ class EmuOnHost {
     if (!t.defined()) return t;
     std::shared_ptr<Storage> st;
     for (const auto& [alias, original] : aliases_)
-      if (alias == t.storage().get()) st = original;
+      if (alias == t.storage()) st = original;
     if (!st) st = Storage::wrap(t.storage()->data, t.storage()->nbytes, Device::emu(), t.storage());
     return Tensor(st, t.shape(), t.strides(), t.offset(), t.dtype());
   }
 
  private:
-  std::vector<std::pair<const Storage*, std::shared_ptr<Storage>>> aliases_;
+  std::vector<std::pair<std::shared_ptr<Storage>, std::shared_ptr<Storage>>> aliases_;  // (alias, original)
 };
 
 // CUDA: inputs copied to the host, results copied back to `device`.

@@ -104,6 +104,24 @@ TEST_F(Dispatch, EmuFallsBackToTheHostAndCounts) {
   // argsort leaves sort's values undefined: undefined results stay undefined.
   EXPECT_TRUE(same(K::argsort(ae, 1), K::argsort(a, 1), kEmu));
 
+  // How the fallback sees emu memory: arguments become CPU views of the same bytes (one alias per
+  // storage), a result that is a view of an argument gets the argument's emu storage back, and a
+  // new result becomes an emu tensor over the CPU kernel's memory.
+  {
+    K::detail::EmuOnHost move;
+    const Tensor h = move.arg(ae), h2 = move.arg(ae.t());
+    EXPECT_EQ(h.device(), Device::cpu());
+    EXPECT_EQ(h.raw_data(), ae.raw_data());
+    EXPECT_EQ(h.storage(), h2.storage());
+    EXPECT_EQ(move.result(h.narrow(0, 1, 1)).storage(), ae.storage());
+    const Tensor fresh = zeros({2});
+    const Tensor r = move.result(fresh);
+    EXPECT_EQ(r.device(), kEmu);
+    EXPECT_EQ(r.raw_data(), fresh.raw_data());
+  }
+  // The same storage twice: one alias, and the result equals the CPU's.
+  EXPECT_TRUE(same(K::binary(K::Binary::Mul, ae, ae.t().t()), K::binary(K::Binary::Mul, a, a), kEmu));
+
   // The inputs are untouched and still on emu.
   EXPECT_EQ(ae.device(), kEmu);
   EXPECT_TRUE(same(ae, a, kEmu));
