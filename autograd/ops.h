@@ -6,8 +6,10 @@
 #include <vector>
 
 #include "autograd/autograd.h"
+#include "kernels/conv.h"
 #include "kernels/index.h"
 #include "kernels/nn.h"
+#include "kernels/pool.h"
 #include "kernels/sample.h"
 #include "tensor/random.h"
 

@@ -5,6 +5,7 @@
 #include "autograd/ops.h"
 #include "autograd/rules.h"
 #include "kernels/linalg.h"
+#include "kernels/matmul.h"
 
 namespace cortex {
 namespace {

@@ -13,7 +13,7 @@
 #endif
 #include <Eigen/Core>
 
-#include "kernels/nn.h"
+#include "kernels/conv.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 

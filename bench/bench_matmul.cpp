@@ -14,7 +14,7 @@
 #include <Eigen/Core>
 #include <cmath>
 
-#include "kernels/linalg.h"
+#include "kernels/matmul.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 

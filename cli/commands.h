@@ -3,10 +3,37 @@
 #pragma once
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <string>
+
+#include "tensor/device.h"
 
 namespace cortex::cli {
 
 using Run = std::function<int()>;
+
+// --device of features, fit and predict: cpu, emu (the emulated CUDA device), cuda or cuda:N.
+// Empty (not given) means cuda when a GPU is present, else cpu; decided only when the command
+// runs, so that other commands never start the CUDA driver.
+inline Device device_option(const std::string& s) {
+  if (s.empty()) return cuda_available() ? Device::cuda(0) : Device::cpu();
+  return Device::parse(s);
+}
+// Checks a --device value while the command line is parsed, so a bad name is a usage error.
+inline CLI::Validator device_check() {
+  return CLI::Validator(
+      [](std::string& s) -> std::string {
+        try {
+          Device::parse(s);
+          return {};
+        } catch (const std::exception& e) {
+          return e.what();
+        }
+      },
+      "DEVICE");
+}
+inline const char* kDeviceHelp = "cpu, emu (the emulated CUDA device), cuda or cuda:N (default: cuda when a GPU is "
+                                 "present, else cpu)";
+
 Run add_inspect(CLI::App& app);
 Run add_randn(CLI::App& app);
 Run add_ncut(CLI::App& app);

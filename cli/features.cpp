@@ -35,7 +35,7 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 struct Opts {
-  std::string arch, config, weights, images, taps, out, device = "cpu";
+  std::string arch, config, weights, images, taps, out, device;  // device: see device_option
   int64_t batch = 16, image_size = 224;
   bool fold_bn = false;
 };
@@ -104,7 +104,7 @@ int run(const Opts& o) {
   auto model = models::load_backbone(cfg, o.weights);
   if (o.fold_bn) model->fold_batchnorm();
   // The model and each batch move to the device; ops follow their inputs' device (ARCHITECTURE.md).
-  const Device dev = Device::parse(o.device);
+  const Device dev = device_option(o.device);
   if (!dev.is_cpu()) model->to(dev);
   std::vector<std::string> taps = split_taps(o.taps);
   taps.erase(std::remove(taps.begin(), taps.end(), "output"), taps.end());
@@ -151,7 +151,7 @@ Run add_features(CLI::App& app) {
   sub->add_option("--out", o->out, "Output .safetensors (one tensor per tap, plus \"output\")")->required();
   sub->add_option("--batch", o->batch, "Images per forward pass")->capture_default_str();
   sub->add_option("--image-size", o->image_size, "Crop size of the preprocessing")->capture_default_str();
-  sub->add_option("--device", o->device, "cpu, cuda or cuda:N")->capture_default_str();
+  sub->add_option("--device", o->device, kDeviceHelp)->check(device_check());
   sub->add_flag("--fold-bn", o->fold_bn, "Fold batch norms into the preceding convs (a conv's tap is then its bn's)");
   return [o] { return run(*o); };
 }

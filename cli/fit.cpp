@@ -75,6 +75,7 @@ struct FitOpts {
   std::string data, hemi = "lh", arch, config, weights, tap, out, alphas = "1e-2,1e-1,1,10,1e2,1e3,1e4,1e5";
   std::string readout = "ridge", loss = "mse", optim = "adam", cache, sigmas = "0.1,0.2,0.4";
   std::string train_idx, val_idx, test_idx;
+  std::string device;  // --device: see device_option (cli/commands.h)
   int64_t epochs = 60, core_size = 32, hidden = 128, grid = 7;
   double lr = 0, l1 = 1e-4, weight_decay = 0, val_fraction = 0.1, keep = 1.0, backbone_lr = 0.1;
   bool resume = false, finetune = false;
@@ -199,9 +200,12 @@ std::vector<Tensor> inputs_of(models::Backbone* m, const Tensor& x, const FitOpt
   return out;
 }
 
-// The readout's inputs for every row of d, in batches (a progress line on stderr).
+// The readout's inputs for every row of d, in batches (a progress line on stderr). The frozen
+// backbone and each batch run on --device; the inputs come back to the host, where readouts fit.
 std::vector<Tensor> extract(models::Backbone* m, const data::Dataset& d, const FitOpts& o, const char* what) {
   NoGradGuard ng;
+  const Device dev = device_option(o.device);
+  if (m) m->to(dev);
   data::BatchStream stream(d, o.batch);
   std::vector<std::vector<Tensor>> parts;
   data::Batch b;
@@ -210,9 +214,9 @@ std::vector<Tensor> extract(models::Backbone* m, const data::Dataset& d, const F
   while (stream.next(b)) {
     std::vector<Tensor> xs;
     for (int64_t i = 0; i < b.images.size(0); ++i) xs.push_back(prepare(b.images.select(0, i), input_size(o)));
-    const std::vector<Tensor> in = inputs_of(m, stack(xs, 0), o);
+    const std::vector<Tensor> in = inputs_of(m, stack(xs, 0).to(dev), o);
     parts.resize(in.size());
-    for (size_t k = 0; k < in.size(); ++k) parts[k].push_back(in[k]);
+    for (size_t k = 0; k < in.size(); ++k) parts[k].push_back(in[k].to(Device::cpu()));
     done += b.images.size(0);
     std::cerr << "\rfit: " << what << " features " << done << "/" << d.size() << " images (" << std::fixed
               << std::setprecision(1) << done / std::max(1e-9, seconds_since(t0)) << " images/s)" << std::flush;
@@ -787,7 +791,7 @@ int run_fit(const FitOpts& o) {
 // (N, H, W, 3) .npy or an HDF5 brick (.hdf5/.h5, dataset "imgBrick"); the output is (N, voxels)
 // float32.
 int run_predict(const std::string& model_path, const std::string& images, const std::string& weights,
-                const std::string& out, int64_t batch) {
+                const std::string& out, int64_t batch, const std::string& device) {
   CORTEX_CHECK(batch >= 1, "predict: --batch must be >= 1, found ", batch);
   const std::map<std::string, Tensor> tensors = io::load_safetensors(model_path);
   const auto meta = io::SafeTensors::open(model_path).metadata();
@@ -818,6 +822,7 @@ int run_predict(const std::string& model_path, const std::string& images, const 
   o.loss = meta.count("loss") ? meta.at("loss") : "mse";
   o.finetune = meta.count("finetune") && meta.at("finetune") == "1";
   o.batch = batch;
+  o.device = device;
   const std::string& w = need("weights");
   if (!weights.empty()) {
     o.weights = weights;
@@ -881,7 +886,7 @@ int run_predict(const std::string& model_path, const std::string& images, const 
 Run add_predict(CLI::App& app) {
   auto* sub = app.add_subcommand("predict", "Predict voxel responses to new images with a model from cortex fit");
   struct P {
-    std::string model, images, weights, out;
+    std::string model, images, weights, out, device;
     int64_t batch = 32;
   };
   auto p = std::make_shared<P>();
@@ -891,7 +896,9 @@ Run add_predict(CLI::App& app) {
   sub->add_option("--weights", p->weights, "Backbone weights, when not where the fit found them");
   sub->add_option("--batch", p->batch, "Images per forward pass")->capture_default_str();
   sub->add_option("--out", p->out, "Output .npy (images, voxels)")->required();
-  return [p] { return run_predict(p->model, p->images, p->weights, p->out, p->batch); };
+  sub->add_option("--device", p->device, std::string("Where the frozen backbone runs: ") + kDeviceHelp)
+      ->check(device_check());
+  return [p] { return run_predict(p->model, p->images, p->weights, p->out, p->batch, p->device); };
 }
 
 Run add_fit(CLI::App& app) {
@@ -946,6 +953,9 @@ Run add_fit(CLI::App& app) {
   sub->add_option("--seed", o->seed, "Folds, splits and initial weights")->capture_default_str();
   sub->add_flag("--drop-nan", o->drop_nan, "Skip images whose responses contain NaN (they are refused otherwise)");
   sub->add_option("--out", o->out, "Output folder")->required();
+  sub->add_option("--device", o->device, std::string("Where the frozen backbone runs (readouts fit on the host): ") +
+                                             kDeviceHelp)
+      ->check(device_check());
   return [o] { return run_fit(*o); };
 }
 

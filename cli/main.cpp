@@ -4,12 +4,31 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "kernels/dispatch.h"
 #include "tensor/error.h"
+
+namespace {
+
+// --verbose: which ops fell back to the host (no kernel on their device) and how often.
+void print_fallbacks() {
+  const auto stats = cortex::kernels::fallback_stats();
+  if (stats.empty()) {
+    std::cerr << "cortex: no op fell back to the host\n";
+    return;
+  }
+  std::cerr << "cortex: ops that fell back to the host (no kernel on their device), op=calls:";
+  for (const auto& [op, n] : stats) std::cerr << " " << op << "=" << n;
+  std::cerr << "\n";
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"cortexgrad: brain encoding models from images, from scratch in C++/CUDA"};
   app.set_version_flag("--version", std::string("cortex ") + CORTEX_VERSION);
   app.require_subcommand(1);
+  bool verbose = false;
+  app.add_flag("--verbose", verbose, "At exit, list the ops that fell back to the host and how often (cortex --verbose fit ...)");
   std::vector<std::pair<CLI::App*, cortex::cli::Run>> commands;
   auto add = [&](cortex::cli::Run (*f)(CLI::App&)) {
     const size_t before = app.get_subcommands({}).size();
@@ -38,15 +57,17 @@ int main(int argc, char** argv) {
     std::cerr << "cortex: " << msg << " (see cortex --help)\n";
     return 2;
   }
+  int code = 0;
   try {
     for (auto& [sub, run] : commands)
-      if (sub->parsed()) return run();
+      if (sub->parsed()) code = run();
   } catch (const cortex::Error& e) {
     std::cerr << "cortex: error: " << e.what() << "\n";
-    return 1;
+    code = 1;
   } catch (const std::exception& e) {
     std::cerr << "cortex: error: " << e.what() << "\n";
-    return 1;
+    code = 1;
   }
-  return 0;
+  if (verbose) print_fallbacks();
+  return code;
 }

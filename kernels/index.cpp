@@ -1,18 +1,15 @@
-// Entries of the index family: check inputs, wrap dims, pick the backend (kernels/dispatch.h).
-// split and chunk only make views, so they run on any device without a kernel.
+// Entries of the index family: check inputs, wrap dims, then run the kernel of the inputs' device
+// through the backend tables (kernels/dispatch.h). split and chunk only make views, so they run on
+// any device without a kernel.
 #include "kernels/index.h"
 
 #include <algorithm>
 
-#include "kernels/cpu/index.h"
+#include "kernels/checks.h"
 #include "kernels/dispatch.h"
 
 namespace cortex::kernels {
 namespace {
-
-void check_defined(const char* op, const Tensor& t, const char* what) {
-  CORTEX_CHECK(t.defined(), op, ": ", what, " is an undefined tensor");
-}
 
 void check_index_dtype(const char* op, const Tensor& index) {
   CORTEX_CHECK(index.dtype() == DType::Int64 || index.dtype() == DType::Int32, op,
@@ -28,15 +25,6 @@ void check_num_dtype(const char* op, const Tensor& x) {
 
 // A 0-dim tensor is treated as shape [1] (dim 0 or -1), and the result viewed back.
 Tensor as_1d(const Tensor& t) { return t.dim() == 0 ? t.reshape({1}) : t; }
-
-std::vector<Tensor> host_all(const std::vector<Tensor>& xs) {
-  std::vector<Tensor> out;
-  out.reserve(xs.size());
-  for (const Tensor& x : xs) out.push_back(detail::host(x));
-  return out;
-}
-
-TopK back(const TopK& r, Device d) { return {detail::back(r.values, d), detail::back(r.indices, d)}; }
 
 }  // namespace
 
@@ -58,8 +46,7 @@ Tensor concat(const std::vector<Tensor>& xs, int64_t dim) {
       CORTEX_CHECK(k == d || b.size(k) == a.size(k), "concat: sizes must match except along dim ", d,
                    ", found ", shape_str(a.shape()), " (input 0) and ", shape_str(b.shape()), " (input ", i, ")");
   }
-  if (a.device().is_cuda()) return detail::back(cpu::concat(host_all(xs), d), a.device());
-  return cpu::concat(xs, d);
+  return call(&Table::concat, "concat", xs, d);
 }
 
 Tensor stack(const std::vector<Tensor>& xs, int64_t dim) {
@@ -77,7 +64,7 @@ Tensor stack(const std::vector<Tensor>& xs, int64_t dim) {
 }
 
 std::vector<Tensor> split(const Tensor& x, const Shape& sizes, int64_t dim) {
-  check_defined("split", x, "x");
+  check_defined("split", "x", x);
   CORTEX_CHECK(x.dim() > 0, "split: expected a tensor with at least one dim, found shape []");
   const int64_t d = wrap_dim(dim, x.dim(), "split");
   int64_t total = 0;
@@ -98,7 +85,7 @@ std::vector<Tensor> split(const Tensor& x, const Shape& sizes, int64_t dim) {
 }
 
 std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim) {
-  check_defined("chunk", x, "x");
+  check_defined("chunk", "x", x);
   CORTEX_CHECK(x.dim() > 0, "chunk: expected a tensor with at least one dim, found shape []");
   CORTEX_CHECK(chunks > 0, "chunk: expected chunks > 0, found ", chunks);
   const int64_t d = wrap_dim(dim, x.dim(), "chunk");
@@ -113,32 +100,29 @@ std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim) {
 }
 
 Tensor gather(const Tensor& x_in, int64_t dim, const Tensor& index_in) {
-  check_defined("gather", x_in, "x");
-  check_defined("gather", index_in, "index");
+  check_defined("gather", "x", x_in);
+  check_defined("gather", "index", index_in);
   check_index_dtype("gather", index_in);
   CORTEX_CHECK(index_in.dim() == x_in.dim(), "gather: expected an index with x's ", x_in.dim(), " dims, found shape ",
                shape_str(index_in.shape()));
-  const Device dev = detail::common_device("gather", {&x_in, &index_in});
   const Tensor x = as_1d(x_in), index = as_1d(index_in);
   const int64_t d = wrap_dim(dim, x.dim(), "gather");
   for (int64_t k = 0; k < x.dim(); ++k)
     CORTEX_CHECK(k == d || index.size(k) <= x.size(k), "gather: index shape ", shape_str(index.shape()),
                  " exceeds x shape ", shape_str(x.shape()), " in dim ", k, " (only dim ", d, " may be larger)");
-  Tensor out = dev.is_cuda() ? detail::back(cpu::gather(detail::host(x), d, detail::host(index)), dev)
-                             : cpu::gather(x, d, index);
+  Tensor out = call(&Table::gather, "gather", x, d, index);
   return out.view(index_in.shape());
 }
 
 Tensor scatter_add(const Tensor& x_in, int64_t dim, const Tensor& index_in, const Tensor& src_in) {
-  check_defined("scatter_add", x_in, "x");
-  check_defined("scatter_add", index_in, "index");
-  check_defined("scatter_add", src_in, "src");
+  check_defined("scatter_add", "x", x_in);
+  check_defined("scatter_add", "index", index_in);
+  check_defined("scatter_add", "src", src_in);
   check_num_dtype("scatter_add", x_in);
   check_index_dtype("scatter_add", index_in);
-  detail::check_same_dtype("scatter_add", x_in, src_in);
+  check_same_dtype("scatter_add", x_in, src_in);
   CORTEX_CHECK(index_in.dim() == x_in.dim() && src_in.dim() == x_in.dim(), "scatter_add: expected x, index and src with one ndim, found ",
                shape_str(x_in.shape()), ", ", shape_str(index_in.shape()), " and ", shape_str(src_in.shape()));
-  const Device dev = detail::common_device("scatter_add", {&x_in, &index_in, &src_in});
   const Tensor x = as_1d(x_in), index = as_1d(index_in), src = as_1d(src_in);
   const int64_t d = wrap_dim(dim, x.dim(), "scatter_add");
   for (int64_t k = 0; k < x.dim(); ++k) {
@@ -147,107 +131,94 @@ Tensor scatter_add(const Tensor& x_in, int64_t dim, const Tensor& index_in, cons
     CORTEX_CHECK(k == d || index.size(k) <= x.size(k), "scatter_add: index shape ", shape_str(index.shape()),
                  " exceeds x shape ", shape_str(x.shape()), " in dim ", k, " (only dim ", d, " may be larger)");
   }
-  Tensor out = dev.is_cuda()
-                   ? detail::back(cpu::scatter_add(detail::host(x), d, detail::host(index), detail::host(src)), dev)
-                   : cpu::scatter_add(x, d, index, src);
+  Tensor out = call(&Table::scatter_add, "scatter_add", x, d, index, src);
   return out.view(x_in.shape());
 }
 
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
-  check_defined("index_select", x, "x");
-  check_defined("index_select", index, "index");
+  check_defined("index_select", "x", x);
+  check_defined("index_select", "index", index);
   check_index_dtype("index_select", index);
   CORTEX_CHECK(x.dim() > 0, "index_select: expected x with at least one dim, found shape []");
   CORTEX_CHECK(index.dim() == 1, "index_select: expected a 1-D index, found shape ", shape_str(index.shape()));
-  const Device dev = detail::common_device("index_select", {&x, &index});
   const int64_t d = wrap_dim(dim, x.dim(), "index_select");
-  if (dev.is_cuda()) return detail::back(cpu::index_select(detail::host(x), d, detail::host(index)), dev);
-  return cpu::index_select(x, d, index);
+  return call(&Table::index_select, "index_select", x, d, index);
 }
 
 Tensor index_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src) {
-  check_defined("index_add", x, "x");
-  check_defined("index_add", index, "index");
-  check_defined("index_add", src, "src");
+  check_defined("index_add", "x", x);
+  check_defined("index_add", "index", index);
+  check_defined("index_add", "src", src);
   check_num_dtype("index_add", x);
   check_index_dtype("index_add", index);
-  detail::check_same_dtype("index_add", x, src);
+  check_same_dtype("index_add", x, src);
   CORTEX_CHECK(x.dim() > 0, "index_add: expected x with at least one dim, found shape []");
   CORTEX_CHECK(index.dim() == 1, "index_add: expected a 1-D index, found shape ", shape_str(index.shape()));
-  const Device dev = detail::common_device("index_add", {&x, &index, &src});
   const int64_t d = wrap_dim(dim, x.dim(), "index_add");
   Shape want = x.shape();
   want[d] = index.size(0);
   CORTEX_CHECK(src.shape() == want, "index_add: expected src of shape ", shape_str(want), " (x's shape with the index length along dim ",
                d, "), found ", shape_str(src.shape()));
-  if (dev.is_cuda())
-    return detail::back(cpu::index_add(detail::host(x), d, detail::host(index), detail::host(src)), dev);
-  return cpu::index_add(x, d, index, src);
+  return call(&Table::index_add, "index_add", x, d, index, src);
 }
 
 TopK topk(const Tensor& x_in, int64_t k, int64_t dim, bool largest) {
-  check_defined("topk", x_in, "x");
+  check_defined("topk", "x", x_in);
   check_num_dtype("topk", x_in);
   const Tensor x = as_1d(x_in);
   const int64_t d = wrap_dim(dim, x.dim(), "topk");
   CORTEX_CHECK(k >= 0 && k <= x.size(d), "topk: k ", k, " is out of range for dim ", d, " of size ", x.size(d),
                " (expected 0 <= k <= size)");
-  TopK r = x.device().is_cuda() ? back(cpu::topk(detail::host(x), k, d, largest), x.device())
-                                : cpu::topk(x, k, d, largest);
+  TopK r = call(&Table::topk, "topk", x, k, d, largest);
   if (x_in.dim() == 0 && k == 1) r = {r.values.view({}), r.indices.view({})};
   return r;
 }
 
 TopK sort(const Tensor& x_in, int64_t dim, bool descending) {
-  check_defined("sort", x_in, "x");
+  check_defined("sort", "x", x_in);
   check_num_dtype("sort", x_in);
   const Tensor x = as_1d(x_in);
   const int64_t d = wrap_dim(dim, x.dim(), "sort");
-  TopK r = x.device().is_cuda() ? back(cpu::sort(detail::host(x), d, descending), x.device())
-                                : cpu::sort(x, d, descending);
+  TopK r = call(&Table::sort, "sort", x, d, descending, true);
   return {r.values.view(x_in.shape()), r.indices.view(x_in.shape())};
 }
 
 Tensor argsort(const Tensor& x_in, int64_t dim, bool descending) {
-  check_defined("argsort", x_in, "x");
+  check_defined("argsort", "x", x_in);
   check_num_dtype("argsort", x_in);
   const Tensor x = as_1d(x_in);
   const int64_t d = wrap_dim(dim, x.dim(), "argsort");
-  Tensor idx = x.device().is_cuda()
-                   ? detail::back(cpu::sort(detail::host(x), d, descending, false).indices, x.device())
-                   : cpu::sort(x, d, descending, false).indices;
+  Tensor idx = call(&Table::sort, "argsort", x, d, descending, false).indices;
   return idx.view(x_in.shape());
 }
 
 Tensor cumsum(const Tensor& x_in, int64_t dim) {
-  check_defined("cumsum", x_in, "x");
+  check_defined("cumsum", "x", x_in);
   check_num_dtype("cumsum", x_in);
   const Tensor x = as_1d(x_in);
   const int64_t d = wrap_dim(dim, x.dim(), "cumsum");
-  Tensor out = x.device().is_cuda() ? detail::back(cpu::cumsum(detail::host(x), d), x.device()) : cpu::cumsum(x, d);
+  Tensor out = call(&Table::cumsum, "cumsum", x, d);
   return out.view(x_in.shape());
 }
 
 Tensor flip(const Tensor& x_in, int64_t dim) {
-  check_defined("flip", x_in, "x");
+  check_defined("flip", "x", x_in);
   const Tensor x = as_1d(x_in);
   const int64_t d = wrap_dim(dim, x.dim(), "flip");
-  Tensor out = x.device().is_cuda() ? detail::back(cpu::flip(detail::host(x), d), x.device()) : cpu::flip(x, d);
+  Tensor out = call(&Table::flip, "flip", x, d);
   return out.view(x_in.shape());
 }
 
 Tensor tril(const Tensor& x, int64_t k) {
-  check_defined("tril", x, "x");
+  check_defined("tril", "x", x);
   CORTEX_CHECK(x.dim() >= 2, "tril: expected a tensor with at least 2 dims, found shape ", shape_str(x.shape()));
-  if (x.device().is_cuda()) return detail::back(cpu::tril(detail::host(x), k), x.device());
-  return cpu::tril(x, k);
+  return call(&Table::tril, "tril", x, k);
 }
 
 Tensor triu(const Tensor& x, int64_t k) {
-  check_defined("triu", x, "x");
+  check_defined("triu", "x", x);
   CORTEX_CHECK(x.dim() >= 2, "triu: expected a tensor with at least 2 dims, found shape ", shape_str(x.shape()));
-  if (x.device().is_cuda()) return detail::back(cpu::triu(detail::host(x), k), x.device());
-  return cpu::triu(x, k);
+  return call(&Table::triu, "triu", x, k);
 }
 
 }  // namespace cortex::kernels

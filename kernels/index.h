@@ -1,4 +1,4 @@
-// Joining, splitting, indexing and ordering. CPU: kernels/cpu/index.cpp.
+// Joining, splitting, indexing and ordering. Entry: kernels/index.cpp; CPU: kernels/cpu/index.cpp.
 // Index tensors are int64 (int32 accepted); out-of-range indices throw, naming the op and value.
 #pragma once
 #include <vector>
@@ -22,7 +22,11 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index);
 // out = x.clone(); out.select(dim, index[i]) += src.select(dim, i). The adjoint of index_select.
 Tensor index_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src);
 
-struct TopK { Tensor values, indices; };
+struct TopK {
+  Tensor values, indices;
+  // Every tensor of the result, for the dispatcher that moves results between devices (kernels/dispatch.h).
+  template <class F> void for_each_tensor(F&& f) { f(values); f(indices); }
+};
 // k largest (or smallest) along dim; sorted; ties keep the lower index first.
 TopK topk(const Tensor& x, int64_t k, int64_t dim = -1, bool largest = true);
 // Stable sort along dim; NaN sorts last ascending (first descending), as NumPy.

@@ -1,11 +1,11 @@
-// Reduction entry points: normalise the axes, check dtypes and devices, then run the CPU kernel
-// (CUDA tensors take the host path until the family has CUDA kernels; see kernels/dispatch.h).
+// Reduction entry points: normalise the axes, check dtypes, then run the kernel of the input's
+// device through the backend tables (kernels/dispatch.h).
 #include "kernels/reduce.h"
 
 #include <algorithm>
 #include <cmath>
 
-#include "kernels/cpu/reduce.h"
+#include "kernels/checks.h"
 #include "kernels/dispatch.h"
 
 namespace cortex::kernels {
@@ -56,29 +56,20 @@ Shape reduced_shape(const Shape& in, const Shape& dims, bool keepdim) {
 
 namespace {
 
-bool is_f32_f64(DType dt) { return dt == DType::Float32 || dt == DType::Float64; }
 bool is_numeric(DType dt) {
   return is_f32_f64(dt) || dt == DType::Int32 || dt == DType::Int64 || dt == DType::UInt8;
-}
-
-void check_defined(const char* op, const Tensor& x) {
-  CORTEX_CHECK(x.defined(), op, ": expected a defined tensor, found an undefined one");
-}
-
-void check_float(const char* op, const Tensor& x) {
-  CORTEX_CHECK(is_f32_f64(x.dtype()), op, ": expected a float32 or float64 tensor, found ", dtype_name(x.dtype()));
 }
 
 }  // namespace
 
 Tensor reduce(Reduce op, const Tensor& x, const Shape& dims, bool keepdim) {
   const char* name = reduce_name(op);
-  check_defined(name, x);
+  check_defined(name, "x", x);
   const Shape axes = reduction_axes(dims, x.dim(), name);
   const DType dt = x.dtype();
   switch (op) {
     case Reduce::Mean:
-    case Reduce::LogSumExp: check_float(name, x); break;
+    case Reduce::LogSumExp: check_float(name, "x", x); break;
     case Reduce::Sum:
     case Reduce::Prod:
       CORTEX_CHECK(is_numeric(dt) || dt == DType::Bool, name,
@@ -97,36 +88,29 @@ Tensor reduce(Reduce op, const Tensor& x, const Shape& dims, bool keepdim) {
     case Reduce::Any:
     case Reduce::All: break;  // every dtype: nonzero is true
   }
-  const Device dev = detail::common_device(name, {&x});
-  if (dev.is_cuda()) return detail::back(cpu::reduce(op, detail::host(x), axes, keepdim), dev);
-  return cpu::reduce(op, x, axes, keepdim);
+  return call(&Table::reduce, name, op, x, axes, keepdim);
 }
 
 namespace {
 
 Tensor arg_entry(const char* name, bool is_max, const Tensor& x, int64_t dim, bool keepdim) {
-  check_defined(name, x);
+  check_defined(name, "x", x);
   CORTEX_CHECK(is_numeric(x.dtype()), name, ": expected a float32, float64, int32, int64 or uint8 tensor, found ",
                dtype_name(x.dtype()));
   const int64_t d = wrap_dim(dim, x.dim(), name);
   if (x.dim() > 0)
     CORTEX_CHECK(x.shape()[d] > 0, name, ": cannot reduce over dim ", dim, " of size 0 (shape ", shape_str(x.shape()),
                  ")");
-  const Device dev = detail::common_device(name, {&x});
-  auto run = [&](const Tensor& h) { return is_max ? cpu::argmax(h, d, keepdim) : cpu::argmin(h, d, keepdim); };
-  if (dev.is_cuda()) return detail::back(run(detail::host(x)), dev);
-  return run(x);
+  return is_max ? call(&Table::argmax, name, x, d, keepdim) : call(&Table::argmin, name, x, d, keepdim);
 }
 
 Tensor var_entry(const char* name, bool take_sqrt, const Tensor& x, const Shape& dims, int64_t correction,
                  bool keepdim) {
-  check_defined(name, x);
-  check_float(name, x);
+  check_defined(name, "x", x);
+  check_float(name, "x", x);
   CORTEX_CHECK(correction >= 0, name, ": expected correction >= 0, found ", correction);
   const Shape axes = reduction_axes(dims, x.dim(), name);
-  const Device dev = detail::common_device(name, {&x});
-  if (dev.is_cuda()) return detail::back(cpu::var(detail::host(x), axes, correction, keepdim, take_sqrt), dev);
-  return cpu::var(x, axes, correction, keepdim, take_sqrt);
+  return call(&Table::var, name, x, axes, correction, keepdim, take_sqrt);
 }
 
 }  // namespace
@@ -142,13 +126,11 @@ Tensor std(const Tensor& x, const Shape& dims, int64_t correction, bool keepdim)
 }
 
 Tensor norm(const Tensor& x, double p, const Shape& dims, bool keepdim) {
-  check_defined("norm", x);
-  check_float("norm", x);
+  check_defined("norm", "x", x);
+  check_float("norm", "x", x);
   CORTEX_CHECK(p > 0, "norm: expected p > 0 (or inf), found ", p);
   const Shape axes = reduction_axes(dims, x.dim(), "norm");
-  const Device dev = detail::common_device("norm", {&x});
-  if (dev.is_cuda()) return detail::back(cpu::norm(detail::host(x), p, axes, keepdim), dev);
-  return cpu::norm(x, p, axes, keepdim);
+  return call(&Table::norm, "norm", x, p, axes, keepdim);
 }
 
 }  // namespace cortex::kernels

@@ -1,9 +1,10 @@
-// Resampling kernels: bilinear grid_sample, bilinear resize, padding. CPU: kernels/cpu/sample.cpp.
+// Resampling kernels: bilinear grid_sample, bilinear resize, padding. Entry: kernels/sample.cpp;
+// CPU: kernels/cpu/sample.cpp.
 // Semantics follow torch.nn.functional (grid_sample, interpolate(mode="bilinear"), pad).
 #pragma once
 #include "tensor/tensor.h"
 
-// Parameter types in namespace cortex: see the note in kernels/nn.h.
+// Parameter types in namespace cortex: see the note in kernels/conv.h.
 namespace cortex {
 enum class GridPadding { Zeros, Border };
 enum class PadMode { Constant, Reflect, Replicate };
@@ -15,7 +16,11 @@ using cortex::PadMode;
 
 // x (N, C, H, W), grid (N, Ho, Wo, 2) holding (x, y) in [-1, 1] -> (N, C, Ho, Wo).
 Tensor grid_sample(const Tensor& x, const Tensor& grid, bool align_corners, GridPadding padding);
-struct GridSampleGrads { Tensor input, grid; };
+struct GridSampleGrads {
+  Tensor input, grid;
+  // Every tensor of the result, for the dispatcher that moves results between devices (kernels/dispatch.h).
+  template <class F> void for_each_tensor(F&& f) { f(input); f(grid); }
+};
 GridSampleGrads grid_sample_backward(const Tensor& gy, const Tensor& x, const Tensor& grid, bool align_corners,
                                      GridPadding padding);
 

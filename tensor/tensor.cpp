@@ -96,14 +96,15 @@ float16::operator float() const {
 
 Device Device::parse(const std::string& s) {
   if (s == "cpu") return cpu();
+  if (s == "emu") return emu();
   if (s == "cuda") return cuda(0);
   if (s.rfind("cuda:", 0) == 0) {
     const std::string idx = s.substr(5);
-    CORTEX_CHECK(!idx.empty() && std::all_of(idx.begin(), idx.end(), ::isdigit),
-                 "device: expected 'cpu', 'cuda' or 'cuda:N', found '", s, "'");
+    CORTEX_CHECK(!idx.empty() && idx.size() <= 4 && std::all_of(idx.begin(), idx.end(), ::isdigit),
+                 "device: expected 'cpu', 'emu', 'cuda' or 'cuda:N', found '", s, "'");
     return cuda(std::stoi(idx));
   }
-  throw Error("device: expected 'cpu', 'cuda' or 'cuda:N', found '" + s + "'");
+  throw Error("device: expected 'cpu', 'emu', 'cuda' or 'cuda:N', found '" + s + "'");
 }
 
 bool cuda_available() { return cuda::built_with_cuda() && cuda::device_count() > 0; }
@@ -164,8 +165,8 @@ std::shared_ptr<Storage> Storage::allocate(size_t nbytes, Device device) {
   auto s = std::make_shared<Storage>();
   s->nbytes = nbytes;
   s->device = device;
-  if (device.is_cpu()) {
-    // 64-byte aligned (Eigen maps, SIMD loads), never null; large blocks are reused (host_allocator.h).
+  if (device.is_host_memory()) {
+    // CPU and emulated-device tensors alike: 64-byte aligned (Eigen maps, SIMD loads), never null; large blocks are reused (host_allocator.h).
     void* p = host::allocate(nbytes);
     s->data = p;
     s->owner = std::shared_ptr<void>(p, [nbytes](void* q) { host::deallocate(q, nbytes); });
@@ -522,9 +523,9 @@ void copy_bytes(const Tensor& dst, const Tensor& src) {
   const size_t n = static_cast<size_t>(src.numel()) * src.element_size();
   if (n == 0) return;
   const Device dd = dst.device(), sd = src.device();
-  if (dd.is_cpu() && sd.is_cpu()) std::memcpy(dst.raw_data(), src.raw_data(), n);
-  else if (dd.is_cuda() && sd.is_cpu()) cuda::copy_host_to_device(dst.raw_data(), src.raw_data(), n, dd.index);
-  else if (dd.is_cpu() && sd.is_cuda()) cuda::copy_device_to_host(dst.raw_data(), src.raw_data(), n, sd.index);
+  if (dd.is_host_memory() && sd.is_host_memory()) std::memcpy(dst.raw_data(), src.raw_data(), n);
+  else if (dd.is_cuda() && sd.is_host_memory()) cuda::copy_host_to_device(dst.raw_data(), src.raw_data(), n, dd.index);
+  else if (dd.is_host_memory() && sd.is_cuda()) cuda::copy_device_to_host(dst.raw_data(), src.raw_data(), n, sd.index);
   else {
     CORTEX_CHECK(dd.index == sd.index, "copy between two CUDA devices (", sd.str(), " -> ", dd.str(),
                  ") goes through the host: use .to(cpu) first");
@@ -537,14 +538,15 @@ namespace {
 void copy_values(const Tensor& dst, const Tensor& src_in) {
   const Tensor& self = dst;
   Tensor s = Tensor(src_in.storage(), src_in.shape(), src_in.strides(), src_in.offset(), src_in.dtype()).expand(self.shape());
-  if (self.device().is_cpu() && s.device().is_cpu()) {
+  // CPU and emulated-device memory are both host memory: cpu_copy reads and writes them directly.
+  if (self.device().is_host_memory() && s.device().is_host_memory()) {
     cpu_copy(self, s);
-  } else if (self.device().is_cpu()) {
+  } else if (self.device().is_host_memory()) {
     cpu_copy(self, cuda_view_to_host(s));
   } else {
     // Build the values on the host in this tensor's dtype and layout, then upload the span.
     Tensor host = cuda_view_to_host(self);
-    cpu_copy(host, s.device().is_cpu() ? s : cuda_view_to_host(s));
+    cpu_copy(host, s.device().is_host_memory() ? s : cuda_view_to_host(s));
     auto [lo, hi] = storage_span(self);
     const size_t es = self.element_size();
     if (hi > lo)
@@ -572,7 +574,7 @@ Tensor Tensor::contiguous() const {
 
 Tensor Tensor::clone() const {
   Tensor out = empty(shape(), dtype(), device());
-  if (device().is_cpu()) {
+  if (device().is_host_memory()) {
     cpu_copy(out, *this);
   } else {
     Tensor host = plain(cuda_view_to_host(*this)).contiguous();
@@ -593,9 +595,13 @@ Tensor Tensor::to(DType dt) const {
 Tensor Tensor::to(Device dev) const {
   if (dev == device()) return *this;
   if (dev.is_cuda()) CORTEX_CHECK(cuda::built_with_cuda(), "to(", dev.str(), "): cortexgrad was built without CUDA");
-  Tensor src = device().is_cpu() ? plain(*this).contiguous() : cuda_view_to_host(*this).contiguous();
+  // src: the values, contiguous, in host memory (a fresh CPU copy when they came from CUDA).
+  const bool from_cuda = device().is_cuda();
+  Tensor src = from_cuda ? cuda_view_to_host(*this).contiguous() : plain(*this).contiguous();
   Tensor out = src;
-  if (dev.is_cuda()) {
+  // Every move but CUDA -> CPU needs new storage on dev: between CPU and the emulated device that
+  // is one memcpy (a tensor never shares storage with a tensor on another device).
+  if (!(from_cuda && dev.is_cpu())) {
     out = empty(shape(), dtype(), dev);
     copy_bytes(out, src);
   }
@@ -753,7 +759,7 @@ std::string Tensor::str(int64_t max_per_dim) const {
     print_rec(os, host, idx, 0, max_per_dim, 7, is_floating(dtype()));
   }
   os << ", shape=" << shape_str(shape()) << ", dtype=" << dtype_name(dtype());
-  if (device().is_cuda()) os << ", device=" << device().str();
+  if (!device().is_cpu()) os << ", device=" << device().str();
   os << ")";
   return os.str();
 }

@@ -71,6 +71,25 @@ fit whole "${backbone[@]}" --readout fwrf --tap features.4 --epochs 4
 fit part "${backbone[@]}" --readout fwrf --tap features.4 --epochs 4 --resume
 cmp -s out/whole/predictions.npy out/part/predictions.npy || fail "the resumed fit differs from the uninterrupted one"
 
+# --device emu: the frozen backbone runs on the emulated CUDA device, where an op without an emu
+# kernel runs its CPU kernel on the same memory; `cortex --verbose` says which ops did (or that none
+# did), and CORTEX_STRICT_DEVICE=1 refuses them, naming the op. A bad device name is a usage error.
+"$cortex" --verbose predict --model out/ridge/model.safetensors --images "$test_images" --out pred.emu.npy \
+  --device emu > out.emu.txt 2> log.emu.txt || { cat log.emu.txt >&2; fail "predict --device emu failed"; }
+grep -q "predictions (ridge)" out.emu.txt || fail "predict --device emu printed no summary"
+grep -Eq "^cortex: (no op fell back|ops that fell back)" log.emu.txt || fail "--verbose did not list the fallbacks"
+if grep -q "^cortex: ops that fell back" log.emu.txt; then
+  rc=0
+  CORTEX_STRICT_DEVICE=1 "$cortex" predict --model out/ridge/model.safetensors --images "$test_images" \
+    --out pred.strict.npy --device emu > /dev/null 2> err.strict.txt || rc=$?
+  [[ $rc -eq 1 ]] && grep -q "no emu kernel" err.strict.txt || { cat err.strict.txt >&2; fail "strict mode ran a fallback"; }
+  [[ ! -e pred.strict.npy ]] || fail "strict mode left pred.strict.npy"
+fi
+rc=0
+"$cortex" predict --model out/ridge/model.safetensors --images "$test_images" --out pred.gpu.npy --device gpu \
+  > /dev/null 2> err.device.txt || rc=$?
+[[ $rc -eq 2 ]] && grep -q "expected 'cpu', 'emu'" err.device.txt || { cat err.device.txt >&2; fail "--device gpu"; }
+
 # Splits from index files (1-D int64 .npy, written here byte by byte): on the Algonauts layout the
 # indices select training_split rows (train, and val for early stopping); on plain pairs
 # (an images/ folder + responses.npy) they also pick the test rows.

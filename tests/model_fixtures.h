@@ -43,23 +43,27 @@ inline FixtureRun load_fixture(const std::string& name) {
   return r;
 }
 
-// Runs the model with every fixture tap and checks each one (and "output") to rel. error 1e-4.
-inline void check_all_taps(const std::string& name) {
+// Runs the model on `device` with every fixture tap and checks each one (and "output") to rel.
+// error 1e-4.
+inline void check_all_taps(const std::string& name, Device device = Device::cpu()) {
   auto r = load_fixture(name);
   ASSERT_GT(r.taps.size(), 3u) << name;
   auto taps = r.taps;
   taps.push_back("output");
-  auto got = r.model->features(r.io.at("input"), taps, false);
+  if (!device.is_cpu()) r.model->to(device);
+  auto got = r.model->features(r.io.at("input").to(device), taps, false);
   double worst = 0;
   for (auto& k : taps) {
     ASSERT_TRUE(got.count(k)) << name << ": tap " << k << " missing";
     const Tensor& ref = r.io.at(k);
     ASSERT_EQ(got[k].shape(), ref.shape()) << name << ": tap " << k;
+    ASSERT_EQ(got[k].device(), device) << name << ": tap " << k;
     const double e = rel_error(got[k], ref);
     EXPECT_LE(e, 1e-4) << name << ": tap " << k << " rel. error " << e;
     worst = std::max(worst, e);
   }
-  std::printf("%s: %zu taps + output, max rel. error %.2e\n", name.c_str(), taps.size() - 1, worst);
+  std::printf("%s on %s: %zu taps + output, max rel. error %.2e\n", name.c_str(), device.str().c_str(), taps.size() - 1,
+              worst);
 }
 
 }  // namespace cortex::testing

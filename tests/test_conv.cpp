@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "kernels/cpu/conv_gemm.h"
-#include "kernels/nn.h"
+#include "kernels/conv.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 #include "tests/test_util.h"

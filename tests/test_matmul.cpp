@@ -6,7 +6,7 @@
 #include <cmath>
 #include <vector>
 
-#include "kernels/linalg.h"
+#include "kernels/matmul.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 #include "tests/test_util.h"

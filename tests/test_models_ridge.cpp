@@ -12,6 +12,7 @@
 #include <string>
 
 #include "kernels/linalg.h"
+#include "kernels/matmul.h"
 #include "models/readouts/ridge.h"
 #include "tests/test_util.h"
 

@@ -7,7 +7,7 @@
 #include <limits>
 #include <vector>
 
-#include "kernels/nn.h"
+#include "kernels/pool.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 #include "tests/test_util.h"

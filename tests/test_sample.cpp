@@ -218,7 +218,7 @@ TEST(GridSample, Errors) {
                       "grid_sample_backward: expected gy of shape [2, 3, 6, 7]");
   EXPECT_CORTEX_ERROR(K::grid_sample_backward(zeros({2, 3, 6, 7}, DType::Float64), x, g, true, K::GridPadding::Zeros),
                       "one dtype");
-  EXPECT_CORTEX_ERROR(K::grid_sample_backward(Tensor(), x, g, true, K::GridPadding::Zeros), "gy to be a defined");
+  EXPECT_CORTEX_ERROR(K::grid_sample_backward(Tensor(), x, g, true, K::GridPadding::Zeros), "expected a defined tensor for gy");
 }
 
 // ---------------------------------------------------------------- resize

@@ -232,6 +232,59 @@ TEST(Tensor, DevicesAndErrors) {
   }
 }
 
+// The emulated CUDA device: host memory, its own device tag, memcpy moves both ways.
+TEST(Tensor, EmulatedDevice) {
+  EXPECT_EQ(Device::parse("emu"), Device::emu());
+  EXPECT_EQ(Device::emu().str(), "emu");
+  EXPECT_EQ(Device::parse(Device::emu().str()), Device::emu());
+  EXPECT_TRUE(Device::emu().is_emu() && Device::emu().is_host_memory());
+  EXPECT_FALSE(Device::emu().is_cpu() || Device::emu().is_cuda());
+  EXPECT_FALSE(Device::cuda(0).is_host_memory());
+  EXPECT_NE(Device::emu(), Device::cpu());
+  EXPECT_CORTEX_ERROR(Device::parse("emu:1"), "expected 'cpu', 'emu'");
+
+  const Tensor x = iota({3, 4});
+  const Tensor e = x.to(Device::emu());
+  EXPECT_EQ(e.device(), Device::emu());
+  EXPECT_EQ(e.storage()->device, Device::emu());
+  EXPECT_NE(e.raw_data(), x.raw_data());  // a copy, not shared storage
+  // Its data pointer is host memory: readable directly.
+  EXPECT_EQ(e.data<double>()[5], 5.0);
+  EXPECT_EQ(e.at({2, 3}), 11.0);
+  EXPECT_NE(e.str().find("device=emu"), std::string::npos) << e.str();
+
+  // Back to the CPU: new CPU storage with the same values; views and conversions stay on emu.
+  const Tensor back = e.to(Device::cpu());
+  EXPECT_EQ(back.device(), Device::cpu());
+  EXPECT_NE(back.raw_data(), e.raw_data());
+  EXPECT_TRUE(allclose(back, x, 0, 0));
+  const Tensor v = e.t().slice(0, 1, 4, 2);  // non-contiguous view on emu
+  EXPECT_EQ(v.device(), Device::emu());
+  EXPECT_TRUE(allclose(v.to(Device::cpu()), x.t().slice(0, 1, 4, 2), 0, 0));
+  EXPECT_EQ(v.contiguous().device(), Device::emu());
+  EXPECT_EQ(v.clone().device(), Device::emu());
+  EXPECT_TRUE(allclose(v.clone().to(Device::cpu()), x.t().slice(0, 1, 4, 2), 0, 0));
+  const Tensor f = e.to(DType::Float32);
+  EXPECT_EQ(f.device(), Device::emu());
+  EXPECT_EQ(f.to_vector<float>()[7], 7.0f);
+
+  // Creation on emu, copy_ in both directions, fill_.
+  Tensor z = zeros({3, 4}, DType::Float64, Device::emu());
+  EXPECT_EQ(z.device(), Device::emu());
+  z.copy_(x);  // from the CPU
+  EXPECT_TRUE(allclose(z.to(Device::cpu()), x, 0, 0));
+  Tensor c = zeros({3, 4}, DType::Float64);
+  c.copy_(e);  // to the CPU
+  EXPECT_TRUE(allclose(c, x, 0, 0));
+  z.narrow(0, 1, 1).fill_(-1.0);
+  EXPECT_EQ(z.at({1, 2}), -1.0);
+  EXPECT_EQ(arange(0, 4, 1, DType::Int64, Device::emu()).to_vector<int64_t>(), (std::vector<int64_t>{0, 1, 2, 3}));
+  EXPECT_EQ(eye(2, -1, DType::Float32, Device::emu()).device(), Device::emu());
+  Generator g(3), h(3);
+  EXPECT_TRUE(allclose(randn({5}, g, 0, 1, DType::Float32, Device::emu()).to(Device::cpu()),
+                       randn({5}, h, 0, 1, DType::Float32), 0, 0));
+}
+
 TEST(HostAllocator, LargeBlocksAreReusedAndReleased) {
   host::empty_cache();
   const size_t before = host::cached_bytes();

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "kernels/cpu/conv_gemm.h"
+#include "kernels/shape.h"
 #ifdef CORTEX_CONV_GEMM
 #include <immintrin.h>  // the packed path's im2col
 #endif
@@ -68,8 +69,8 @@ Geom geom(const Shape& xs, const Shape& ws, const Conv2dParams& p) {
   g.O = ws[0], g.KH = ws[2], g.KW = ws[3];
   g.sh = p.stride_h, g.sw = p.stride_w, g.ph = p.pad_h, g.pw = p.pad_w, g.dh = p.dilation_h, g.dw = p.dilation_w;
   g.G = p.groups;
-  g.OH = (g.H + 2 * g.ph - g.dh * (g.KH - 1) - 1) / g.sh + 1;
-  g.OW = (g.W + 2 * g.pw - g.dw * (g.KW - 1) - 1) / g.sw + 1;
+  const Shape ys = conv2d_out_shape("conv2d", xs, ws, p);
+  g.OH = ys[2], g.OW = ys[3];
   g.Cg = g.C / g.G, g.Og = g.O / g.G, g.KK = g.KH * g.KW, g.Kg = g.Cg * g.KK;
   g.P = g.OH * g.OW, g.HW = g.H * g.W;
   g.identity = g.KH == 1 && g.KW == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0;

@@ -1,7 +1,7 @@
 // CPU 2-D convolution and its two adjoints (im2col + Eigen GEMM). Entries with input checks:
-// kernels/nn.h (kernels/conv.cpp); these take checked shapes and parameters.
+// kernels/conv.h (kernels/conv.cpp); these take checked shapes and parameters.
 #pragma once
-#include "kernels/nn.h"
+#include "kernels/conv.h"
 
 namespace cortex::kernels::cpu {
 

@@ -20,6 +20,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "kernels/shape.h"
 #include "tensor/strided.h"
 
 namespace cortex::kernels::cpu {
@@ -335,7 +336,7 @@ Tensor compare(Compare op, const Tensor& a, const Tensor& b) {
 }
 
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
-  const Shape s = broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
+  const Shape s = broadcast_shapes3(cond.shape(), a.shape(), b.shape(), "where");
   Tensor c = cond.expand(s), x = a.expand(s), y = b.expand(s);
   Tensor out = empty(s, a.dtype());
   auto plan = make_plan<4>(s, std::array<const Tensor*, 4>{&out, &c, &x, &y});

@@ -14,6 +14,7 @@
 #include <Eigen/Core>
 #include <algorithm>
 
+#include "kernels/shape.h"
 #include "tensor/strided.h"
 
 namespace cortex::kernels::cpu {
@@ -96,8 +97,7 @@ Tensor matmul(const Tensor& a0, const Tensor& b0) {
   Tensor a = mappable_operand(a0.dim() == 1 ? a0.unsqueeze(0) : a0);
   Tensor b = mappable_operand(b0.dim() == 1 ? b0.unsqueeze(1) : b0);
   const int64_t m = a.size(-2), k = a.size(-1), n = b.size(-1);
-  const Shape ba(a.shape().begin(), a.shape().end() - 2), bb(b.shape().begin(), b.shape().end() - 2);
-  const Shape batch = broadcast_shapes(ba, bb, "matmul");
+  const Shape batch = matmul_batch_shape("matmul", a.shape(), b.shape());
   const int64_t nb = static_cast<int64_t>(batch.size());
 
   Shape full_shape = batch, result_shape = batch;

@@ -1,4 +1,4 @@
-// CPU matrix products (Eigen GEMM). Entries with input checks: kernels/linalg.h.
+// CPU matrix products (Eigen GEMM). Entries with input checks: kernels/matmul.h (kernels/matmul.cpp).
 #pragma once
 #include "tensor/tensor.h"
 

@@ -13,10 +13,6 @@ namespace {
 
 constexpr int64_t kParallelWork = 1 << 14;
 
-// Floor division rounding toward -inf (the numerator can be negative when the kernel exceeds the
-// padded input).
-int64_t div_floor(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
-
 // The window of output index o along one dim, clipped to the input: [lo, hi), plus the size of
 // the window clipped to input + padding (avg pool's count_include_pad divisor).
 struct Win { int64_t lo, hi, padded; };
@@ -130,18 +126,6 @@ void max_row_interior(const T* __restrict xpl, int64_t W, Win h, int64_t KW, int
 }
 
 }  // namespace
-
-int64_t pool_out_size(const char* op, int64_t in, int64_t k, int64_t stride, int64_t pad, bool ceil_mode) {
-  CORTEX_CHECK(k > 0, op, ": expected a positive kernel size, found ", k);
-  CORTEX_CHECK(stride > 0, op, ": expected a positive stride, found ", stride);
-  CORTEX_CHECK(pad >= 0 && pad <= k / 2, op, ": expected padding in [0, kernel / 2] = [0, ", k / 2, "], found ",
-               pad);
-  int64_t out = div_floor(in + 2 * pad - k + (ceil_mode ? stride - 1 : 0), stride) + 1;
-  if (ceil_mode && (out - 1) * stride >= in + pad) --out;
-  CORTEX_CHECK(out >= 1, op, ": expected an output size of at least 1, found ", out, " (input size ", in,
-               ", kernel ", k, ", stride ", stride, ", padding ", pad, ")");
-  return out;
-}
 
 MaxPool max_pool2d(const Tensor& x, const Pool2dParams& p, int64_t out_h, int64_t out_w) {
   const Tensor xc = x.contiguous();

@@ -24,6 +24,7 @@
 #include <random>
 
 #include "kernels/linalg.h"
+#include "kernels/matmul.h"
 
 namespace cortex::models {
 namespace {
