@@ -50,7 +50,9 @@ struct AutogradMeta {
   }
   LevelMeta& at(uint64_t level) {
     if (LevelMeta* l = find(level)) return *l;
-    levels.push_back(LevelMeta{level});
+    LevelMeta m;
+    m.level = level;
+    levels.push_back(m);
     return levels.back();
   }
 };

@@ -86,7 +86,6 @@ void launch(const char* name, void (*kernel)(P...), dim3 grid, dim3 block, std::
 #define __host__
 #define __constant__
 #define __forceinline__ inline __attribute__((always_inline))
-#define __noinline__ __attribute__((noinline))
 #define __launch_bounds__(...)
 #define __align__(n) alignas(n)
 // All fibers of a block run on one OS thread, so thread_local storage is the block's shared
