@@ -13,17 +13,17 @@
 #include "kernels/elementwise.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
+#include "tests/reference.h"
 #include "tests/test_util.h"
 
 using namespace cortex;
 using namespace cortex::kernels;
 using cortex::testing::allclose;
 using cortex::testing::noncontig;
+using namespace cortex::testing::ref;
 
 namespace {
 
-const double kNaN = std::numeric_limits<double>::quiet_NaN();
-const double kInf = std::numeric_limits<double>::infinity();
 
 int64_t draw(Generator& g, int64_t lo, int64_t hi) {  // one integer in [lo, hi)
   return randint(lo, hi, {1}, g).to_vector<int64_t>()[0];
@@ -50,7 +50,6 @@ Tensor permuted(const Tensor& t) {
 // The layouts every kernel must give identical numbers on.
 std::vector<Tensor> layouts(const Tensor& t) { return {t, noncontig(t), permuted(t)}; }
 
-std::vector<double> vals(const Tensor& t) { return t.to(DType::Float64).to_vector<double>(); }
 
 // Row-major unravel / ravel with NumPy broadcasting of `in` (right-aligned) inside `out`.
 int64_t bcast_index(int64_t flat, const Shape& out, const Shape& in) {
@@ -89,48 +88,6 @@ std::pair<Shape, Shape> bcast_pair(Generator& g) {
     return s;
   };
   return {sub(), sub()};
-}
-
-double sigmoid_ref(double x) { return x >= 0 ? 1 / (1 + std::exp(-x)) : std::exp(x) / (1 + std::exp(x)); }
-
-double unary_ref(Unary op, double x, double p) {
-  switch (op) {
-    case Unary::Neg: return -x;
-    case Unary::Exp: return std::exp(x);
-    case Unary::Log: return std::log(x);
-    case Unary::Log1p: return std::log1p(x);
-    case Unary::Expm1: return std::expm1(x);
-    case Unary::Sqrt: return std::sqrt(x);
-    case Unary::Rsqrt: return 1 / std::sqrt(x);
-    case Unary::Reciprocal: return 1 / x;
-    case Unary::Square: return x * x;
-    case Unary::Abs: return std::fabs(x);
-    case Unary::Sign: return std::isnan(x) ? x : (x > 0 ? 1.0 : (x < 0 ? -1.0 : 0.0));
-    case Unary::Sin: return std::sin(x);
-    case Unary::Cos: return std::cos(x);
-    case Unary::Tanh: return std::tanh(x);
-    case Unary::Erf: return std::erf(x);
-    case Unary::Sigmoid: return sigmoid_ref(x);
-    case Unary::Relu: return std::isnan(x) ? x : std::max(x, 0.0);
-    case Unary::GeluErf: return 0.5 * x * std::erfc(-x / std::sqrt(2.0));
-    case Unary::GeluTanh: return 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
-    case Unary::QuickGelu: return x * sigmoid_ref(1.702 * x);
-    case Unary::Elu: return x > 0 ? x : p * std::expm1(x);
-    case Unary::Softplus: return p * x > 20 ? x : std::log1p(std::exp(p * x)) / p;
-    case Unary::PowScalar: return std::pow(x, p);
-    case Unary::Floor: return std::floor(x);
-    case Unary::Ceil: return std::ceil(x);
-    case Unary::Round: return std::nearbyint(x);
-  }
-  return kNaN;
-}
-
-// Applies a float64 reference elementwise and returns it in dtype `dt` (so float32 overflow and
-// rounding match what a float32 kernel can produce).
-Tensor map_ref(const Tensor& x, const std::function<double(double)>& f, DType dt) {
-  auto v = vals(x);
-  for (auto& e : v) e = f(e);
-  return from_vector(v, x.shape(), dt);
 }
 
 struct UnaryCase {

@@ -9,12 +9,15 @@
 #include "kernels/matmul.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
+#include "tests/reference.h"
 #include "tests/test_util.h"
 
 using namespace cortex;
 using cortex::testing::allclose;
 namespace K = cortex::kernels;
 namespace ct = cortex::testing;
+
+using namespace cortex::testing::ref;
 
 namespace {
 
@@ -25,54 +28,6 @@ struct Draw {
   int64_t operator()(int64_t lo, int64_t hi) { return randint(lo, hi + 1, {1}, g).to_vector<int64_t>()[0]; }
 };
 
-std::vector<double> values(const Tensor& t) { return t.to(DType::Float64).contiguous().to_vector<double>(); }
-
-// Row-major index of `idx` in `shape`, where dims of size 1 broadcast (index 0).
-int64_t bindex(const Shape& shape, const Shape& idx) {
-  int64_t off = 0;
-  const size_t lead = idx.size() - shape.size();
-  for (size_t d = 0; d < shape.size(); ++d) off = off * shape[d] + (shape[d] == 1 ? 0 : idx[lead + d]);
-  return off;
-}
-
-// NumPy matmul in float64 by the definition.
-Tensor ref_matmul(const Tensor& a, const Tensor& b) {
-  Shape as = a.shape(), bs = b.shape();
-  if (a.dim() == 1) as.insert(as.begin(), 1);
-  if (b.dim() == 1) bs.push_back(1);
-  const int64_t m = as[as.size() - 2], k = as.back(), n = bs.back();
-  const Shape ab(as.begin(), as.end() - 2), bb(bs.begin(), bs.end() - 2);
-  const size_t nb = std::max(ab.size(), bb.size());
-  Shape batch(nb, 1);
-  for (size_t d = 0; d < nb; ++d) {
-    const int64_t da = d + ab.size() >= nb ? ab[d + ab.size() - nb] : 1;
-    const int64_t db = d + bb.size() >= nb ? bb[d + bb.size() - nb] : 1;
-    batch[d] = da == 1 ? db : da;
-  }
-  int64_t B = 1;
-  for (int64_t s : batch) B *= s;
-  const auto va = values(a), vb = values(b);
-  std::vector<double> out(B * m * n, 0.0);
-  Shape idx(nb);
-  for (int64_t i = 0; i < B; ++i) {
-    int64_t r = i;
-    for (int64_t d = static_cast<int64_t>(nb) - 1; d >= 0; --d) {
-      idx[d] = r % batch[d];
-      r /= batch[d];
-    }
-    const int64_t oa = bindex(ab, idx) * m * k, ob = bindex(bb, idx) * k * n;
-    for (int64_t x = 0; x < m; ++x)
-      for (int64_t y = 0; y < n; ++y) {
-        double s = 0;
-        for (int64_t z = 0; z < k; ++z) s += va[oa + x * k + z] * vb[ob + z * n + y];
-        out[(i * m + x) * n + y] = s;
-      }
-  }
-  Shape os = batch;
-  if (a.dim() != 1) os.push_back(m);
-  if (b.dim() != 1) os.push_back(n);
-  return from_vector(out, os, DType::Float64);
-}
 
 // Tolerance for a sum of k products of O(1) values.
 ::testing::AssertionResult close(const Tensor& got, const Tensor& want, DType dt, int64_t k) {

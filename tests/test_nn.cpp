@@ -10,6 +10,7 @@
 #include "kernels/nn.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
+#include "tests/reference.h"
 #include "tests/test_util.h"
 
 using namespace cortex;
@@ -17,34 +18,16 @@ using cortex::testing::allclose;
 namespace K = cortex::kernels;
 namespace ct = cortex::testing;
 
+using namespace cortex::testing::ref;
+
 namespace {
 
-const double kInf = std::numeric_limits<double>::infinity();
 
 std::vector<int64_t> draw(int64_t lo, int64_t hi, int64_t n, uint64_t seed) {
   Generator g(seed);
   return randint(lo, hi, {n}, g).to_vector<int64_t>();
 }
-std::vector<double> values(const Tensor& t) { return t.to(DType::Float64).contiguous().to_vector<double>(); }
 Tensor f64(const std::vector<double>& v, const Shape& s) { return from_vector(v, s, DType::Float64); }
-
-// Softmax over `dim` of a row-major array of shape s, in float64.
-std::vector<double> ref_softmax(const std::vector<double>& x, const Shape& s, int64_t dim, bool log) {
-  int64_t outer = 1, D = 1, inner = 1;
-  for (int64_t d = 0; d < static_cast<int64_t>(s.size()); ++d)
-    (d < dim ? outer : d == dim ? D : inner) *= s[d];
-  std::vector<double> y(x.size());
-  for (int64_t o = 0; o < outer; ++o)
-    for (int64_t i = 0; i < inner; ++i) {
-      auto at = [&](int64_t d) { return (o * D + d) * inner + i; };
-      double m = -kInf;
-      for (int64_t d = 0; d < D; ++d) m = std::max(m, x[at(d)]);
-      double sum = 0;
-      for (int64_t d = 0; d < D; ++d) sum += std::exp(x[at(d)] - m);
-      for (int64_t d = 0; d < D; ++d) y[at(d)] = log ? x[at(d)] - m - std::log(sum) : std::exp(x[at(d)] - m) / sum;
-    }
-  return y;
-}
 
 struct Tol { double rtol, atol; };
 Tol tol(DType dt, bool log) {
@@ -162,25 +145,6 @@ TEST(Softmax, Errors) {
 // ---------------------------------------------------------------- layer_norm
 
 namespace {
-
-struct RefLN { std::vector<double> y, mean, rstd; };
-RefLN ref_layer_norm(const std::vector<double>& x, int64_t rows, int64_t D, const std::vector<double>* w,
-                     const std::vector<double>* b, double eps) {
-  RefLN r{std::vector<double>(x.size()), std::vector<double>(rows), std::vector<double>(rows)};
-  for (int64_t i = 0; i < rows; ++i) {
-    double m = 0;
-    for (int64_t j = 0; j < D; ++j) m += x[i * D + j];
-    m /= D;
-    double v = 0;
-    for (int64_t j = 0; j < D; ++j) v += (x[i * D + j] - m) * (x[i * D + j] - m);
-    v /= D;
-    const double rs = 1 / std::sqrt(v + eps);
-    r.mean[i] = m, r.rstd[i] = rs;
-    for (int64_t j = 0; j < D; ++j)
-      r.y[i * D + j] = (x[i * D + j] - m) * rs * (w ? (*w)[j] : 1.0) + (b ? (*b)[j] : 0.0);
-  }
-  return r;
-}
 
 }  // namespace
 

@@ -16,6 +16,7 @@
 #include "kernels/reduce.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
+#include "tests/reference.h"
 #include "tests/test_util.h"
 
 using namespace cortex;
@@ -23,10 +24,10 @@ using namespace cortex::kernels;
 using cortex::testing::allclose;
 using cortex::testing::noncontig;
 
+using namespace cortex::testing::ref;
+
 namespace {
 
-const double kNaN = std::numeric_limits<double>::quiet_NaN();
-const double kInf = std::numeric_limits<double>::infinity();
 
 int64_t draw(Generator& g, int64_t lo, int64_t hi) {  // one integer in [lo, hi)
   return randint(lo, hi, {1}, g).to_vector<int64_t>()[0];
@@ -45,129 +46,6 @@ Tensor permuted(const Tensor& t) {
   return t.permute(rev).contiguous().permute(rev);
 }
 
-std::vector<double> vals(const Tensor& t) { return t.to(DType::Float64).to_vector<double>(); }
-
-// The naive reference: the input values grouped by output element (keepdim layout), each group in
-// row-major order of the input.
-struct Groups {
-  Shape keep;     // output shape with keepdim
-  Shape dropped;  // output shape without
-  std::vector<std::vector<double>> g;
-};
-
-Groups group(const Tensor& x, const Shape& dims) {
-  const int64_t nd = x.dim();
-  std::vector<bool> red(nd, dims.empty());
-  for (int64_t d : dims) red[d < 0 ? d + nd : d] = true;
-  Groups r;
-  for (int64_t d = 0; d < nd; ++d) {
-    r.keep.push_back(red[d] ? 1 : x.shape()[d]);
-    if (!red[d]) r.dropped.push_back(x.shape()[d]);
-  }
-  r.g.resize(static_cast<size_t>(shape_numel(r.keep)));
-  auto v = vals(x);
-  for (int64_t i = 0; i < static_cast<int64_t>(v.size()); ++i) {
-    int64_t rem = i, o = 0, mul = 1;
-    for (int64_t d = nd - 1; d >= 0; --d) {
-      const int64_t id = rem % x.shape()[d];
-      rem /= x.shape()[d];
-      if (!red[d]) {
-        o += id * mul;
-        mul *= x.shape()[d];
-      }
-    }
-    r.g[o].push_back(v[i]);
-  }
-  return r;
-}
-
-using Fn = std::function<double(const std::vector<double>&)>;
-
-double ref_sum(const std::vector<double>& v) {
-  double s = 0;
-  for (double e : v) s += e;
-  return s;
-}
-double ref_max(const std::vector<double>& v) {
-  double m = -kInf;
-  for (double e : v) {
-    if (std::isnan(e)) return kNaN;
-    m = std::max(m, e);
-  }
-  return m;
-}
-double ref_min(const std::vector<double>& v) {
-  double m = kInf;
-  for (double e : v) {
-    if (std::isnan(e)) return kNaN;
-    m = std::min(m, e);
-  }
-  return m;
-}
-double ref_prod(const std::vector<double>& v) {
-  double p = 1;
-  for (double e : v) p *= e;
-  return p;
-}
-double ref_lse(const std::vector<double>& v) {
-  const double m = ref_max(v);
-  if (std::isnan(m)) return kNaN;
-  if (std::isinf(m)) return m;  // +inf, or every term -inf (and the empty sum)
-  double s = 0;
-  for (double e : v) s += std::exp(e - m);
-  return m + std::log(s);
-}
-double ref_var(const std::vector<double>& v, int64_t corr) {
-  const double mean = ref_sum(v) / static_cast<double>(v.size());
-  double ss = 0;
-  for (double e : v) ss += (e - mean) * (e - mean);
-  return ss / static_cast<double>(std::max<int64_t>(static_cast<int64_t>(v.size()) - corr, 0));
-}
-double ref_norm(const std::vector<double>& v, double p) {
-  if (std::isinf(p)) {
-    double m = 0;
-    for (double e : v) {
-      if (std::isnan(e)) return kNaN;
-      m = std::max(m, std::abs(e));
-    }
-    return m;
-  }
-  double s = 0;
-  for (double e : v) s += std::pow(std::abs(e), p);
-  return std::pow(s, 1 / p);
-}
-
-Fn ref_for(Reduce op) {
-  switch (op) {
-    case Reduce::Sum: return ref_sum;
-    case Reduce::Mean: return [](const std::vector<double>& v) { return ref_sum(v) / static_cast<double>(v.size()); };
-    case Reduce::Max: return ref_max;
-    case Reduce::Min: return ref_min;
-    case Reduce::Prod: return ref_prod;
-    case Reduce::LogSumExp: return ref_lse;
-    case Reduce::Any:
-      return [](const std::vector<double>& v) {
-        for (double e : v)
-          if (e != 0) return 1.0;
-        return 0.0;
-      };
-    case Reduce::All:
-      return [](const std::vector<double>& v) {
-        for (double e : v)
-          if (e == 0) return 0.0;
-        return 1.0;
-      };
-  }
-  return nullptr;
-}
-
-// Reference output of `f` over `dims`, as a tensor of dtype `dt` and keepdim layout as asked.
-Tensor ref_reduce(const Tensor& x, const Shape& dims, bool keepdim, const Fn& f, DType dt) {
-  Groups gr = group(x, dims);
-  std::vector<double> out;
-  for (const auto& v : gr.g) out.push_back(f(v));
-  return from_vector(out, keepdim ? gr.keep : gr.dropped, dt);
-}
 
 // Random distinct axes (possibly none = all), some written negative.
 Shape rand_dims(Generator& g, int64_t nd) {
