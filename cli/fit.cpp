@@ -513,6 +513,9 @@ void check_opts(const FitOpts& o) {
                "found --readout ", o.readout);
   CORTEX_CHECK(!o.finetune || o.keep == 1.0, "fit: --keep (channel pruning) ranks frozen features; not with --finetune");
   CORTEX_CHECK(!o.finetune || o.tap != "pixels", "fit: --finetune needs a backbone, not --tap pixels");
+  CORTEX_CHECK(!o.finetune || o.device.empty() || o.device == "cpu",
+               "fit: --finetune trains backbone and readout on the host; --device ", o.device,
+               " applies to frozen backbones only (drop --device or --finetune)");
   CORTEX_CHECK(fs::is_directory(o.data), "fit: --data '", o.data, "' is not a directory");
 }
 

@@ -172,6 +172,8 @@ expect_error() {
 expect_error "readout must be one of" fit --data "$data" --out out/bad --readout lasso --tap features.4 "${backbone[@]}"
 expect_error "reads one map" fit --data "$data" --out out/bad --readout gaussian --tap features.1,features.4 "${backbone[@]}"
 expect_error "finetune" fit --data "$data" --out out/bad --readout ridge --tap features.4 --finetune "${backbone[@]}"
+expect_error "applies to frozen backbones only" fit --data "$data" --out out/bad --readout gaussian --tap features.4 \
+  --finetune --device emu "${backbone[@]}"
 expect_error "not a directory" fit --data nowhere --out out/bad --tap features.4 "${backbone[@]}"
 expect_error "unknown tap" fit --data "$data" --hemi both --out out/bad --tap features.99 "${backbone[@]}"
 expect_error "poisson" fit --data "$data" --out out/bad --readout fwrf --tap features.4 --loss poisson "${backbone[@]}"
