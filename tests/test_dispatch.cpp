@@ -3,6 +3,8 @@
 // fallback naming the op and the device, and tensors on two devices are refused.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
 #include <set>
 #include <string>
 
@@ -198,6 +200,9 @@ TEST_F(Dispatch, BackbonesRunOnEmu) {
   for (const char* name : {"alexnet", "resnet_bottleneck", "clip"}) {
     K::reset_fallback_stats();
     cortex::testing::check_all_taps(name, kEmu);
+    std::string listed;
+    for (const auto& [op, n] : K::fallback_stats()) listed += " " + op + "=" + std::to_string(n);
+    std::printf("[ emu ] %s: ops that fell back to the host:%s\n", name, listed.empty() ? " none" : listed.c_str());
     bool conv_on_emu = false;
     for (const K::OpInfo& op : K::op_list())
       if (op.name == std::string("conv2d")) conv_on_emu = op.emu;
