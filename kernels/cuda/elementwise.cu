@@ -23,7 +23,9 @@ namespace {
 // ---------------------------------------------------------------- device helpers
 
 // Offset of operand k for output element i. A plan of one dim (every operand contiguous, or a
-// plain stride) needs no division: i is already the index along that dim.
+// plain stride) needs no division: i is already the index along that dim, and on a GPU that saves
+// a 64-bit division and remainder per operand. (On the emulated device, where a thread costs about
+// 15 ns anyway, it makes no measurable difference.)
 __device__ __forceinline__ int64_t at(const Indexer& ix, int k, int64_t i) {
   return ix.ndim == 1 ? i * ix.strides[k][0] : ix.offset(k, i);
 }
