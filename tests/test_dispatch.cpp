@@ -38,10 +38,10 @@ class Dispatch : public ::testing::Test {
   void TearDown() override { K::set_strict_device(false); }
 };
 
-// Bit-for-bit equal values on the host, and `got` on `dev`.
-::testing::AssertionResult same(const Tensor& got, const Tensor& want, Device dev) {
+// Bit-for-bit equal values on the host (within rtol when given), and `got` on `dev`.
+::testing::AssertionResult same(const Tensor& got, const Tensor& want, Device dev, double rtol = 0) {
   if (got.device() != dev) return ::testing::AssertionFailure() << "on " << got.device().str() << ", expected " << dev.str();
-  return allclose(got.to(Device::cpu()), want, 0, 0);
+  return allclose(got.to(Device::cpu()), want, rtol, 0);
 }
 
 }  // namespace
@@ -189,8 +189,10 @@ TEST_F(Dispatch, AutogradRunsOnEmu) {
   };
   const auto [loss_cpu, g_cpu] = run(Device::cpu());
   const auto [loss_emu, g_emu] = run(kEmu);
-  EXPECT_TRUE(same(loss_emu, loss_cpu, kEmu));
-  EXPECT_TRUE(same(g_emu, g_cpu, kEmu));
+  // Ops with an emu kernel compute transcendentals with the device's math functions (tanhf), which
+  // may differ from the CPU's vectorised ones in the last ulp: equal within float32 rounding.
+  EXPECT_TRUE(same(loss_emu, loss_cpu, kEmu, 1e-6));
+  EXPECT_TRUE(same(g_emu, g_cpu, kEmu, 1e-6));
   EXPECT_FALSE(K::fallback_stats().empty());
 }
 
