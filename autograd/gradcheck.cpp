@@ -74,8 +74,10 @@ std::string compare(const std::vector<double>& got, const std::vector<double>& w
 }  // namespace
 
 std::string gradcheck(const Fn& f, const std::vector<Tensor>& inputs, const GradcheckOptions& opt) {
-  for (const Tensor& x : inputs)
+  for (const Tensor& x : inputs) {
     if (x.dtype() != DType::Float64) return "gradcheck: inputs must be float64";
+    if (!x.device().is_host_memory()) return "gradcheck: inputs must be on cpu or emu (it perturbs them in place), found " + x.device().str();
+  }
   Generator gen(opt.seed);
   size_t m = 0;
   auto J = numeric_jacobian(f, inputs, opt.eps, m);  // J[j][i] = d out_i / d in_j
@@ -87,7 +89,7 @@ std::string gradcheck(const Fn& f, const std::vector<Tensor>& inputs, const Grad
   for (const Tensor& x : inputs) leaves.push_back(with_grad(x));
   std::vector<Tensor> outs = f(leaves);
   std::vector<Tensor> v;
-  for (const Tensor& y : outs) v.push_back(randn(y.shape(), gen, 0, 1, DType::Float64));
+  for (const Tensor& y : outs) v.push_back(randn(y.shape(), gen, 0, 1, DType::Float64).to(y.device()));
   auto vf = flat(v);
   std::vector<Tensor> diff_outs, diff_v;
   for (size_t i = 0; i < outs.size(); ++i)
@@ -112,7 +114,7 @@ std::string gradcheck(const Fn& f, const std::vector<Tensor>& inputs, const Grad
         for (size_t i = 0; i < m; ++i) want[j] += J[j][i] * vmask[i];
       g = grad(diff_outs, leaves, diff_v, false, true);
     } else {
-      for (const Tensor& x : inputs) g.push_back(zeros(x.shape(), DType::Float64));
+      for (const Tensor& x : inputs) g.push_back(zeros(x.shape(), DType::Float64, x.device()));
     }
     jtv = flat(g);
     if (auto e = compare(jtv, want, "VJP (J^T v)", opt); !e.empty()) return e;
@@ -121,7 +123,7 @@ std::string gradcheck(const Fn& f, const std::vector<Tensor>& inputs, const Grad
   // 2. JVP and 3. transpose identity
   if (opt.check_jvp) {
     std::vector<Tensor> t;
-    for (const Tensor& x : inputs) t.push_back(randn(x.shape(), gen, 0, 1, DType::Float64));
+    for (const Tensor& x : inputs) t.push_back(randn(x.shape(), gen, 0, 1, DType::Float64).to(x.device()));
     auto tf = flat(t);
     std::vector<double> want(m, 0.0);
     for (size_t j = 0; j < n; ++j)
@@ -155,7 +157,7 @@ std::string gradcheck(const Fn& f, const std::vector<Tensor>& inputs, const Grad
             for (int64_t j = 0; j < nk; ++j) want.push_back(J[col0 + j][row0 + i]);
           // reverse: stacked cotangents e_i
           if (requires_grad(outs[o])) {
-            Tensor basis = eye(mo, mo, DType::Float64);
+            Tensor basis = eye(mo, mo, DType::Float64, outs[o].device());
             Shape bs{mo};
             bs.insert(bs.end(), outs[o].shape().begin(), outs[o].shape().end());
             BatchedScope scope(1);
@@ -169,7 +171,8 @@ std::string gradcheck(const Fn& f, const std::vector<Tensor>& inputs, const Grad
             for (size_t q = 0; q < inputs.size(); ++q) {
               Shape s{nk};
               s.insert(s.end(), inputs[q].shape().begin(), inputs[q].shape().end());
-              ts.push_back(q == k ? eye(nk, nk, DType::Float64).view(s) : zeros(s, DType::Float64));
+              const Device qd = inputs[q].device();
+              ts.push_back(q == k ? eye(nk, nk, DType::Float64, qd).view(s) : zeros(s, DType::Float64, qd));
             }
             BatchedScope scope(1);
             JvpResult r = jvp(f, inputs, ts);
@@ -220,7 +223,7 @@ std::string gradcheck(const Fn& f, const std::vector<Tensor>& inputs, const Grad
     for (const Tensor& x : inputs) ls.push_back(with_grad(x));
     std::vector<Tensor> hx = h(ls);
     std::vector<Tensor> w, dh, dw;
-    for (const Tensor& t : hx) w.push_back(randn(t.shape(), gen, 0, 1, DType::Float64));
+    for (const Tensor& t : hx) w.push_back(randn(t.shape(), gen, 0, 1, DType::Float64).to(t.device()));
     for (size_t i = 0; i < hx.size(); ++i)
       if (requires_grad(hx[i])) { dh.push_back(hx[i]); dw.push_back(w[i]); }
     auto wf = flat(w);

@@ -26,7 +26,8 @@ struct GradcheckOptions {
 };
 
 // Returns "" when every check holds, else a description of the first failure.
-// Inputs must be float64; they are used as they are (non-contiguous views included).
+// Inputs must be float64, on a device whose memory the host can read (cpu, emu); they are used
+// as they are (non-contiguous views included), and the random directions go to their device.
 std::string gradcheck(const Fn& f, const std::vector<Tensor>& inputs, const GradcheckOptions& opt = {});
 
 }  // namespace cortex

@@ -306,3 +306,15 @@ TEST(HostAllocator, LargeBlocksAreReusedAndReleased) {
   host::empty_cache();
   EXPECT_EQ(host::cached_bytes(), 0u);
 }
+
+TEST(Tensor, EmptyTensorsAreContiguousWhateverTheirStrides) {
+  // A [3, 0, 4] slice of a [3, 5, 4] tensor keeps the parent's strides; with no element out of
+  // place it is contiguous, and it copies between devices like any other.
+  Tensor x = zeros({3, 5, 4});
+  Tensor e = x.slice(1, 2, 2);
+  EXPECT_EQ(e.shape(), (Shape{3, 0, 4}));
+  EXPECT_TRUE(e.is_contiguous());
+  Tensor d = e.to(Device::emu());
+  EXPECT_EQ(d.shape(), (Shape{3, 0, 4}));
+  EXPECT_EQ(d.to(Device::cpu()).numel(), 0);
+}

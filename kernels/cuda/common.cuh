@@ -65,8 +65,7 @@ Indexer make_indexer(const Shape& shape, const std::array<const Tensor*, N>& ops
   std::array<Shape, N> st;
   for (size_t k = 0; k < N; ++k) {
     const Tensor& t = *ops[k];
-    CORTEX_CHECK(t.shape() == shape || t.numel() == shape_numel(shape), "CUDA kernel: operand ", k, " of shape ",
-                 shape_str(t.shape()), " does not match ", shape_str(shape));
+    // An operand of another shape must broadcast to `shape` (expand checks it and names both).
     st[k] = t.shape() == shape ? t.strides() : t.expand(shape).strides();
   }
   StridedPlan<N> p = make_plan<N>(shape, st);
