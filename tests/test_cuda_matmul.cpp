@@ -26,12 +26,13 @@ namespace {
 
 const Device kEmu = Device::emu();
 
-// Strict device mode (a fallback to the host throws) and the forward schedule for every test.
+// Strict device mode (a fallback to the host throws) for every test; the schedule order is
+// CORTEX_SIMT_ORDER's (forward unless set), so the whole file can be rerun in another order.
 class CudaMatmul : public ::testing::Test {
  protected:
   void SetUp() override {
     K::set_strict_device(true);
-    simt::set_schedule({simt::Order::forward, 0});
+    simt::clear_schedule();
   }
   void TearDown() override {
     K::set_strict_device(false);
