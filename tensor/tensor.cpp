@@ -573,9 +573,7 @@ Tensor on_device_of(const Tensor& dst, const Tensor& s) {
   const Device dd = dst.device(), sd = s.device();
   if (sd == dd) return s;
   if (dd.is_emu()) return host_view_as_emu(sd.is_cuda() ? cuda_view_to_host(s) : s);
-  CORTEX_CHECK(!sd.is_cuda(), "copy between two CUDA devices (", sd.str(), " -> ", dd.str(),
-               ") goes through the host: use .to(cpu) first");
-  return host_view_to_cuda(s, dd.index);
+  return host_view_to_cuda(sd.is_cuda() ? cuda_view_to_host(s) : s, dd.index);  // another GPU: via the host
 }
 
 // Moves src's values (broadcast to dst's shape, converted to dst's dtype) into dst. No hooks.
