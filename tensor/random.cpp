@@ -4,14 +4,10 @@
 #include <cmath>
 #include <numeric>
 
+#include "tensor/device_ops.h"
+
 namespace cortex {
 namespace {
-
-// 53 random bits from two words -> [0, 1).
-inline double unit_double(uint32_t a, uint32_t b) {
-  const uint64_t x = (static_cast<uint64_t>(a) << 21) ^ (static_cast<uint64_t>(b) >> 11);
-  return static_cast<double>(x & ((uint64_t(1) << 53) - 1)) * (1.0 / 9007199254740992.0);
-}
 
 template <class F>
 Tensor fill_host(const Shape& shape, DType dtype, F&& value_of) {
@@ -31,13 +27,17 @@ Tensor rand(const Shape& shape, Generator& gen, double low, double high, DType d
   CORTEX_CHECK(low < high, "rand: expected low < high, found ", low, " and ", high);
   const int64_t n = shape_numel(shape);
   const uint64_t seed = gen.seed(), base = gen.take(static_cast<uint64_t>(n + 1) / 2);
-  // Each element consumes two words (block i/2, words 2*(i%2) and 2*(i%2)+1).
+  if (!device.is_cpu()) {
+    const DeviceTensorOps& ops = device_tensor_ops(device.type);
+    if (ops.philox_uniform) {
+      Tensor out = empty(shape, dtype, device);
+      if (n > 0) ops.philox_uniform(out, seed, base, low, high);
+      return out;
+    }
+    if (ops.note_fallback) ops.note_fallback("rand", device);
+  }
   return fill_host(shape, dtype, [&](int64_t i) {
-    uint32_t out[4];
-    Philox4x32::block(base + static_cast<uint64_t>(i) / 2, seed, out);
-    const int k = 2 * static_cast<int>(i % 2);
-    double u = unit_double(out[k], out[k + 1]);
-    double v = low + (high - low) * u;
+    double v = philox_uniform_value(seed, base, i, low, high);
     if (dtype == DType::Float32 && static_cast<float>(v) >= static_cast<float>(high))
       v = std::nextafter(static_cast<float>(high), static_cast<float>(low));  // keep [low, high) after rounding
     return v;
@@ -50,16 +50,17 @@ Tensor randn(const Shape& shape, Generator& gen, double mean, double std, DType 
   CORTEX_CHECK(std >= 0, "randn: std must be >= 0, found ", std);
   const int64_t n = shape_numel(shape);
   const uint64_t seed = gen.seed(), base = gen.take(static_cast<uint64_t>(n + 1) / 2);
-  // Block i/2 gives two uniforms (from its four words) -> two normals by Box-Muller.
-  return fill_host(shape, dtype, [&](int64_t i) {
-    uint32_t out[4];
-    Philox4x32::block(base + static_cast<uint64_t>(i) / 2, seed, out);
-    const double u1 = 1.0 - unit_double(out[0], out[1]);  // (0, 1]
-    const double u2 = unit_double(out[2], out[3]);
-    const double r = std::sqrt(-2.0 * std::log(u1));
-    const double z = (i % 2 == 0) ? r * std::cos(2 * M_PI * u2) : r * std::sin(2 * M_PI * u2);
-    return mean + std * z;
-  }).to(device);
+  if (!device.is_cpu()) {
+    const DeviceTensorOps& ops = device_tensor_ops(device.type);
+    if (ops.philox_normal) {
+      Tensor out = empty(shape, dtype, device);
+      if (n > 0) ops.philox_normal(out, seed, base, mean, std);
+      return out;
+    }
+    if (ops.note_fallback) ops.note_fallback("randn", device);
+  }
+  return fill_host(shape, dtype, [&](int64_t i) { return philox_normal_value(seed, base, i, mean, std); })
+      .to(device);
 }
 
 Tensor randint(int64_t low, int64_t high, const Shape& shape, Generator& gen, DType dtype, Device device) {

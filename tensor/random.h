@@ -5,6 +5,7 @@
 // Generator only remembers how many counters it has used, so successive draws differ.
 #pragma once
 #include <array>
+#include <cmath>
 #include <cstdint>
 
 #include "tensor/tensor.h"
@@ -38,6 +39,38 @@ struct Philox4x32 {
     out[0] = c[0]; out[1] = c[1]; out[2] = c[2]; out[3] = c[3];
   }
 };
+
+// Element i of a draw, as a pure function of (seed, first block `base`, i). rand and randn on the
+// CPU (random.cpp) and the device kernels (kernels/cuda/tensor_ops.cu) call these same functions,
+// so every device computes the same counter per element, whatever its grid.
+
+// 53 random bits from two words -> [0, 1).
+CORTEX_HD inline double philox_unit_double(uint32_t a, uint32_t b) {
+  const uint64_t x = (static_cast<uint64_t>(a) << 21) ^ (static_cast<uint64_t>(b) >> 11);
+  return static_cast<double>(x & ((uint64_t(1) << 53) - 1)) * (1.0 / 9007199254740992.0);
+}
+
+// rand: element i uses two words of block base + i/2 (words 2*(i%2) and 2*(i%2)+1), mapped to
+// [low, high). (rand then keeps float32 results below high; see random.cpp.)
+CORTEX_HD inline double philox_uniform_value(uint64_t seed, uint64_t base, int64_t i, double low, double high) {
+  uint32_t out[4];
+  Philox4x32::block(base + static_cast<uint64_t>(i) / 2, seed, out);
+  const int k = 2 * static_cast<int>(i % 2);
+  double u = philox_unit_double(out[k], out[k + 1]);
+  return low + (high - low) * u;
+}
+
+// randn: block base + i/2 gives two uniforms (from its four words) -> two normals by Box-Muller;
+// even elements take the cosine, odd ones the sine.
+CORTEX_HD inline double philox_normal_value(uint64_t seed, uint64_t base, int64_t i, double mean, double std) {
+  uint32_t out[4];
+  Philox4x32::block(base + static_cast<uint64_t>(i) / 2, seed, out);
+  const double u1 = 1.0 - philox_unit_double(out[0], out[1]);  // (0, 1]
+  const double u2 = philox_unit_double(out[2], out[3]);
+  const double r = sqrt(-2.0 * log(u1));
+  const double z = (i % 2 == 0) ? r * cos(2 * M_PI * u2) : r * sin(2 * M_PI * u2);
+  return mean + std * z;
+}
 
 class Generator {
  public:

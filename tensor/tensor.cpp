@@ -12,6 +12,8 @@
 #include <sstream>
 
 #include "tensor/cuda_runtime.h"
+#include "tensor/device_ops.h"
+#include "tensor/ramp.h"
 #include "tensor/strided.h"
 
 namespace cortex {
@@ -158,6 +160,19 @@ int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op) {
                " dims");
   return dim < 0 ? dim + lim : dim;
 }
+
+// ---------------------------------------------------------------- device ops (tensor/device_ops.h)
+
+namespace {
+DeviceTensorOps& ops_slot(Device::Type type) {
+  static DeviceTensorOps table[3];  // CPU (never used), CUDA, EMU: a function-local static, so it
+                                    // exists when kernels/ registers from its static initialisers
+  return table[static_cast<int>(type)];
+}
+}  // namespace
+
+void set_device_tensor_ops(Device::Type type, const DeviceTensorOps& ops) { ops_slot(type) = ops; }
+const DeviceTensorOps& device_tensor_ops(Device::Type type) { return ops_slot(type); }
 
 // ---------------------------------------------------------------- storage
 
@@ -535,10 +550,46 @@ void copy_bytes(const Tensor& dst, const Tensor& src) {
 }
 
 namespace {
+// Copies the storage span a host-memory view touches to CUDA device `dev` and returns the same
+// view over it, so a device kernel can read it.
+Tensor host_view_to_cuda(const Tensor& t, int dev) {
+  auto [lo, hi] = storage_span(t);
+  const size_t es = t.element_size();
+  auto st = Storage::allocate(static_cast<size_t>(hi - lo) * es, Device::cuda(dev));
+  if (hi > lo)
+    cuda::copy_host_to_device(st->data, static_cast<char*>(t.storage()->data) + lo * es, (hi - lo) * es, dev);
+  return Tensor(st, t.shape(), t.strides(), t.offset() - lo, t.dtype());
+}
+
+// The same view over the same host memory, seen as an emulated-device tensor (no copy).
+Tensor host_view_as_emu(const Tensor& t) {
+  auto st = Storage::wrap(t.storage()->data, t.storage()->nbytes, Device::emu(), t.storage());
+  return Tensor(st, t.shape(), t.strides(), t.offset(), t.dtype());
+}
+
+// src (already at dst's shape) brought to dst's device for a device copy kernel: a CUDA source on
+// another device or a host source is staged, a host source for the emulated device is only
+// relabelled.
+Tensor on_device_of(const Tensor& dst, const Tensor& s) {
+  const Device dd = dst.device(), sd = s.device();
+  if (sd == dd) return s;
+  if (dd.is_emu()) return host_view_as_emu(sd.is_cuda() ? cuda_view_to_host(s) : s);
+  return host_view_to_cuda(sd.is_cuda() ? cuda_view_to_host(s) : s, dd.index);  // another GPU: via the host
+}
+
 // Moves src's values (broadcast to dst's shape, converted to dst's dtype) into dst. No hooks.
 void copy_values(const Tensor& dst, const Tensor& src_in) {
   const Tensor& self = dst;
   Tensor s = Tensor(src_in.storage(), src_in.shape(), src_in.strides(), src_in.offset(), src_in.dtype()).expand(self.shape());
+  // The device that holds dst does the work: a registered device copy on emu and CUDA.
+  if (!self.device().is_cpu()) {
+    const DeviceTensorOps& ops = device_tensor_ops(self.device().type);
+    if (ops.copy) {
+      if (self.numel() > 0) ops.copy(self, on_device_of(self, s));
+      return;
+    }
+    if (ops.note_fallback) ops.note_fallback("copy", self.device());
+  }
   // CPU and emulated-device memory are both host memory: cpu_copy reads and writes them directly.
   if (self.device().is_host_memory() && s.device().is_host_memory()) {
     cpu_copy(self, s);
@@ -566,7 +617,17 @@ Tensor& Tensor::copy_(const Tensor& src) {
   return *this;
 }
 
-Tensor& Tensor::fill_(double value) { return copy_(scalar(value, DType::Float64)); }
+Tensor& Tensor::fill_(double value) {
+  if (!device().is_cpu()) {
+    if (void (*fill)(const Tensor&, double) = device_tensor_ops(device().type).fill) {
+      if (autograd_meta() && g_hooks.on_inplace && hooks_on()) g_hooks.on_inplace(*this, scalar(value, DType::Float64));
+      if (numel() > 0) fill(*this, value);
+      storage()->version++;
+      return *this;
+    }
+  }
+  return copy_(scalar(value, DType::Float64));
+}
 
 Tensor Tensor::contiguous() const {
   if (is_contiguous()) return *this;
@@ -575,9 +636,14 @@ Tensor Tensor::contiguous() const {
 
 Tensor Tensor::clone() const {
   Tensor out = empty(shape(), dtype(), device());
-  if (device().is_host_memory()) {
+  const DeviceTensorOps* ops = device().is_cpu() ? nullptr : &device_tensor_ops(device().type);
+  if (ops && ops->copy) {
+    if (numel() > 0) ops->copy(out, *this);
+  } else if (device().is_host_memory()) {
+    if (ops && ops->note_fallback) ops->note_fallback("clone", device());
     cpu_copy(out, *this);
   } else {
+    if (ops && ops->note_fallback) ops->note_fallback("clone", device());
     Tensor host = plain(cuda_view_to_host(*this)).contiguous();
     copy_bytes(out, host);
   }
@@ -657,6 +723,15 @@ Tensor empty(const Shape& shape, DType dtype, Device device) {
 }
 
 Tensor full(const Shape& shape, double value, DType dtype, Device device) {
+  if (!device.is_cpu()) {
+    const DeviceTensorOps& ops = device_tensor_ops(device.type);
+    if (ops.fill) {
+      Tensor out = empty(shape, dtype, device);
+      if (out.numel() > 0) ops.fill(out, value);
+      return out;
+    }
+    if (ops.note_fallback) ops.note_fallback("full", device);
+  }
   Tensor host = empty(shape, dtype, Device::cpu());
   const int64_t n = host.numel();
   dispatch(dtype, [&](auto t) {
@@ -677,23 +752,50 @@ Tensor arange(double start, double stop, double step, DType dtype, Device device
   CORTEX_CHECK(step != 0 && std::isfinite(start) && std::isfinite(stop) && std::isfinite(step),
                "arange: expected finite start/stop and a non-zero step, found ", start, ", ", stop, ", ", step);
   const int64_t n = std::max<int64_t>(0, static_cast<int64_t>(std::ceil((stop - start) / step)));
+  if (!device.is_cpu()) {
+    const DeviceTensorOps& ops = device_tensor_ops(device.type);
+    if (ops.arange) {
+      Tensor out = empty({n}, dtype, device);
+      if (n > 0) ops.arange(out, start, step);
+      return out;
+    }
+    if (ops.note_fallback) ops.note_fallback("arange", device);
+  }
   std::vector<double> v(n);
-  for (int64_t i = 0; i < n; ++i) v[i] = start + static_cast<double>(i) * step;
+  for (int64_t i = 0; i < n; ++i) v[i] = arange_value(start, step, i);
   return from_vector(v, {n}, dtype, device);
 }
 
 Tensor linspace(double start, double stop, int64_t steps, DType dtype, Device device) {
   CORTEX_CHECK(steps >= 0, "linspace: steps must be >= 0, found ", steps);
+  if (!device.is_cpu()) {
+    const DeviceTensorOps& ops = device_tensor_ops(device.type);
+    if (ops.linspace) {
+      Tensor out = empty({steps}, dtype, device);
+      if (steps > 0) ops.linspace(out, start, stop);
+      return out;
+    }
+    if (ops.note_fallback) ops.note_fallback("linspace", device);
+  }
   std::vector<double> v(steps);
-  for (int64_t i = 0; i < steps; ++i)
-    v[i] = steps == 1 ? start : start + (stop - start) * static_cast<double>(i) / static_cast<double>(steps - 1);
-  if (steps > 1) v[steps - 1] = stop;
+  for (int64_t i = 0; i < steps; ++i) v[i] = linspace_value(start, stop, steps, i);
   return from_vector(v, {steps}, dtype, device);
 }
 
 Tensor eye(int64_t n, int64_t m, DType dtype, Device device) {
   if (m < 0) m = n;
   CORTEX_CHECK(n >= 0, "eye: n must be >= 0, found ", n);
+  if (!device.is_cpu()) {
+    const DeviceTensorOps& ops = device_tensor_ops(device.type);
+    if (ops.fill) {
+      // zeros and the diagonal's fill_ both run the device fill.
+      Tensor t = zeros({n, m}, dtype, device);
+      t.diagonal().fill_(1.0);
+      t.storage()->version = 0;
+      return t;
+    }
+    if (ops.note_fallback) ops.note_fallback("eye", device);
+  }
   Tensor t = zeros({n, m}, dtype, Device::cpu());
   t.diagonal().fill_(1.0);
   t.storage()->version = 0;
