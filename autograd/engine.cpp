@@ -868,7 +868,10 @@ void on_view(const Tensor& base, const Tensor& view, const ViewFn& reapply) {
   // A view that keeps the element order (reshape of a contiguous tensor) moves derivatives by reshape.
   const bool same_order = base.is_contiguous() && view.is_contiguous() && n == m && view.offset() == base.offset();
   // Otherwise: the index (into base's elements) of each view element, made by re-applying the view.
-  auto index = [reapply, bs, n]() { return reapply(arange(0, static_cast<double>(n), 1, DType::Int64).view(bs)).reshape({-1}); };
+  const Device dev = base.device();
+  auto index = [reapply, bs, n, dev]() {
+    return reapply(arange(0, static_cast<double>(n), 1, DType::Int64, dev).view(bs)).reshape({-1});
+  };
   Tensor v = view;
   Tensor out = record1(
       "view", {base}, v,
