@@ -6,8 +6,8 @@
 // normalised dims are a row reached by index math (any strides, no copy), folded by one warp
 // (rows up to 1024) or one block of 256 threads, with the fixed trees of reduce_common.cuh, so
 // results are bit-identical in every schedule order. softmax over a dim that is not the inner one
-// in memory runs one thread per row instead (neighbouring threads read neighbouring rows), in the
-// CPU's sequential order. The forms are the stable ones: softmax subtracts the row max; layer_norm
+// in memory, or over short rows, runs one thread per row instead (neighbouring threads read
+// neighbouring rows), in the CPU's sequential order. The forms are the stable ones: softmax subtracts the row max; layer_norm
 // takes the mean, then the mean of squared deviations (two passes, float64 accumulators).
 #include <cmath>
 
@@ -176,7 +176,9 @@ Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {
   }
   const Indexer kix = indexer_of<2>(ksh, kst);
   const int64_t rows = x.numel() / D;
-  const bool cols = rows > 1 && D > 1 && abs64(kix.strides[0][kix.ndim - 1]) < abs64(xs);
+  // One thread per row when the softmax dim is not the inner one in memory, or for short rows.
+  const bool cols = rows > 1 && D > 1 &&
+                    (abs64(kix.strides[0][kix.ndim - 1]) < abs64(xs) || (D <= red::kShortRow && rows >= kWarp));
   dispatch_float(x.dtype(), log ? "log_softmax" : "softmax", [&](auto tag) {
     using T = decltype(tag);
     const T* xp = static_cast<const T*>(x.raw_data());

@@ -333,7 +333,7 @@ int64_t abs64(int64_t v) { return v < 0 ? -v : v; }
 struct Geom {
   Indexer kix, rix;    // output index -> offset of its row; index along a row -> offset in it
   int64_t nout = 1, K = 1;
-  bool cols = false;   // the kept elements are the inner ones in memory
+  bool cols = false;   // one thread per output (kept elements inner in memory, or short rows)
 };
 
 // x has elements; axes normalised (sorted, in range).
@@ -366,7 +366,8 @@ Geom make_geom(const Tensor& x, const Shape& axes) {
   // Size-1 dims were dropped by the plans: a lone size-1 dim has stride 0 there.
   const int64_t kin = g.nout > 1 ? abs64(g.kix.strides[0][g.kix.ndim - 1]) : 0;
   const int64_t rin = g.K > 1 ? abs64(g.rix.strides[0][g.rix.ndim - 1]) : 0;
-  g.cols = g.nout > 1 && g.K > 1 && kin < rin;
+  // Rows of a few elements would leave most lanes of a warp idle: one thread per output then too.
+  g.cols = g.nout > 1 && g.K > 1 && (kin < rin || (g.K <= red::kShortRow && g.nout >= kWarp));
   return g;
 }
 

@@ -30,6 +30,8 @@ constexpr unsigned kRowWarps = kRowBlock / kWarp;
 constexpr unsigned kWarpsPerBlock = 4;
 // Rows longer than this are folded by a whole block instead of one warp.
 constexpr int64_t kWarpRowMax = 1024;
+// Rows of at most this many elements are folded by one thread (when there are a warp's worth).
+constexpr int64_t kShortRow = 16;
 
 // Offset of element i (row-major over ix.sizes) in operand k. The loop is unrolled over the fixed
 // kMaxDims so that nvcc reads the Indexer's arrays with constant indices (kernel parameters in
