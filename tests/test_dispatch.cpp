@@ -199,7 +199,8 @@ TEST_F(Dispatch, AutogradRunsOnEmu) {
   // may differ from the CPU's vectorised ones in the last ulp: equal within float32 rounding.
   EXPECT_TRUE(same(loss_emu, loss_cpu, kEmu, 1e-6));
   EXPECT_TRUE(same(g_emu, g_cpu, kEmu, 1e-6));
-  EXPECT_FALSE(K::fallback_stats().empty());
+  // matmul, tanh, square, mean and their VJPs all have emu kernels: nothing fell back.
+  EXPECT_TRUE(K::fallback_stats().empty());
 }
 
 // The backbones follow their inputs onto emu: every tap equals PyTorch's as on the CPU (issue 12:
