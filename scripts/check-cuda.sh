@@ -69,7 +69,8 @@ nvcc_report() {
                                 print arch "\t" fn "\t" regs "\t" smem "\t" st + ld }' "$log" >"$log.tsv"
     while IFS=$'\t' read -r arch fn regs smem spill; do
       local name
-      name=$(c++filt "$fn" 2>/dev/null | sed -E 's/^.*::([A-Za-z0-9_]+(<[^()]*>)?)\(.*$/\1/' | cut -c1-58)
+      name=$(c++filt "$fn" 2>/dev/null | sed -E 's/\(anonymous namespace\):://g; s/^void //; s/cortex::kernels::(cuda|emu):://g; s/\(.*$//' |
+        cut -c1-58)
       printf '%-7s %-58s %5s %7s %s\n' "$arch" "$name" "$regs" "$smem" "$spill"
       if ((spill > 0)) && grep -qiE 'gemm|sgemm|reduce|reduction|softmax|norm' <<<"$fn$cu"; then
         echo "check-cuda.sh nvcc: $name ($arch, $cu) spills $spill bytes to local memory" >&2
