@@ -59,16 +59,11 @@ struct Indexer {
   }
 };
 
+// From the operands' strides at `shape` (broadcast dims already 0).
 template <size_t N>
-Indexer make_indexer(const Shape& shape, const std::array<const Tensor*, N>& ops) {
+Indexer make_indexer(const Shape& shape, const std::array<Shape, N>& strides) {
   static_assert(N <= kMaxOperands, "make_indexer: too many operands");
-  std::array<Shape, N> st;
-  for (size_t k = 0; k < N; ++k) {
-    const Tensor& t = *ops[k];
-    // An operand of another shape must broadcast to `shape` (expand checks it and names both).
-    st[k] = t.shape() == shape ? t.strides() : t.expand(shape).strides();
-  }
-  StridedPlan<N> p = make_plan<N>(shape, st);
+  const StridedPlan<N> p = make_plan<N>(shape, strides);
   CORTEX_CHECK(static_cast<int>(p.shape.size()) <= kMaxDims, "CUDA kernel: at most ", kMaxDims,
                " non-mergeable dims, found ", p.shape.size());
   Indexer ix;
@@ -79,6 +74,18 @@ Indexer make_indexer(const Shape& shape, const std::array<const Tensor*, N>& ops
     for (size_t k = 0; k < N; ++k) ix.strides[k][d] = p.strides[k][d];
   }
   return ix;
+}
+
+// From the operands themselves; an operand of another shape must broadcast to `shape` (expand
+// checks it and names both).
+template <size_t N>
+Indexer make_indexer(const Shape& shape, const std::array<const Tensor*, N>& ops) {
+  std::array<Shape, N> st;
+  for (size_t k = 0; k < N; ++k) {
+    const Tensor& t = *ops[k];
+    st[k] = t.shape() == shape ? t.strides() : t.expand(shape).strides();
+  }
+  return make_indexer<N>(shape, st);
 }
 
 // The stream kernels run on (the default stream; the emulated device runs every launch at once).

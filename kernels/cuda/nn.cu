@@ -141,21 +141,6 @@ __global__ void __launch_bounds__(kBlock)
 
 int64_t abs64(int64_t v) { return v < 0 ? -v : v; }
 
-template <size_t N>
-Indexer indexer_of(const Shape& shape, const std::array<Shape, N>& strides) {
-  const StridedPlan<N> p = make_plan<N>(shape, strides);
-  CORTEX_CHECK(static_cast<int>(p.shape.size()) <= kMaxDims, "CUDA kernel: at most ", kMaxDims,
-               " non-mergeable dims, found ", p.shape.size());
-  Indexer ix;
-  ix.ndim = static_cast<int>(p.shape.size());
-  ix.nops = static_cast<int>(N);
-  for (int d = 0; d < ix.ndim; ++d) {
-    ix.sizes[d] = p.shape[d] == 0 ? 1 : p.shape[d];
-    for (size_t k = 0; k < N; ++k) ix.strides[k][d] = p.strides[k][d];
-  }
-  return ix;
-}
-
 Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {
   Tensor y = empty(x.shape(), x.dtype(), x.device());
   if (x.numel() == 0) return y;
@@ -174,7 +159,7 @@ Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {
       kst[1].push_back(yst[d]);
     }
   }
-  const Indexer kix = indexer_of<2>(ksh, kst);
+  const Indexer kix = make_indexer<2>(ksh, kst);
   const int64_t rows = x.numel() / D;
   // One thread per row when the softmax dim is not the inner one in memory, or for short rows.
   const bool cols = rows > 1 && D > 1 &&
@@ -303,8 +288,8 @@ LayerNorm layer_norm(const Tensor& x, int64_t normalized_ndim, const Tensor& wei
   const Shape bst(x.strides().begin(), x.strides().begin() + nb);
   const Shape nst(x.strides().begin() + nb, x.strides().end());
   const Shape zero(norm.size(), 0);
-  const Indexer kix = indexer_of<1>(batch, {bst});
-  const Indexer rix = indexer_of<3>(
+  const Indexer kix = make_indexer<1>(batch, {bst});
+  const Indexer rix = make_indexer<3>(
       norm, {nst, weight.defined() ? weight.strides() : zero, bias.defined() ? bias.strides() : zero});
   dispatch_float(x.dtype(), "layer_norm", [&](auto tag) {
     using T = decltype(tag);

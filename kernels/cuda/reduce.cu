@@ -314,20 +314,6 @@ __global__ void __launch_bounds__(kBlock)
 
 // ---------------------------------------------------------------- host side
 
-Indexer indexer_of(const Shape& shape, const Shape& strides) {
-  const StridedPlan<1> p = make_plan<1>(shape, std::array<Shape, 1>{strides});
-  CORTEX_CHECK(static_cast<int>(p.shape.size()) <= kMaxDims, "CUDA reduction: at most ", kMaxDims,
-               " non-mergeable dims, found ", p.shape.size());
-  Indexer ix;
-  ix.ndim = static_cast<int>(p.shape.size());
-  ix.nops = 1;
-  for (int d = 0; d < ix.ndim; ++d) {
-    ix.sizes[d] = p.shape[d] == 0 ? 1 : p.shape[d];
-    ix.strides[0][d] = p.strides[0][d];
-  }
-  return ix;
-}
-
 int64_t abs64(int64_t v) { return v < 0 ? -v : v; }
 
 struct Geom {
@@ -359,8 +345,8 @@ Geom make_geom(const Tensor& x, const Shape& axes) {
     rsh.push_back(x.shape()[d]);
     rst.push_back(x.strides()[d]);
   }
-  g.kix = indexer_of(ksh, kst);
-  g.rix = indexer_of(rsh, rst);
+  g.kix = make_indexer<1>(ksh, std::array<Shape, 1>{kst});
+  g.rix = make_indexer<1>(rsh, std::array<Shape, 1>{rst});
   g.nout = shape_numel(ksh);
   g.K = shape_numel(rsh);
   // Size-1 dims were dropped by the plans: a lone size-1 dim has stride 0 there.
