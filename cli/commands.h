@@ -3,7 +3,9 @@
 #pragma once
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "tensor/device.h"
 
@@ -33,6 +35,16 @@ inline CLI::Validator device_check() {
 }
 inline const char* kDeviceHelp = "cpu, emu (the emulated CUDA device), cuda or cuda:N (default: cuda when a GPU is "
                                  "present, else cpu)";
+
+// "a,b,c" -> {"a", "b", "c"}, for every comma-separated flag; empty items are kept when keep_empty
+// (for callers that refuse them), else dropped.
+inline std::vector<std::string> split_commas(const std::string& s, bool keep_empty = false) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string t; std::getline(ss, t, ',');)
+    if (keep_empty || !t.empty()) out.push_back(t);
+  return out;
+}
 
 Run add_inspect(CLI::App& app);
 Run add_randn(CLI::App& app);

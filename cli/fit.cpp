@@ -4,9 +4,10 @@
 //              --out fit/   (one line)
 //
 // Inputs per image: the backbone's activations at --tap (comma-separated for several layers;
-// images resized to --image-size and ImageNet-normalised, no crop, so receptive fields keep their
-// positions), the grey image itself for --tap pixels, or for --readout core the grey image at
-// --core-size. Readouts (models/readouts/readouts.h has the equations):
+// images resized to --image-size, no crop, so receptive fields keep their positions, and normalised
+// with the backbone's statistics, CLIP's for the CLIP layout, else ImageNet's: encoding/features.h),
+// the grey image itself for --tap pixels, or for --readout core the grey image at --core-size.
+// Readouts (models/readouts/readouts.h has the equations):
 //   ridge          each tap average-pooled to --pool x --pool, flattened and concatenated; per-voxel
 //                  penalties chosen by --folds-fold cross-validation over --alphas;
 //   gaussian-fwrf  St-Yves & Naselaris: a Gaussian pooling field per voxel chosen by grid search
@@ -54,6 +55,7 @@
 #include "cli/commands.h"
 #include "data/dataset.h"
 #include "data/simulate.h"
+#include "encoding/features.h"
 #include "models/backbone.h"
 #include "models/cnn.h"
 #include "models/layers.h"
@@ -85,9 +87,7 @@ struct FitOpts {
   bool drop_nan = false;
 };
 
-// What a readout reads: flat features (N, F), one map (N, C, H, W), one map per tap, the grey
-// image (N, 1, S, S) for the core, or (fine-tuning) the preprocessed images (N, 3, S, S).
-enum class Input { Flat, Map, Maps, Grey, Images };
+using encoding::Input;
 struct ReadoutKind {
   const char* name;
   Input input;
@@ -111,17 +111,9 @@ Input input_of(const FitOpts& o) { return o.finetune ? Input::Images : kind_of(o
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-std::vector<std::string> split_list(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string t; std::getline(ss, t, ',');)
-    if (!t.empty()) out.push_back(t);
-  return out;
-}
-
 std::vector<double> parse_positive(const std::string& s, const char* flag) {
   std::vector<double> out;
-  for (const std::string& t : split_list(s)) {
+  for (const std::string& t : split_commas(s)) {
     char* end = nullptr;
     const double a = std::strtod(t.c_str(), &end);
     CORTEX_CHECK(end && *end == '\0' && a > 0 && std::isfinite(a), "fit: ", flag,
@@ -152,81 +144,26 @@ std::shared_ptr<models::Backbone> make_backbone(const FitOpts& o) {
   return models::load_backbone(cfg, o.weights);
 }
 
-// uint8 (H, W, 3) -> float32 (3, S, S), ImageNet-normalised.
-Tensor prepare(const Tensor& img, int64_t size) {
-  Tensor x = img;
-  if (img.size(0) != size || img.size(1) != size) x = io::resize(img, size, size);
-  return io::normalize(io::to_float_chw(x), {0.485, 0.456, 0.406}, {0.229, 0.224, 0.225});
-}
-
 int64_t input_size(const FitOpts& o) { return o.readout == "core" ? o.core_size : o.image_size; }
 
-// Rows `rows` of d, prepared: float32 (B, 3, S, S).
-Tensor prepare_rows(const data::Dataset& d, const std::vector<int64_t>& rows, int64_t size) {
-  std::vector<Tensor> xs;
-  for (int64_t i : rows) xs.push_back(prepare(d.image(i), size));
-  return stack(xs, 0);
+// How fit and predict turn images into the readout's inputs: the backbone's own preprocessing
+// (encoding/features.h), the whole image resized (no crop: map cells keep their image positions).
+encoding::InputSpec input_spec(const FitOpts& o, const models::Backbone* m) {
+  encoding::InputSpec s;
+  s.input = input_of(o);
+  s.taps = split_commas(o.tap);
+  s.pool = o.pool;
+  s.prep = encoding::preprocessing_for(m, input_size(o), false);
+  s.batch = o.batch;
+  s.device = device_option(o.device);
+  s.readout = o.readout;
+  return s;
 }
 
-// (B, C, H, W) -> (B, C * pool^2); (B, T, C) tokens -> (B, C) mean; (B, F) as is.
-Tensor flatten_tap(const Tensor& t, int64_t pool, const std::string& tap) {
-  if (t.dim() == 4) return adaptive_avg_pool2d(t, pool, pool).reshape({t.size(0), -1});
-  if (t.dim() == 3) return mean(t, {1});
-  CORTEX_CHECK(t.dim() == 2, "fit: tap '", tap, "' gives a ", t.dim(), "-D activation; expected 2-D, 3-D or 4-D");
-  return t;
-}
-
-// The readout's inputs for one prepared batch x (B, 3, S, S): one tensor, or one per tap (Maps).
-std::vector<Tensor> inputs_of(models::Backbone* m, const Tensor& x, const FitOpts& o) {
-  const Input in = input_of(o);
-  if (in == Input::Grey) return {mean(x, {1}, true).contiguous()};  // the core learns its own features
-  if (in == Input::Images) return {x};
-  const std::vector<std::string> taps = split_list(o.tap);
-  if (taps == std::vector<std::string>{"pixels"})
-    return {mean(x, {1}).reshape({x.size(0), -1}).contiguous()};  // grey pixels: the linear baseline
-  const auto got = m->features(x, taps);
-  std::vector<Tensor> out;
-  for (const auto& t : taps) {
-    const Tensor& a = got.at(t);
-    if (in == Input::Flat) {
-      out.push_back(flatten_tap(a, o.pool, t).contiguous());
-    } else {
-      CORTEX_CHECK(a.dim() == 4, "fit: --readout ", o.readout, " needs (N, C, H, W) feature maps; tap '", t,
-                   "' gives ", shape_str(a.shape()), " (for a ViT, tap '", t, ":grid')");
-      out.push_back(a.contiguous());
-    }
-  }
-  if (in == Input::Flat && out.size() > 1) return {concat(out, 1)};
-  return out;
-}
-
-// The readout's inputs for every row of d, in batches (a progress line on stderr). The frozen
-// backbone and each batch run on --device; the inputs come back to the host, where readouts fit.
 std::vector<Tensor> extract(models::Backbone* m, const data::Dataset& d, const FitOpts& o, const char* what) {
-  NoGradGuard ng;
-  const Device dev = device_option(o.device);
-  if (m) m->to(dev);
-  data::BatchStream stream(d, o.batch);
-  std::vector<std::vector<Tensor>> parts;
-  data::Batch b;
-  const auto t0 = Clock::now();
-  int64_t done = 0;
-  while (stream.next(b)) {
-    std::vector<Tensor> xs;
-    for (int64_t i = 0; i < b.images.size(0); ++i) xs.push_back(prepare(b.images.select(0, i), input_size(o)));
-    const std::vector<Tensor> in = inputs_of(m, stack(xs, 0).to(dev), o);
-    parts.resize(in.size());
-    for (size_t k = 0; k < in.size(); ++k) parts[k].push_back(in[k].to(Device::cpu()));
-    done += b.images.size(0);
-    std::cerr << "\rfit: " << what << " features " << done << "/" << d.size() << " images (" << std::fixed
-              << std::setprecision(1) << done / std::max(1e-9, seconds_since(t0)) << " images/s)" << std::flush;
-  }
-  std::cerr << "\n";
-  CORTEX_CHECK(!parts.empty(), "fit: the ", what, " split has no images");
-  std::vector<Tensor> out;
-  for (auto& p : parts) out.push_back(p.size() == 1 ? p[0] : concat(p, 0));
-  return out;
+  return encoding::readout_inputs(m, d, input_spec(o, m), what);
 }
+
 
 // FNV-1a, for cache file names (the full key is checked inside the file).
 std::string hex_hash(const std::string& s) {
@@ -249,11 +186,14 @@ std::string file_identity(const std::string& path) {
 }
 
 // Everything the readout inputs of dataset `images` depend on (the images: their source and rows).
-std::string cache_key(const FitOpts& o, const std::string& images) {
+std::string cache_key(const FitOpts& o, const models::Backbone* m, const std::string& images) {
   std::ostringstream os;
-  os << "cortex fit features v1; backbone=" << (o.arch.empty() ? file_identity(o.config) : o.arch)
+  const encoding::Preprocessing p = input_spec(o, m).prep;
+  os << "cortex fit features v2; backbone=" << (o.arch.empty() ? file_identity(o.config) : o.arch)
      << "; weights=" << (o.random_weights >= 0 ? "random:" + std::to_string(o.random_weights) : file_identity(o.weights))
-     << "; taps=" << o.tap << "; image_size=" << o.image_size << "; input=" << static_cast<int>(input_of(o));
+     << "; taps=" << o.tap << "; image_size=" << o.image_size
+     << "; preprocess=" << (p.stats == models::Preprocess::Clip ? "clip" : "imagenet") << "; crop=" << p.crop
+     << "; input=" << static_cast<int>(input_of(o));
   if (input_of(o) == Input::Flat) os << "; pool=" << o.pool;
   os << "; images=" << images;
   return os.str();
@@ -270,7 +210,7 @@ std::vector<Tensor> features(models::Backbone* m, const data::Dataset& d, const 
                              const std::string& images) {
   const Input in = input_of(o);
   if (o.cache.empty() || in == Input::Grey || in == Input::Images || o.tap == "pixels") return extract(m, d, o, what);
-  const std::string key = cache_key(o, images);
+  const std::string key = cache_key(o, m, images);
   const fs::path path = fs::path(o.cache) / ("features-" + hex_hash(key) + ".safetensors");
   if (fs::exists(path)) {
     const io::SafeTensors f = io::SafeTensors::open(path.string());
@@ -328,10 +268,10 @@ std::shared_ptr<models::BackboneReadout> make_finetuned(const FitOpts& o, std::s
     NoGradGuard ng;
     FitOpts frozen = o;
     frozen.finetune = false;
-    for (const Tensor& t : inputs_of(bb.get(), zeros({1, 3, o.image_size, o.image_size}), frozen))
-      shapes.push_back(t.shape());
+    const Tensor blank = zeros({1, 3, o.image_size, o.image_size});
+    for (const Tensor& t : encoding::inputs_of(bb.get(), blank, input_spec(frozen, bb.get()))) shapes.push_back(t.shape());
   }
-  return std::make_shared<models::BackboneReadout>(bb, split_list(o.tap), make_readout(o, shapes, V, {}));
+  return std::make_shared<models::BackboneReadout>(bb, split_commas(o.tap), make_readout(o, shapes, V, {}));
 }
 
 // Predictions of a readout for inputs held in memory, `batch` rows at a time.
@@ -369,14 +309,15 @@ struct Standardizer {
 bool standardized(const std::string& readout) { return readout == "two-layer" || readout == "linear"; }
 
 // Predictions of a fine-tuned model, decoding and preparing the images batch by batch.
-Tensor predict_images(models::Readout& net, const data::Dataset& d, const FitOpts& o) {
+Tensor predict_images(models::BackboneReadout& net, const data::Dataset& d, const FitOpts& o) {
   NoGradGuard ng;
+  const encoding::Preprocessing prep = encoding::preprocessing_for(net.backbone.get(), o.image_size, false);
   net.train(false);
   std::vector<Tensor> parts;
   for (int64_t lo = 0; lo < d.size(); lo += o.batch) {
     std::vector<int64_t> rows;
     for (int64_t i = lo; i < std::min(d.size(), lo + o.batch); ++i) rows.push_back(i);
-    parts.push_back(net.read({prepare_rows(d, rows, o.image_size)}).contiguous());
+    parts.push_back(net.read({encoding::prepare_rows(d, rows, prep)}).contiguous());
   }
   return parts.size() == 1 ? parts[0] : concat(parts, 0);
 }
@@ -384,19 +325,19 @@ Tensor predict_images(models::Readout& net, const data::Dataset& d, const FitOpt
 // Batches of the dataset rows `rows` decoded and prepared on demand (fine-tuning: the images
 // never sit in memory all at once), in models::epoch_order.
 models::BatchSource image_batches(const data::Dataset& d, const std::vector<int64_t>& rows, int64_t batch,
-                                  bool shuffle, const FitOpts& o) {
+                                  bool shuffle, const FitOpts& o, const models::Backbone* m) {
   models::BatchSource src;
   const int64_t n = static_cast<int64_t>(rows.size());
   src.n_batches = (n + batch - 1) / batch;
   const Tensor y = d.responses;
-  const int64_t size = o.image_size;
+  const encoding::Preprocessing prep = encoding::preprocessing_for(m, o.image_size, false);
   const uint64_t seed = o.seed;
-  src.get = [&d, rows, y, n, batch, shuffle, seed, size](int64_t epoch, int64_t i) {
+  src.get = [&d, rows, y, n, batch, shuffle, seed, prep](int64_t epoch, int64_t i) {
     const std::vector<int64_t> order = models::epoch_order(n, shuffle, seed, epoch);
     std::vector<int64_t> pick;
     for (int64_t k = i * batch; k < std::min(n, (i + 1) * batch); ++k) pick.push_back(rows[order[k]]);
     models::Batch b;
-    b.maps = {prepare_rows(d, pick, size)};
+    b.maps = {encoding::prepare_rows(d, pick, prep)};
     b.y = index_select(y, 0, from_vector(pick, {static_cast<int64_t>(pick.size())}, DType::Int64));
     return b;
   };
@@ -501,7 +442,7 @@ void check_opts(const FitOpts& o) {
                o.loss, "'");
   CORTEX_CHECK(o.loss != "poisson" || o.readout == "gaussian" || o.readout == "core",
                "fit: --loss poisson needs a positive output: use --readout gaussian or core (elu + 1)");
-  const std::vector<std::string> taps = split_list(o.tap);
+  const std::vector<std::string> taps = split_commas(o.tap);
   CORTEX_CHECK(o.readout == "core" || !taps.empty(),
                "fit: --tap names the backbone layer(s) to read (e.g. features.5, layer3.1), comma-separated");
   CORTEX_CHECK(o.tap != "pixels" || k.input == Input::Flat,
@@ -651,7 +592,8 @@ int run_fit(const FitOpts& o) {
       std::set<std::string> used;
       {
         ft->requires_grad(true);
-        const Tensor out = ft->read({prepare_rows(train, {0, std::min<int64_t>(1, train.size() - 1)}, o.image_size)});
+        const Tensor out = ft->read({encoding::prepare_rows(train, {0, std::min<int64_t>(1, train.size() - 1)},
+                                                             encoding::preprocessing_for(backbone.get(), o.image_size, false))});
         backward(sum(out));
         for (auto& [n, t] : ft->named_parameters())
           if (grad_of(*t).defined()) used.insert(n);
@@ -665,8 +607,8 @@ int run_fit(const FitOpts& o) {
       int64_t n_used = 0;
       for (const auto& n : used) n_used += n.rfind("backbone.", 0) == 0;
       std::cerr << "fit: fine-tuning " << n_used << " backbone tensors at " << blr << " x --lr\n";
-      tr = image_batches(train, fit_rows, o.batch, true, o);
-      va = image_batches(train, val_rows, o.batch, false, o);
+      tr = image_batches(train, fit_rows, o.batch, true, o, backbone.get());
+      va = image_batches(train, val_rows, o.batch, false, o, backbone.get());
     } else {
       // fwrf: channels pruned to the top --keep by their std over the training images.
       std::vector<Tensor> keep;
@@ -713,7 +655,8 @@ int run_fit(const FitOpts& o) {
     metrics["best_val_r"] = res.best_r;
     net->train(false);
     write_state(model_path, *net, o, z);
-    if (test.size() > 0) pred = o.finetune ? predict_images(*net, test, o) : predict_inputs(*net, Xte, 256);
+    if (test.size() > 0) pred = o.finetune ? predict_images(static_cast<models::BackboneReadout&>(*net), test, o)
+                                   : predict_inputs(*net, Xte, 256);
   }
   std::cerr << "fit: wrote " << model_path << "\n";
   if (net) {
