@@ -36,6 +36,10 @@ inline CLI::Validator device_check() {
 inline const char* kDeviceHelp = "cpu, emu (the emulated CUDA device), cuda or cuda:N (default: cuda when a GPU is "
                                  "present, else cpu)";
 
+// --nc-units of fit and eval: the units of the noise-ceiling file (data/dataset.h: NcUnits).
+inline const char* kNcUnitsHelp = "Noise-ceiling file units: auto (percent when its largest value exceeds 1.5), "
+                                  "fraction or percent";
+
 // "a,b,c" -> {"a", "b", "c"}, for every comma-separated flag; empty items are kept when keep_empty
 // (for callers that refuse them), else dropped.
 inline std::vector<std::string> split_commas(const std::string& s, bool keep_empty = false) {

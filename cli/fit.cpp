@@ -50,6 +50,7 @@
 
 #include "analysis/metrics.h"
 #include "analysis/report.h"
+#include "analysis/scores.h"
 #include "autograd/autograd.h"
 #include "autograd/ops.h"
 #include "cli/commands.h"
@@ -76,7 +77,7 @@ using Clock = std::chrono::steady_clock;
 struct FitOpts {
   std::string data, hemi = "lh", arch, config, weights, tap, out, alphas = "1e-2,1e-1,1,10,1e2,1e3,1e4,1e5";
   std::string readout = "ridge", loss = "mse", optim = "adam", cache, sigmas = "0.1,0.2,0.4";
-  std::string train_idx, val_idx, test_idx;
+  std::string train_idx, val_idx, test_idx, nc_units = "auto";
   std::string device;  // --device: see device_option (cli/commands.h)
   int64_t epochs = 60, core_size = 32, hidden = 128, grid = 7;
   double lr = 0, l1 = 1e-4, weight_decay = 0, val_fraction = 0.1, keep = 1.0, backbone_lr = 0.1;
@@ -365,7 +366,7 @@ void add_rf_images(models::Readout& net, const Tensor& pos, analysis::ReportData
   }
 }
 
-nlohmann::json num(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+using analysis::json_number;
 
 double median(std::vector<double> v) {
   if (v.empty()) return std::nan("");
@@ -393,8 +394,8 @@ void position_recovery(const Tensor& pos, const FitOpts& o, nlohmann::json& metr
     all.push_back(e);
     by_kind[data::kind_name(q.kind)].push_back(e);
   }
-  nlohmann::json j = {{"median_px", num(median(all))}, {"image_size_px", gt.image_size}};
-  for (const auto& [k, e] : by_kind) j["median_px_by_kind"][k] = num(median(e));
+  nlohmann::json j = {{"median_px", json_number(median(all))}, {"image_size_px", gt.image_size}};
+  for (const auto& [k, e] : by_kind) j["median_px_by_kind"][k] = json_number(median(e));
   metrics["position_error"] = j;
   std::ostringstream os;
   os << std::fixed << std::setprecision(2) << median(all) << " px of " << gt.image_size << " (";
@@ -492,6 +493,7 @@ int run_fit(const FitOpts& o) {
   data::LoadOptions lo;
   lo.hemi = o.hemi;
   lo.drop_nan = o.drop_nan;
+  lo.nc_units = data::parse_nc_units(o.nc_units);
   data::Dataset train, test;
   std::string train_id, test_id;
   // Rows for early stopping, as indices into `train` (empty: a seeded --val-fraction of it).
@@ -680,30 +682,18 @@ int run_fit(const FitOpts& o) {
   if (pred.defined()) {
     io::write_npy((fs::path(o.out) / "predictions.npy").string(), pred.to(DType::Float32));
     if (test.responses.defined()) {
-      const Tensor r = analysis::pearson_r(pred, test.responses);
-      const Tensor r2 = analysis::r2_score(pred, test.responses);
-      const std::vector<double> rv = r.to_vector<double>();
-      double mean_r = 0;
-      for (double v : rv) mean_r += v;
-      mean_r /= std::max<size_t>(1, rv.size());
-      metrics["mean_r"] = num(mean_r);
-      metrics["mean_r2"] = num(mean(r2).item());
-      rep.r = rv;
+      const analysis::PredictionMetrics pm = analysis::prediction_metrics(pred, test);
+      metrics.update(pm.json);  // the schema cortex eval writes too (analysis/scores.h)
+      const double mean_r = pm.mean_r;
+      rep.r = pm.r;
       rep.summary.insert(rep.summary.begin(), {"mean r (test)", std::to_string(mean_r)});
-      if (test.noise_ceiling.defined()) {
-        const analysis::ChallengeScore cs = analysis::challenge_score(r, test.noise_ceiling);
-        metrics["challenge_score"] = num(cs.score);
-        metrics["challenge_voxels_used"] = cs.voxels_used;
+      if (pm.has_score) {
         rep.noise_ceiling = test.noise_ceiling.to(DType::Float64).to_vector<double>();
-        rep.summary.insert(rep.summary.begin() + 1, {"challenge score (r² / NC x 100)", std::to_string(cs.score)});
+        rep.summary.insert(rep.summary.begin() + 1,
+                           {"challenge score (r² / NC x 100)", std::to_string(pm.challenge_score)});
       }
       if (!test.rois.empty()) {
-        nlohmann::json rois = nlohmann::json::object();
-        for (const auto& s : analysis::roi_summaries(r, test.noise_ceiling, test.rois))
-          rois[s.name] = {{"voxels", s.voxels}, {"mean_r", num(s.mean_r)}, {"median_r", num(s.median_r)},
-                          {"score", num(s.score)}};
-        metrics["rois"] = rois;
-        rep.roi.assign(rv.size(), "other");
+        rep.roi.assign(pm.r.size(), "other");
         for (const auto& [name, cols] : test.rois)
           for (int64_t c : cols)
             if (c >= 0 && c < static_cast<int64_t>(rep.roi.size())) rep.roi[static_cast<size_t>(c)] = name;
@@ -897,6 +887,8 @@ Run add_fit(CLI::App& app) {
                   "cross-validate over train + val)");
   sub->add_option("--test-idx", o->test_idx, "Plain pairs: held-out rows");
   sub->add_option("--seed", o->seed, "Folds, splits and initial weights")->capture_default_str();
+  sub->add_option("--nc-units", o->nc_units, kNcUnitsHelp)->check(CLI::IsMember({"auto", "fraction", "percent"}))
+      ->capture_default_str();
   sub->add_flag("--drop-nan", o->drop_nan, "Skip images whose responses contain NaN (they are refused otherwise)");
   sub->add_option("--out", o->out, "Output folder")->required();
   sub->add_option("--device", o->device, std::string("Where the frozen backbone runs (readouts fit on the host): ") +
