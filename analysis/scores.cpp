@@ -3,6 +3,8 @@
 #include <cmath>
 
 #include "analysis/metrics.h"
+#include "tensor/io/atomic_file.h"
+#include "tensor/io/npy.h"
 
 namespace cortex::analysis {
 
@@ -46,6 +48,38 @@ PredictionMetrics prediction_metrics(const Tensor& pred, const data::Dataset& d)
     j["rois"] = rois;
   }
   return m;
+}
+
+void evaluate(const std::string& pred_path, const data::Dataset& d, const std::map<std::string, std::string>& about,
+              int64_t permutations, uint64_t seed, const std::string& out, std::string* summary) {
+  const Tensor pred = io::read_npy(pred_path);
+  CORTEX_CHECK(pred.dim() == 2 && pred.shape() == d.responses.shape(), "eval: ", pred_path, " is ",
+               shape_str(pred.shape()), " but ", d.name, " has responses ", shape_str(d.responses.shape()));
+  const PredictionMetrics m = prediction_metrics(pred, d);
+  nlohmann::json j;
+  for (const auto& [k, v] : about) j[k] = v;
+  j.update(m.json);
+  std::string line = "eval: " + std::to_string(m.r.size()) + " voxels, mean r " + std::to_string(m.mean_r);
+  if (m.has_score)
+    line += ", challenge score " + std::to_string(m.challenge_score) + " (" +
+            std::to_string(m.json["challenge_voxels_excluded"].get<int64_t>()) + " voxels with NC 0 excluded)";
+  if (permutations > 0) {
+    const Tensor p = permutation_pvalues(pred, d.responses, permutations, seed);
+    const std::vector<double> q = fdr_bh(p).to_vector<double>();
+    int64_t sig = 0;
+    for (double x : q) sig += x < 0.05 ? 1 : 0;
+    j["permutations"] = permutations;
+    j["seed"] = seed;
+    j["significant_fdr_0.05"] = sig;
+    j["p_values"] = p.to_vector<double>();
+    j["q_values"] = q;
+    line += ", " + std::to_string(sig) + " voxels significant at FDR 0.05";
+  }
+  j["r"] = m.r;
+  j["r2"] = m.r2;
+  const std::string text = j.dump(1);
+  io::write_file_atomic(out, text.data(), text.size());
+  if (summary) *summary = line;
 }
 
 }  // namespace cortex::analysis

@@ -11,7 +11,9 @@
 //   rois                           only when the data name ROIs: an object, ROI name ->
 //                                  {voxels, mean_r, median_r, challenge_score, challenge_voxels_used}
 #pragma once
+#include <map>
 #include <nlohmann/json.hpp>
+#include <string>
 #include <vector>
 
 #include "data/dataset.h"
@@ -33,5 +35,13 @@ struct PredictionMetrics {
 // pred (images, voxels) against d.responses, with d's noise ceiling (a fraction: the loader
 // converts) and ROIs.
 PredictionMetrics prediction_metrics(const Tensor& pred, const data::Dataset& d);
+
+// cortex eval: the predictions in pred_path (.npy, images x voxels) scored against d; writes `out`
+// (JSON, atomically): `about` (string keys such as pred, data, split, hemi), the keys above, the
+// per-voxel r and r2, and with permutations > 0 one-sided permutation p-values (seeded image
+// shuffles) with Benjamini-Hochberg q-values: permutations, seed, significant_fdr_0.05, p_values,
+// q_values. *summary (when given) receives a one-line summary.
+void evaluate(const std::string& pred_path, const data::Dataset& d, const std::map<std::string, std::string>& about,
+              int64_t permutations, uint64_t seed, const std::string& out, std::string* summary = nullptr);
 
 }  // namespace cortex::analysis

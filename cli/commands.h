@@ -7,19 +7,16 @@
 #include <string>
 #include <vector>
 
+#include "encoding/pipeline.h"
 #include "tensor/device.h"
 
 namespace cortex::cli {
 
 using Run = std::function<int()>;
 
-// --device of features, fit and predict: cpu, emu (the emulated CUDA device), cuda or cuda:N.
-// Empty (not given) means cuda when a GPU is present, else cpu; decided only when the command
-// runs, so that other commands never start the CUDA driver.
-inline Device device_option(const std::string& s) {
-  if (s.empty()) return cuda_available() ? Device::cuda(0) : Device::cpu();
-  return Device::parse(s);
-}
+// --device of features, fit and predict, and comma-separated flags: encoding/pipeline.h.
+using encoding::device_option;
+using encoding::split_commas;
 // Checks a --device value while the command line is parsed, so a bad name is a usage error.
 inline CLI::Validator device_check() {
   return CLI::Validator(
@@ -39,16 +36,6 @@ inline const char* kDeviceHelp = "cpu, emu (the emulated CUDA device), cuda or c
 // --nc-units of fit and eval: the units of the noise-ceiling file (data/dataset.h: NcUnits).
 inline const char* kNcUnitsHelp = "Noise-ceiling file units: auto (percent when its largest value exceeds 1.5), "
                                   "fraction or percent";
-
-// "a,b,c" -> {"a", "b", "c"}, for every comma-separated flag; empty items are kept when keep_empty
-// (for callers that refuse them), else dropped.
-inline std::vector<std::string> split_commas(const std::string& s, bool keep_empty = false) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string t; std::getline(ss, t, ',');)
-    if (keep_empty || !t.empty()) out.push_back(t);
-  return out;
-}
 
 Run add_inspect(CLI::App& app);
 Run add_randn(CLI::App& app);

@@ -9,16 +9,11 @@
 // those cortex fit writes (analysis/scores.h), plus the per-voxel r and R² and, with
 // --permutations, p- and q-values. One line of summary goes to stdout; metrics.json is written
 // through a temporary file.
-#include <cmath>
 #include <iostream>
-#include <nlohmann/json.hpp>
 
-#include "analysis/metrics.h"
 #include "analysis/scores.h"
 #include "cli/commands.h"
 #include "data/dataset.h"
-#include "tensor/io/atomic_file.h"
-#include "tensor/io/npy.h"
 
 namespace cortex::cli {
 
@@ -45,36 +40,9 @@ Run add_eval(CLI::App& app) {
     lo.nc_units = data::parse_nc_units(o->nc_units);
     const data::Dataset d = data::load_algonauts(o->data, o->split, lo);
     CORTEX_CHECK(d.responses.defined(), "eval: ", d.name, " has no measured responses to score against");
-    const Tensor pred = io::read_npy(o->pred);
-    CORTEX_CHECK(pred.dim() == 2 && pred.shape() == d.responses.shape(), "eval: ", o->pred, " is ",
-                 shape_str(pred.shape()), " but ", d.name, " has responses ", shape_str(d.responses.shape()));
-    const analysis::PredictionMetrics m = analysis::prediction_metrics(pred, d);
-    nlohmann::json j;
-    j["pred"] = o->pred;
-    j["data"] = o->data;
-    j["split"] = o->split;
-    j["hemi"] = o->hemi;
-    j.update(m.json);
-    std::string line = "eval: " + std::to_string(m.r.size()) + " voxels, mean r " + std::to_string(m.mean_r);
-    if (m.has_score)
-      line += ", challenge score " + std::to_string(m.challenge_score) + " (" +
-              std::to_string(m.json["challenge_voxels_excluded"].get<int64_t>()) + " voxels with NC 0 excluded)";
-    if (o->permutations > 0) {
-      const Tensor p = analysis::permutation_pvalues(pred, d.responses, o->permutations, o->seed);
-      const std::vector<double> q = analysis::fdr_bh(p).to_vector<double>();
-      int64_t sig = 0;
-      for (double x : q) sig += x < 0.05 ? 1 : 0;
-      j["permutations"] = o->permutations;
-      j["seed"] = o->seed;
-      j["significant_fdr_0.05"] = sig;
-      j["p_values"] = p.to_vector<double>();
-      j["q_values"] = q;
-      line += ", " + std::to_string(sig) + " voxels significant at FDR 0.05";
-    }
-    j["r"] = m.r;
-    j["r2"] = m.r2;
-    const std::string text = j.dump(1);
-    io::write_file_atomic(o->out, text.data(), text.size());
+    std::string line;
+    analysis::evaluate(o->pred, d, {{"pred", o->pred}, {"data", o->data}, {"split", o->split}, {"hemi", o->hemi}},
+                       o->permutations, o->seed, o->out, &line);
     std::cout << line << "\n";
     return 0;
   };

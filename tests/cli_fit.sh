@@ -199,4 +199,13 @@ expect_error "optim must be adam or adamw" fit --data "$data" --out out/bad --re
 echo "not a model" > junk.safetensors
 expect_error "junk.safetensors" predict --model junk.safetensors --images "$test_images" --out p.npy
 [[ ! -e p.npy ]] || fail "predict left an output after an error"
+# A model file of another format_version, or one missing a key (docs/model-file.md): one line, no output.
+# Same-length edits of the metadata, so the header length stays right.
+perl -0777 -pe 's/"format_version":"1"/"format_version":"7"/' out/ridge/model.safetensors > v7.safetensors
+perl -0777 -pe 's/"tap":/"tqp":/' out/ridge/model.safetensors > notap.safetensors
+for f in v7 notap; do ! cmp -s "$f.safetensors" out/ridge/model.safetensors || fail "could not edit the model file ($f)"; done
+expect_error "format_version '7', this cortex reads version 1" predict --model v7.safetensors --images "$test_images" --out p.npy
+[[ ! -e p.npy ]] || fail "predict left an output for a model file of another version"
+expect_error "no 'tap' in its metadata" predict --model notap.safetensors --images "$test_images" --out p.npy
+[[ ! -e p.npy ]] || fail "predict left an output for a model file missing a key"
 echo "cli_fit: all checks passed"
