@@ -37,7 +37,10 @@
 // Outputs in --out: model.safetensors (docs/model-file.md), predictions.npy (test images x
 // voxels), metrics.json and report.html, each written through a temporary file and renamed.
 // --random-weights SEED builds the backbone with seeded random weights instead of --weights (for
-// checks without pretrained weights, as in the demo).
+// checks without pretrained weights, as in the demo). --nc-units states the noise-ceiling file's
+// units (data/dataset.h: NcUnits; auto by default).
+// This file only turns flags into an encoding::EncodingSpec: the pipeline is encoding/pipeline.h
+// (encoding::fit, encoding::predict), the outputs besides the model file analysis/fit_report.h.
 #include <chrono>
 #include <cmath>
 #include <iomanip>
