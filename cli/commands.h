@@ -3,21 +3,20 @@
 #pragma once
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <sstream>
 #include <string>
+#include <vector>
 
+#include "encoding/pipeline.h"
 #include "tensor/device.h"
 
 namespace cortex::cli {
 
 using Run = std::function<int()>;
 
-// --device of features, fit and predict: cpu, emu (the emulated CUDA device), cuda or cuda:N.
-// Empty (not given) means cuda when a GPU is present, else cpu; decided only when the command
-// runs, so that other commands never start the CUDA driver.
-inline Device device_option(const std::string& s) {
-  if (s.empty()) return cuda_available() ? Device::cuda(0) : Device::cpu();
-  return Device::parse(s);
-}
+// --device of features, fit and predict, and comma-separated flags: encoding/pipeline.h.
+using encoding::device_option;
+using encoding::split_commas;
 // Checks a --device value while the command line is parsed, so a bad name is a usage error.
 inline CLI::Validator device_check() {
   return CLI::Validator(
@@ -33,6 +32,10 @@ inline CLI::Validator device_check() {
 }
 inline const char* kDeviceHelp = "cpu, emu (the emulated CUDA device), cuda or cuda:N (default: cuda when a GPU is "
                                  "present, else cpu)";
+
+// --nc-units of fit and eval: the units of the noise-ceiling file (data/dataset.h: NcUnits).
+inline const char* kNcUnitsHelp = "Noise-ceiling file units: auto (percent when its largest value exceeds 1.5), "
+                                  "fraction or percent";
 
 Run add_inspect(CLI::App& app);
 Run add_randn(CLI::App& app);

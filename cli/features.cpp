@@ -7,8 +7,9 @@
 // come from the weights. Inputs: a directory of PNG/JPEG files (sorted by name), a uint8 .npy
 // (N, H, W, 3), an HDF5 image brick (.hdf5/.h5, dataset "imgBrick" as NSD's nsd_stimuli.hdf5,
 // read per image) — all preprocessed as the source library does (torchvision: Resize(size*256/224),
-// CenterCrop(size), ImageNet normalisation; CLIP: bicubic Resize, CenterCrop, CLIP normalisation) —
-// or a float32 .npy (N, 3, H, W) taken as preprocessed. The output holds one tensor per tap, keyed
+// CenterCrop(size), ImageNet normalisation; CLIP: bicubic Resize, CenterCrop, CLIP normalisation;
+// --no-crop: the whole image resized, as cortex fit does; encoding/features.h) — or a float32 .npy
+// (N, 3, H, W) taken as preprocessed. The output holds one tensor per tap, keyed
 // by its name, plus "output", batches concatenated along dim 0; written to a temporary file and
 // renamed. Progress goes to stderr.
 #include <algorithm>
@@ -23,6 +24,7 @@
 #include "autograd/ops.h"
 #include "cli/commands.h"
 #include "data/dataset.h"
+#include "encoding/features.h"
 #include "models/backbone.h"
 #include "tensor/io/image.h"
 #include "tensor/io/npy.h"
@@ -37,7 +39,7 @@ using Clock = std::chrono::steady_clock;
 struct Opts {
   std::string arch, config, weights, images, taps, out, device;  // device: see device_option
   int64_t batch = 16, image_size = 224;
-  bool fold_bn = false;
+  bool fold_bn = false, no_crop = false;
 };
 
 std::string lower(std::string s) {
@@ -69,23 +71,17 @@ Inputs read_inputs(const std::string& path) {
   return in;
 }
 
-Tensor preprocess(const Tensor& img, models::Preprocess p, int64_t size) {
-  if (p == models::Preprocess::Clip) return io::preprocess_clip(img, size);
-  return io::preprocess_imagenet(img, size * 256 / 224, size);
-}
-
 // Images [begin, end) as a float32 (n, 3, H, W) batch.
-Tensor load_batch(const Inputs& in, int64_t begin, int64_t end, models::Preprocess p, int64_t size) {
+Tensor load_batch(const Inputs& in, int64_t begin, int64_t end, const encoding::Preprocessing& p) {
   if (in.preprocessed.defined()) return in.preprocessed.slice(0, begin, end).contiguous();
-  std::vector<Tensor> imgs;
-  for (int64_t i = begin; i < end; ++i) imgs.push_back(preprocess(in.images.image(i), p, size));
-  return stack(imgs, 0);
+  std::vector<int64_t> rows;
+  for (int64_t i = begin; i < end; ++i) rows.push_back(i);
+  return encoding::prepare_rows(in.images, rows, p);
 }
 
 std::vector<std::string> split_taps(const std::string& s) {
   std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string t; std::getline(ss, t, ',');) {
+  for (const std::string& t : split_commas(s, true)) {
     CORTEX_CHECK(!t.empty(), "features: --taps expects comma-separated module names, found '", s, "'");
     CORTEX_CHECK(std::find(out.begin(), out.end(), t) == out.end(), "features: tap '", t, "' is named twice");
     out.push_back(t);
@@ -113,21 +109,11 @@ int run(const Opts& o) {
   const int64_t n = in.count();
   std::cerr << "features: " << model->type_name() << " from " << o.weights << ", " << n << " images, "
             << taps.size() - 1 << " taps\n";
-  NoGradGuard ng;
-  std::map<std::string, std::vector<Tensor>> parts;
-  const auto t1 = Clock::now();
-  for (int64_t b = 0; b < n; b += o.batch) {
-    const int64_t e = std::min(n, b + o.batch);
-    Tensor x = load_batch(in, b, e, model->preprocess(), o.image_size).to(dev);
-    auto f = model->features(x, taps, false);
-    for (auto& t : taps) parts[t].push_back(f.at(t).to(Device::cpu()).contiguous());
-    const double s = std::chrono::duration<double>(Clock::now() - t1).count();
-    std::cerr << "\rfeatures: " << e << "/" << n << " images (" << (s > 0 ? static_cast<double>(e) / s : 0.0)
-              << " images/s)" << std::flush;
-  }
-  std::cerr << "\n";
+  const encoding::Preprocessing prep = encoding::preprocessing_for(model.get(), o.image_size, !o.no_crop);
+  auto acts = encoding::tap_activations(
+      *model, n, [&](int64_t b, int64_t e) { return load_batch(in, b, e, prep); }, taps, o.batch, dev);
   std::vector<std::pair<std::string, Tensor>> outs;
-  for (auto& t : taps) outs.emplace_back(t, parts[t].size() == 1 ? parts[t][0] : concat(parts[t], 0));
+  for (auto& t : taps) outs.emplace_back(t, acts.at(t));
   std::map<std::string, std::string> meta{{"weights", o.weights}, {"taps", o.taps}, {"images", o.images}};
   if (!o.arch.empty()) meta["arch"] = o.arch;
   io::write_safetensors(o.out, outs, meta);
@@ -151,6 +137,8 @@ Run add_features(CLI::App& app) {
   sub->add_option("--out", o->out, "Output .safetensors (one tensor per tap, plus \"output\")")->required();
   sub->add_option("--batch", o->batch, "Images per forward pass")->capture_default_str();
   sub->add_option("--image-size", o->image_size, "Crop size of the preprocessing")->capture_default_str();
+  sub->add_flag("--no-crop", o->no_crop, "Resize the whole image to --image-size, no crop, as cortex fit does "
+                "(the same activations as fit's)");
   sub->add_option("--device", o->device, kDeviceHelp)->check(device_check());
   sub->add_flag("--fold-bn", o->fold_bn, "Fold batch norms into the preceding convs (a conv's tap is then its bn's)");
   return [o] { return run(*o); };

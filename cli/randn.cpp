@@ -27,8 +27,7 @@ Run add_randn(CLI::App& app) {
   sub->add_option("--seed", o->seed, "Philox seed")->capture_default_str();
   return [o] {
     Shape shape;
-    std::stringstream ss(o->shape);
-    for (std::string item; std::getline(ss, item, ',');) {
+    for (const std::string& item : split_commas(o->shape, true)) {
       char* end = nullptr;
       const long long v = std::strtoll(item.c_str(), &end, 10);
       CORTEX_CHECK(!item.empty() && *end == '\0' && v >= 0, "randn: --shape expects comma-separated sizes, found '",

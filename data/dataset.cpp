@@ -182,6 +182,33 @@ std::map<std::string, std::vector<int64_t>> load_roi(const std::string& subject_
   return out;
 }
 
+namespace {
+
+// The noise ceiling of d as a fraction, by the rule of NcUnits (dataset.h); decided once, here.
+void to_fraction(Dataset& d, NcUnits units) {
+  std::vector<double> v = d.noise_ceiling.to_vector<double>();
+  double mx = 0;
+  for (double x : v) mx = std::isfinite(x) ? std::max(mx, x) : mx;
+  const bool percent = units == NcUnits::Percent || (units == NcUnits::Auto && mx > 1.5);
+  CORTEX_CHECK(units != NcUnits::Fraction || mx <= 1.0, d.name, ": the noise ceiling reaches ", mx,
+               ", more than a fraction can; it is in percent (--nc-units percent or auto)");
+  CORTEX_CHECK(units != NcUnits::Percent || mx <= 100.0, d.name, ": the noise ceiling reaches ", mx,
+               ", more than 100 percent");
+  d.noise_ceiling_was_percent = percent;
+  if (!percent) return;
+  for (double& x : v) x /= 100.0;
+  d.noise_ceiling = from_vector(v);
+}
+
+}  // namespace
+
+NcUnits parse_nc_units(const std::string& s) {
+  if (s == "auto") return NcUnits::Auto;
+  if (s == "fraction") return NcUnits::Fraction;
+  if (s == "percent") return NcUnits::Percent;
+  throw Error("--nc-units must be auto, fraction or percent, found '" + s + "'");
+}
+
 Dataset load_algonauts(const std::string& subject_dir, const std::string& split, const LoadOptions& opt) {
   CORTEX_CHECK(split == "train" || split == "test", "load_algonauts: split must be train or test, found '", split, "'");
   const fs::path root(subject_dir);
@@ -253,6 +280,7 @@ Dataset load_algonauts(const std::string& subject_dir, const std::string& split,
     }
     offset += nv;
   }
+  if (d.noise_ceiling.defined()) to_fraction(d, opt.nc_units);
   if (d.responses.defined() && d.noise_ceiling.defined())
     CORTEX_CHECK(d.noise_ceiling.size(0) == d.responses.size(1), d.name, ": noise ceiling has ",
                  d.noise_ceiling.size(0), " vertices but the responses have ", d.responses.size(1));

@@ -26,6 +26,7 @@ struct Dataset {
   std::vector<int64_t> brick_rows;           // with the brick image of each kept row
   Tensor responses;                          // float32 (N, V); undefined when the split has none
   Tensor noise_ceiling;                      // float64 (V,) as a fraction in [0, 1]; undefined if absent
+  bool noise_ceiling_was_percent = false;    // the file held percent (LoadOptions::nc_units), divided by 100
   std::map<std::string, std::vector<int64_t>> rois;  // ROI name -> response columns
   std::vector<int64_t> rows;                 // original row of each kept row (drop_nan may skip some)
   int64_t source_rows = 0;                   // rows on disk, before drop_nan
@@ -36,8 +37,17 @@ struct Dataset {
   Tensor image(int64_t i) const;             // uint8 (H, W, 3) of kept row i
 };
 
+// The units of a noise-ceiling file. The challenge released percent (0-100), NSD's own maps and our
+// simulator write fractions (0-1). Auto: percent when the largest finite value of the ceiling (both
+// hemispheres together) exceeds 1.5, else a fraction (a fraction cannot exceed 1; a percent ceiling
+// whose every vertex is below 1.5 % needs Percent). Fraction refuses a value above 1, Percent one
+// above 100. The dataset always holds the fraction.
+enum class NcUnits { Auto, Fraction, Percent };
+NcUnits parse_nc_units(const std::string& s);  // "auto", "fraction" or "percent"; else a cortex::Error
+
 struct LoadOptions {
   std::string hemi = "lh";  // "lh", "rh" or "both" (lh columns first, then rh)
+  NcUnits nc_units = NcUnits::Auto;
   bool drop_nan = false;    // skip rows with NaN responses instead of refusing them
   bool rois = true;         // read roi_masks/ (Algonauts) or rois.json (pairs)
 };

@@ -18,6 +18,12 @@ data=sim/subj01
 test_images=$data/test_split/test_images
 backbone=(--arch alexnet --random-weights 1 --image-size 64)
 
+# The keys fit and eval share (docs/encoding.md, "Metrics"), sorted; null for a missing key.
+schema() {
+  jq -S '{images, voxels, mean_r, mean_r2, noise_ceiling_was_percent, challenge_score, challenge_voxels_used,
+          challenge_voxels_excluded, rois}' "$1"
+}
+
 # fit NAME ARGS...: fits into out/NAME, checks its outputs, predicts and compares.
 fit() {
   local name=$1
@@ -32,6 +38,13 @@ fit() {
   "$cortex" predict --model "out/$name/model.safetensors" --images "$test_images" --out "pred.$name.npy" > /dev/null 2>&1 ||
     fail "predict $name failed"
   cmp -s "pred.$name.npy" "out/$name/predictions.npy" || fail "predict $name differs from fit's predictions"
+  # One metrics schema (analysis/scores.h): eval on fit's predictions reports the same keys and values.
+  "$cortex" eval --pred "out/$name/predictions.npy" --data "$data" --hemi both --out "eval.$name.json" > /dev/null 2>&1 ||
+    fail "eval $name failed"
+  [[ $(schema "out/$name/metrics.json") == $(schema "eval.$name.json") ]] ||
+    { diff <(schema "out/$name/metrics.json") <(schema "eval.$name.json") >&2; fail "fit $name and eval disagree"; }
+  jq -e '(.mean_r | numbers) and (.challenge_score | numbers) and (.rois | length > 0)' "eval.$name.json" > /dev/null ||
+    fail "eval $name: no mean_r, challenge_score or rois"
   echo "cli_fit: $name: $(cat "out.$name.txt")"
 }
 
@@ -186,4 +199,13 @@ expect_error "optim must be adam or adamw" fit --data "$data" --out out/bad --re
 echo "not a model" > junk.safetensors
 expect_error "junk.safetensors" predict --model junk.safetensors --images "$test_images" --out p.npy
 [[ ! -e p.npy ]] || fail "predict left an output after an error"
+# A model file of another format_version, or one missing a key (docs/model-file.md): one line, no output.
+# Same-length edits of the metadata, so the header length stays right.
+perl -0777 -pe 's/"format_version":"1"/"format_version":"7"/' out/ridge/model.safetensors > v7.safetensors
+perl -0777 -pe 's/"tap":/"tqp":/' out/ridge/model.safetensors > notap.safetensors
+for f in v7 notap; do ! cmp -s "$f.safetensors" out/ridge/model.safetensors || fail "could not edit the model file ($f)"; done
+expect_error "format_version '7', this cortex reads version 1" predict --model v7.safetensors --images "$test_images" --out p.npy
+[[ ! -e p.npy ]] || fail "predict left an output for a model file of another version"
+expect_error "no 'tap' in its metadata" predict --model notap.safetensors --images "$test_images" --out p.npy
+[[ ! -e p.npy ]] || fail "predict left an output for a model file missing a key"
 echo "cli_fit: all checks passed"

@@ -5,6 +5,7 @@
 #include <limits>
 #include <set>
 
+#include "analysis/scores.h"
 #include "autograd/ops.h"
 #include "data/dataset.h"
 #include "data/hdf5.h"
@@ -109,6 +110,52 @@ TEST(Algonauts, TestSplitWithoutFmriHasNoResponses) {
   EXPECT_CORTEX_ERROR(load_algonauts(t.path().string(), "test", o), "present but the other hemisphere");
   fs::rename(t.path() / "test_split/test_fmri/rh_test_fmri.npy", t.path() / "test_split/test_fmri/lh_test_fmri.npy");
   EXPECT_CORTEX_ERROR(load_algonauts(t.path().string(), "test", o), "missing but the other hemisphere");
+}
+
+// Noise-ceiling units are decided once, in the loader (data/dataset.h: NcUnits): a ceiling stored
+// in percent and the same ceiling stored as a fraction load to the same fraction and give the same
+// challenge score (cortex fit and eval both read it through here).
+TEST(Algonauts, NoiseCeilingUnits) {
+  TempDir t;
+  const fs::path frac = t.path() / "frac", pct = t.path() / "pct", low = t.path() / "low";
+  for (const fs::path& s : {frac, pct, low}) make_algonauts(s);
+  auto write_nc = [](const fs::path& s, std::vector<float> lh, std::vector<float> rh) {
+    io::write_npy((s / "test_split/noise_ceiling/lh_noise_ceiling.npy").string(), from_vector<float>(lh));
+    io::write_npy((s / "test_split/noise_ceiling/rh_noise_ceiling.npy").string(), from_vector<float>(rh));
+  };
+  write_nc(frac, {0.5f, 0.25f, 0.f}, {0.125f, 0.375f, 0.75f, 0.0625f});
+  write_nc(pct, {50.f, 25.f, 0.f}, {12.5f, 37.5f, 75.f, 6.25f});
+  write_nc(low, {0.5f, 0.25f, 0.f}, {1.25f, 0.375f, 0.75f, 0.0625f});  // percent, every vertex below 1.5 %
+  LoadOptions lo;
+  lo.hemi = "both";
+  const Dataset a = load_algonauts(frac.string(), "test", lo), b = load_algonauts(pct.string(), "test", lo);
+  EXPECT_FALSE(a.noise_ceiling_was_percent);
+  EXPECT_TRUE(b.noise_ceiling_was_percent);
+  EXPECT_EQ(a.noise_ceiling.to_vector<double>(), b.noise_ceiling.to_vector<double>());
+  // The same predictions score the same against either file.
+  const Tensor pred = a.responses * 0.5 + cortex::testing::randn({2, 7}, 9, DType::Float32);
+  const analysis::PredictionMetrics ma = analysis::prediction_metrics(pred, a), mb = analysis::prediction_metrics(pred, b);
+  ASSERT_TRUE(ma.has_score && mb.has_score);
+  EXPECT_EQ(ma.challenge_score, mb.challenge_score);
+  nlohmann::json ja = ma.json, jb = mb.json;
+  EXPECT_EQ(ja["noise_ceiling_was_percent"], false);
+  EXPECT_EQ(jb["noise_ceiling_was_percent"], true);
+  ja.erase("noise_ceiling_was_percent"), jb.erase("noise_ceiling_was_percent");
+  EXPECT_EQ(ja, jb);
+  // Stated units: the same result; a file that cannot be a fraction is refused as one.
+  lo.nc_units = NcUnits::Percent;
+  EXPECT_EQ(load_algonauts(pct.string(), "test", lo).noise_ceiling.to_vector<double>(), a.noise_ceiling.to_vector<double>());
+  // A percent ceiling below 1.5 everywhere looks like a fraction to auto: the flag says what it is.
+  const Dataset l = load_algonauts(low.string(), "test", lo);
+  EXPECT_TRUE(l.noise_ceiling_was_percent);
+  EXPECT_DOUBLE_EQ(l.noise_ceiling.to_vector<double>()[3], 0.0125);
+  lo.nc_units = NcUnits::Fraction;
+  EXPECT_EQ(load_algonauts(frac.string(), "test", lo).noise_ceiling.to_vector<double>(), a.noise_ceiling.to_vector<double>());
+  EXPECT_CORTEX_ERROR(load_algonauts(pct.string(), "test", lo), "more than a fraction can");
+  lo.nc_units = NcUnits::Auto;
+  EXPECT_FALSE(load_algonauts(low.string(), "test", lo).noise_ceiling_was_percent);
+  EXPECT_EQ(parse_nc_units("percent"), NcUnits::Percent);
+  EXPECT_CORTEX_ERROR(parse_nc_units("percentage"), "--nc-units must be auto, fraction or percent");
 }
 
 TEST(Algonauts, MismatchedImageAndResponseCounts) {

@@ -1,0 +1,123 @@
+#include "encoding/features.h"
+
+#include <algorithm>
+#include <chrono>
+#include <iomanip>
+#include <iostream>
+
+#include "autograd/autograd.h"
+#include "autograd/ops.h"
+#include "tensor/io/image.h"
+
+namespace cortex::encoding {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// (B, C, H, W) -> (B, C * pool^2); (B, T, C) tokens -> (B, C) mean; (B, F) as is.
+Tensor flatten_tap(const Tensor& t, int64_t pool, const std::string& tap) {
+  if (t.dim() == 4) return adaptive_avg_pool2d(t, pool, pool).reshape({t.size(0), -1});
+  if (t.dim() == 3) return mean(t, {1});
+  CORTEX_CHECK(t.dim() == 2, "fit: tap '", tap, "' gives a ", t.dim(), "-D activation; expected 2-D, 3-D or 4-D");
+  return t;
+}
+
+}  // namespace
+
+Preprocessing preprocessing_for(const models::Backbone* m, int64_t size, bool crop) {
+  Preprocessing p;
+  p.stats = m ? m->preprocess() : models::Preprocess::ImageNet;
+  p.size = size;
+  p.crop = crop;
+  return p;
+}
+
+Tensor prepare_image(const Tensor& img, const Preprocessing& p) {
+  const bool clip = p.stats == models::Preprocess::Clip;
+  if (p.crop) return clip ? io::preprocess_clip(img, p.size) : io::preprocess_imagenet(img, p.size * 256 / 224, p.size);
+  Tensor x = img;
+  if (img.size(0) != p.size || img.size(1) != p.size) x = io::resize(img, p.size, p.size);
+  return io::normalize(io::to_float_chw(x), clip ? io::kClipMean : io::kImageNetMean,
+                       clip ? io::kClipStd : io::kImageNetStd);
+}
+
+Tensor prepare_rows(const data::Dataset& d, const std::vector<int64_t>& rows, const Preprocessing& p) {
+  std::vector<Tensor> xs;
+  for (int64_t i : rows) xs.push_back(prepare_image(d.image(i), p));
+  return stack(xs, 0);
+}
+
+std::vector<Tensor> inputs_of(models::Backbone* m, const Tensor& x, const InputSpec& s) {
+  const Input in = s.input;
+  if (in == Input::Grey) return {mean(x, {1}, true).contiguous()};  // the core learns its own features
+  if (in == Input::Images) return {x};
+  const std::vector<std::string>& taps = s.taps;
+  if (taps == std::vector<std::string>{"pixels"})
+    return {mean(x, {1}).reshape({x.size(0), -1}).contiguous()};  // grey pixels: the linear baseline
+  const auto got = m->features(x, taps);
+  std::vector<Tensor> out;
+  for (const auto& t : taps) {
+    const Tensor& a = got.at(t);
+    if (in == Input::Flat) {
+      out.push_back(flatten_tap(a, s.pool, t).contiguous());
+    } else {
+      CORTEX_CHECK(a.dim() == 4, "fit: --readout ", s.readout, " needs (N, C, H, W) feature maps; tap '", t,
+                   "' gives ", shape_str(a.shape()), " (for a ViT, tap '", t, ":grid')");
+      out.push_back(a.contiguous());
+    }
+  }
+  if (in == Input::Flat && out.size() > 1) return {concat(out, 1)};
+  return out;
+}
+
+std::vector<Tensor> readout_inputs(models::Backbone* m, const data::Dataset& d, const InputSpec& s, const char* what,
+                                   const std::string& prefix) {
+  NoGradGuard ng;
+  if (m) m->to(s.device);
+  data::BatchStream stream(d, s.batch);
+  std::vector<std::vector<Tensor>> parts;
+  data::Batch b;
+  const auto t0 = Clock::now();
+  int64_t done = 0;
+  while (stream.next(b)) {
+    std::vector<Tensor> xs;
+    for (int64_t i = 0; i < b.images.size(0); ++i) xs.push_back(prepare_image(b.images.select(0, i), s.prep));
+    const std::vector<Tensor> in = inputs_of(m, stack(xs, 0).to(s.device), s);
+    parts.resize(in.size());
+    for (size_t k = 0; k < in.size(); ++k) parts[k].push_back(in[k].to(Device::cpu()));
+    done += b.images.size(0);
+    std::cerr << "\r" << prefix << ": " << what << " features " << done << "/" << d.size() << " images ("
+              << std::fixed << std::setprecision(1) << done / std::max(1e-9, seconds_since(t0)) << " images/s)"
+              << std::flush;
+  }
+  std::cerr << "\n";
+  CORTEX_CHECK(!parts.empty(), prefix, ": the ", what, " split has no images");
+  std::vector<Tensor> out;
+  for (auto& p : parts) out.push_back(p.size() == 1 ? p[0] : concat(p, 0));
+  return out;
+}
+
+std::map<std::string, Tensor> tap_activations(models::Backbone& m, int64_t n,
+                                              const std::function<Tensor(int64_t, int64_t)>& batch_of,
+                                              const std::vector<std::string>& taps, int64_t batch, Device device) {
+  NoGradGuard ng;
+  std::map<std::string, std::vector<Tensor>> parts;
+  const auto t1 = Clock::now();
+  for (int64_t b = 0; b < n; b += batch) {
+    const int64_t e = std::min(n, b + batch);
+    Tensor x = batch_of(b, e).to(device);
+    auto f = m.features(x, taps, false);
+    for (auto& t : taps) parts[t].push_back(f.at(t).to(Device::cpu()).contiguous());
+    const double s = seconds_since(t1);
+    std::cerr << "\rfeatures: " << e << "/" << n << " images (" << (s > 0 ? static_cast<double>(e) / s : 0.0)
+              << " images/s)" << std::flush;
+  }
+  std::cerr << "\n";
+  std::map<std::string, Tensor> out;
+  for (auto& t : taps) out[t] = parts[t].size() == 1 ? parts[t][0] : concat(parts[t], 0);
+  return out;
+}
+
+}  // namespace cortex::encoding

@@ -1,0 +1,65 @@
+// encoding/model_file.h: the model file's metadata round-trips, and a reader refuses another
+// format_version, a missing key or a malformed value with one line naming the file and the key.
+#include <gtest/gtest.h>
+
+#include "encoding/model_file.h"
+#include "tensor/io/safetensors.h"
+#include "test_util.h"
+
+namespace cortex {
+namespace {
+
+using encoding::ModelSettings;
+
+ModelSettings example() {
+  ModelSettings s;
+  s.readout = "fwrf", s.arch = "alexnet", s.config = "", s.tap = "features.1,features.4", s.weights = "random:3";
+  s.hemi = "both", s.loss = "mse", s.pool = 2, s.image_size = 96, s.core_size = 32, s.hidden = 64, s.finetune = true;
+  return s;
+}
+
+void expect_same(const ModelSettings& a, const ModelSettings& b) {
+  EXPECT_EQ(encoding::model_metadata(a), encoding::model_metadata(b));
+}
+
+TEST(EncodingModelFile, RoundTrip) {
+  cortex::testing::TempDir t;
+  const std::string path = t / "model.safetensors";
+  encoding::write_model_file(path, {{"bias", ones({5})}}, example());
+  const auto [tensors, s] = encoding::read_model_file(path);
+  expect_same(s, example());
+  ASSERT_EQ(tensors.count("bias"), 1u);
+  const auto meta = io::SafeTensors::open(path).metadata();
+  EXPECT_EQ(meta.at("format_version"), std::to_string(encoding::kModelFormatVersion));
+  // Every key docs/model-file.md lists, and no other.
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : meta) keys.push_back(k);
+  EXPECT_EQ(keys, (std::vector<std::string>{"arch", "config", "core_size", "finetune", "format_version", "hemi", "hidden",
+                                            "image_size", "loss", "pool", "readout", "tap", "weights"}));
+  EXPECT_EQ(t.list(), std::vector<std::string>{"model.safetensors"});  // no temporary left behind
+}
+
+TEST(EncodingModelFile, RefusesOtherVersionsAndMissingKeys) {
+  const auto good = encoding::model_metadata(example());
+  auto meta = good;
+  meta["format_version"] = "2";
+  EXPECT_CORTEX_ERROR(encoding::model_settings(meta, "m.safetensors"),
+                      "model file m.safetensors: format_version '2', this cortex reads version 1");
+  meta.erase("format_version");
+  EXPECT_CORTEX_ERROR(encoding::model_settings(meta, "m.safetensors"), "no 'format_version' in its metadata");
+  for (const auto& [key, value] : good) {
+    if (key == "format_version") continue;
+    meta = good;
+    meta.erase(key);
+    EXPECT_CORTEX_ERROR(encoding::model_settings(meta, "m.safetensors"), "no '" + key + "' in its metadata");
+  }
+  meta = good;
+  meta["pool"] = "2x";
+  EXPECT_CORTEX_ERROR(encoding::model_settings(meta, "m.safetensors"), "metadata 'pool' is not an integer");
+  meta = good;
+  meta["finetune"] = "yes";
+  EXPECT_CORTEX_ERROR(encoding::model_settings(meta, "m.safetensors"), "'finetune' must be 0 or 1");
+}
+
+}  // namespace
+}  // namespace cortex
