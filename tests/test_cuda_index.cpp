@@ -1,6 +1,6 @@
 // The index kernels of kernels/cuda/index.cu on the emulated CUDA device, against the CPU kernels
 // (kernels/cpu/index.cpp), bit for bit: concat, gather, index_select, flip, tril, triu, cumsum and
-// index_add over odd shapes, every dim, transposed and gapped views of inputs and index tensors,
+// index_add and scatter_add over odd shapes, every dim, transposed and gapped views of inputs and index tensors,
 // int32 and int64 indices, repeated indices, empty and size-1 dims, several blocks, every dtype
 // the CPU accepts; and identical bytes in forward, reverse and random schedule order. Strict
 // device mode is on, so a fallback to the host fails the test.
@@ -213,6 +213,33 @@ TEST_F(CudaIndex, IndexAddRepeatedIndicesViewsAndDtypes) {
       }
 }
 
+TEST_F(CudaIndex, ScatterAddRepeatedIndicesSmallerIndexAndViews) {
+  for (DType dt : kNum)
+    for (const Shape& s : kShapes)
+      for (int64_t d = 0; d < static_cast<int64_t>(s.size()); ++d) {
+        if (s[d] == 0) continue;
+        Shape is = s, ss = s;  // index smaller in the other dims and longer along d; src larger still
+        for (size_t k = 0; k < s.size(); ++k) {
+          is[k] = static_cast<int64_t>(k) == d ? s[d] * 2 + 1 : (s[k] + 1) / 2;
+          ss[k] = is[k] + 1;
+        }
+        for (DType it : {DType::Int64, DType::Int32})
+          for (int v = 0; v < 3; ++v) {
+            const Op f = [&](const std::vector<Tensor>& t) {
+              return K::scatter_add(view_of(t[0], v), d, view_of(t[1], 2 - v), view_of(t[2], v));
+            };
+            EXPECT_TRUE(same(f, {values(s, 21, dt), indices(0, s[d], is, 22, it), values(ss, 23, dt)},
+                             "scatter_add " + shape_str(s) + " dim " + std::to_string(d) + " " + dtype_name(dt)));
+          }
+      }
+  // an empty index along dim leaves x as it is; a 0-dim x
+  const Op f = [](const std::vector<Tensor>& t) { return K::scatter_add(t[0], 0, t[1], t[2]); };
+  EXPECT_TRUE(same(f, {values({5, 3}, 24, DType::Float32), empty({0, 3}, DType::Int64), values({0, 3}, 25, DType::Float32)},
+                   "scatter_add empty index"));
+  EXPECT_TRUE(same(f, {values({}, 26, DType::Float64), from_vector<int64_t>({0}, {}, DType::Int64), values({}, 27, DType::Float64)},
+                   "scatter_add 0-dim"));
+}
+
 TEST_F(CudaIndex, BadIndicesThrowTheCpuMessage) {
   const Tensor x = values({4, 5}, 19, DType::Float32);
   const Tensor bad = from_vector<int64_t>({1, 7, -1}, {3}, DType::Int64);
@@ -230,5 +257,6 @@ TEST_F(CudaIndex, BadIndicesThrowTheCpuMessage) {
   EXPECT_EQ(msg([&] { K::index_select(x, 0, bad); }), msg([&] { K::index_select(xe, 0, be); }));
   EXPECT_EQ(msg([&] { K::index_add(x, 1, bad, src); }), msg([&] { K::index_add(xe, 1, be, src.to(kEmu)); }));
   EXPECT_EQ(msg([&] { K::gather(x, 1, bad2); }), msg([&] { K::gather(xe, 1, b2); }));
+  EXPECT_EQ(msg([&] { K::scatter_add(x, 1, bad2, src); }), msg([&] { K::scatter_add(xe, 1, b2, src.to(kEmu)); }));
   EXPECT_NE(msg([&] { K::gather(xe, 1, b2); }), "no error");
 }

@@ -1,5 +1,5 @@
 // Index kernels on CUDA and the emulated CUDA device: concat, gather, index_select, flip, tril,
-// triu, cumsum and index_add. Semantics are kernels/cpu/index.cpp's, bit for bit.
+// triu, cumsum, index_add and scatter_add. Semantics are kernels/cpu/index.cpp's, bit for bit.
 //
 // The copy-like ops (concat, gather, index_select, flip, tril, triu) move elements without
 // looking at them, so they dispatch on the element size (1, 2, 4, 8 bytes) and serve every dtype
@@ -11,6 +11,9 @@
 // owned by one thread that adds its contributions in index order, exactly as the CPU kernel
 // does (d += a in T, from x's value); the host builds, for every destination slot, the ordered
 // list of index positions that hit it (a CSR table), so a thread touches only its own terms.
+// scatter_add likewise: a thread per output element scans its line of the index (K entries) in
+// order and adds the src terms that point at it; O(K) reads per output element, which is the
+// price of a fixed order without a per-line sort (fine for the index lengths models use).
 //
 // Index bounds: the CPU kernels throw on an index outside [0, n). A kernel cannot throw, so the
 // launchers check the index on the host first (one copy of the index to host memory) and throw
@@ -137,6 +140,43 @@ __global__ void index_add_kernel(T* __restrict__ out, const T* __restrict__ x, c
   const T* s = src + at(ix, 1, r);
   for (int64_t p = beg[j]; p < beg[j + 1]; ++p) v += s[list[p] * ssd];
   out[at(ix, 2, r) + j * osd] = v;
+}
+
+// The other dims of x (dim dropped), not merged, with index's sizes there and index's and src's
+// strides: scatter_add needs each coordinate to test it against index's (smaller) extent.
+struct Lines {
+  int nd = 0;
+  int64_t xsize[kMaxDims] = {};
+  int64_t isize[kMaxDims] = {};
+  int64_t istride[kMaxDims] = {};
+  int64_t sstride[kMaxDims] = {};
+};
+
+// Thread i owns out element i of x's shape (ix: out, x offsets at x's shape; ix.strides[2] gives
+// i's coordinate along dim via stride 1 there). Its line of the index (if inside index's extent)
+// is scanned in order; each entry equal to the coordinate adds its src term.
+template <class T, class I>
+__global__ void scatter_add_kernel(T* __restrict__ out, const T* __restrict__ x, const I* __restrict__ idx,
+                                   const T* __restrict__ src, Indexer ix, Lines ln, int64_t n, int64_t K, int64_t isd,
+                                   int64_t ssd, int64_t total) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= total) return;
+  const int64_t rows = total / n, j = i / rows;
+  int64_t r = i % rows, io = 0, so = 0;
+  bool inside = true;
+  for (int d = ln.nd - 1; d >= 0; --d) {
+    const int64_t c = r % ln.xsize[d];
+    r /= ln.xsize[d];
+    inside = inside && c < ln.isize[d];
+    io += c * ln.istride[d];
+    so += c * ln.sstride[d];
+  }
+  const int64_t rr = i % rows;
+  T v = x[at(ix, 0, rr) + j * ix.strides[2][0]];
+  if (inside)
+    for (int64_t q = 0; q < K; ++q)
+      if (static_cast<int64_t>(idx[io + q * isd]) == j) v += src[so + q * ssd];
+  out[at(ix, 1, rr) + j * ix.strides[3][0]] = v;
 }
 
 template <bool Upper>
@@ -274,6 +314,42 @@ Tensor index_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor
     CORTEX_LAUNCH(index_add_kernel<T>, blocks_for(total), kBlock, 0, stream(), static_cast<T*>(out.raw_data()),
                   static_cast<const T*>(x.raw_data()), static_cast<const T*>(src.raw_data()), db.data<int64_t>(),
                   dl.data<int64_t>(), ix, n, x.stride(dim), src.stride(dim), out.stride(dim), total);
+  });
+  return out;
+}
+
+Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src) {
+  const int64_t n = x.size(dim);
+  host_index("scatter_add", index, n, dim);
+  Tensor out = empty(x.shape(), x.dtype(), x.device());
+  dispatch_num(x.dtype(), "scatter_add", [&](auto tag) {
+    using T = decltype(tag);
+    const int64_t total = out.numel();
+    if (total == 0) return;
+    const Shape O = drop(x.shape(), dim);
+    CORTEX_CHECK(static_cast<int>(O.size()) <= kMaxDims, "scatter_add: at most ", kMaxDims + 1, " dims on CUDA");
+    Lines ln;
+    ln.nd = static_cast<int>(O.size());
+    const Shape is = drop(index.shape(), dim), ist = drop(index.strides(), dim), sst = drop(src.strides(), dim);
+    for (int d = 0; d < ln.nd; ++d) {
+      ln.xsize[d] = O[d];
+      ln.isize[d] = is[d];
+      ln.istride[d] = ist[d];
+      ln.sstride[d] = sst[d];
+    }
+    // x and out offsets of a line at O; the dim strides of x and out ride in the unused slots 2 and 3.
+    Indexer ix = make_indexer<2>(O, std::array<Shape, 2>{drop(x.strides(), dim), drop(out.strides(), dim)});
+    ix.strides[2][0] = x.stride(dim);
+    ix.strides[3][0] = out.stride(dim);
+    auto go = [&](auto itag) {
+      using I = decltype(itag);
+      CORTEX_LAUNCH((scatter_add_kernel<T, I>), blocks_for(total), kBlock, 0, stream(),
+                    static_cast<T*>(out.raw_data()), static_cast<const T*>(x.raw_data()),
+                    static_cast<const I*>(index.raw_data()), static_cast<const T*>(src.raw_data()), ix, ln, n,
+                    index.size(dim), index.stride(dim), src.stride(dim), total);
+    };
+    if (index.dtype() == DType::Int32) go(int32_t{});
+    else go(int64_t{});
   });
   return out;
 }
