@@ -299,7 +299,7 @@ std::vector<OpCase> cases() {
 }
 
 // The families whose every kernel op must run on the emulated device with no fallback (issue 12).
-const std::set<std::string> kRequiredOnEmu = {"elementwise", "matmul", "reduce", "nn"};
+const std::set<std::string> kRequiredOnEmu = {"elementwise", "matmul", "reduce", "nn", "pool"};
 
 std::vector<Device> devices() {
   std::vector<Device> ds{Device::cpu(), Device::emu()};
