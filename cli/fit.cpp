@@ -12,7 +12,9 @@
 //                  penalties chosen by --folds-fold cross-validation over --alphas;
 //   gaussian-fwrf  St-Yves & Naselaris: a Gaussian pooling field per voxel chosen by grid search
 //                  (--grid x --grid centres, --sigmas) with ridge weights over the taps' channels;
-//   gaussian       Lurz et al. 2020 on one tap's (C, H, W) map;
+//   gaussian       Lurz et al. 2020 on one tap's (C, H, W) map: --sigma full, uncorrelated or
+//                  isotropic spreads, --shared-features N groups of voxels sharing features,
+//                  --position-mlp COORDS.npy positions from a retinotopic MLP on voxel coordinates;
 //   factorized     Klindt et al. 2017 on one tap's map;
 //   fwrf           BOLDreams: free-form spatial maps per map size over the taps, channels pruned to
 //                  the top --keep fraction by std;
@@ -27,6 +29,9 @@
 // keyed by everything they depend on, and read back by the next fit that needs the same ones.
 // --finetune trains the backbone end to end with a map readout (gaussian, factorized, fwrf,
 // pooled-linear) at --backbone-lr times --lr; only the layers up to the last tap learn.
+// --init-from MODEL (Lurz et al.'s transfer) starts the core or the fine-tuned backbone from an
+// earlier fit's model file, for new voxels or a new subject, with a fresh readout; --freeze core
+// or backbone keeps them fixed, --freeze none (the default) trains them further.
 // Splits: the Algonauts layout's own train / test folders, or for plain pairs a seeded
 // --test-fraction; early stopping holds out a seeded --val-fraction of the training rows. Index
 // files (--train-idx, --val-idx, and for plain pairs --test-idx: 1-D integer .npy of rows on disk)
@@ -145,6 +150,16 @@ Run add_fit(CLI::App& app) {
   sub->add_option("--keep", o->keep, "fwrf: keep this fraction of channels per tap (top by std)")->capture_default_str();
   sub->add_option("--grid", o->grid, "gaussian-fwrf: candidate centres per axis")->capture_default_str();
   sub->add_option("--sigmas", o->sigmas, "gaussian-fwrf: candidate sizes (map half-widths are 1)")->capture_default_str();
+  sub->add_option("--sigma", o->sigma, "gaussian: the spread of each voxel's sampling position: full (2x2), "
+                  "uncorrelated (x, y) or isotropic")->capture_default_str();
+  sub->add_option("--shared-features", o->shared_features, "gaussian: share feature vectors within N contiguous "
+                  "groups of voxels (0: off)")->capture_default_str();
+  sub->add_option("--position-mlp", o->position_mlp, "gaussian: positions from a retinotopic MLP on these voxel "
+                  "coordinates (float (voxels, D) .npy)");
+  sub->add_option("--init-from", o->init_from, "Start the core (--readout core) or the backbone (--finetune) from "
+                  "this model.safetensors of an earlier fit; the readout starts fresh");
+  sub->add_option("--freeze", o->freeze, "With --init-from: core or backbone keeps the loaded weights fixed, none "
+                  "(default) trains them further");
   sub->add_option("--core-size", o->core_size, "core: images are resized to this size")->capture_default_str();
   sub->add_flag("--resume", o->resume, "Trained readouts: continue from --out/checkpoint.safetensors");
   sub->add_option("--pool", o->pool, "ridge, two-layer, linear: average-pool each map to pool x pool")

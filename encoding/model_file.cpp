@@ -38,7 +38,10 @@ std::map<std::string, std::string> model_metadata(const ModelSettings& s) {
           {"core_size", std::to_string(s.core_size)},
           {"hidden", std::to_string(s.hidden)},
           {"loss", s.loss},
-          {"finetune", s.finetune ? "1" : "0"}};
+          {"finetune", s.finetune ? "1" : "0"},
+          {"gaussian_sigma", s.gaussian_sigma},
+          {"shared_features", std::to_string(s.shared_features)},
+          {"position_mlp", s.position_mlp ? "1" : "0"}};
 }
 
 ModelSettings model_settings(const std::map<std::string, std::string>& meta, const std::string& path) {
@@ -62,6 +65,18 @@ ModelSettings model_settings(const std::map<std::string, std::string>& meta, con
   const std::string& f = need(meta, path, "finetune");
   CORTEX_CHECK(f == "0" || f == "1", "model file ", path, ": metadata 'finetune' must be 0 or 1, found '", f, "'");
   s.finetune = f == "1";
+  // Optional keys (added within format_version 1; a file without them had the defaults).
+  if (meta.count("gaussian_sigma")) s.gaussian_sigma = meta.at("gaussian_sigma");
+  CORTEX_CHECK(s.gaussian_sigma == "full" || s.gaussian_sigma == "uncorrelated" || s.gaussian_sigma == "isotropic",
+               "model file ", path, ": metadata 'gaussian_sigma' must be full, uncorrelated or isotropic, found '",
+               s.gaussian_sigma, "'");
+  if (meta.count("shared_features")) s.shared_features = integer(meta, path, "shared_features");
+  CORTEX_CHECK(s.shared_features >= 0, "model file ", path, ": metadata 'shared_features' must be >= 0");
+  if (meta.count("position_mlp")) {
+    const std::string& pm = meta.at("position_mlp");
+    CORTEX_CHECK(pm == "0" || pm == "1", "model file ", path, ": metadata 'position_mlp' must be 0 or 1, found '", pm, "'");
+    s.position_mlp = pm == "1";
+  }
   CORTEX_CHECK(s.pool >= 1 && s.image_size >= 1 && s.core_size >= 1 && s.hidden >= 1, "model file ", path,
                ": pool, image_size, core_size and hidden must be >= 1");
   return s;

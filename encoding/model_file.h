@@ -27,6 +27,10 @@ struct ModelSettings {
   std::string loss;           // mse, l1 or poisson (poisson: elu + 1 output)
   int64_t pool = 4, image_size = 224, core_size = 32, hidden = 128;
   bool finetune = false;      // the backbone was trained and is in the file under "backbone."
+  // The gaussian readout's options; optional keys (a file without them reads as these defaults).
+  std::string gaussian_sigma = "isotropic";  // full, uncorrelated or isotropic
+  int64_t shared_features = 0;               // 0: one feature vector per voxel
+  bool position_mlp = false;                 // positions from the retinotopic MLP ("source_grid" in the file)
 };
 
 // The metadata of a model file: every key of docs/model-file.md, format_version included.

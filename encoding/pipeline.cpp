@@ -195,9 +195,22 @@ std::shared_ptr<models::Readout> make_readout(const EncodingSpec& o, const std::
   std::vector<models::MapShape> maps;
   if (kind_of(k).input == Input::Map || kind_of(k).input == Input::Maps)
     for (const Shape& s : in) maps.push_back(map_shape(s));
-  if (k == "gaussian")
-    return std::make_shared<models::GaussianReadout>(maps[0], V, models::GaussSigma::Isotropic, 0.1, elu,
-                                                     std::vector<int64_t>{}, o.seed);
+  if (k == "gaussian") {
+    const models::GaussSigma sigma = o.sigma == "full"           ? models::GaussSigma::Full
+                                     : o.sigma == "uncorrelated" ? models::GaussSigma::Uncorrelated
+                                                                 : models::GaussSigma::Isotropic;
+    std::vector<int64_t> groups;  // contiguous blocks of voxels, one feature vector per block
+    CORTEX_CHECK(o.shared_features <= V, "fit: --shared-features ", o.shared_features, " is more groups than the ", V,
+                 " voxels");
+    for (int64_t v = 0; o.shared_features > 0 && v < V; ++v) groups.push_back(v * o.shared_features / V);
+    models::PositionMLP pm;
+    if (o.position_coords.defined()) {
+      CORTEX_CHECK(o.position_coords.dim() == 2 && o.position_coords.size(0) == V, "fit: --position-mlp ",
+                   o.position_mlp, ": expected (", V, " voxels, D) coordinates, found ", shape_str(o.position_coords.shape()));
+      pm.coords = o.position_coords;
+    }
+    return std::make_shared<models::GaussianReadout>(maps[0], V, sigma, 0.1, elu, groups, o.seed, pm);
+  }
   if (k == "factorized") return std::make_shared<models::Factorized>(maps[0], V, o.seed);
   if (k == "fwrf") return std::make_shared<models::FwRF>(maps, V, keep, o.seed);
   if (k == "gaussian-fwrf") return std::make_shared<models::GaussianFwRF>(maps, V);
@@ -344,8 +357,57 @@ void check_opts(const EncodingSpec& o) {
   CORTEX_CHECK(!o.finetune || o.device.empty() || o.device == "cpu",
                "fit: --finetune trains backbone and readout on the host; --device ", o.device,
                " applies to frozen backbones only (drop --device or --finetune)");
+  CORTEX_CHECK(o.sigma == "full" || o.sigma == "uncorrelated" || o.sigma == "isotropic",
+               "fit: --sigma must be full, uncorrelated or isotropic, found '", o.sigma, "'");
+  CORTEX_CHECK(o.shared_features >= 0, "fit: --shared-features must be >= 0 (0: off), found ", o.shared_features);
+  CORTEX_CHECK(o.readout == "gaussian" || (o.sigma == "isotropic" && o.shared_features == 0 && o.position_mlp.empty()),
+               "fit: --sigma, --shared-features and --position-mlp are options of --readout gaussian, found --readout ",
+               o.readout);
+  CORTEX_CHECK(o.position_mlp.empty() || fs::is_regular_file(o.position_mlp), "fit: --position-mlp '", o.position_mlp,
+               "' is not a file (a float (voxels, D) .npy of voxel coordinates)");
+  CORTEX_CHECK(o.freeze.empty() || o.freeze == "core" || o.freeze == "backbone" || o.freeze == "none",
+               "fit: --freeze must be core, backbone or none, found '", o.freeze, "'");
+  CORTEX_CHECK(o.freeze.empty() || !o.init_from.empty(),
+               "fit: --freeze keeps weights loaded by --init-from; give --init-from MODEL.safetensors");
+  CORTEX_CHECK(o.init_from.empty() || o.readout == "core" || o.finetune,
+               "fit: --init-from reuses a trained core (--readout core) or a fine-tuned backbone (--finetune), found --readout ",
+               o.readout);
+  CORTEX_CHECK(o.freeze != "core" || o.readout == "core", "fit: --freeze core needs --readout core");
+  CORTEX_CHECK(o.freeze != "backbone" || o.finetune, "fit: --freeze backbone needs --finetune");
+  CORTEX_CHECK(o.init_from.empty() || fs::is_regular_file(o.init_from), "fit: --init-from '", o.init_from,
+               "' is not a file");
   CORTEX_CHECK(fs::is_directory(o.data), "fit: --data '", o.data, "' is not a directory");
 }
+
+namespace {
+
+// --init-from: the model file's settings must hold what this fit reuses (a core, or a fine-tuned
+// backbone of the same architecture). Returns the part reused ("core" or "backbone").
+std::string check_init_from(const EncodingSpec& o) {
+  const ModelSettings m = model_settings(io::SafeTensors::open(o.init_from).metadata(), o.init_from);
+  if (o.readout == "core") {
+    CORTEX_CHECK(m.readout == "core", "fit: --init-from ", o.init_from, " holds a ", m.readout,
+                 " readout, not a trained core (fit one with --readout core)");
+    return "core";
+  }
+  CORTEX_CHECK(m.finetune, "fit: --init-from ", o.init_from, " holds no fine-tuned backbone (fit one with --finetune)");
+  CORTEX_CHECK(m.arch == o.arch && m.config == o.config, "fit: --init-from ", o.init_from, " holds a backbone of ",
+               m.arch.empty() ? m.config : m.arch, ", this fit builds ", o.arch.empty() ? o.config : o.arch);
+  return "backbone";
+}
+
+// Loads the `part` submodule of net ("core" or "backbone") from the model file's "<part>." tensors.
+void load_part(models::Module& net, const std::string& part, const std::string& path) {
+  models::Module* sub = nullptr;
+  for (auto& [n, s] : net.named_modules())
+    if (n == part) sub = s;
+  CORTEX_CHECK(sub, "fit: the model has no '", part, "' to load from --init-from");
+  models::LoadOptions lo;
+  lo.prefix = part + ".";
+  models::load_state_dict(*sub, io::load_safetensors(path), lo, path);
+}
+
+}  // namespace
 
 // What the model file records of a fit (encoding/model_file.h, docs/model-file.md).
 ModelSettings settings_of(const EncodingSpec& o) {
@@ -354,6 +416,8 @@ ModelSettings settings_of(const EncodingSpec& o) {
   s.weights = o.random_weights >= 0 ? "random:" + std::to_string(o.random_weights) : o.weights;
   s.pool = o.pool, s.image_size = o.image_size, s.core_size = o.core_size, s.hidden = o.hidden;
   s.finetune = o.finetune;
+  s.gaussian_sigma = o.sigma, s.shared_features = o.shared_features;
+  s.position_mlp = o.position_coords.defined() || !o.position_mlp.empty();
   return s;
 }
 
@@ -375,6 +439,12 @@ Tensor predict(const std::string& model_path, const std::string& images, const s
   o.arch = m.arch, o.config = m.config, o.tap = m.tap, o.hemi = m.hemi, o.loss = m.loss;
   o.pool = m.pool, o.image_size = m.image_size, o.core_size = m.core_size, o.hidden = m.hidden;
   o.finetune = m.finetune;
+  o.sigma = m.gaussian_sigma, o.shared_features = m.shared_features;
+  if (m.position_mlp) {
+    const std::string grid = o.finetune ? "readout.source_grid" : "source_grid";
+    CORTEX_CHECK(tensors.count(grid), "predict: ", model_path, " has position_mlp = 1 but no '", grid, "'");
+    o.position_coords = tensors.at(grid);  // replaced by the same tensor when the state is loaded
+  }
   o.batch = batch;
   o.device = device;
   if (!weights.empty()) {
@@ -439,11 +509,17 @@ Tensor predict(const std::string& model_path, const std::string& images, const s
   return pred;
 }
 
-FitResult fit(const EncodingSpec& o) {
+FitResult fit(const EncodingSpec& spec) {
   FitResult result;
+  EncodingSpec o = spec;
+  // A fine-tuned backbone from --init-from replaces the built one's weights: any seed builds it.
+  if (!o.init_from.empty() && o.finetune && o.weights.empty() && o.random_weights < 0) o.random_weights = 0;
+  if (!o.position_mlp.empty() && fs::is_regular_file(o.position_mlp))
+    o.position_coords = io::read_npy(o.position_mlp).to(DType::Float32);
   const std::vector<double> alphas = parse_positive(o.alphas, "--alphas");
   const std::vector<double> sigmas = parse_positive(o.sigmas, "--sigmas");
   check_opts(o);
+  const std::string reused = o.init_from.empty() ? "" : check_init_from(o);
 
   // The data: the Algonauts layout (train / test splits on disk) or plain pairs (a seeded split).
   data::LoadOptions lo;
@@ -493,6 +569,11 @@ FitResult fit(const EncodingSpec& o) {
   CORTEX_CHECK(train.responses.defined() && train.size() > o.folds, "fit: the training split needs responses ",
                "and more than --folds (", o.folds, ") images, found ", train.size());
   const int64_t V = train.voxels();
+  CORTEX_CHECK(o.shared_features <= V, "fit: --shared-features ", o.shared_features, " is more groups than the ", V,
+               " voxels");
+  CORTEX_CHECK(!o.position_coords.defined() || (o.position_coords.dim() == 2 && o.position_coords.size(0) == V),
+               "fit: --position-mlp ", o.position_mlp, ": expected (", V, " voxels, D) coordinates, found ",
+               shape_str(o.position_coords.shape()));
   std::cerr << "fit: " << train.size() << " training and " << test.size() << " test images, " << V << " voxels ("
             << o.hemi << ")\n";
 
@@ -586,6 +667,17 @@ FitResult fit(const EncodingSpec& o) {
       const Tensor y = train.responses;
       tr = models::in_memory_batches(take(Xtr, fit_rows), take({y}, fit_rows)[0], o.batch, true, o.seed);
       va = models::in_memory_batches(take(Xtr, val_rows), take({y}, val_rows)[0], 256, false, o.seed);
+    }
+    if (!reused.empty()) {
+      load_part(*net, reused, o.init_from);
+      const bool frozen = o.freeze == reused;
+      if (frozen) {
+        auto prev = to.lr_scale;
+        to.lr_scale = [prev, p = reused + "."](const std::string& n) {
+          return n.rfind(p, 0) == 0 ? 0.0 : prev ? prev(n) : 1.0;
+        };
+      }
+      std::cerr << "fit: " << reused << " from " << o.init_from << (frozen ? ", frozen" : ", trained further") << "\n";
     }
     to.max_epochs = o.epochs;
     // Default rates: 1e-2 for map readouts and the core; 1e-3 on z-scored flat features, where a

@@ -34,6 +34,20 @@ struct EncodingSpec {
   double test_fraction = 0.2;
   uint64_t seed = 0;
   bool drop_nan = false;
+  // --readout gaussian (models/readouts/readouts.h, GaussianReadout): the spread's form (--sigma
+  // full, uncorrelated or isotropic), features shared by N contiguous groups of voxels
+  // (--shared-features N; 0: one feature vector per voxel), and --position-mlp COORDS.npy: positions
+  // from a retinotopic MLP (30 hidden units, one hidden layer) on each voxel's coordinates, a float
+  // (voxels, D) .npy. position_coords: those coordinates once read (fit), or the model file's
+  // "source_grid" (predict).
+  std::string sigma = "isotropic", position_mlp;
+  // Transfer (Lurz et al.): --init-from MODEL starts the core (--readout core) or the fine-tuned
+  // backbone (--finetune) from a model file of an earlier fit, with a fresh readout; --freeze core
+  // or backbone keeps those weights fixed (lr_scale 0: out of the optimizer), none (the default
+  // with --init-from) trains everything from the loaded weights.
+  std::string init_from, freeze;
+  int64_t shared_features = 0;
+  Tensor position_coords;
 };
 
 // --device: cpu, emu (the emulated CUDA device), cuda or cuda:N. Empty (not given) means cuda

@@ -53,6 +53,22 @@ fit ridge "${backbone[@]}" --tap features.4,features.7 --pool 2 --folds 3
 fit ridge-pixels --tap pixels --image-size 32 --folds 3
 fit gaussian-fwrf "${backbone[@]}" --readout gaussian-fwrf --tap features.4 --grid 3 --sigmas 0.3 --alphas 1,100 --folds 3
 fit gaussian "${backbone[@]}" --readout gaussian --tap features.4 --epochs 3
+# The Gaussian readout's options round-trip through the model file (predict rebuilds the same readout).
+fit gaussian-full-shared "${backbone[@]}" --readout gaussian --tap features.4 --epochs 2 --sigma full --shared-features 4
+# npy_coords N FILE: a uint8 (N, 2) .npy of grid coordinates (v % 8, v / 8), for --position-mlp.
+npy_coords() {
+  local n=$1 h
+  h="{'descr': '|u1', 'fortran_order': False, 'shape': ($n, 2), }"
+  while (( (10 + ${#h} + 1) % 64 )); do h+=" "; done
+  { printf '\x93NUMPY\x01\x00'; printf "\\x$(printf %02x $(( (${#h} + 1) % 256 )))\\x$(printf %02x $(( (${#h} + 1) / 256 )))"
+    printf '%s\n' "$h"; for ((v = 0; v < n; ++v)); do printf "\\x$(printf %02x $((v % 8)))\\x$(printf %02x $((v / 8)))"; done; } > "$2"
+}
+npy_coords 40 coords.npy
+fit gaussian-position-mlp "${backbone[@]}" --readout gaussian --tap features.4 --epochs 2 --sigma uncorrelated \
+  --position-mlp coords.npy
+jq -e '.__metadata__ | .gaussian_sigma == "full" and .shared_features == "4" and .position_mlp == "0"' \
+  <(tail -c +9 out/gaussian-full-shared/model.safetensors | head -c $(( $(od -An -t u8 -N8 out/gaussian-full-shared/model.safetensors) ))) \
+  > /dev/null || fail "the model file does not record --sigma full --shared-features 4"
 fit factorized "${backbone[@]}" --readout factorized --tap features.4 --epochs 3
 fit fwrf "${backbone[@]}" --readout fwrf --tap features.1,features.4 --keep 0.5 --epochs 3
 fit pooled-linear "${backbone[@]}" --readout pooled-linear --tap features.4,features.7 --epochs 3
@@ -60,6 +76,27 @@ fit two-layer "${backbone[@]}" --readout two-layer --tap features.4 --pool 2 --h
 fit linear "${backbone[@]}" --readout linear --tap features.4 --pool 2 --epochs 3 --optim adamw --weight-decay 0.01
 fit core --readout core --core-size 16 --epochs 3
 fit finetune "${backbone[@]}" --readout gaussian --tap features.4 --finetune --epochs 2 --batch 40
+# Transfer (--init-from): a frozen core or backbone is bit-identical in the new model file; with
+# --freeze none it trains further. part_bytes FILE PREFIX: every tensor named PREFIX*, hex, by name.
+part_bytes() {
+  local n k a b
+  n=$(( $(od -An -t u8 -N8 "$1") ))
+  for k in $(head -c $((8 + n)) "$1" | tail -c "$n" | jq -r --arg p "$2" 'keys[] | select(startswith($p))'); do
+    read -r a b < <(head -c $((8 + n)) "$1" | tail -c "$n" | jq -r --arg k "$k" '.[$k].data_offsets | "\(.[0]) \(.[1])"')
+    echo "$k $(tail -c +$((9 + n + a)) "$1" | head -c $((b - a)) | od -An -tx1 | tr -d ' \n')"
+  done
+}
+fit core-frozen --readout core --core-size 16 --epochs 2 --init-from out/core/model.safetensors --freeze core --seed 5
+fit core-tuned --readout core --core-size 16 --epochs 2 --init-from out/core/model.safetensors --freeze none --seed 5
+[[ -n $(part_bytes out/core/model.safetensors core.) ]] || fail "no core tensors found in the core's model file"
+[[ $(part_bytes out/core/model.safetensors core.) == $(part_bytes out/core-frozen/model.safetensors core.) ]] ||
+  fail "--freeze core changed the loaded core"
+[[ $(part_bytes out/core/model.safetensors core.) != $(part_bytes out/core-tuned/model.safetensors core.) ]] ||
+  fail "--freeze none left the loaded core unchanged"
+fit finetune-frozen --arch alexnet --image-size 64 --readout gaussian --tap features.4 --finetune --epochs 1 --batch 40 \
+  --init-from out/finetune/model.safetensors --freeze backbone
+[[ $(part_bytes out/finetune/model.safetensors backbone.) == $(part_bytes out/finetune-frozen/model.safetensors backbone.) ]] ||
+  fail "--freeze backbone changed the loaded backbone"
 
 # Receptive-field recovery is measured on a simulated subject for readouts with positions.
 for name in core gaussian gaussian-fwrf factorized fwrf; do
@@ -196,6 +233,31 @@ expect_error "test-idx is for plain pairs" fit --data "$data" --out out/bad --ta
   --test-idx te.npy "${backbone[@]}"
 expect_error "optim must be adam or adamw" fit --data "$data" --out out/bad --readout linear --tap features.4 --optim sgd \
   "${backbone[@]}"
+expect_error "sigma must be full, uncorrelated or isotropic" fit --data "$data" --out out/bad --readout gaussian \
+  --tap features.4 --sigma round "${backbone[@]}"
+expect_error "options of --readout gaussian" fit --data "$data" --out out/bad --readout factorized --tap features.4 \
+  --shared-features 2 "${backbone[@]}"
+expect_error "more groups than the 40 voxels" fit --data "$data" --hemi both --out out/bad --readout gaussian \
+  --tap features.4 --shared-features 41 "${backbone[@]}"
+expect_error "freeze keeps weights loaded by --init-from" fit --data "$data" --out out/bad --readout core --freeze core
+expect_error "holds a ridge readout, not a trained core" fit --data "$data" --out out/bad --readout core \
+  --init-from out/ridge/model.safetensors --freeze core
+expect_error "holds no fine-tuned backbone" fit --data "$data" --out out/bad --readout gaussian --tap features.4 \
+  --finetune --init-from out/gaussian/model.safetensors "${backbone[@]}"
+expect_error "freeze backbone needs --finetune" fit --data "$data" --out out/bad --readout core \
+  --init-from out/core/model.safetensors --freeze backbone
+expect_error "init-from reuses a trained core" fit --data "$data" --out out/bad --readout ridge --tap features.4 \
+  --init-from out/core/model.safetensors "${backbone[@]}"
+npy_coords 10 coords10.npy
+expect_error "expected (40 voxels, D) coordinates" fit --data "$data" --hemi both --out out/bad --readout gaussian \
+  --tap features.4 --position-mlp coords10.npy "${backbone[@]}"
+# The Gaussian readout's keys are optional (defaults: isotropic, 0, 0): a file without them still loads.
+perl -0777 -pe 's/"gaussian_sigma":/"gaussian_sigmx":/; s/"shared_features":/"shared_featurex":/; s/"position_mlp":/"position_mlx":/' \
+  out/gaussian/model.safetensors > nogauss.safetensors
+! cmp -s nogauss.safetensors out/gaussian/model.safetensors || fail "could not edit the model file (nogauss)"
+"$cortex" predict --model nogauss.safetensors --images "$test_images" --out pred.nogauss.npy > /dev/null 2>&1 ||
+  fail "predict on a model file without the gaussian keys failed"
+cmp -s pred.nogauss.npy out/gaussian/predictions.npy || fail "a model file without the gaussian keys predicts differently"
 echo "not a model" > junk.safetensors
 expect_error "junk.safetensors" predict --model junk.safetensors --images "$test_images" --out p.npy
 [[ ! -e p.npy ]] || fail "predict left an output after an error"
