@@ -2,6 +2,8 @@
 // format_version, a missing key or a malformed value with one line naming the file and the key.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "encoding/model_file.h"
 #include "tensor/io/safetensors.h"
 #include "test_util.h"
@@ -34,8 +36,9 @@ TEST(EncodingModelFile, RoundTrip) {
   // Every key docs/model-file.md lists, and no other.
   std::vector<std::string> keys;
   for (const auto& [k, v] : meta) keys.push_back(k);
-  EXPECT_EQ(keys, (std::vector<std::string>{"arch", "config", "core_size", "finetune", "format_version", "hemi", "hidden",
-                                            "image_size", "loss", "pool", "readout", "tap", "weights"}));
+  EXPECT_EQ(keys, (std::vector<std::string>{"arch", "config", "core_size", "finetune", "format_version",
+                                            "gaussian_sigma", "hemi", "hidden", "image_size", "loss", "pool",
+                                            "position_mlp", "readout", "shared_features", "tap", "weights"}));
   EXPECT_EQ(t.list(), std::vector<std::string>{"model.safetensors"});  // no temporary left behind
 }
 
@@ -47,12 +50,23 @@ TEST(EncodingModelFile, RefusesOtherVersionsAndMissingKeys) {
                       "model file m.safetensors: format_version '2', this cortex reads version 1");
   meta.erase("format_version");
   EXPECT_CORTEX_ERROR(encoding::model_settings(meta, "m.safetensors"), "no 'format_version' in its metadata");
+  // The Gaussian readout's keys are optional (files written before them read as the defaults);
+  // every other key is required.
+  const std::set<std::string> optional = {"gaussian_sigma", "shared_features", "position_mlp"};
   for (const auto& [key, value] : good) {
     if (key == "format_version") continue;
     meta = good;
     meta.erase(key);
+    if (optional.count(key)) {
+      const ModelSettings d = encoding::model_settings(meta, "m.safetensors");
+      EXPECT_EQ(encoding::model_metadata(d).at(key), encoding::model_metadata(ModelSettings{}).at(key)) << key;
+      continue;
+    }
     EXPECT_CORTEX_ERROR(encoding::model_settings(meta, "m.safetensors"), "no '" + key + "' in its metadata");
   }
+  meta = good;
+  meta["gaussian_sigma"] = "diagonal";
+  EXPECT_CORTEX_ERROR(encoding::model_settings(meta, "m.safetensors"), "'gaussian_sigma' must be full, uncorrelated or isotropic");
   meta = good;
   meta["pool"] = "2x";
   EXPECT_CORTEX_ERROR(encoding::model_settings(meta, "m.safetensors"), "metadata 'pool' is not an integer");
