@@ -273,13 +273,6 @@ std::vector<OpCase> cases() {
   cs.push_back({"linear [4,6]x[5,6]^T+[5]", [](DType dt) { return Inputs{rnd({4, 6}, 119, dt), rnd({5, 6}, 120, dt), rnd({5}, 121, dt)}; },
                 [](const Inputs& in) { return Inputs{linear(in[0], in[1], in[2])}; }, nullptr, 1e-7, true});
   // -- families that come later on the CUDA side (listed as unsupported there until they land)
-  cs.push_back({"conv2d [2,3,9,8] k3 s2 p1", [](DType dt) { return Inputs{rnd({2, 3, 9, 8}, 122, dt), rnd({4, 3, 3, 3}, 123, dt)}; },
-                [](const Inputs& in) {
-                  Conv2dParams p;
-                  p.stride_h = p.stride_w = 2;
-                  p.pad_h = p.pad_w = 1;
-                  return Inputs{conv2d(in[0], in[1], Tensor(), p)};
-                }, nullptr, 1e-7, false});
   cs.push_back({"max_pool2d/avg_pool2d [1,2,7,6]", [](DType dt) { return Inputs{rnd({1, 2, 7, 6}, 124, dt)}; },
                 [](const Inputs& in) {
                   Pool2dParams p;
@@ -295,11 +288,45 @@ std::vector<OpCase> cases() {
   cs.push_back({"grid_sample [1,2,5,4]", [](DType dt) {
                   return Inputs{rnd({1, 2, 5, 4}, 126, dt), rnd({1, 3, 2, 2}, 127, dt, -1, 1)};
                 }, [](const Inputs& in) { return Inputs{grid_sample(in[0], in[1], true)}; }, nullptr, 1e-7, false});
+  // -- conv: implicit GEMM (groups, stride, padding, dilation, bias, strided x), the depthwise
+  // kernels, both adjoints called directly, an empty batch; gradient mode on the small ones
+  // (gradcheck runs the VJP and JVP, so conv2d_input_grad and conv2d_weight_grad, on each device).
+  auto conv_params = [](int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw, int64_t groups) {
+    Conv2dParams p;
+    p.stride_h = sh, p.stride_w = sw, p.pad_h = ph, p.pad_w = pw, p.dilation_h = dh, p.dilation_w = dw;
+    p.groups = groups;
+    return p;
+  };
+  cs.push_back({"conv2d [2,3,9,8]x[4,3,3,3]+b s2 p1", [](DType dt) {
+                  return Inputs{rnd({2, 3, 9, 8}, 122, dt), rnd({4, 3, 3, 3}, 123, dt), rnd({4}, 138, dt)};
+                }, [=](const Inputs& in) { return Inputs{conv2d(in[0], in[1], in[2], conv_params(2, 2, 1, 1, 1, 1, 1))}; },
+                nullptr, 1e-7, true});
+  cs.push_back({"conv2d strided x [1,4,6,7]x[4,2,2,3] s(1,2) p(1,0) d2 g2", [](DType dt) {
+                  return Inputs{transposed(rnd({1, 4, 7, 6}, 139, dt)), rnd({4, 2, 2, 3}, 140, dt)};
+                }, [=](const Inputs& in) { return Inputs{conv2d(in[0], in[1], Tensor(), conv_params(1, 2, 1, 0, 2, 2, 2))}; },
+                nullptr, 1e-7, true});
+  cs.push_back({"conv2d depthwise [2,3,7,6]x[3,1,3,3]+b s2 p1", [](DType dt) {
+                  return Inputs{rnd({2, 3, 7, 6}, 141, dt), rnd({3, 1, 3, 3}, 142, dt), rnd({3}, 143, dt)};
+                }, [=](const Inputs& in) { return Inputs{conv2d(in[0], in[1], in[2], conv_params(2, 2, 1, 1, 1, 1, 3))}; },
+                nullptr, 1e-7, true});
+  cs.push_back({"conv2d_input_grad/conv2d_weight_grad [3,4,11,9] k3 s2 p1 g2", [](DType dt) {
+                  return Inputs{rnd({3, 6, 6, 5}, 144, dt), rnd({6, 2, 3, 3}, 145, dt), rnd({3, 4, 11, 9}, 146, dt)};
+                }, [=](const Inputs& in) {
+                  const Conv2dParams p = conv_params(2, 2, 1, 1, 1, 1, 2);
+                  return Inputs{kernels::conv2d_input_grad(in[0], in[1], in[2].shape(), p),
+                                kernels::conv2d_weight_grad(in[2], in[0], in[1].shape(), p)};
+                }, nullptr, 1e-7, false});
+  cs.push_back({"conv2d 1x1 and 7x7, empty batch [0,3,9,9]", [](DType dt) {
+                  return Inputs{rnd({0, 3, 9, 9}, 147, dt), rnd({5, 3, 1, 1}, 148, dt), rnd({2, 3, 7, 7}, 149, dt)};
+                }, [=](const Inputs& in) {
+                  return Inputs{conv2d(in[0], in[1], Tensor(), conv_params(1, 1, 0, 0, 1, 1, 1)),
+                                conv2d(in[0], in[2], Tensor(), conv_params(2, 2, 3, 3, 1, 1, 1))};
+                }, nullptr, 1e-7, false});
   return cs;
 }
 
 // The families whose every kernel op must run on the emulated device with no fallback (issue 12).
-const std::set<std::string> kRequiredOnEmu = {"elementwise", "matmul", "reduce", "nn", "pool"};
+const std::set<std::string> kRequiredOnEmu = {"elementwise", "matmul", "reduce", "nn", "pool", "conv"};
 
 std::vector<Device> devices() {
   std::vector<Device> ds{Device::cpu(), Device::emu()};
