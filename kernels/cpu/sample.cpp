@@ -243,9 +243,11 @@ GridSampleGrads grid_sample_backward(const Tensor& gy, const Tensor& x, const Te
         const T* xpl = xp + (n * C + c) * H * W;
         double v[4];
         for (int k = 0; k < 4; ++k) v[k] = tp.o[k] >= 0 ? static_cast<double>(xpl[tp.o[k]]) : 0.0;
-        const double g = gp[(n * C + c) * L + l];
-        dx += g * ((v[1] - v[0]) * (1 - static_cast<double>(q.fy)) + (v[3] - v[2]) * q.fy);
-        dy += g * ((v[2] - v[0]) * (1 - static_cast<double>(q.fx)) + (v[3] - v[1]) * q.fx);
+        const double g = gp[(n * C + c) * L + l], fx = q.fx, fy = q.fy;
+        // Explicit fma: the CUDA kernel writes the same calls, so no compiler's choice of where to
+        // contract a * b + c can make the two differ (kernels/cuda/sample.cu is bit-identical).
+        dx = std::fma(g, std::fma(v[3] - v[2], fy, (v[1] - v[0]) * (1 - fy)), dx);
+        dy = std::fma(g, std::fma(v[3] - v[1], fx, (v[2] - v[0]) * (1 - fx)), dy);
       }
       ggp[2 * i] = static_cast<T>(dx * q.mx);
       ggp[2 * i + 1] = static_cast<T>(dy * q.my);
