@@ -290,6 +290,27 @@ TEST_F(CudaSample, GridSampleBackwardMatchesCpu) {
           }
 }
 
+// Source coordinates exactly halfway between pixels round half to even (random grids never hit
+// them): W = 4 without align_corners, g = -0.5, 0, 0.5 are x = 0.5, 1.5, 2.5 -> pixels 0, 2, 2;
+// g = 1 is 3.5 -> 4: outside (0) with zero padding. Rows likewise with H = 4.
+TEST_F(CudaSample, NearestRoundsHalfToEven) {
+  for (DType dt : {DType::Float32, DType::Float64}) {
+    const Tensor x = from_vector(std::vector<double>{10, 11, 12, 13}, {1, 1, 1, 4}, dt);
+    const Tensor g = from_vector(std::vector<double>{-0.5, 0, 0, 0, 0.5, 0, 1, 0}, {1, 1, 4, 2}, dt);
+    const Tensor y = K::grid_sample(x.to(kEmu), g.to(kEmu), false, K::GridPadding::Zeros, K::GridMode::Nearest);
+    EXPECT_TRUE(near(y, f64({10, 12, 12, 0}, {1, 1, 1, 4}), 0.0, "nearest halfway points"));
+    const Tensor gy = ones({1, 1, 1, 4}, dt, kEmu);
+    const K::GridSampleGrads gr = K::grid_sample_backward(gy, x.to(kEmu), g.to(kEmu), false, K::GridPadding::Zeros,
+                                                          K::GridMode::Nearest);
+    EXPECT_TRUE(near(gr.input, f64({1, 0, 2, 0}, {1, 1, 1, 4}), 0.0, "nearest halfway input gradient"));
+    EXPECT_TRUE(near(gr.grid, zeros({1, 1, 4, 2}, DType::Float64), 0.0, "nearest grid gradient"));
+    const Tensor xt = from_vector(std::vector<double>{10, 11, 12, 13}, {1, 1, 4, 1}, dt);
+    const Tensor gt = from_vector(std::vector<double>{0, -0.5, 0, 0, 0, 0.5, 0, 1}, {1, 4, 1, 2}, dt);
+    EXPECT_TRUE(near(K::grid_sample(xt.to(kEmu), gt.to(kEmu), false, K::GridPadding::Border, K::GridMode::Nearest),
+                     f64({10, 12, 12, 13}, {1, 1, 4, 1}), 0.0, "nearest halfway rows, border"));
+  }
+}
+
 // The input gradient is the adjoint of the forward on emu, too (finite grids, so no NaN).
 TEST_F(CudaSample, GridSampleInputGradientIsTheAdjoint) {
   for (K::GridMode mode : kModes)
