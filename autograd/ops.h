@@ -112,7 +112,8 @@ Tensor max_pool2d(const Tensor& x, const kernels::Pool2dParams& p);
 Tensor avg_pool2d(const Tensor& x, const kernels::Pool2dParams& p);
 Tensor adaptive_avg_pool2d(const Tensor& x, int64_t out_h, int64_t out_w);
 Tensor grid_sample(const Tensor& x, const Tensor& grid, bool align_corners = false,
-                   kernels::GridPadding padding = kernels::GridPadding::Zeros);
+                   kernels::GridPadding padding = kernels::GridPadding::Zeros,
+                   kernels::GridMode mode = kernels::GridMode::Bilinear);
 Tensor resize_bilinear(const Tensor& x, int64_t out_h, int64_t out_w, bool align_corners = false);
 Tensor pad(const Tensor& x, const Shape& pads, kernels::PadMode mode = kernels::PadMode::Constant,
            double value = 0.0);

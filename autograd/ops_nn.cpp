@@ -537,14 +537,18 @@ Tensor adaptive_avg_pool2d(const Tensor& x, int64_t out_h, int64_t out_w) {
 // grid gradient of that plane alone, which is D. Second derivatives: gx = A(grid)^T g is differentiated
 // exactly (w.r.t. g by A, w.r.t. the grid through D at the cotangent); D's own derivatives (w.r.t. x and
 // the grid) are not available from the kernels, so differentiating through them throws a clear error.
+// Nearest mode: A picks one tap per point and D is 0 (the kernel returns a zero grid gradient), so the
+// same rules hold unchanged with the mode passed through.
 
 namespace {
 
+using kernels::GridMode;
 using kernels::GridPadding;
 
 struct GridCfg {
   bool align;
   GridPadding padding;
+  GridMode mode;
 };
 
 // D(x, grid): (N, C, Ho, Wo, 2). A differentiable op whose derivatives refuse, clearly.
@@ -554,7 +558,8 @@ Tensor grid_derivative(const Tensor& x, const Tensor& grid, GridCfg cfg) {
     Tensor xp = x.reshape({N * C, 1, x.size(2), x.size(3)});
     Tensor gp = grid.unsqueeze(1).expand({N, C, Ho, Wo, 2}).reshape({N * C, Ho, Wo, 2});
     Tensor ones_ = full({N * C, 1, Ho, Wo}, 1.0, x.dtype(), x.device());
-    return kernels::grid_sample_backward(ones_, xp, gp, cfg.align, cfg.padding).grid.reshape({N, C, Ho, Wo, 2});
+    return kernels::grid_sample_backward(ones_, xp, gp, cfg.align, cfg.padding, cfg.mode)
+        .grid.reshape({N, C, Ho, Wo, 2});
   });
   auto refuse = []() -> Grads {
     CORTEX_CHECK(false, "grid_sample: double backward through the grid gradient (second derivatives w.r.t. the "
@@ -577,14 +582,15 @@ Tensor contract_k(const Tensor& t, const Tensor& d) { return sum(mul(t.unsqueeze
 // A t for a batched t (B, N, C, H, W).
 Tensor sample_b(const Tensor& tb, const Tensor& grid, GridCfg cfg) {
   const int64_t B = bsize(tb);
-  return unfold(cortex::grid_sample(fold(tb), rep(grid, B), cfg.align, cfg.padding), B);
+  return unfold(cortex::grid_sample(fold(tb), rep(grid, B), cfg.align, cfg.padding, cfg.mode), B);
 }
 
 // gx = A(grid)^T g with g (N, C, Ho, Wo) and x_shape xs, as a differentiable op:
 //   VJP(a): d<a, gx>/dg = A a,  d<a, gx>/dgrid = d<A(grid) a, g>/dgrid = sum_c g D(a, grid)
 Tensor grid_input_adjoint(const Tensor& g, const Tensor& grid, const Shape& xs, GridCfg cfg) {
   Tensor gx = raw([&] {
-    return kernels::grid_sample_backward(g, zeros(xs, g.dtype(), g.device()), grid, cfg.align, cfg.padding).input;
+    return kernels::grid_sample_backward(g, zeros(xs, g.dtype(), g.device()), grid, cfg.align, cfg.padding, cfg.mode)
+        .input;
   });
   return record1(
       "grid_sample_input_adjoint", {g, grid}, gx,
@@ -605,9 +611,10 @@ Tensor grid_input_adjoint(const Tensor& g, const Tensor& grid, const Shape& xs, 
 
 }  // namespace
 
-Tensor grid_sample(const Tensor& x, const Tensor& grid, bool align_corners, kernels::GridPadding padding) {
-  Tensor y = raw([&] { return kernels::grid_sample(x, grid, align_corners, padding); });
-  const GridCfg cfg{align_corners, padding};
+Tensor grid_sample(const Tensor& x, const Tensor& grid, bool align_corners, kernels::GridPadding padding,
+                   kernels::GridMode mode) {
+  Tensor y = raw([&] { return kernels::grid_sample(x, grid, align_corners, padding, mode); });
+  const GridCfg cfg{align_corners, padding, mode};
   const Shape xs = x.shape();
   return record1(
       "grid_sample", {x, grid}, y,
@@ -618,7 +625,7 @@ Tensor grid_sample(const Tensor& x, const Tensor& grid, bool align_corners, kern
           // Plain backward: one fused kernel call, batched cotangents folded into N.
           kernels::GridSampleGrads r = raw([&] {
             return kernels::grid_sample_backward(fold(g[0]), rep(detach(x), B), rep(detach(grid), B), cfg.align,
-                                                 cfg.padding);
+                                                 cfg.padding, cfg.mode);
           });
           return {nx ? unfold(r.input, B) : Tensor(), ng ? unfold(r.grid, B) : Tensor()};
         }

@@ -21,14 +21,14 @@ void check_grid(const char* op, const Tensor& x, const Tensor& grid) {
 
 }  // namespace
 
-Tensor grid_sample(const Tensor& x, const Tensor& grid, bool align_corners, GridPadding padding) {
+Tensor grid_sample(const Tensor& x, const Tensor& grid, bool align_corners, GridPadding padding, GridMode mode) {
   const char* op = "grid_sample";
   check_grid(op, x, grid);
-  return call(&Table::grid_sample, op, x, grid, align_corners, padding);
+  return call(&Table::grid_sample, op, x, grid, align_corners, padding, mode);
 }
 
 GridSampleGrads grid_sample_backward(const Tensor& gy, const Tensor& x, const Tensor& grid, bool align_corners,
-                                     GridPadding padding) {
+                                     GridPadding padding, GridMode mode) {
   const char* op = "grid_sample_backward";
   check_grid(op, x, grid);
   check_float(op, "gy", gy);
@@ -36,7 +36,7 @@ GridSampleGrads grid_sample_backward(const Tensor& gy, const Tensor& x, const Te
   const Shape want{x.size(0), x.size(1), grid.size(1), grid.size(2)};
   CORTEX_CHECK(gy.shape() == want, op, ": expected gy of shape ", shape_str(want), ", found ",
                shape_str(gy.shape()));
-  return call(&Table::grid_sample_backward, op, gy, x, grid, align_corners, padding);
+  return call(&Table::grid_sample_backward, op, gy, x, grid, align_corners, padding, mode);
 }
 
 Tensor resize_bilinear(const Tensor& x, int64_t out_h, int64_t out_w, bool align_corners) {

@@ -286,6 +286,28 @@ TEST(AutogradNN, GridSample) {
     }
 }
 
+// Nearest: a grid kept 0.2 px or more from the rounding boundaries (safe_grid's points moved by
+// half a pixel), so finite differences see the piecewise-constant output and a zero grid gradient.
+TEST(AutogradNN, GridSampleNearest) {
+  for (bool align : {false, true})
+    for (auto pad : {kernels::GridPadding::Zeros, kernels::GridPadding::Border}) {
+      const int64_t H = 5, W = 6;
+      std::vector<double> g = safe_grid(2, 4, 3, H, W, align, 47).contiguous().to_vector<double>();
+      for (size_t i = 0; i < g.size(); ++i) {
+        const int64_t size = i % 2 == 0 ? W : H;
+        g[i] -= 0.5 * (align ? 2.0 / static_cast<double>(size - 1) : 2.0 / static_cast<double>(size));
+      }
+      Tensor grid = t64(g, {2, 4, 3, 2});
+      auto f = [align, pad](const std::vector<Tensor>& in) {
+        return std::vector<Tensor>{grid_sample(in[0], in[1], align, pad, kernels::GridMode::Nearest)};
+      };
+      EXPECT_GRADCHECK(f, {noncontig(randn({2, 3, H, W}, 46)), grid});
+      // d/dx (d/dx loss) through the input adjoint
+      Tensor x = randn({2, 3, H, W}, 48);
+      EXPECT_GRADCHECK(grad_of_loss([grid, f](const Tensor& xx) { return f({xx, grid})[0]; }), {x}, reverse_only());
+    }
+}
+
 TEST(AutogradNN, GridSampleSecondOrder) {
   Tensor x = randn({1, 2, 4, 5}, 38);
   Tensor grid = safe_grid(1, 3, 2, 4, 5, false, 39);

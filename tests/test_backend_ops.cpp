@@ -322,11 +322,59 @@ std::vector<OpCase> cases() {
                   return Inputs{conv2d(in[0], in[1], Tensor(), conv_params(1, 1, 0, 0, 1, 1, 1)),
                                 conv2d(in[0], in[2], Tensor(), conv_params(2, 2, 3, 3, 1, 1, 1))};
                 }, nullptr, 1e-7, false});
+  // -- sample
+  {
+    using kernels::GridMode;
+    using kernels::GridPadding;
+    using kernels::PadMode;
+    // Grid points at pixel + 0.3 .. 0.6 (shift -0.5: 0.2 px or more from nearest's rounding
+    // boundaries), from one pixel before the image to one after: finite differences see no kink.
+    auto safe_grid = [](int64_t N, int64_t Ho, int64_t Wo, int64_t H, int64_t W, bool align, double shift,
+                        DType dt) {
+      std::vector<double> v;
+      for (int64_t i = 0; i < N * Ho * Wo; ++i)
+        for (int64_t k = 0; k < 2; ++k) {
+          const int64_t size = k == 0 ? W : H;
+          const double src = static_cast<double>((i * (3 + k)) % (size + 2) - 1) + 0.3 + 0.1 * ((i + k) % 4) + shift;
+          v.push_back(align ? 2.0 * src / static_cast<double>(size - 1) - 1.0
+                            : (2.0 * src + 1.0) / static_cast<double>(size) - 1.0);
+        }
+      return from_vector(v, {N, Ho, Wo, 2}, DType::Float64).to(dt);
+    };
+    cs.push_back({"grid_sample modes/paddings [2,3,5,7]", [](DType dt) {
+                    return Inputs{transposed(rnd({2, 3, 5, 7}, 126, dt)), rnd({2, 4, 6, 2}, 127, dt, -1.4, 1.4)};
+                  }, [](const Inputs& in) {
+                    Inputs out;
+                    for (GridMode m : {GridMode::Bilinear, GridMode::Nearest})
+                      for (GridPadding p : {GridPadding::Zeros, GridPadding::Border})
+                        for (bool align : {false, true}) out.push_back(grid_sample(in[0], in[1], align, p, m));
+                    return out;
+                  }, nullptr, 1e-7, false});
+    cs.push_back({"grid_sample gradient [1,2,4,5]", [safe_grid](DType dt) {
+                    return Inputs{rnd({1, 2, 4, 5}, 128, dt), safe_grid(1, 3, 2, 4, 5, false, 0.0, dt),
+                                  safe_grid(1, 3, 2, 4, 5, true, -0.5, dt)};
+                  }, [](const Inputs& in) {
+                    return Inputs{grid_sample(in[0], in[1], false, GridPadding::Zeros),
+                                  grid_sample(in[0], in[1], false, GridPadding::Border),
+                                  grid_sample(in[0], in[2], true, GridPadding::Zeros, GridMode::Nearest)};
+                  }, nullptr, 1e-7, true});
+    cs.push_back({"resize_bilinear [2,3,5,7]", [](DType dt) { return Inputs{transposed(rnd({2, 3, 5, 7}, 129, dt))}; },
+                  [](const Inputs& in) {
+                    return Inputs{resize_bilinear(in[0], 9, 4, false), resize_bilinear(in[0], 3, 11, true),
+                                  resize_bilinear(in[0], 1, 1, false)};
+                  }, nullptr, 1e-7, true});
+    cs.push_back({"pad [2,3,5,7]", [](DType dt) { return Inputs{transposed(rnd({2, 3, 5, 7}, 133, dt))}; },
+                  [](const Inputs& in) {
+                    return Inputs{pad(in[0], {1, 2, 3, 0}, PadMode::Constant, 0.5),
+                                  pad(in[0], {2, 3, 4, 1}, PadMode::Reflect),
+                                  pad(in[0], {3, -1, 0, 5, 1, 1}, PadMode::Replicate)};
+                  }, nullptr, 1e-7, true});
+  }
   return cs;
 }
 
 // The families whose every kernel op must run on the emulated device with no fallback (issue 12).
-const std::set<std::string> kRequiredOnEmu = {"elementwise", "matmul", "reduce", "nn", "pool", "conv"};
+const std::set<std::string> kRequiredOnEmu = {"elementwise", "matmul", "reduce", "nn", "pool", "conv", "sample"};
 
 std::vector<Device> devices() {
   std::vector<Device> ds{Device::cpu(), Device::emu()};

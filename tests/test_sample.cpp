@@ -62,6 +62,29 @@ std::vector<double> ref_grid_sample(const std::vector<double>& x, const std::vec
   return y;
 }
 
+// Nearest: the pixel at the source coordinate rounded half to even (std::nearbyint, as torch),
+// 0 outside with zero padding; written from the definition, no tap logic shared with the kernel.
+std::vector<double> ref_grid_sample_nearest(const std::vector<double>& x, const std::vector<double>& grid,
+                                            const Shape& xs, int64_t Ho, int64_t Wo, bool align, K::GridPadding pad) {
+  const int64_t N = xs[0], C = xs[1], H = xs[2], W = xs[3], L = Ho * Wo;
+  std::vector<double> y(N * C * L, 0.0);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t l = 0; l < L; ++l) {
+      double sx = unnormalize(grid[(n * L + l) * 2], W, align), sy = unnormalize(grid[(n * L + l) * 2 + 1], H, align);
+      if (pad == K::GridPadding::Border) {
+        sx = std::clamp(sx, 0.0, static_cast<double>(W - 1));
+        sy = std::clamp(sy, 0.0, static_cast<double>(H - 1));
+      }
+      const double rx = std::nearbyint(sx), ry = std::nearbyint(sy);
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t h = 0; h < H; ++h)
+          for (int64_t w = 0; w < W; ++w)
+            if (static_cast<double>(h) == ry && static_cast<double>(w) == rx)
+              y[(n * C + c) * L + l] = x[((n * C + c) * H + h) * W + w];
+    }
+  return y;
+}
+
 // Nudges grid values so that no source coordinate lies within 0.02 px of an integer, where
 // bilinear interpolation (and the border clamp) is not differentiable.
 std::vector<double> away_from_integers(std::vector<double> g, int64_t H, int64_t W, bool align) {
@@ -442,4 +465,60 @@ TEST(Pad, Errors) {
                       "expected gy to be float32 or float64");
   EXPECT_CORTEX_ERROR(K::pad_backward(zeros({2, 5}), {2, 3}, {1}, K::PadMode::Constant), "even number");
   EXPECT_CORTEX_ERROR(K::pad_backward(zeros({2, 5}), {-2, 3}, {1, 1}, K::PadMode::Constant), "negative");
+}
+
+TEST(GridSample, NearestAgainstReference) {
+  uint64_t seed = 900;
+  for (int trial = 0; trial < 24; ++trial) {
+    const auto r = draw(1, 8, 5, 1900 + trial);
+    const int64_t N = 1 + trial % 2, C = r[0] % 4, H = r[1], W = r[2], Ho = r[3], Wo = r[4];
+    const bool align = trial % 2;
+    const K::GridPadding pad = (trial / 2) % 2 ? K::GridPadding::Border : K::GridPadding::Zeros;
+    for (DType dt : {DType::Float32, DType::Float64}) {
+      const Tensor x = ct::randn({N, C, H, W}, seed++, dt);
+      const Tensor grid = ct::randu({N, Ho, Wo, 2}, seed++, -1.4, 1.4, dt);
+      const Tensor ref =
+          f64(ref_grid_sample_nearest(values(x), values(grid), x.shape(), Ho, Wo, align, pad), {N, C, Ho, Wo});
+      // a copy of one element: exact in both dtypes
+      EXPECT_TRUE(allclose(K::grid_sample(x, grid, align, pad, K::GridMode::Nearest), ref, 0, 0)) << "trial " << trial;
+      const Tensor gp = grid.permute({0, 3, 1, 2}).contiguous().permute({0, 2, 3, 1});
+      EXPECT_TRUE(allclose(K::grid_sample(ct::noncontig(x), gp, align, pad, K::GridMode::Nearest), ref, 0, 0))
+          << "trial " << trial;
+      // backward: the adjoint of the forward, and a zero grid gradient
+      const Tensor gy = ct::randn({N, C, Ho, Wo}, seed++, dt);
+      const K::GridSampleGrads gr =
+          K::grid_sample_backward(ct::noncontig(gy), x, grid, align, pad, K::GridMode::Nearest);
+      const double lhs = dot(K::grid_sample(x, grid, align, pad, K::GridMode::Nearest), gy), rhs = dot(x, gr.input);
+      EXPECT_NEAR(lhs, rhs, (dt == DType::Float32 ? 1e-5 : 1e-12) * (1 + std::abs(lhs))) << "trial " << trial;
+      EXPECT_TRUE(allclose(gr.grid, zeros(grid.shape(), dt), 0, 0)) << "trial " << trial;
+    }
+  }
+}
+
+TEST(GridSample, NearestRoundsHalfToEvenAndKeepsNaN) {
+  // W = 4 without align_corners: g = -0.5, 0, 0.5 are source x 0.5, 1.5, 2.5 -> pixels 0, 2, 2
+  // (half to even); g = 0.75 is 3.0 -> pixel 3; g = 1 is 3.5 -> 4, outside (zero) or clamped (3).
+  const Tensor x = f64({10, 11, 12, 13}, {1, 1, 1, 4});
+  const Tensor g = f64({-0.5, 0, 0, 0, 0.5, 0, 0.75, 0, 1, 0, std::nan(""), 0}, {1, 1, 6, 2});
+  const Tensor yz = K::grid_sample(x, g, false, K::GridPadding::Zeros, K::GridMode::Nearest);
+  const auto vz = values(yz);
+  EXPECT_EQ(vz[0], 10.0);
+  EXPECT_EQ(vz[1], 12.0);
+  EXPECT_EQ(vz[2], 12.0);
+  EXPECT_EQ(vz[3], 13.0);
+  EXPECT_EQ(vz[4], 0.0);
+  EXPECT_TRUE(std::isnan(vz[5]));
+  const auto vb = values(K::grid_sample(x, g, false, K::GridPadding::Border, K::GridMode::Nearest));
+  EXPECT_EQ(vb[4], 13.0);
+  // an inf neighbour does not leak into a nearest read (bilinear would give 0 * inf = NaN there)
+  const Tensor xi = f64({1, std::numeric_limits<double>::infinity()}, {1, 1, 1, 2});
+  const Tensor gi = f64({-0.6, 0}, {1, 1, 1, 2});
+  EXPECT_EQ(values(K::grid_sample(xi, gi, false, K::GridPadding::Zeros, K::GridMode::Nearest))[0], 1.0);
+  // the grid gradient is 0, NaN at the NaN point; the input gradient sums onto the picked pixels
+  const K::GridSampleGrads gr = K::grid_sample_backward(ones({1, 1, 1, 6}, DType::Float64), x, g, false,
+                                                        K::GridPadding::Zeros, K::GridMode::Nearest);
+  EXPECT_TRUE(allclose(gr.input, f64({1, 0, 2, 1}, {1, 1, 1, 4}), 0, 0));
+  const auto gg = values(gr.grid);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(gg[i], 0.0) << i;
+  EXPECT_TRUE(std::isnan(gg[10]) && std::isnan(gg[11]));
 }

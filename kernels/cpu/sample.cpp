@@ -1,4 +1,4 @@
-// CPU grid_sample (bilinear), bilinear resize and padding, with their adjoints, following
+// CPU grid_sample (bilinear or nearest), bilinear resize and padding, with their adjoints, following
 // torch.nn.functional. Forward passes write each output once; backward passes either own one
 // gradient plane per thread (scatter within it) or gather, so no two threads add into one cell.
 #include "kernels/cpu/sample.h"
@@ -15,8 +15,9 @@ constexpr int64_t kParallelWork = 1 << 14;
 
 // ---------------------------------------------------------------- grid_sample
 
-// One sample point of the grid: the top-left tap (x0, y0), the fractions (fx, fy) towards the
-// next tap, and d(source coordinate)/d(grid coordinate) per axis (0 along a border-clamped axis).
+// One sample point of the grid: the top-left tap (x0, y0) (nearest: the one tap), the fractions
+// (fx, fy) towards the next tap (nearest: 0), and d(source coordinate)/d(grid coordinate) per axis
+// (0 along a border-clamped axis).
 template <class T>
 struct Loc {
   int64_t x0, y0;
@@ -27,9 +28,11 @@ struct Loc {
 // Unnormalises one grid coordinate into pixel space (PyTorch's grid_sampler_compute_source_index)
 // and splits it into floor and fraction. A point two pixels or more outside reads only padding,
 // so it becomes i0 = -2 with every tap out of range (this also keeps the int64 conversion defined
-// for huge or infinite coordinates). A NaN coordinate marks the point NaN.
+// for huge or infinite coordinates). A NaN coordinate marks the point NaN. Nearest rounds half to
+// even (std::nearbyint in the default rounding mode, as torch) and keeps f = 0.
 template <class T>
-void axis(T g, int64_t size, bool align, GridPadding padding, int64_t& i0, T& f, T& mult, bool& nan) {
+void axis(T g, int64_t size, bool align, GridPadding padding, bool nearest, int64_t& i0, T& f, T& mult,
+          bool& nan) {
   T src;
   if (align) {
     src = (g + 1) / 2 * static_cast<T>(size - 1);
@@ -51,6 +54,10 @@ void axis(T g, int64_t size, bool align, GridPadding padding, int64_t& i0, T& f,
     i0 = -2, f = 0;
     return;
   }
+  if (nearest) {
+    i0 = static_cast<int64_t>(std::nearbyint(src)), f = 0;
+    return;
+  }
   const T fl = std::floor(src);
   i0 = static_cast<int64_t>(fl);
   f = src - fl;
@@ -58,14 +65,15 @@ void axis(T g, int64_t size, bool align, GridPadding padding, int64_t& i0, T& f,
 
 // grid is (N, L, 2) contiguous with L = Ho * Wo; returns the N * L sample points.
 template <class T>
-std::vector<Loc<T>> locations(const T* grid, int64_t NL, int64_t H, int64_t W, bool align, GridPadding padding) {
+std::vector<Loc<T>> locations(const T* grid, int64_t NL, int64_t H, int64_t W, bool align, GridPadding padding,
+                              bool nearest) {
   std::vector<Loc<T>> locs(NL);
 #pragma omp parallel for schedule(static) if (NL >= kParallelWork)
   for (int64_t i = 0; i < NL; ++i) {
     Loc<T>& q = locs[i];
     q.nan = false;
-    axis<T>(grid[2 * i], W, align, padding, q.x0, q.fx, q.mx, q.nan);
-    axis<T>(grid[2 * i + 1], H, align, padding, q.y0, q.fy, q.my, q.nan);
+    axis<T>(grid[2 * i], W, align, padding, nearest, q.x0, q.fx, q.mx, q.nan);
+    axis<T>(grid[2 * i + 1], H, align, padding, nearest, q.y0, q.fy, q.my, q.nan);
   }
   return locs;
 }
@@ -144,14 +152,15 @@ std::vector<std::vector<int64_t>> pad_maps(const Shape& x_shape, const Shape& pa
 
 }  // namespace
 
-Tensor grid_sample(const Tensor& x, const Tensor& grid, bool align_corners, GridPadding padding) {
+Tensor grid_sample(const Tensor& x, const Tensor& grid, bool align_corners, GridPadding padding, GridMode mode) {
   const Tensor xc = x.contiguous(), gc = grid.contiguous();
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), L = grid.size(1) * grid.size(2);
   Tensor y = empty({N, C, grid.size(1), grid.size(2)}, x.dtype());
   if (y.numel() == 0) return y;
+  const bool nearest = mode == GridMode::Nearest;
   dispatch_float(x.dtype(), "grid_sample", [&](auto t) {
     using T = decltype(t);
-    const auto locs = locations<T>(gc.data<T>(), N * L, H, W, align_corners, padding);
+    const auto locs = locations<T>(gc.data<T>(), N * L, H, W, align_corners, padding, nearest);
     const T* xp = xc.data<T>();
     T* yp = y.data<T>();
 #pragma omp parallel for schedule(static) if (N * C * L >= kParallelWork)
@@ -166,6 +175,10 @@ Tensor grid_sample(const Tensor& x, const Tensor& grid, bool align_corners, Grid
           continue;
         }
         const Taps tp = taps(q, H, W);
+        if (nearest) {  // one tap: no 0 * x terms, so an inf or NaN neighbour stays out
+          ypl[l] = tp.o[0] >= 0 ? xpl[tp.o[0]] : T(0);
+          continue;
+        }
         T w[4];
         weights(q, w);
         T v = 0;
@@ -179,14 +192,15 @@ Tensor grid_sample(const Tensor& x, const Tensor& grid, bool align_corners, Grid
 }
 
 GridSampleGrads grid_sample_backward(const Tensor& gy, const Tensor& x, const Tensor& grid, bool align_corners,
-                                     GridPadding padding) {
+                                     GridPadding padding, GridMode mode) {
   const Tensor xc = x.contiguous(), gc = grid.contiguous(), gyc = gy.contiguous();
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), L = grid.size(1) * grid.size(2);
   GridSampleGrads r{zeros(x.shape(), x.dtype()), zeros(grid.shape(), grid.dtype())};
   if (N * L == 0) return r;
+  const bool nearest = mode == GridMode::Nearest;
   dispatch_float(x.dtype(), "grid_sample_backward", [&](auto t) {
     using T = decltype(t);
-    const auto locs = locations<T>(gc.data<T>(), N * L, H, W, align_corners, padding);
+    const auto locs = locations<T>(gc.data<T>(), N * L, H, W, align_corners, padding, nearest);
     const T* xp = xc.data<T>();
     const T* gp = gyc.data<T>();
     T* gxp = r.input.data<T>();
@@ -201,6 +215,10 @@ GridSampleGrads grid_sample_backward(const Tensor& gy, const Tensor& x, const Te
         const Loc<T>& q = locs[n * L + l];
         if (q.nan) continue;
         const Taps tp = taps(q, H, W);
+        if (nearest) {
+          if (tp.o[0] >= 0) gxpl[tp.o[0]] += gpl[l];
+          continue;
+        }
         T w[4];
         weights(q, w);
         for (int k = 0; k < 4; ++k)
@@ -208,7 +226,8 @@ GridSampleGrads grid_sample_backward(const Tensor& gy, const Tensor& x, const Te
       }
     }
     // d/dgrid: the bilinear weights' derivatives along x and y times the unnormalisation scale,
-    // summed over channels (in float64).
+    // summed over channels (in float64). Nearest is piecewise constant in the grid: 0 (the zeros
+    // r.grid starts with), NaN at a NaN point.
 #pragma omp parallel for schedule(static) if (N * C * L >= kParallelWork)
     for (int64_t i = 0; i < N * L; ++i) {
       const Loc<T>& q = locs[i];
@@ -217,15 +236,18 @@ GridSampleGrads grid_sample_backward(const Tensor& gy, const Tensor& x, const Te
         ggp[2 * i] = ggp[2 * i + 1] = std::numeric_limits<T>::quiet_NaN();
         continue;
       }
+      if (nearest) continue;
       const Taps tp = taps(q, H, W);
       double dx = 0, dy = 0;
       for (int64_t c = 0; c < C; ++c) {
         const T* xpl = xp + (n * C + c) * H * W;
         double v[4];
         for (int k = 0; k < 4; ++k) v[k] = tp.o[k] >= 0 ? static_cast<double>(xpl[tp.o[k]]) : 0.0;
-        const double g = gp[(n * C + c) * L + l];
-        dx += g * ((v[1] - v[0]) * (1 - static_cast<double>(q.fy)) + (v[3] - v[2]) * q.fy);
-        dy += g * ((v[2] - v[0]) * (1 - static_cast<double>(q.fx)) + (v[3] - v[1]) * q.fx);
+        const double g = gp[(n * C + c) * L + l], fx = q.fx, fy = q.fy;
+        // Explicit fma: the CUDA kernel writes the same calls, so no compiler's choice of where to
+        // contract a * b + c can make the two differ (kernels/cuda/sample.cu is bit-identical).
+        dx = std::fma(g, std::fma(v[3] - v[2], fy, (v[1] - v[0]) * (1 - fy)), dx);
+        dy = std::fma(g, std::fma(v[3] - v[1], fx, (v[2] - v[0]) * (1 - fx)), dy);
       }
       ggp[2 * i] = static_cast<T>(dx * q.mx);
       ggp[2 * i + 1] = static_cast<T>(dy * q.my);

@@ -7,9 +7,10 @@
 namespace cortex::kernels::cpu {
 
 // x (N, C, H, W), grid (N, Ho, Wo, 2) -> (N, C, Ho, Wo).
-Tensor grid_sample(const Tensor& x, const Tensor& grid, bool align_corners, GridPadding padding);
+Tensor grid_sample(const Tensor& x, const Tensor& grid, bool align_corners, GridPadding padding,
+                   GridMode mode);
 GridSampleGrads grid_sample_backward(const Tensor& gy, const Tensor& x, const Tensor& grid, bool align_corners,
-                                     GridPadding padding);
+                                     GridPadding padding, GridMode mode);
 
 // x (N, C, H, W) -> (N, C, out_h, out_w); out_h, out_w >= 1 and H, W >= 1.
 Tensor resize_bilinear(const Tensor& x, int64_t out_h, int64_t out_w, bool align_corners);
