@@ -11,7 +11,8 @@
 // device shared by every tensor argument (an error names both devices when they differ) and runs
 // that device's kernel. When the slot is null it falls back to the host CPU kernel:
 //   emu:  directly on the tensors' host memory (no copies), the results handed back as emu tensors;
-//   cuda: inputs copied to the host, results copied back.
+//   cuda: inputs copied to the host, results copied back (an in-place op, one that returns void,
+//         gets its Tensor& arguments copied back instead).
 // Every fallback is counted per op (fallback_stats), and refused with a cortex::Error naming the
 // op and the device in strict mode (CORTEX_STRICT_DEVICE=1, or set_strict_device(true)), so that
 // tests can prove an op really runs on a device.
