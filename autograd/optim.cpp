@@ -1,7 +1,8 @@
 // Optimizers (SGD, Adam, AdamW), gradient clipping and learning-rate schedules (autograd/optim.h).
 // Updates are computed with the ops under NoGradGuard (so nothing is recorded) from new tensors,
 // and written into each parameter's storage with copy_: the parameter handles held by models stay
-// valid. Gradients are never modified in place: the engine may hand back broadcast views as .grad.
+// valid. Adam and AdamW on float32/float64 parameters instead run one fused kernel
+// (kernels/optim.h) that writes the parameter and its moments in place, with the same roundings. Gradients are never modified in place: the engine may hand back broadcast views as .grad.
 #include "autograd/optim.h"
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <cmath>
 
 #include "autograd/ops.h"
+#include "kernels/optim.h"
 
 namespace cortex {
 
@@ -181,6 +183,14 @@ void Adam::step() {
     }
     const double t = st["step"].item() + 1;
     st["step"] = scalar(t, DType::Int64);
+    if (p.dtype() == DType::Float32 || p.dtype() == DType::Float64) {
+      // One fused pass (kernels/optim.h) on the parameter's device, in place into p and the
+      // moments, with the roundings of the composed form below.
+      const AdamStep s{lr_, b1, b2, opt_.eps, wd, static_cast<int64_t>(t), decoupled_};
+      kernels::adam_step(p, g, st["exp_avg"], st["exp_avg_sq"], s);
+      continue;
+    }
+    // bfloat16 / float16 parameters: the composed ops.
     if (wd != 0) {
       if (decoupled_) p = mul(p, 1.0 - lr_ * wd);
       else g = add(g, mul(p, wd));

@@ -11,13 +11,15 @@
 // device shared by every tensor argument (an error names both devices when they differ) and runs
 // that device's kernel. When the slot is null it falls back to the host CPU kernel:
 //   emu:  directly on the tensors' host memory (no copies), the results handed back as emu tensors;
-//   cuda: inputs copied to the host, results copied back.
+//   cuda: inputs copied to the host, results copied back (an in-place op, one that returns void,
+//         gets its Tensor& arguments copied back instead).
 // Every fallback is counted per op (fallback_stats), and refused with a cortex::Error naming the
 // op and the device in strict mode (CORTEX_STRICT_DEVICE=1, or set_strict_device(true)), so that
 // tests can prove an op really runs on a device.
 #pragma once
 #include <cstdint>
 #include <map>
+#include <tuple>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -29,6 +31,7 @@
 #include "kernels/linalg.h"
 #include "kernels/matmul.h"
 #include "kernels/nn.h"
+#include "kernels/optim.h"
 #include "kernels/pool.h"
 #include "kernels/reduce.h"
 #include "kernels/sample.h"
@@ -162,12 +165,21 @@ R results_to(R r, const Move& move) {
   }
 }
 
+// After a host fallback of an in-place op from CUDA: the arguments the op writes (its Tensor&
+// parameters) get the host copy's values back.
+template <class P, class H, class A>
+void write_back(const H& host, A& arg) {
+  if constexpr (std::is_same_v<P, Tensor&>) arg.copy_(host);
+}
+
 }  // namespace detail
 
 // The one generic call of the entries: runs op `slot` on the device of the tensor arguments (see
-// the top of this file). `name` is the op's name in errors and fallback counts.
+// the top of this file). `name` is the op's name in errors and fallback counts. An op that
+// returns void writes into its Tensor& arguments (in-place ops such as adam_step).
 template <class R, class... P, class... A>
-R call(R (*Table::*slot)(P...), const char* name, const A&... args) {
+R call(R (*Table::*slot)(P...), const char* name, A&&... args) {
+  static_assert(sizeof...(P) == sizeof...(A), "call: the number of arguments differs from the op's parameters");
   detail::DeviceFinder finder{name};
   (finder.see(args), ...);
   const Device device = finder.first ? finder.first->device() : Device::cpu();
@@ -175,12 +187,30 @@ R call(R (*Table::*slot)(P...), const char* name, const A&... args) {
   R (*host_kernel)(P...) = cpu_table().*slot;
   CORTEX_CHECK(host_kernel != nullptr, name, ": no CPU kernel in the table (kernels/table.cpp)");
   detail::note_fallback(name, device);
-  if (device.is_emu()) {
-    detail::EmuOnHost move;
+  if constexpr (std::is_void_v<R>) {
+    // The host kernel writes into host views of the arguments: on emu they alias the arguments'
+    // memory; from CUDA they are copies, written back afterwards.
+    if (device.is_emu()) {
+      detail::EmuOnHost move;
+      std::tuple<std::decay_t<decltype(move.arg(args))>...> host(move.arg(args)...);
+      std::apply(host_kernel, host);
+      return;
+    }
+    const detail::CudaOnHost move{device};
+    std::tuple<std::decay_t<decltype(move.arg(args))>...> host(move.arg(args)...);
+    std::apply(host_kernel, host);
+    [&]<size_t... I>(std::index_sequence<I...>) {
+      (detail::write_back<P>(std::get<I>(host), args), ...);
+    }(std::index_sequence_for<A...>{});
+    return;
+  } else {
+    if (device.is_emu()) {
+      detail::EmuOnHost move;
+      return detail::results_to(host_kernel(move.arg(args)...), move);
+    }
+    const detail::CudaOnHost move{device};
     return detail::results_to(host_kernel(move.arg(args)...), move);
   }
-  const detail::CudaOnHost move{device};
-  return detail::results_to(host_kernel(move.arg(args)...), move);
 }
 
 // The kernels that kernels/cuda/ops.def may name, one per op of kernels/ops.def. A kernel file

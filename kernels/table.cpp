@@ -21,6 +21,7 @@
 #include "kernels/cpu/linalg.h"
 #include "kernels/cpu/matmul.h"
 #include "kernels/cpu/nn.h"
+#include "kernels/cpu/optim.h"
 #include "kernels/cpu/pool.h"
 #include "kernels/cpu/reduce.h"
 #include "kernels/cpu/sample.h"

@@ -370,11 +370,49 @@ std::vector<OpCase> cases() {
                                   pad(in[0], {3, -1, 0, 5, 1, 1}, PadMode::Replicate)};
                   }, nullptr, 1e-7, true});
   }
+  // -- index: topk and sort
+  // Values rounded to quarters: many ties (broken by index), and the same numbers in float32 and
+  // float64, so the orders (indices) of both dtypes agree exactly. Bit-identical on every device.
+  const auto ties = [](const Shape& s, uint64_t seed, DType dt) {
+    std::vector<double> v = rnd(s, seed, DType::Float64).to_vector<double>();
+    for (double& e : v) e = std::round(e * 4) / 4;
+    return from_vector(v, s, dt);
+  };
+  cs.push_back({"topk/sort/argsort [5,37] along both dims", [ties](DType dt) { return Inputs{ties({5, 37}, 150, dt)}; },
+                [](const Inputs& in) {
+                  const kernels::TopK a = topk(in[0], 4, 1, true), b = topk(in[0], 2, 0, false);
+                  const kernels::TopK c = sort(in[0], 0, true);
+                  return Inputs{a.values, a.indices, b.values, b.indices, c.values, c.indices,
+                                kernels::argsort(in[0], 1, false)};
+                }, nullptr, 0, false});
+  cs.push_back({"topk k=1024 / sort of rows longer than a block [3,2600]",
+                [ties](DType dt) { return Inputs{ties({3, 2600}, 151, dt)}; },
+                [](const Inputs& in) {
+                  const kernels::TopK a = topk(in[0], 1024, 1, false), c = sort(in[0], 1, false);
+                  return Inputs{a.values, a.indices, c.values, c.indices};
+                }, nullptr, 0, false});
+  // -- optim
+  // adam_step writes in place: the case runs it on clones of (param, exp_avg, exp_avg_sq) and
+  // returns them. Same roundings everywhere, so bit-identical on every device.
+  cs.push_back({"adam_step AdamW [9,130], Adam [9,130]", [](DType dt) {
+                  return Inputs{rnd({9, 130}, 160, dt), rnd({9, 130}, 161, dt), rnd({9, 130}, 162, dt),
+                                rnd({9, 130}, 163, dt, 0, 1)};
+                }, [](const Inputs& in) {
+                  Inputs out;
+                  for (bool decoupled : {true, false}) {
+                    Tensor p = in[0].clone(), m = in[2].clone(), v = in[3].clone();
+                    AdamStep s;
+                    s.lr = 0.01, s.weight_decay = 0.1, s.decoupled = decoupled, s.step = 3;
+                    kernels::adam_step(p, in[1], m, v, s);
+                    out.insert(out.end(), {p, m, v});
+                  }
+                  return out;
+                }, nullptr, 0, false});
   return cs;
 }
 
 // The families whose every kernel op must run on the emulated device with no fallback (issue 12).
-const std::set<std::string> kRequiredOnEmu = {"elementwise", "matmul", "reduce", "nn", "pool", "conv", "sample"};
+const std::set<std::string> kRequiredOnEmu = {"elementwise", "matmul", "reduce", "nn", "pool", "conv", "sample", "index", "optim"};
 
 std::vector<Device> devices() {
   std::vector<Device> ds{Device::cpu(), Device::emu()};

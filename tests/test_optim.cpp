@@ -9,6 +9,7 @@
 
 #include "autograd/losses.h"
 #include "autograd/optim.h"
+#include "kernels/dispatch.h"
 #include "tests/test_util.h"
 
 using namespace cortex;
@@ -578,4 +579,54 @@ TEST(Optim, Errors) {
   // A gradient of the wrong shape (set by hand) is caught, not read out of bounds.
   p.autograd_meta()->grad = zeros({4}, DType::Float64);
   EXPECT_CORTEX_ERROR(opt.step(), "SGD: parameter 0 is float64 [3] but its .grad is float64 [4]");
+}
+
+// ---------------------------------------------------------------- the emulated CUDA device
+
+// Adam and AdamW run the fused kernel (kernels/optim.h) on the parameters' device: on emu (strict
+// device mode, so no host fallback) the same parameters after several steps as on the CPU, bit
+// for bit (the kernels are tested against each other in tests/test_cuda_optim.cpp).
+TEST(Optim, AdamAndAdamWOnEmuEqualTheCpu) {
+  const Device kEmu = Device::emu();
+  kernels::set_strict_device(true);
+  for (bool decoupled : {false, true})
+    for (DType dt : {DType::Float32, DType::Float64}) {
+      const std::vector<Shape> shapes = {{4, 67}, {9}, {}};
+      std::vector<Tensor> pc, pe, wc, we;
+      for (size_t k = 0; k < shapes.size(); ++k) {
+        const Tensor init = randn(shapes[k], 30 + k, dt), w = randn(shapes[k], 40 + k, dt);
+        pc.push_back(with_grad(init.clone()));
+        pe.push_back(with_grad(init.to(kEmu)));
+        wc.push_back(w);
+        we.push_back(w.to(kEmu));
+      }
+      std::unique_ptr<Optimizer> oc, oe;
+      if (decoupled) {
+        oc = std::make_unique<AdamW>(pc, AdamWOptions{.lr = 0.05, .weight_decay = 0.1});
+        oe = std::make_unique<AdamW>(pe, AdamWOptions{.lr = 0.05, .weight_decay = 0.1});
+      } else {
+        oc = std::make_unique<Adam>(pc, AdamOptions{.lr = 0.05, .weight_decay = 0.1});
+        oe = std::make_unique<Adam>(pe, AdamOptions{.lr = 0.05, .weight_decay = 0.1});
+      }
+      auto step = [](Optimizer& o, const std::vector<Tensor>& ps, const std::vector<Tensor>& ws) {
+        o.zero_grad();
+        Tensor loss;
+        for (size_t k = 0; k < ps.size(); ++k) {
+          Tensor l = sum(mul(ws[k], mul(ps[k], ps[k])));
+          loss = loss.defined() ? add(loss, l) : l;
+        }
+        backward(loss);
+        o.step();
+      };
+      for (int s = 0; s < 3; ++s) {
+        step(*oc, pc, wc);
+        step(*oe, pe, we);
+        for (size_t k = 0; k < shapes.size(); ++k) {
+          EXPECT_EQ(pe[k].device(), kEmu);
+          EXPECT_TRUE(allclose(detach(pe[k]).to(Device::cpu()), detach(pc[k]), 0, 0))
+              << (decoupled ? "AdamW " : "Adam ") << dtype_name(dt) << " step " << s << " param " << k;
+        }
+      }
+    }
+  kernels::set_strict_device(false);
 }
