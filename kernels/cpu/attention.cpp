@@ -70,7 +70,7 @@ void softmax_rows(Mat<T>& S, Vec<T>& lse) {
   }
 }
 
-int64_t batch_of(const Tensor& q) { return q.numel() / (q.size(-1) * q.size(-2)); }
+int64_t batch_of(const Tensor& q) { return shape_numel(Shape(q.shape().begin(), q.shape().end() - 2)); }
 
 template <class T>
 Attention forward(const Tensor& q, const Tensor& k, const Tensor& v, double scale) {
