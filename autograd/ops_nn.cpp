@@ -11,6 +11,7 @@
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "autograd/rules.h"
+#include "kernels/attention.h"
 #include "kernels/elementwise.h"
 #include "kernels/reduce.h"
 
@@ -717,6 +718,79 @@ Tensor pad(const Tensor& x, const Shape& pads, kernels::PadMode mode, double val
 
 // ---------------------------------------------------------------- attention and dropout
 
+namespace {
+
+// A primal as a batch of B equal copies (stride 0), to meet batched derivatives (B, *shape) in a
+// kernel that takes any leading dims; itself when derivatives are not batched.
+Tensor bcopies(const Tensor& p, int64_t B) {
+  if (nb() == 0) return p;
+  Shape e(p.shape());
+  e.insert(e.begin(), B);
+  return p.unsqueeze(0).expand(e);
+}
+
+// The attention VJP with the fused backward kernel (nothing records it): batched cotangents
+// (B, *out) meet B stride-0 copies of the primals.
+Grads attention_vjp_fused(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                          const Tensor& g, double s, bool nq, bool nk, bool nv) {
+  const int64_t B = bsize(g);
+  kernels::AttentionGrads r = raw([&] {
+    return kernels::attention_backward(bcopies(q, B), bcopies(k, B), bcopies(v, B), bcopies(out, B), bcopies(lse, B),
+                                       g, s);
+  });
+  return {nq ? r.dq : Tensor(), nk ? r.dk : Tensor(), nv ? r.dv : Tensor()};
+}
+
+// The same VJP as differentiable ops (docs/autodiff.md section 4.10), for create_graph, hessians
+// and forward-over-reverse: P is recomputed with ops so that its dependence on q and k is recorded.
+Grads attention_vjp_composite(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& g, double s, bool nq,
+                              bool nk, bool nv) {
+  Tensor P = softmax(mul(matmul(q, k.transpose(-1, -2)), s), -1);
+  Tensor gq, gk, gv;
+  if (nv) gv = matmul(P.transpose(-1, -2), g);
+  if (nq || nk) {
+    Tensor gP = matmul(g, v.transpose(-1, -2));
+    Tensor gS = mul(P, sub(gP, sum(mul(gP, P), {-1}, true)));
+    if (nq) gq = mul(matmul(gS, k), s);
+    if (nk) gk = mul(matmul(gS.transpose(-1, -2), q), s);
+  }
+  return {gq, gk, gv};
+}
+
+// The attention JVP with the one-pass fused kernel: zero tangents for inputs without one.
+Tensor attention_jvp_fused(const Tensor& q, const Tensor& k, const Tensor& v, const Grads& t, double s) {
+  int64_t B = 1;
+  for (const Tensor& d : t)
+    if (d.defined()) B = bsize(d);
+  const Tensor* p[3] = {&q, &k, &v};
+  return raw([&] {
+    Tensor pr[3], tg[3];
+    for (int i = 0; i < 3; ++i) {
+      pr[i] = bcopies(*p[i], B);
+      tg[i] = t[i].defined() ? t[i] : zeros({}, q.dtype(), q.device()).expand(pr[i].shape());
+    }
+    return kernels::attention_jvp(pr[0], pr[1], pr[2], tg[0], tg[1], tg[2], s).tout;
+  });
+}
+
+// The same JVP as differentiable ops, for reverse-over-forward and forward-over-forward:
+//   tS = s (tq k^T + q tk^T),  tout = (P . tS) v - rowsum(P . tS) out + P tv.
+Tensor attention_jvp_composite(const Tensor& q, const Tensor& k, const Tensor& v, const Grads& t, double s) {
+  Tensor P = softmax(mul(matmul(q, k.transpose(-1, -2)), s), -1);
+  Tensor tS;
+  if (t[0].defined()) tS = matmul(t[0], k.transpose(-1, -2));
+  if (t[1].defined()) tS = tadd(tS, matmul(q, t[1].transpose(-1, -2)));
+  Tensor to;
+  if (tS.defined()) {
+    Tensor PtS = mul(P, mul(tS, s));
+    to = sub(matmul(PtS, v), mul(sum(PtS, {-1}, true), matmul(P, v)));
+  }
+  if (t[2].defined()) to = tadd(to, matmul(P, t[2]));
+  return to;
+}
+
+}  // namespace
+
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, double scale) {
   CORTEX_CHECK(q.defined() && k.defined() && v.defined() && q.dim() >= 2 && k.dim() == q.dim() && v.dim() == q.dim(),
                "scaled_dot_product_attention: expected q (..., Lq, D), k (..., Lk, D), v (..., Lk, Dv) of one rank "
@@ -733,10 +807,27 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   CORTEX_CHECK(scale >= 0 || q.size(-1) > 0,
                "scaled_dot_product_attention: the default scale 1/sqrt(D) needs D > 0, found q ", shape_str(q.shape()));
   const double s = scale < 0 ? 1.0 / std::sqrt(static_cast<double>(q.size(-1))) : scale;
-  // Composite: softmax(q k^T s) v. Its VJP and JVP come from matmul, mul and softmax in both modes.
-  // It materialises the (Lq, Lk) score matrix per head (see docs/autodiff.md).
-  Tensor scores = mul(matmul(q, k.transpose(-1, -2)), s);
-  return matmul(softmax(scores, -1), v);
+  // Fused: one kernel (kernels/attention.h) that never stores the (Lq, Lk) score matrix. The rules
+  // call the fused backward / one-pass JVP kernels when nothing differentiates them, and the
+  // composite formulas (differentiable ops) when an enclosing level records the rule.
+  kernels::Attention r = raw([&] { return kernels::attention_forward(q, k, v, s); });
+  const Tensor lse = r.lse;  // private to the node: nobody else holds or writes it
+  return record1(
+      "scaled_dot_product_attention", {q, k, v}, r.out,
+      [q, k, v, lse, s](const Grads& g, const Grads& o) -> Grads {
+        const bool nq = requires_grad(q), nk = requires_grad(k), nv = requires_grad(v);
+        if (!needs_autograd({g[0], q, k, v})) return attention_vjp_fused(q, k, v, o[0], lse, g[0], s, nq, nk, nv);
+        return attention_vjp_composite(q, k, v, g[0], s, nq, nk, nv);
+      },
+      [q, k, v, s](const Grads& t, const Grads&) -> Grads {
+        if (!t[0].defined() && !t[1].defined() && !t[2].defined()) return {Tensor()};
+        std::vector<Tensor> in{q, k, v};
+        for (const Tensor& d : t)
+          if (d.defined()) in.push_back(d);
+        if (!needs_autograd(in)) return {attention_jvp_fused(q, k, v, t, s)};
+        return {attention_jvp_composite(q, k, v, t, s)};
+      },
+      /*save_outputs=*/true);
 }
 
 Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {

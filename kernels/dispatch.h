@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/attention.h"
 #include "kernels/conv.h"
 #include "kernels/elementwise.h"
 #include "kernels/index.h"

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <string_view>
 
+#include "kernels/cpu/attention.h"
 #include "kernels/cpu/conv.h"
 #include "kernels/cpu/elementwise.h"
 #include "kernels/cpu/index.h"

@@ -6,7 +6,8 @@
 #   2. runs the op-by-backend test (tests/test_backend_ops: every op on cpu, emu and cuda, strict
 #      device mode) and the model fixtures on cuda;
 #   3. runs the kernel benchmarks that are built (the hand-written GEMM versions beside cuBLAS in
-#      bench_cuda_gemm, bench_matmul, bench_models), JSON under $OUT;
+#      bench_cuda_gemm, bench_matmul, bench_models; the fused attention versions in bench_attention
+#      beside bench/peers/attention_peer.py), JSON under $OUT;
 # and writes every log under $OUT (default out/gpu-check), ending with one table of results.
 # Without a GPU it stops at once, saying why, with exit code 3.
 set -uo pipefail
@@ -41,10 +42,18 @@ step backend_ops env CORTEX_STRICT_DEVICE=0 "$build/tests/test_backend_ops"
 for t in test_dispatch test_models_cnn test_models_vit test_simt; do
   [[ -x $build/tests/$t ]] && step "$t" "$build/tests/$t"
 done
-for b in bench_cuda_gemm bench_models bench_matmul; do
+for b in bench_cuda_gemm bench_models bench_matmul bench_attention; do
   [[ -x $build/bench/$b ]] && step "$b" "$build/bench/$b" --benchmark_min_time=0.2 --benchmark_format=json \
     --benchmark_out="$out/$b.json"
 done
+# The fused attention's forward versions 1 and 2 (bench_attention above ran the default, 3), and its
+# PyTorch peer (SDPA, torch.func.jvp through the math path) on the same GPU when torch is installed.
+for v in 1 2; do
+  [[ -x $build/bench/bench_attention ]] && step "bench_attention_v$v" env CORTEX_ATTENTION=$v \
+    "$build/bench/bench_attention" --benchmark_filter=forward --benchmark_min_time=0.2 --benchmark_format=json \
+    --benchmark_out="$out/bench_attention_v$v.json"
+done
+python3 -c "import torch" 2>/dev/null && step attention_peer python3 bench/peers/attention_peer.py
 echo
 echo "gpu-check.sh: results (logs in $out)"
 printf '%s\n' "${summary[@]}" | tee "$out/summary.txt"

@@ -408,11 +408,37 @@ std::vector<OpCase> cases() {
                   }
                   return out;
                 }, nullptr, 0, false});
+  // -- attention: the fused op (kernels/attention.h) through scaled_dot_product_attention; q is a
+  // strided view, Lq != Lk, D != Dv; the reference is softmax(q k^T / sqrt(D)) v as float64 loops.
+  cs.push_back({"attention [2,3,5,4]x[2,3,7,4]x[2,3,7,6]", [](DType dt) {
+                  return Inputs{transposed(rnd({2, 3, 5, 4}, 140, dt)), rnd({2, 3, 7, 4}, 141, dt),
+                                rnd({2, 3, 7, 6}, 142, dt)};
+                }, [](const Inputs& in) { return Inputs{scaled_dot_product_attention(in[0], in[1], in[2])}; },
+                [](const Inputs& in) {
+                  const std::vector<double> q = ref::values(in[0]), k = ref::values(in[1]), v = ref::values(in[2]);
+                  const int64_t nb = 6, Lq = 5, Lk = 7, D = 4, Dv = 6;
+                  std::vector<double> out(nb * Lq * Dv, 0.0);
+                  for (int64_t b = 0; b < nb; ++b)
+                    for (int64_t i = 0; i < Lq; ++i) {
+                      std::vector<double> p(Lk);
+                      double m = -INFINITY, l = 0;
+                      for (int64_t j = 0; j < Lk; ++j) {
+                        double acc = 0;
+                        for (int64_t c = 0; c < D; ++c) acc += q[(b * Lq + i) * D + c] * k[(b * Lk + j) * D + c];
+                        p[j] = acc / 2.0;  // 1 / sqrt(4)
+                        m = std::max(m, p[j]);
+                      }
+                      for (double& x : p) l += (x = std::exp(x - m));
+                      for (int64_t j = 0; j < Lk; ++j)
+                        for (int64_t e = 0; e < Dv; ++e) out[(b * Lq + i) * Dv + e] += p[j] / l * v[(b * Lk + j) * Dv + e];
+                    }
+                  return Inputs{from_vector(out, {2, 3, Lq, Dv}, DType::Float64)};
+                }, 1e-7, true});
   return cs;
 }
 
 // The families whose every kernel op must run on the emulated device with no fallback (issue 12).
-const std::set<std::string> kRequiredOnEmu = {"elementwise", "matmul", "reduce", "nn", "pool", "conv", "sample", "index", "optim"};
+const std::set<std::string> kRequiredOnEmu = {"elementwise", "matmul", "reduce", "nn", "pool", "conv", "sample", "index", "optim", "attention"};
 
 std::vector<Device> devices() {
   std::vector<Device> ds{Device::cpu(), Device::emu()};

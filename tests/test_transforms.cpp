@@ -425,6 +425,60 @@ TEST(Transforms, HessianByCompositionInEveryOrder) {
   }
 }
 
+// The fused attention op (kernels/attention.h) differentiates to the composite softmax(q k^T s) v
+// in every nesting: its VJP and JVP rules call the fused kernels only when nothing records them, and
+// switch to the composite formulas when an enclosing level differentiates the rule (hessian, hvp, jvp
+// of grad, grad of jvp). x packs q (2, 3, 4), k (2, 5, 4) and v (2, 5, 3) of two heads.
+TEST(Transforms, FusedAttentionMatchesTheCompositeUnderEveryNesting) {
+  const int64_t nq = 24, nk = 40, nv = 30;
+  auto split = [&](const Tensor& x, Tensor& q, Tensor& k, Tensor& v) {
+    q = x.narrow(0, 0, nq).reshape({2, 3, 4});
+    k = x.narrow(0, nq, nk).reshape({2, 5, 4});
+    v = x.narrow(0, nq + nk, nv).reshape({2, 5, 3});
+  };
+  const Tensor w = randn({2, 3, 3}, 7).to(DType::Float64);
+  auto fused = [&](const Tensor& x) {
+    Tensor q, k, v;
+    split(x, q, k, v);
+    return sum(mul(tanh(scaled_dot_product_attention(q, k, v, 0.6)), w));
+  };
+  auto composite = [&](const Tensor& x) {
+    Tensor q, k, v;
+    split(x, q, k, v);
+    Tensor o = matmul(softmax(mul(matmul(q, k.transpose(-1, -2)), 0.6), -1), v);
+    return sum(mul(tanh(o), w));
+  };
+  const Tensor x = randn({nq + nk + nv}, 8).to(DType::Float64);
+  const Tensor dir = randn({nq + nk + nv}, 9).to(DType::Float64);
+  EXPECT_TRUE(allclose(grad(fused, x), grad(composite, x), 1e-10, 1e-12));
+  EXPECT_TRUE(allclose(hvp(fused, x, dir), hvp(composite, x, dir), 1e-10, 1e-12));
+  const JacobianMode F = JacobianMode::Forward, R = JacobianMode::Reverse;
+  for (auto [outer, inner] : {std::pair{F, R}, std::pair{R, R}, std::pair{R, F}, std::pair{F, F}})
+    EXPECT_TRUE(allclose(hessian(fused, x, outer, inner), hessian(composite, x, outer, inner), 1e-9, 1e-11))
+        << int(outer) << " over " << int(inner);
+  // jvp of grad and grad of jvp (a mixed second derivative), and the vector output's Jacobians.
+  auto jvp_of = [&](const std::function<Tensor(const Tensor&)>& f) {
+    return jvp([&](const std::vector<Tensor>& in) { return std::vector<Tensor>{grad(f, in[0])}; }, {x}, {dir})
+        .tangents[0];
+  };
+  EXPECT_TRUE(allclose(jvp_of(fused), jvp_of(composite), 1e-10, 1e-12));
+  auto grad_of_jvp = [&](const std::function<Tensor(const Tensor&)>& f) {
+    return grad([&](const Tensor& y) { return jvp([&](const std::vector<Tensor>& in) { return std::vector<Tensor>{f(in[0])}; }, {y}, {dir}).tangents[0]; }, x);
+  };
+  EXPECT_TRUE(allclose(grad_of_jvp(fused), grad_of_jvp(composite), 1e-10, 1e-12));
+  auto attn_vec = [&](bool use_fused) {
+    return [&, use_fused](const Tensor& y) {
+      Tensor q, k, v;
+      split(y, q, k, v);
+      Tensor o = use_fused ? scaled_dot_product_attention(q, k, v, 0.6)
+                           : matmul(softmax(mul(matmul(q, k.transpose(-1, -2)), 0.6), -1), v);
+      return o.reshape({-1});
+    };
+  };
+  for (JacobianMode m : {F, R})
+    EXPECT_TRUE(allclose(jacobian(attn_vec(true), x, m), jacobian(attn_vec(false), x, m), 1e-10, 1e-12)) << int(m);
+}
+
 TEST(Transforms, TransformResultsAreDifferentiableOnTheBaseTape) {
   // A Jacobian penalty: d/dW of sum(J^2) with J = d f / d x, through the base tape (grad mode on).
   TanhCase tc;

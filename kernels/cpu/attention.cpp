@@ -1,0 +1,198 @@
+// CPU fused attention: the flash-attention schedule written with Eigen GEMMs. Each (batch, block of
+// kRows query rows) computes its (kRows, Lk) slab of scores, softmax and products in a per-thread
+// scratch that stays in cache, so no (Lq, Lk) matrix is ever stored and each q/k/v element is read
+// from memory once per row block. The blocks run in parallel (OpenMP); the GEMMs inside a block run
+// on one thread. docs/attention.md has the formulas and the measured CPU figures.
+#include "kernels/cpu/attention.h"
+
+// GCC 12 reports -Wmaybe-uninitialized inside its own AVX-512 intrinsics when Eigen's vectorised
+// exp is inlined; a false positive (kernels/cpu/nn.cpp says the same).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+namespace cortex::kernels::cpu {
+namespace {
+
+constexpr int64_t kRows = 64;  // query rows per block: a (64, Lk) slab is 50 KB at Lk = 197, float32
+
+template <class T> using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <class T> using Vec = Eigen::Matrix<T, Eigen::Dynamic, 1>;
+using DynStride = Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>;
+template <class T> using CMap = Eigen::Map<const Mat<T>, 0, DynStride>;
+template <class T> using MMap = Eigen::Map<Mat<T>>;
+
+// A (rows, cols) matrix of operand t at batch b: rows [r0, r0 + n), all columns, any strides.
+struct Operand {
+  const Tensor* t;
+  std::vector<int64_t> off;  // element offset of each batch's matrix
+  int64_t rs, cs;
+};
+Operand operand(const Tensor& t) {
+  Operand o{&t, {}, t.stride(-2), t.stride(-1)};
+  const int64_t nd = t.dim() - 2;
+  int64_t nb = 1;
+  for (int64_t i = 0; i < nd; ++i) nb *= t.size(i);
+  o.off.resize(static_cast<size_t>(nb));
+  for (int64_t b = 0; b < nb; ++b) {
+    int64_t rem = b, off = 0;
+    for (int64_t i = nd - 1; i >= 0; --i) {
+      off += (rem % t.size(i)) * t.stride(i);
+      rem /= t.size(i);
+    }
+    o.off[static_cast<size_t>(b)] = off;
+  }
+  return o;
+}
+template <class T>
+CMap<T> rows(const Operand& o, int64_t b, int64_t r0, int64_t n) {
+  const T* p = o.t->template data<T>() + o.off[static_cast<size_t>(b)] + r0 * o.rs;
+  return CMap<T>(p, n, o.t->size(-1), DynStride(o.rs, o.cs));
+}
+
+// P = exp(S - rowmax) / rowsum in place; returns lse per row.
+template <class T>
+void softmax_rows(Mat<T>& S, Vec<T>& lse) {
+  lse.resize(S.rows());
+  for (int64_t r = 0; r < S.rows(); ++r) {
+    auto row = S.row(r).array();
+    const T m = row.maxCoeff();
+    row = (row - m).exp();
+    const T l = row.sum();
+    row /= l;
+    lse(r) = m + std::log(l);
+  }
+}
+
+int64_t batch_of(const Tensor& q) { return shape_numel(Shape(q.shape().begin(), q.shape().end() - 2)); }
+
+template <class T>
+Attention forward(const Tensor& q, const Tensor& k, const Tensor& v, double scale) {
+  const Operand Q = operand(q), K = operand(k), V = operand(v);
+  const int64_t NB = batch_of(q), Lq = q.size(-2), Lk = k.size(-2), Dv = v.size(-1);
+  Shape os = q.shape();
+  os.back() = Dv;
+  Tensor out = empty(os, q.dtype());
+  Shape ls(q.shape().begin(), q.shape().end() - 1);
+  Tensor lse = empty(ls, q.dtype());
+  T* op = out.data<T>();
+  T* lp = lse.data<T>();
+  const int64_t nblk = (Lq + kRows - 1) / kRows;
+  const T s = static_cast<T>(scale);
+#pragma omp parallel
+  {
+    Mat<T> S;
+    Vec<T> l;
+#pragma omp for schedule(static)
+    for (int64_t w = 0; w < NB * nblk; ++w) {
+      const int64_t b = w / nblk, r0 = (w % nblk) * kRows, n = std::min(kRows, Lq - r0);
+      S.noalias() = s * (rows<T>(Q, b, r0, n) * rows<T>(K, b, 0, Lk).transpose());
+      softmax_rows(S, l);
+      MMap<T>(op + (b * Lq + r0) * Dv, n, Dv).noalias() = S * rows<T>(V, b, 0, Lk);
+      Eigen::Map<Vec<T>>(lp + b * Lq + r0, n) = l;
+    }
+  }
+  return {out, lse};
+}
+
+template <class T>
+AttentionGrads backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                        const Tensor& gout, double scale) {
+  const Tensor oc = out.contiguous(), lc = lse.contiguous();
+  const Operand Q = operand(q), K = operand(k), V = operand(v), G = operand(gout);
+  const int64_t NB = batch_of(q), Lq = q.size(-2), Lk = k.size(-2), D = q.size(-1), Dv = v.size(-1);
+  Tensor dq = empty(q.shape(), q.dtype()), dk = zeros(k.shape(), q.dtype()), dv = zeros(v.shape(), q.dtype());
+  const T* opp = oc.data<T>();
+  const T* lp = lc.data<T>();
+  T *dqp = dq.data<T>(), *dkp = dk.data<T>(), *dvp = dv.data<T>();
+  const T s = static_cast<T>(scale);
+  // One batch per thread: its row blocks add into the batch's dk and dv, so nothing races.
+#pragma omp parallel
+  {
+    Mat<T> P, dP;
+    Vec<T> delta;
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < NB; ++b) {
+      const auto Kb = rows<T>(K, b, 0, Lk), Vb = rows<T>(V, b, 0, Lk);
+      MMap<T> dK(dkp + b * Lk * D, Lk, D), dV(dvp + b * Lk * Dv, Lk, Dv);
+      for (int64_t r0 = 0; r0 < Lq; r0 += kRows) {
+        const int64_t n = std::min(kRows, Lq - r0);
+        const auto Qr = rows<T>(Q, b, r0, n), Gr = rows<T>(G, b, r0, n);
+        const Eigen::Map<const Mat<T>> Or(opp + (b * Lq + r0) * Dv, n, Dv);
+        const Eigen::Map<const Vec<T>> L(lp + b * Lq + r0, n);
+        // P = exp(S - lse) recomputed; delta_i = sum_d gout_id out_id = sum_j P_ij dP_ij.
+        P.noalias() = s * (Qr * Kb.transpose());
+        P = (P.colwise() - L).array().exp().matrix();
+        delta = (Gr.array() * Or.array()).rowwise().sum().matrix();
+        dV.noalias() += P.transpose() * Gr;
+        dP.noalias() = Gr * Vb.transpose();
+        dP = (P.array() * (dP.colwise() - delta).array()).matrix();  // dS
+        MMap<T>(dqp + (b * Lq + r0) * D, n, D).noalias() = s * (dP * Kb);
+        dK.noalias() += s * (dP.transpose() * Qr);
+      }
+    }
+  }
+  return {dq, dk, dv};
+}
+
+template <class T>
+AttentionJvp jvp(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& tq, const Tensor& tk,
+                 const Tensor& tv, double scale) {
+  const Operand Q = operand(q), K = operand(k), V = operand(v), TQ = operand(tq), TK = operand(tk), TV = operand(tv);
+  const int64_t NB = batch_of(q), Lq = q.size(-2), Lk = k.size(-2), Dv = v.size(-1);
+  Shape os = q.shape();
+  os.back() = Dv;
+  Tensor out = empty(os, q.dtype()), tout = empty(os, q.dtype());
+  T *op = out.data<T>(), *tp = tout.data<T>();
+  const int64_t nblk = (Lq + kRows - 1) / kRows;
+  const T s = static_cast<T>(scale);
+#pragma omp parallel
+  {
+    Mat<T> P, tS;
+    Vec<T> l, c;
+#pragma omp for schedule(static)
+    for (int64_t w = 0; w < NB * nblk; ++w) {
+      const int64_t b = w / nblk, r0 = (w % nblk) * kRows, n = std::min(kRows, Lq - r0);
+      const auto Qr = rows<T>(Q, b, r0, n), Kb = rows<T>(K, b, 0, Lk), Vb = rows<T>(V, b, 0, Lk);
+      P.noalias() = s * (Qr * Kb.transpose());
+      tS.noalias() = s * (rows<T>(TQ, b, r0, n) * Kb.transpose());
+      tS.noalias() += s * (Qr * rows<T>(TK, b, 0, Lk).transpose());
+      softmax_rows(P, l);
+      // tout = (P . tS) V + P tV - (rowsum P . tS) out.
+      tS = (P.array() * tS.array()).matrix();
+      c = tS.rowwise().sum();
+      MMap<T> O(op + (b * Lq + r0) * Dv, n, Dv), tO(tp + (b * Lq + r0) * Dv, n, Dv);
+      O.noalias() = P * Vb;
+      tO.noalias() = tS * Vb;
+      tO.noalias() += P * rows<T>(TV, b, 0, Lk);
+      tO -= (O.array().colwise() * c.array()).matrix();
+    }
+  }
+  return {out, tout};
+}
+
+}  // namespace
+
+Attention attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, double scale) {
+  return dispatch_float(q.dtype(), "attention_forward", [&](auto tag) { return forward<decltype(tag)>(q, k, v, scale); });
+}
+
+AttentionGrads attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                                  const Tensor& lse, const Tensor& gout, double scale) {
+  return dispatch_float(q.dtype(), "attention_backward",
+                        [&](auto tag) { return backward<decltype(tag)>(q, k, v, out, lse, gout, scale); });
+}
+
+AttentionJvp attention_jvp(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& tq, const Tensor& tk,
+                           const Tensor& tv, double scale) {
+  return dispatch_float(q.dtype(), "attention_jvp",
+                        [&](auto tag) { return jvp<decltype(tag)>(q, k, v, tq, tk, tv, scale); });
+}
+
+}  // namespace cortex::kernels::cpu
