@@ -16,6 +16,7 @@
 #include <Eigen/LU>
 #include <Eigen/QR>
 #include <Eigen/SVD>
+#include <omp.h>
 #include <algorithm>
 #include <cmath>
 #include <exception>
@@ -227,8 +228,15 @@ static Tensor cholesky_solve2d(const Tensor& l, const Tensor& b) {
     CORTEX_CHECK((lm.diagonal().array() != T(0)).all(),
                  "cholesky_solve: expected a factor with a non-zero diagonal, found a zero (singular)");
     const auto lower = lm.template triangularView<Eigen::Lower>();
-    lower.solveInPlace(x);              // l y = b
-    lower.transpose().solveInPlace(x);  // l^T x = y
+    // Column blocks side by side: Eigen's triangular solves run on one thread (inside a parallel
+    // region, e.g. one matrix of a batch per thread, this is one block).
+    const int64_t blocks = k >= 64 && !omp_in_parallel() ? std::min<int64_t>(omp_get_max_threads(), k / 32) : 1;
+#pragma omp parallel for if (blocks > 1)
+    for (int64_t c = 0; c < blocks; ++c) {
+      auto cols = x.middleCols(k * c / blocks, k * (c + 1) / blocks - k * c / blocks);
+      lower.solveInPlace(cols);              // l y = b
+      lower.transpose().solveInPlace(cols);  // l^T x = y
+    }
     CORTEX_CHECK(x.allFinite(), "cholesky_solve: the solution overflowed (factor too close to singular)");
     return store<T>(x, b.shape());
   });
