@@ -30,6 +30,27 @@ void check_rhs(const char* op, const Tensor& a, const Tensor& b) {
                shape_str(a.shape()), ", found shape ", shape_str(b.shape()));
 }
 
+// a (..., n, n): a square matrix or a batch of them.
+void check_square_batch(const char* op, const char* name, const Tensor& t) {
+  check_defined(op, name, t);
+  CORTEX_CHECK(t.dim() >= 2, op, ": expected ", name, " of shape (..., n, n), found shape ", shape_str(t.shape()));
+  check_float(op, name, t);
+  CORTEX_CHECK(t.size(-1) == t.size(-2), op, ": expected ", name, " to be square, found shape ", shape_str(t.shape()));
+}
+
+// For l (..., n, n): b (..., n) or (..., n, k) with l's batch dims.
+void check_batch_rhs(const char* op, const Tensor& l, const Tensor& b) {
+  if (l.dim() == 2) return check_rhs(op, l, b);
+  check_defined(op, "b", b);
+  check_same_dtype(op, l, b);
+  const Shape batch(l.shape().begin(), l.shape().end() - 2);
+  const bool vec = b.dim() == l.dim() - 1, mat = b.dim() == l.dim();
+  CORTEX_CHECK((vec || mat) && Shape(b.shape().begin(), b.shape().begin() + static_cast<int64_t>(batch.size())) == batch &&
+                   b.size(static_cast<int64_t>(batch.size())) == l.size(-1),
+               op, ": expected b of shape ", shape_str(batch), " + (", l.size(-1), ") or (", l.size(-1),
+               ", k) to match l ", shape_str(l.shape()), ", found shape ", shape_str(b.shape()));
+}
+
 }  // namespace
 
 Eigh eigh(const Tensor& a) {
@@ -50,7 +71,7 @@ Svd svd(const Tensor& a) {
 }
 
 Tensor cholesky(const Tensor& a) {
-  check_square("cholesky", "a", a);
+  check_square_batch("cholesky", "a", a);
   return call(&Table::cholesky, "cholesky", a);
 }
 
@@ -61,8 +82,8 @@ Tensor solve(const Tensor& a, const Tensor& b) {
 }
 
 Tensor cholesky_solve(const Tensor& l, const Tensor& b) {
-  check_square("cholesky_solve", "l", l);
-  check_rhs("cholesky_solve", l, b);
+  check_square_batch("cholesky_solve", "l", l);
+  check_batch_rhs("cholesky_solve", l, b);
   return call(&Table::cholesky_solve, "cholesky_solve", l, b);
 }
 

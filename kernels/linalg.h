@@ -22,11 +22,14 @@ struct Svd {
   template <class F> void for_each_tensor(F&& f) { f(u); f(s); f(vh); }
 };
 Svd svd(const Tensor& a);
-// Lower Cholesky factor of a symmetric positive definite matrix; throws when it is not.
+// Lower Cholesky factor of a symmetric positive definite matrix a (n, n), or of each matrix of a
+// batch (..., n, n); throws when one is not. The strict upper triangle of the result is zero.
 Tensor cholesky(const Tensor& a);
 // Solves a x = b for square a (n, n) and b (n) or (n, k), with partial-pivoting LU; throws when singular.
 Tensor solve(const Tensor& a, const Tensor& b);
-// Solves (l l^T) x = b given the lower Cholesky factor l.
+// Solves (l l^T) x = b given the lower Cholesky factor l (n, n) and b (n) or (n, k); batched: l
+// (..., n, n) with b (..., n) or (..., n, k), the same batch dims (an expanded b is fine). Only
+// the lower triangle of l is used.
 Tensor cholesky_solve(const Tensor& l, const Tensor& b);
 // Reduced QR of a (m, n): q (m, r), r (r, n), r = min(m, n); diag(r) >= 0.
 struct Qr {

@@ -9,6 +9,8 @@
 //     no other line changes: the entries already call call(&Table::<op>, ...).
 //   CPU: every op of kernels/ops.def has its CPU kernel cpu::<op> (kernels/cpu/<family>.h); the
 //     CPU table is filled from that list, so a missing one does not link.
+//   A vendor-only op on CUDA (cuSOLVER's eigensolvers): one line in kernels/cuda/vendor_ops.def
+//     fills the cuda table alone; emu keeps the CPU kernel, counted as a fallback.
 //   A new op: one line in kernels/ops.def, its CPU kernel, and its entry.
 #include <atomic>
 #include <cstdlib>
@@ -82,6 +84,10 @@ const Table& cuda_table() {
   if constexpr (built(#family)) t.name = &cuda::name;
 #include "kernels/cuda/ops.def"
 #undef CORTEX_CUDA_OP
+#define CORTEX_CUDA_VENDOR_OP(family, name) \
+  if constexpr (built(#family)) t.name = &cuda::name;
+#include "kernels/cuda/vendor_ops.def"
+#undef CORTEX_CUDA_VENDOR_OP
 #endif
     return t;
   }();

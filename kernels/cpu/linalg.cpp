@@ -16,9 +16,12 @@
 #include <Eigen/LU>
 #include <Eigen/QR>
 #include <Eigen/SVD>
+#include <omp.h>
 #include <algorithm>
 #include <cmath>
+#include <exception>
 #include <limits>
+#include <vector>
 
 namespace cortex::kernels::cpu {
 namespace {
@@ -96,6 +99,41 @@ Eigen::SelfAdjointEigenSolver<Mat<T>> solve_eigh(const Tensor& a, const char* op
   return es;
 }
 
+// Matrices of a batched (..., r, c) tensor: the product of the first nbatch dims.
+int64_t batch_count(const Tensor& t, int64_t nbatch) {
+  int64_t c = 1;
+  for (int64_t d = 0; d < nbatch; ++d) c *= t.size(d);
+  return c;
+}
+// The i-th item (row-major over the first nbatch dims) as a view.
+Tensor batch_item(const Tensor& t, int64_t nbatch, int64_t i) {
+  Tensor v = t;
+  for (int64_t d = nbatch - 1; d >= 0; --d) {
+    v = v.select(d, i % t.size(d));
+    i /= t.size(d);
+  }
+  return v;
+}
+
+// out[i] = f(i) for every item of a batch, side by side on the OpenMP threads (Eigen's LLT and
+// triangular solves run on one thread each); the first exception is carried out and rethrown.
+template <class F>
+Tensor batched(const Shape& out_shape, DType dt, int64_t nbatch, int64_t count, F&& f) {
+  Tensor out = empty(out_shape, dt);
+  std::vector<std::exception_ptr> err(static_cast<size_t>(count));
+#pragma omp parallel for schedule(dynamic, 1) if (count > 1)
+  for (int64_t i = 0; i < count; ++i) {
+    try {
+      batch_item(out, nbatch, i).copy_(f(i));
+    } catch (...) {
+      err[static_cast<size_t>(i)] = std::current_exception();
+    }
+  }
+  for (auto& e : err)
+    if (e) std::rethrow_exception(e);
+  return out;
+}
+
 }  // namespace
 
 Eigh eigh(const Tensor& a) {
@@ -145,7 +183,7 @@ Svd svd(const Tensor& a) {
   });
 }
 
-Tensor cholesky(const Tensor& a) {
+static Tensor cholesky2d(const Tensor& a) {
   const int64_t n = a.size(0);
   return dispatch_float(a.dtype(), "cholesky", [&](auto tag) -> Tensor {
     using T = decltype(tag);
@@ -179,7 +217,7 @@ Tensor solve(const Tensor& a, const Tensor& b) {
   });
 }
 
-Tensor cholesky_solve(const Tensor& l, const Tensor& b) {
+static Tensor cholesky_solve2d(const Tensor& l, const Tensor& b) {
   const int64_t n = l.size(0), k = b.dim() == 2 ? b.size(1) : 1;
   return dispatch_float(l.dtype(), "cholesky_solve", [&](auto tag) -> Tensor {
     using T = decltype(tag);
@@ -190,11 +228,32 @@ Tensor cholesky_solve(const Tensor& l, const Tensor& b) {
     CORTEX_CHECK((lm.diagonal().array() != T(0)).all(),
                  "cholesky_solve: expected a factor with a non-zero diagonal, found a zero (singular)");
     const auto lower = lm.template triangularView<Eigen::Lower>();
-    lower.solveInPlace(x);              // l y = b
-    lower.transpose().solveInPlace(x);  // l^T x = y
+    // Column blocks side by side: Eigen's triangular solves run on one thread (inside a parallel
+    // region, e.g. one matrix of a batch per thread, this is one block).
+    const int64_t blocks = k >= 64 && !omp_in_parallel() ? std::min<int64_t>(omp_get_max_threads(), k / 32) : 1;
+#pragma omp parallel for if (blocks > 1)
+    for (int64_t c = 0; c < blocks; ++c) {
+      auto cols = x.middleCols(k * c / blocks, k * (c + 1) / blocks - k * c / blocks);
+      lower.solveInPlace(cols);              // l y = b
+      lower.transpose().solveInPlace(cols);  // l^T x = y
+    }
     CORTEX_CHECK(x.allFinite(), "cholesky_solve: the solution overflowed (factor too close to singular)");
     return store<T>(x, b.shape());
   });
+}
+
+// Batches: one 2-D factorisation or solve per matrix.
+Tensor cholesky(const Tensor& a) {
+  if (a.dim() == 2) return cholesky2d(a);
+  const int64_t nb = a.dim() - 2;
+  return batched(a.shape(), a.dtype(), nb, batch_count(a, nb), [&](int64_t i) { return cholesky2d(batch_item(a, nb, i)); });
+}
+
+Tensor cholesky_solve(const Tensor& l, const Tensor& b) {
+  if (l.dim() == 2) return cholesky_solve2d(l, b);
+  const int64_t nb = l.dim() - 2;
+  return batched(b.shape(), b.dtype(), nb, batch_count(l, nb),
+                 [&](int64_t i) { return cholesky_solve2d(batch_item(l, nb, i), batch_item(b, nb, i)); });
 }
 
 Qr qr(const Tensor& a) {

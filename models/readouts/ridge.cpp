@@ -14,27 +14,29 @@
 // a Cholesky and its solves; the per-penalty product, the inherent cost, is the same size in both.
 #include "models/readouts/ridge.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
-#include <exception>
 #include <limits>
 #include <numeric>
 #include <random>
 
+#include "kernels/elementwise.h"
+#include "kernels/index.h"
 #include "kernels/linalg.h"
 #include "kernels/matmul.h"
+#include "kernels/reduce.h"
 
 namespace cortex::models {
 namespace {
 
-void check_matrix(const Tensor& t, const char* fn, const char* name) {
+// any_device: the function runs on every device through kernel entries (else the CPU only).
+void check_matrix(const Tensor& t, const char* fn, const char* name, bool any_device = false) {
   CORTEX_CHECK(t.defined(), fn, ": ", name, " is undefined");
   CORTEX_CHECK(t.dim() == 2, fn, ": expected ", name, " to be 2-D, found shape ", shape_str(t.shape()));
   CORTEX_CHECK(t.dtype() == DType::Float32 || t.dtype() == DType::Float64, fn, ": expected ", name,
                " float32 or float64, found ", dtype_name(t.dtype()));
-  CORTEX_CHECK(t.device() == Device::cpu(), fn, ": expected ", name, " on the CPU");
+  CORTEX_CHECK(any_device || t.device() == Device::cpu(), fn, ": expected ", name, " on the CPU, found ",
+               t.device().str());
 }
 
 // Contiguous float64 copy; throws on a non-finite value (a NaN voxel would poison every score).
@@ -86,262 +88,91 @@ Tensor scale_rows(const Tensor& uty, const Tensor& s, double tol, double alpha) 
   return out;
 }
 
-// ---- fit_ridge_cv ---------------------------------------------------------------------------
+// ---- fit_ridge_cv: kernel entries only, so it runs on the device of X and Y ----------------
 
-// Runs f(0..count-1) on the OpenMP threads. Eigen's LLT and triangular solves use one thread, so
-// independent factorisations side by side are what keeps both cores busy; an exception thrown
-// inside a parallel loop would terminate, so the first one is carried out and rethrown.
-template <class F>
-void parallel_each(int64_t count, F&& f) {
-  std::vector<std::exception_ptr> err(count);
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t i = 0; i < count; ++i) {
-    try {
-      f(i);
-    } catch (...) {
-      err[i] = std::current_exception();
-    }
-  }
-  for (auto& e : err)
-    if (e) std::rethrow_exception(e);
+namespace K = kernels;
+
+Tensor sub(const Tensor& a, const Tensor& b) { return K::binary(K::Binary::Sub, a, b); }
+Tensor add(const Tensor& a, const Tensor& b) { return K::binary(K::Binary::Add, a, b); }
+Tensor mul(const Tensor& a, const Tensor& b) { return K::binary(K::Binary::Mul, a, b); }
+Tensor div(const Tensor& a, const Tensor& b) { return K::binary(K::Binary::Div, a, b); }
+// A 0-d float64 tensor on t's device (the scalar operand of a broadcast op).
+Tensor scalar(double v, const Tensor& t) { return full({}, v, DType::Float64, t.device()); }
+Tensor sum0(const Tensor& t) { return K::reduce(K::Reduce::Sum, t, {0}, true); }
+Tensor mean0(const Tensor& t) { return K::reduce(K::Reduce::Mean, t, {0}, true); }
+Tensor rows_index(const std::vector<int64_t>& rows, Device d) {
+  return from_vector(rows, {static_cast<int64_t>(rows.size())}, DType::Int64, d);
 }
 
-// Rows `idx` of a contiguous (n, c) matrix, same dtype.
-Tensor gather_rows(const Tensor& m, const std::vector<int64_t>& idx) {
-  const int64_t c = m.size(1), k = static_cast<int64_t>(idx.size());
-  Tensor out = empty({k, c}, m.dtype());
-  dispatch_float(m.dtype(), "gather_rows", [&](auto tag) {
-    using T = decltype(tag);
-    const T* src = m.data<T>();
-    T* dst = out.data<T>();
-#pragma omp parallel for
-    for (int64_t i = 0; i < k; ++i) std::copy(src + idx[i] * c, src + (idx[i] + 1) * c, dst + i * c);
-  });
-  return out;
-}
-
-// Column means of Y (n, v) in float64, checking every value is finite.
-std::vector<double> finite_column_means(const Tensor& Y, const char* fn) {
-  const int64_t n = Y.size(0), v = Y.size(1);
-  const Tensor y = Y.contiguous();
-  std::vector<double> mean(v, 0.0);
+// Throws on a non-finite value of t, naming the last one as the CPU loop did: one reduction on
+// t's device (x * 0 is NaN exactly for NaN and +-Inf), the host scan only when it fails.
+void check_finite(const Tensor& t, const char* fn, const char* name) {
+  if (t.numel() == 0) return;
+  const Tensor zero = full({}, 0.0, t.dtype(), t.device());
+  if (std::isfinite(K::reduce(K::Reduce::Sum, K::binary(K::Binary::Mul, t, zero)).item())) return;
+  const Tensor h = t.to(Device::cpu()).to(DType::Float64).contiguous();
+  const double* p = h.data<double>();
   int64_t bad = -1;
-  dispatch_float(y.dtype(), fn, [&](auto tag) {
-    using T = decltype(tag);
-    const T* p = y.data<T>();
-    // Each thread owns a block of columns, so the sums need no reduction.
-#pragma omp parallel for reduction(max : bad)
-    for (int64_t j0 = 0; j0 < v; j0 += 256) {
-      const int64_t j1 = std::min(v, j0 + 256);
-      for (int64_t i = 0; i < n; ++i)
-        for (int64_t j = j0; j < j1; ++j) {
-          const double x = p[i * v + j];
-          if (!std::isfinite(x)) bad = std::max(bad, i * v + j);
-          mean[j] += x;
-        }
-    }
-  });
-  CORTEX_CHECK(bad < 0, fn, ": expected finite Y, found ", Y.contiguous().to(DType::Float64).data<double>()[bad],
-               " at flat index ", bad);
-  for (auto& m : mean) m /= static_cast<double>(n);
-  return mean;
-}
-
-// Voxels [v0, v0+vb) of Y minus their means `my`: a new contiguous (n, vb) tensor, dtype of Y.
-Tensor centred_block(const Tensor& Y, int64_t v0, int64_t vb, const std::vector<double>& my) {
-  Tensor yb = Y.narrow(1, v0, vb).clone();
-  const int64_t n = yb.size(0);
-  dispatch_float(yb.dtype(), "fit_ridge_cv", [&](auto tag) {
-    using T = decltype(tag);
-    T* p = yb.data<T>();
-#pragma omp parallel for
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t j = 0; j < vb; ++j) p[i * vb + j] = static_cast<T>(static_cast<double>(p[i * vb + j]) - my[v0 + j]);
-  });
-  return yb;
-}
-
-// Column means of the rows `idx` of a contiguous (n, c) matrix, in float64.
-std::vector<double> row_subset_means(const Tensor& m, const std::vector<int64_t>& idx) {
-  const int64_t c = m.size(1);
-  std::vector<double> mean(c, 0.0);
-  dispatch_float(m.dtype(), "fit_ridge_cv", [&](auto tag) {
-    using T = decltype(tag);
-    const T* p = m.data<T>();
-#pragma omp parallel for
-    for (int64_t j0 = 0; j0 < c; j0 += 256) {
-      const int64_t j1 = std::min(c, j0 + 256);
-      for (int64_t i : idx)
-        for (int64_t j = j0; j < j1; ++j) mean[j] += static_cast<double>(p[i * c + j]);
-    }
-  });
-  for (auto& x : mean) x /= static_cast<double>(idx.size());
-  return mean;
+  for (int64_t i = 0; i < h.numel(); ++i)
+    if (!std::isfinite(p[i])) bad = i;
+  CORTEX_CHECK(bad < 0, fn, ": expected finite ", name, ", found ", p[bad], " at flat index ", bad);
 }
 
 // One fold's system: pred = C (S + a I)^-1 R. float64.
 struct FoldSystem {
-  Tensor S;                 // (d, d), symmetric positive semi-definite
-  Tensor C;                 // (nva, d)
-  std::vector<double> mxf;  // primal only: the training fold's mean of the globally centred X, (p)
+  Tensor S;    // (d, d), symmetric positive semi-definite
+  Tensor C;    // (nva, d)
+  Tensor mxf;  // primal only: the training fold's mean of the globally centred X, (1, p)
 };
 
-// Primal: Xtr_c = Xtr - 1 mxf^T, so Xtr_c^T Xtr_c = (X^T X - Xva^T Xva) - ntr mxf mxf^T.
-FoldSystem primal_fold(const Tensor& gram, const Tensor& xc64, const std::vector<int64_t>& tr,
-                       const std::vector<int64_t>& va) {
-  const int64_t p = xc64.size(1), nva = static_cast<int64_t>(va.size());
-  const double ntr = static_cast<double>(tr.size());
+// Primal: Xtr_c = Xtr - 1 mxf^T, so Xtr_c^T Xtr_c = (X^T X - Xva^T Xva) - ntr mxf mxf^T. The
+// training mean is (column sums of Xc - those of Xva) / ntr, with no gather of the training rows.
+FoldSystem primal_fold(const Tensor& gram, const Tensor& xc64, const Tensor& xsum, const Tensor& va, int64_t ntr) {
   FoldSystem fs;
-  fs.mxf = row_subset_means(xc64, tr);
-  fs.C = gather_rows(xc64, va);
-  fs.S = kernels::matmul(fs.C.t(), fs.C);  // Xva^T Xva, before C is centred
-  double* s = fs.S.data<double>();
-  const double* g = gram.data<double>();
-  const double* m = fs.mxf.data();
-#pragma omp parallel for
-  for (int64_t k = 0; k < p; ++k)
-    for (int64_t l = 0; l < p; ++l) s[k * p + l] = g[k * p + l] - s[k * p + l] - ntr * m[k] * m[l];
-  double* c = fs.C.data<double>();
-#pragma omp parallel for
-  for (int64_t i = 0; i < nva; ++i)
-    for (int64_t k = 0; k < p; ++k) c[i * p + k] -= m[k];
+  const Tensor xva = K::index_select(xc64, 0, va);
+  fs.mxf = div(sub(xsum, sum0(xva)), scalar(static_cast<double>(ntr), xva));
+  const Tensor outer = K::matmul(fs.mxf.t(), fs.mxf);
+  fs.S = sub(sub(gram, K::matmul(xva.t(), xva)), mul(outer, scalar(static_cast<double>(ntr), xva)));
+  fs.C = sub(xva, fs.mxf);
   return fs;
 }
 
 // Dual: with K = Xc Xc^T and m the training mean, (x_i - m).(x_j - m) = K_ij - r_i - r_j + K̄, where
 // r_i = x_i.m is row i's mean over the training columns of K and K̄ = m.m the mean of the r_j, j in tr.
-FoldSystem dual_fold(const Tensor& gram, const std::vector<int64_t>& tr, const std::vector<int64_t>& va) {
-  const int64_t n = gram.size(0), ntr = static_cast<int64_t>(tr.size()), nva = static_cast<int64_t>(va.size());
-  const double* k = gram.data<double>();
-  auto row_means = [&](const std::vector<int64_t>& rows) {
-    std::vector<double> r(rows.size(), 0.0);
-    for (size_t i = 0; i < rows.size(); ++i) {
-      for (int64_t j : tr) r[i] += k[rows[i] * n + j];
-      r[i] /= static_cast<double>(ntr);
-    }
-    return r;
-  };
-  const std::vector<double> rt = row_means(tr), rv = row_means(va);
-  const double kbar = std::accumulate(rt.begin(), rt.end(), 0.0) / static_cast<double>(ntr);
+FoldSystem dual_fold(const Tensor& gram, const Tensor& tr, const Tensor& va) {
+  const Tensor ktr = K::index_select(gram, 1, tr);  // (n, ntr)
+  const Tensor r = K::reduce(K::Reduce::Mean, ktr, {1}, true);
+  const Tensor rt = K::index_select(r, 0, tr), rv = K::index_select(r, 0, va);
+  const Tensor kbar = K::reduce(K::Reduce::Mean, rt);
   FoldSystem fs;
-  fs.S = empty({ntr, ntr}, DType::Float64);
-  fs.C = empty({nva, ntr}, DType::Float64);
-  double* s = fs.S.data<double>();
-  double* c = fs.C.data<double>();
-#pragma omp parallel for
-  for (int64_t i = 0; i < ntr; ++i)
-    for (int64_t j = 0; j < ntr; ++j) s[i * ntr + j] = k[tr[i] * n + tr[j]] - rt[i] - rt[j] + kbar;
-#pragma omp parallel for
-  for (int64_t i = 0; i < nva; ++i)
-    for (int64_t j = 0; j < ntr; ++j) c[i * ntr + j] = k[va[i] * n + tr[j]] - rv[i] - rt[j] + kbar;
+  fs.S = add(sub(sub(K::index_select(ktr, 0, tr), rt), rt.t()), kbar);
+  fs.C = add(sub(sub(K::index_select(ktr, 0, va), rv), rt.t()), kbar);
   return fs;
 }
 
-// a I added to a copy of the symmetric (d, d) float64 matrix s, then its Cholesky factor.
-Tensor shifted_cholesky(const Tensor& s, double a) {
-  Tensor m = s.clone();
-  const int64_t d = m.size(0);
-  double* p = m.data<double>();
-  for (int64_t i = 0; i < d; ++i) p[i * d + i] += a;
-  return kernels::cholesky(m);
+// (d, d) s + a I for each penalty a of `al` ((c) float64): (c, d, d).
+Tensor shifted(const Tensor& s, const std::vector<double>& al) {
+  const int64_t d = s.size(0), c = static_cast<int64_t>(al.size());
+  const Tensor a = from_vector(al, {c, 1, 1}, DType::Float64, s.device());
+  return add(s.unsqueeze(0), mul(eye(d, -1, DType::Float64, s.device()), a));
 }
 
 // M_a = C (S + a I)^-1 for every penalty, (nva, d) each, in dtype dt. float64 factorisations: the
-// spectrum of S spans many decades and the small penalties sit near its bottom.
+// spectrum of S spans many decades and the small penalties sit near its bottom. Penalties go in
+// batches of at most 256 MB of factors: the batched kernels run the matrices of a batch side by
+// side (one per OpenMP thread on the CPU, one block each on a device).
 std::vector<Tensor> penalty_maps(const FoldSystem& fs, const std::vector<double>& alphas, DType dt) {
+  const int64_t d = fs.S.size(0), nva = fs.C.size(0), na = static_cast<int64_t>(alphas.size());
+  const int64_t chunk = std::clamp<int64_t>((int64_t{256} << 20) / std::max<int64_t>(8 * d * d, 1), 1, na);
+  const Tensor ct = fs.C.t();
   std::vector<Tensor> M(alphas.size());
-  parallel_each(static_cast<int64_t>(alphas.size()), [&](int64_t a) {
-    const Tensor l = shifted_cholesky(fs.S, alphas[a]);
-    M[a] = kernels::cholesky_solve(l, fs.C.t()).t().to(dt);  // ((S + aI)^-1 C^T)^T, S symmetric
-  });
-  return M;
-}
-
-// Primal right-hand side for voxels [v0, v0+vb): Xtr_c^T Ytr_c = (Xc^T Yc - Xva^T Yva) - ntr mxf myf^T,
-// in the dtype of xty (the cancellation is mild: the fold means are corrections to a centred whole).
-Tensor primal_rhs(const Tensor& xty, int64_t v0, const Tensor& xva, const Tensor& yva, const std::vector<double>& mxf,
-                  const std::vector<double>& myf, int64_t ntr) {
-  const int64_t p = xty.size(0), v = xty.size(1), vb = yva.size(1);
-  Tensor r = kernels::matmul(xva.t(), yva);  // (p, vb)
-  dispatch_float(r.dtype(), "fit_ridge_cv", [&](auto tag) {
-    using T = decltype(tag);
-    T* o = r.data<T>();
-    const T* full = xty.data<T>();
-    const double nt = static_cast<double>(ntr);
-#pragma omp parallel for
-    for (int64_t k = 0; k < p; ++k)
-      for (int64_t j = 0; j < vb; ++j)
-        o[k * vb + j] = static_cast<T>(static_cast<double>(full[k * v + v0 + j]) - static_cast<double>(o[k * vb + j]) -
-                                       nt * mxf[k] * myf[j]);
-  });
-  return r;
-}
-
-// Dual right-hand side: the training rows of the block minus their means, (ntr, vb).
-Tensor dual_rhs(const Tensor& yb, const std::vector<int64_t>& tr, const std::vector<double>& myf) {
-  Tensor r = gather_rows(yb, tr);
-  const int64_t ntr = r.size(0), vb = r.size(1);
-  dispatch_float(r.dtype(), "fit_ridge_cv", [&](auto tag) {
-    using T = decltype(tag);
-    T* o = r.data<T>();
-#pragma omp parallel for
-    for (int64_t i = 0; i < ntr; ++i)
-      for (int64_t j = 0; j < vb; ++j) o[i * vb + j] = static_cast<T>(static_cast<double>(o[i * vb + j]) - myf[j]);
-  });
-  return r;
-}
-
-// The validation targets of one fold and voxel block, centred with the training means (float64),
-// and what R^2 divides by.
-struct Targets {
-  Tensor y;                    // (nva, vb) float64
-  std::vector<double> sstot;   // sum of squares about the validation fold's own mean (as sklearn's r2_score)
-  std::vector<char> constant;  // every validation value equal: nothing to explain, scored 0
-};
-
-Targets validation_targets(const Tensor& yva, const std::vector<double>& myf) {
-  const int64_t nva = yva.size(0), vb = yva.size(1);
-  Targets t;
-  t.y = yva.to(DType::Float64).contiguous();
-  if (t.y.is_same(yva)) t.y = yva.clone();
-  t.sstot.assign(vb, 0.0);
-  t.constant.assign(vb, 1);
-  double* y = t.y.data<double>();
-#pragma omp parallel for
-  for (int64_t j = 0; j < vb; ++j) {
-    double mean = 0;
-    for (int64_t i = 0; i < nva; ++i) {
-      y[i * vb + j] -= myf[j];
-      mean += y[i * vb + j];
-      if (y[i * vb + j] != y[j]) t.constant[j] = 0;
-    }
-    mean /= static_cast<double>(nva);
-    for (int64_t i = 0; i < nva; ++i) t.sstot[j] += (y[i * vb + j] - mean) * (y[i * vb + j] - mean);
+  for (int64_t a0 = 0; a0 < na; a0 += chunk) {
+    const int64_t c = std::min(chunk, na - a0);
+    const Tensor l = K::cholesky(shifted(fs.S, std::vector<double>(alphas.begin() + a0, alphas.begin() + a0 + c)));
+    const Tensor x = K::cholesky_solve(l, ct.unsqueeze(0).expand({c, d, nva}));  // (S + aI)^-1 C^T
+    for (int64_t i = 0; i < c; ++i) M[a0 + i] = x.select(0, i).t().to(dt);      // S symmetric
   }
-  return t;
-}
-
-// score[j] += R^2_j / folds for the prediction pred (nva, vb), residual sums in float64.
-void add_r2(const Tensor& pred, const Targets& t, double* score, int folds) {
-  const int64_t nva = pred.size(0), vb = pred.size(1);
-  dispatch_float(pred.dtype(), "fit_ridge_cv", [&](auto tag) {
-    using T = decltype(tag);
-    const T* pp = pred.data<T>();
-    const double* y = t.y.data<double>();
-    constexpr int64_t kB = 64;  // columns per thread task: contiguous reads, accumulators in registers
-#pragma omp parallel for
-    for (int64_t j0 = 0; j0 < vb; j0 += kB) {
-      const int64_t j1 = std::min(vb, j0 + kB);
-      double ss[kB] = {};
-      for (int64_t i = 0; i < nva; ++i)
-        for (int64_t j = j0; j < j1; ++j) {
-          const double e = y[i * vb + j] - static_cast<double>(pp[i * vb + j]);
-          ss[j - j0] += e * e;
-        }
-      for (int64_t j = j0; j < j1; ++j)
-        score[j] += (t.constant[j] ? 0.0 : 1.0 - ss[j - j0] / t.sstot[j]) / folds;
-    }
-  });
+  return M;
 }
 
 }  // namespace
@@ -349,8 +180,10 @@ void add_r2(const Tensor& pred, const Targets& t, double* score, int folds) {
 RidgeCV fit_ridge_cv(const Tensor& X, const Tensor& Y, const std::vector<double>& alphas, int folds, uint64_t seed,
                      int64_t voxel_batch) {
   const char* fn = "fit_ridge_cv";
-  check_matrix(X, fn, "X");
-  check_matrix(Y, fn, "Y");
+  check_matrix(X, fn, "X", true);
+  check_matrix(Y, fn, "Y", true);
+  CORTEX_CHECK(X.device() == Y.device(), fn, ": expected X and Y on one device, found ", X.device().str(), " and ",
+               Y.device().str());
   CORTEX_CHECK(X.size(0) == Y.size(0), fn, ": expected X and Y with the same number of rows, found ", X.size(0),
                " and ", Y.size(0));
   CORTEX_CHECK(X.dtype() == Y.dtype(), fn, ": expected X and Y of one dtype, found ", dtype_name(X.dtype()), " and ",
@@ -364,13 +197,24 @@ RidgeCV fit_ridge_cv(const Tensor& X, const Tensor& Y, const std::vector<double>
   CORTEX_CHECK(voxel_batch > 0, fn, ": expected voxel_batch > 0, found ", voxel_batch);
   const int64_t na = static_cast<int64_t>(alphas.size());
   const DType dt = X.dtype();
+  const Device dev = X.device();
+  const DType f64 = DType::Float64;
 
   // Centre globally first, so every fold's mean is a small correction and the Gram subtractions
   // below lose no digits to large feature or response means.
-  Tensor xc64 = to64_finite(X, fn, "X");
-  const std::vector<double> mx = centre(xc64);
-  const Tensor xc = xc64.to(dt);  // operand of the big products, in the input dtype
-  const std::vector<double> my = finite_column_means(Y, fn);
+  const Tensor x64 = X.to(f64);
+  check_finite(x64, fn, "X");
+  const Tensor mx = mean0(x64);      // (1, p)
+  const Tensor xc64 = sub(x64, mx);  // a new tensor: the caller's X is never touched
+  const Tensor xc = xc64.to(dt);     // operand of the big products, in the input dtype
+  check_finite(Y, fn, "Y");
+  Tensor my = empty({1, v}, f64, dev);
+  for (int64_t v0 = 0; v0 < v; v0 += voxel_batch) {
+    const int64_t vb = std::min(voxel_batch, v - v0);
+    my.narrow(1, v0, vb).copy_(mean0(Y.narrow(1, v0, vb).to(f64)));
+  }
+  // Voxels [v0, v0+vb) of Y minus their means, in the input dtype.
+  auto centred_block = [&](int64_t v0, int64_t vb) { return sub(Y.narrow(1, v0, vb).to(f64), my.narrow(1, v0, vb)).to(dt); };
 
   // The same seed gives the same folds on every platform: mt19937_64 and a hand-written shuffle.
   std::vector<int64_t> perm(n);
@@ -389,99 +233,97 @@ RidgeCV fit_ridge_cv(const Tensor& X, const Tensor& Y, const std::vector<double>
   int64_t ntr_min = n;
   for (int f = 0; f < folds; ++f) ntr_min = std::min(ntr_min, n - (n * (f + 1) / folds - n * f / folds));
   const bool primal = ntr_min >= p;
-  const Tensor gram = primal ? kernels::matmul(xc64.t(), xc64) : kernels::matmul(xc64, xc64.t());
+  const Tensor gram = primal ? K::matmul(xc64.t(), xc64) : K::matmul(xc64, xc64.t());
   // Primal: Xc^T Yc for every voxel, the part of each fold's right-hand side shared by all folds.
-  Tensor xty;
+  Tensor xty, xsum;
   if (primal) {
-    xty = empty({p, v}, dt);
+    xty = empty({p, v}, dt, dev);
     for (int64_t v0 = 0; v0 < v; v0 += voxel_batch) {
       const int64_t vb = std::min(voxel_batch, v - v0);
-      xty.narrow(1, v0, vb).copy_(kernels::matmul(xc.t(), centred_block(Y, v0, vb, my)));
+      xty.narrow(1, v0, vb).copy_(K::matmul(xc.t(), centred_block(v0, vb)));
     }
+    xsum = sum0(xc64);
   }
 
-  Tensor scores = zeros({na, v}, DType::Float64);
-  double* sc = scores.data<double>();
+  Tensor scores = zeros({na, v}, f64, dev);
+  const Tensor zero = scalar(0.0, scores), one = scalar(1.0, scores), nfolds = scalar(folds, scores);
   std::vector<int64_t> tr, va;
   for (int f = 0; f < folds; ++f) {
     fold_rows(f, tr, va);
     const int64_t ntr = static_cast<int64_t>(tr.size());
-    const FoldSystem fs = primal ? primal_fold(gram, xc64, tr, va) : dual_fold(gram, tr, va);
+    const Tensor tri = rows_index(tr, dev), vai = rows_index(va, dev);
+    const FoldSystem fs = primal ? primal_fold(gram, xc64, xsum, vai, ntr) : dual_fold(gram, tri, vai);
     const std::vector<Tensor> M = penalty_maps(fs, alphas, dt);
-    const Tensor xva = primal ? gather_rows(xc, va) : Tensor();
+    const Tensor xva = primal ? K::index_select(xc, 0, vai) : Tensor();
     for (int64_t v0 = 0; v0 < v; v0 += voxel_batch) {
       const int64_t vb = std::min(voxel_batch, v - v0);
-      const Tensor yb = centred_block(Y, v0, vb, my);
-      const std::vector<double> myf = row_subset_means(yb, tr);
-      const Tensor yva = gather_rows(yb, va);
-      const Targets t = validation_targets(yva, myf);
-      const Tensor rhs = primal ? primal_rhs(xty, v0, xva, yva, fs.mxf, myf, ntr) : dual_rhs(yb, tr, myf);
-      for (int64_t a = 0; a < na; ++a) add_r2(kernels::matmul(M[a], rhs), t, sc + a * v + v0, folds);
+      const Tensor yb = centred_block(v0, vb);
+      const Tensor yb64 = yb.to(f64);
+      const Tensor ytr = K::index_select(yb64, 0, tri);
+      const Tensor myf = mean0(ytr);  // the training fold's voxel means, (1, vb)
+      // Validation targets centred with the training means; R^2 about the fold's own mean
+      // (sklearn's r2_score); a voxel constant on the fold has nothing to explain and scores 0.
+      const Tensor yva = K::index_select(yb, 0, vai);
+      const Tensor y = sub(yva.to(f64), myf);
+      const Tensor dy = sub(y, mean0(y));
+      const Tensor sstot = K::reduce(K::Reduce::Sum, mul(dy, dy), {0});
+      const Tensor constant = K::reduce(K::Reduce::All, K::compare(K::Compare::Eq, y, y.narrow(0, 0, 1)), {0});
+      // Right-hand side: primal Xtr_c^T Ytr_c = (Xc^T Yc - Xva^T Yva) - ntr mxf myf^T (the
+      // cancellation is mild: the fold means are corrections to a centred whole); dual Ytr_c.
+      const Tensor rhs =
+          primal ? sub(sub(xty.narrow(1, v0, vb).to(f64), K::matmul(xva.t(), yva).to(f64)),
+                       mul(K::matmul(fs.mxf.t(), myf), scalar(static_cast<double>(ntr), myf)))
+                       .to(dt)
+                 : sub(ytr, myf).to(dt);
+      for (int64_t a = 0; a < na; ++a) {
+        const Tensor e = sub(y, K::matmul(M[a], rhs).to(f64));
+        const Tensor r2 = K::where(constant, zero, sub(one, div(K::reduce(K::Reduce::Sum, mul(e, e), {0}), sstot)));
+        Tensor s = scores.select(0, a).narrow(0, v0, vb);
+        s.copy_(add(s, div(r2, nfolds)));
+      }
     }
   }
 
   RidgeCV out;
   out.alphas = alphas;
-  out.cv_scores = scores;
-  out.best_alpha = empty({v}, DType::Float64);
+  out.cv_scores = scores.to(Device::cpu());
+  // Each voxel's best penalty (ties: the first listed, argmax's first maximum).
+  const Tensor arg = K::argmax(scores, 0).to(Device::cpu());
+  out.best_alpha = empty({v}, f64);
   double* best = out.best_alpha.data<double>();
   std::vector<std::vector<int64_t>> group(na);  // the voxels choosing each penalty
   for (int64_t j = 0; j < v; ++j) {
-    int64_t arg = 0;  // ties go to the smaller index, i.e. the first-listed alpha
-    for (int64_t a = 1; a < na; ++a)
-      if (sc[a * v + j] > sc[arg * v + j]) arg = a;
-    best[j] = alphas[arg];
-    group[arg].push_back(j);
+    const int64_t a = arg.data<int64_t>()[j];
+    best[j] = alphas[a];
+    group[a].push_back(j);
   }
 
-  // Refit on all rows: one factorisation per penalty in use, solved for all its voxels; the
-  // voxels are cut into chunks of at most voxel_batch, at least one per thread.
-  out.weights = empty({p, v}, dt);
-  out.intercept = empty({v}, dt);
-  const int64_t threads = omp_get_max_threads();
-  const Tensor ycontig = primal ? Tensor() : Y.contiguous();
+  // Refit on all rows: one factorisation per penalty in use, solved for its voxels in chunks of
+  // voxel_batch: W = (G + aI)^-1 Xc^T Yc (primal) or Xc^T (K + aI)^-1 Yc (dual), b = my - mx W.
+  // The chunks' columns are put back in voxel order by one gather at the end.
+  std::vector<Tensor> ws, bs;
+  std::vector<int64_t> order;  // the voxel of each chunk column, in chunk order
   for (int64_t a = 0; a < na; ++a) {
     const auto& g = group[a];
     if (g.empty()) continue;
-    const int64_t ng = static_cast<int64_t>(g.size());
-    const Tensor l = shifted_cholesky(gram, alphas[a]);
-    const int64_t chunk = std::min(voxel_batch, (ng + threads - 1) / threads);
-    parallel_each((ng + chunk - 1) / chunk, [&](int64_t c) {
-      const int64_t c0 = c * chunk, cn = std::min(chunk, ng - c0);
-      // Right-hand side columns in float64: Xc^T Yc (primal) or Yc (dual).
-      Tensor rhs = empty({primal ? p : n, cn}, DType::Float64);
-      double* r = rhs.data<double>();
-      dispatch_float(dt, fn, [&](auto tag) {
-        using T = decltype(tag);
-        if (primal) {
-          const T* src = xty.data<T>();
-          for (int64_t k = 0; k < p; ++k)
-            for (int64_t j = 0; j < cn; ++j) r[k * cn + j] = static_cast<double>(src[k * v + g[c0 + j]]);
-        } else {
-          const T* src = ycontig.data<T>();
-          for (int64_t i = 0; i < n; ++i)
-            for (int64_t j = 0; j < cn; ++j) r[i * cn + j] = static_cast<double>(src[i * v + g[c0 + j]]) - my[g[c0 + j]];
-        }
-      });
-      Tensor w = kernels::cholesky_solve(l, rhs);
-      if (!primal) w = kernels::matmul(xc64.t(), w);  // W = Xc^T (K + aI)^-1 Yc
-      const double* wp = w.data<double>();
-      dispatch_float(dt, fn, [&](auto tag) {
-        using T = decltype(tag);
-        T* W = out.weights.data<T>();
-        T* b = out.intercept.data<T>();
-        for (int64_t j = 0; j < cn; ++j) {
-          const int64_t col = g[c0 + j];
-          double s = my[col];
-          for (int64_t k = 0; k < p; ++k) {
-            W[k * v + col] = static_cast<T>(wp[k * cn + j]);
-            s -= mx[k] * wp[k * cn + j];
-          }
-          b[col] = static_cast<T>(s);
-        }
-      });
-    });
+    const Tensor l = K::cholesky(shifted(gram, {alphas[a]})).select(0, 0);
+    for (size_t c0 = 0; c0 < g.size(); c0 += static_cast<size_t>(voxel_batch)) {
+      const std::vector<int64_t> cols(g.begin() + c0, g.begin() + std::min(g.size(), c0 + voxel_batch));
+      const Tensor gi = rows_index(cols, dev);
+      const Tensor myg = K::index_select(my, 1, gi);
+      const Tensor rhs = primal ? K::index_select(xty, 1, gi).to(f64) : sub(K::index_select(Y, 1, gi).to(f64), myg);
+      Tensor w = K::cholesky_solve(l, rhs);
+      if (!primal) w = K::matmul(xc64.t(), w);
+      ws.push_back(w.to(dt));
+      bs.push_back(sub(myg, K::matmul(mx, w)).to(dt));
+      order.insert(order.end(), cols.begin(), cols.end());
+    }
   }
+  std::vector<int64_t> pos(v);
+  for (int64_t i = 0; i < v; ++i) pos[order[i]] = i;
+  const Tensor back = rows_index(pos, dev);
+  out.weights = K::index_select(K::concat(ws, 1), 1, back);
+  out.intercept = K::index_select(K::concat(bs, 1), 1, back).reshape({v});
   return out;
 }
 
@@ -512,14 +354,14 @@ Ridge fit_ridge(const Tensor& X, const Tensor& Y, double alpha) {
 
 Tensor ridge_predict(const Tensor& X, const Tensor& weights, const Tensor& intercept) {
   const char* fn = "ridge_predict";
-  check_matrix(X, fn, "X");
-  check_matrix(weights, fn, "weights");
+  check_matrix(X, fn, "X", true);
+  check_matrix(weights, fn, "weights", true);
   CORTEX_CHECK(intercept.defined() && intercept.dim() == 1, fn, ": expected a 1-D intercept");
   CORTEX_CHECK(X.size(1) == weights.size(0), fn, ": expected X with ", weights.size(0), " columns, found ",
                X.size(1));
   CORTEX_CHECK(intercept.size(0) == weights.size(1), fn, ": expected an intercept of ", weights.size(1),
                " values, found ", intercept.size(0));
-  const Tensor w = weights.to(X.dtype()), b = intercept.to(X.dtype());
+  const Tensor w = weights.to(X.dtype()).to(X.device()), b = intercept.to(X.dtype()).to(X.device());
   return kernels::linear(X, w.t(), b);
 }
 

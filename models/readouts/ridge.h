@@ -25,7 +25,9 @@ struct RidgeCV {
   std::vector<double> alphas;
 };
 
-// X (n, p), Y (n, v): float32 or float64, finite, same dtype, CPU. alphas: non-empty, each > 0.
+// X (n, p), Y (n, v): float32 or float64, finite, same dtype, on one device (cpu, emu or cuda: the
+// work goes through kernel entries, so it runs where the data is; weights and intercept come back
+// on that device, best_alpha and cv_scores on the CPU). alphas: non-empty, each > 0.
 // folds in [2, n]; rows are shuffled with `seed` before being cut into folds. voxel_batch > 0:
 // voxels scored at once (memory per batch at most 16 * voxel_batch * (n + d) bytes, d =
 // min(p, n_tr)); besides, the fit holds a float64 Gram (d^2), X^T Y (p, v) when n_tr >= p, and a
