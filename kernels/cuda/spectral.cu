@@ -57,10 +57,9 @@ __global__ void prep_rows_kernel(const T* __restrict__ x, int64_t rows, int64_t 
 }
 
 template <class T>
-__global__ void __launch_bounds__(kThreads)
-    knn_scores_kernel(const T* __restrict__ xp, const T* __restrict__ hx, const T* __restrict__ yp,
-                      const T* __restrict__ hy, int64_t N, int64_t m, int64_t d, int64_t K, bool cosine, T t,
-                      T* __restrict__ ov, int64_t* __restrict__ oi) {
+__global__ void knn_scores_kernel(const T* __restrict__ xp, const T* __restrict__ hx, const T* __restrict__ yp,
+                                  const T* __restrict__ hy, int64_t N, int64_t m, int64_t d, int64_t K, bool cosine,
+                                  T t, T* __restrict__ ov, int64_t* __restrict__ oi) {
   __shared__ T xs[kTileRows][kSlab + 1];
   __shared__ T ys[kTileCols][kSlab + 1];
   __shared__ T sc[kTileRows][kTileCols + 1];
