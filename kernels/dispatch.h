@@ -36,6 +36,7 @@
 #include "kernels/pool.h"
 #include "kernels/reduce.h"
 #include "kernels/sample.h"
+#include "kernels/spectral.h"
 #include "tensor/tensor.h"
 
 namespace cortex::kernels {

@@ -28,6 +28,7 @@
 #include "kernels/cpu/pool.h"
 #include "kernels/cpu/reduce.h"
 #include "kernels/cpu/sample.h"
+#include "kernels/cpu/spectral.h"
 #include "kernels/dispatch.h"
 
 namespace cortex::kernels {

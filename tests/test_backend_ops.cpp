@@ -434,11 +434,20 @@ std::vector<OpCase> cases() {
                     }
                   return Inputs{from_vector(out, {2, 3, Lq, Dv}, DType::Float64)};
                 }, 1e-7, true});
+  // -- spectral: the K nearest samples by affinity (cosine and rbf) and the KNN propagation; the
+  // indices must agree exactly (no near-ties in these inputs), values within rounding
+  cs.push_back({"knn_affinity/knn_propagate [19,6] vs [11,6], k 3", [](DType dt) {
+                  return Inputs{rnd({19, 6}, 128, dt), rnd({11, 6}, 129, dt), rnd({11, 4}, 130, dt)};
+                }, [](const Inputs& in) {
+                  const kernels::KnnAffinity c = kernels::knn_affinity(in[0], in[1], 3, {KnnKernel::Cosine, 0.5});
+                  const kernels::KnnAffinity r = kernels::knn_affinity(in[0], in[1], 3, {KnnKernel::Rbf, 1.5});
+                  return Inputs{c.values, c.indices, r.values, r.indices, kernels::knn_propagate(r.values, r.indices, in[2])};
+                }, nullptr, 1e-7, false});
   return cs;
 }
 
 // The families whose every kernel op must run on the emulated device with no fallback (issue 12).
-const std::set<std::string> kRequiredOnEmu = {"elementwise", "matmul", "reduce", "nn", "pool", "conv", "sample", "index", "optim", "attention"};
+const std::set<std::string> kRequiredOnEmu = {"elementwise", "matmul", "reduce", "nn", "pool", "conv", "sample", "index", "optim", "attention", "spectral"};
 
 std::vector<Device> devices() {
   std::vector<Device> ds{Device::cpu(), Device::emu()};

@@ -11,6 +11,8 @@
 #include <limits>
 #include <vector>
 
+#include "autograd/ops.h"
+
 namespace cortex::analysis::spectral {
 
 using Eigen::Dynamic;
@@ -99,6 +101,49 @@ Tensor host_features(const Tensor& x, const char* op, const char* name) {
                  bad / std::max<int64_t>(h.size(1), 1));
   });
   return h;
+}
+
+Tensor device_features(const Tensor& x, const char* op, const char* name) {
+  if (!x.defined() || x.device().is_cpu()) return host_features(x, op, name);
+  CORTEX_CHECK(x.dim() == 2, op, ": expected ", name, " of shape (n, d), found ", shape_str(x.shape()));
+  CORTEX_CHECK(x.dtype() == DType::Float32 || x.dtype() == DType::Float64, op, ": expected ", name,
+               " of float32 or float64, found ", dtype_name(x.dtype()));
+  NoGradGuard ng;
+  // inf * 0 and NaN * 0 are NaN: the sum is finite exactly when every value is
+  const double s = x.numel() == 0 ? 0.0 : sum(mul(x, 0.0)).to(Device::cpu()).item();
+  if (!std::isfinite(s)) host_features(x, op, name);  // throws, naming the row
+  return x.contiguous();
+}
+
+Tensor normalized_affinity_on_device(const Tensor& x, Affinity kind, double t) {
+  NoGradGuard ng;
+  const int64_t n = x.size(0);
+  Tensor g;
+  if (kind == Affinity::Cosine) {
+    // torch's F.normalize: x / max(|x|, eps); the score is the cosine, clamped at 1
+    const Tensor xn = div(x, clamp(norm(x, 2.0, {1}, true), 1e-12, INFINITY));
+    g = div(sub(clamp(matmul(xn, xn.t()), -INFINITY, 1.0), 1.0), t);
+  } else {
+    // -|x - y|^2 / 2 = x.y - |x|^2/2 - |y|^2/2 on rows centred on their mean, clamped at 0
+    const Tensor xc = sub(x, mean(x, {0}, true));
+    const Tensor h = mul(sum(square(xc), {1}, true), 0.5);
+    g = div(clamp(sub(sub(matmul(xc, xc.t()), h), h.t()), -INFINITY, 0.0), t * t);
+  }
+  Tensor w = exp(g);
+  w = mul(add(w, w.t()), 0.5);  // exactly symmetric (the GEMM need not be)
+  // unit diagonal: W (1 - I) + I
+  Tensor eye = zeros({n, n}, x.dtype());
+  dispatch_float(x.dtype(), "ncut", [&](auto tag) {
+    using T = decltype(tag);
+    for (int64_t i = 0; i < n; ++i) eye.data<T>()[i * n + i] = T(1);
+  });
+  eye = eye.to(x.device());
+  w = add(mul(w, rsub(1.0, eye)), eye);
+  Tensor deg = sum(w, {1}, true);  // (n, 1)
+  const double dmax = n == 0 ? 0.0 : amax(deg).to(Device::cpu()).item();
+  CORTEX_CHECK(n == 0 || dmax > 0, "ncut_normalize: expected a positive degree for some node, found all degrees <= 0");
+  const Tensor s = rsqrt(clamp(deg, kDegreeFloor * dmax, INFINITY));
+  return mul(mul(w, s), s.t()).contiguous();
 }
 
 template void prepare_rows<float>(const float*, int64_t, int64_t, Affinity, const float*, float*, float*);

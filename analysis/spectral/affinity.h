@@ -63,6 +63,16 @@ namespace detail {
 // x as a host, contiguous (n, d) float32/float64 tensor with finite values; throws naming `op` and
 // `name` otherwise (the row of the first bad value is in the message).
 Tensor host_features(const Tensor& x, const char* op, const char* name);
+// The same checks for x on any device, where x stays: a CPU x goes through host_features; on a
+// device the finiteness test is one elementwise pass and one sum (kernels), and only a failing x is
+// copied to the host to name the row.
+Tensor device_features(const Tensor& x, const char* op, const char* name);
+// D^-1/2 W D^-1/2 with W = affinity(x, kind, t) on x's device (not the CPU), through kernels: one
+// GEMM, elementwise passes and a row sum (docs/spectral.md, "Devices"). The quantities of affinity()
+// and ncut_normalize() to rounding: cosine rows scaled to unit norm, rbf rows centred on their mean,
+// exp of the clamped score, W made exactly symmetric with a unit diagonal, degrees floored at
+// kDegreeFloor * max. x: checked (n, d) float32/float64; returns (n, n) on x's device.
+Tensor normalized_affinity_on_device(const Tensor& x, Affinity kind, double t);
 // Throws naming `op` unless t (cosine temperature, or rbf sigma) is finite and > 0.
 void check_t(double t, Affinity kind, const char* op);
 // Column means of a row-major (n, d) matrix, accumulated in float64 (zeros when n == 0).

@@ -11,6 +11,7 @@
 #include <Eigen/Core>
 #include <Eigen/Eigenvalues>
 #include <Eigen/QR>
+#include <Eigen/SVD>
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -380,6 +381,31 @@ MatVec dense_matvec(const Tensor& a) {
     });
     return y.to(x.dtype());
   };
+}
+
+}  // namespace cortex::analysis::spectral
+
+namespace cortex::analysis::spectral {
+
+double min_principal_cosine(const Tensor& a, const Tensor& b) {
+  const char* op = "min_principal_cosine";
+  CORTEX_CHECK(a.defined() && b.defined() && a.dim() == 2 && b.dim() == 2 && a.size(0) == b.size(0) &&
+                   a.size(1) >= 1 && b.size(1) >= 1 && a.size(1) <= a.size(0) && b.size(1) <= b.size(0),
+               op, ": expected a (n, ka) and b (n, kb) with 1 <= ka, kb <= n, found ",
+               a.defined() ? shape_str(a.shape()) : std::string("undefined"), " and ",
+               b.defined() ? shape_str(b.shape()) : std::string("undefined"));
+  auto basis = [&](const Tensor& t) {
+    CORTEX_CHECK(t.dtype() == DType::Float32 || t.dtype() == DType::Float64, op,
+                 ": expected float32 or float64, found ", dtype_name(t.dtype()));
+    const Tensor h = t.to(Device::cpu()).to(DType::Float64).contiguous();
+    const MatD m = Eigen::Map<const RowMat<double>>(h.data<double>(), h.size(0), h.size(1));
+    Eigen::HouseholderQR<MatD> qr(m);
+    return MatD(qr.householderQ() * MatD::Identity(m.rows(), m.cols()));
+  };
+  const MatD qa = basis(a), qb = basis(b);
+  const MatD c = qa.transpose() * qb;
+  Eigen::JacobiSVD<MatD> svd(c);
+  return std::clamp(svd.singularValues().minCoeff(), 0.0, 1.0);
 }
 
 }  // namespace cortex::analysis::spectral

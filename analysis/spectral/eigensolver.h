@@ -49,6 +49,13 @@ Eigenpairs subspace_topk(int64_t n, int64_t k, const MatVec& matvec, const EigOp
 // a's dtype, the block converted from and back to the solver's dtype when they differ.
 MatVec dense_matvec(const Tensor& a);
 
+// The cosine of the largest principal angle between the column spaces of a (n, ka) and b (n, kb)
+// (float32/float64, any device, full column rank): the smallest singular value of Qa^T Qb with Qa,
+// Qb orthonormal bases (Householder QR, float64), over min(ka, kb) angles; 1 when the spaces agree
+// (one contains the other), 0 when some direction of one is orthogonal to the other. Compares
+// eigenvector subspaces whatever the signs, order or rotation within the subspace.
+double min_principal_cosine(const Tensor& a, const Tensor& b);
+
 // Flips columns of v (n, k) in place to the sign convention above (v contiguous, float32/float64).
 void fix_signs(Tensor& v);
 

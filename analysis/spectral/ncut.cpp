@@ -11,6 +11,8 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/index.h"
+
 namespace cortex::analysis::spectral {
 
 namespace {
@@ -18,8 +20,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
-// Rows `idx` of x (N, d) as a new (m, d) tensor.
+// Rows `idx` of x (N, d) as a new (m, d) tensor on x's device (a device gathers them: kernels).
 Tensor take_rows(const Tensor& x, const std::vector<int64_t>& idx) {
+  if (!x.device().is_cpu()) return kernels::index_select(x, 0, from_vector(idx).to(x.device()));
   const int64_t d = x.size(1), m = static_cast<int64_t>(idx.size());
   Tensor out = empty({m, d}, x.dtype());
   const size_t row = static_cast<size_t>(d) * x.element_size();
@@ -55,7 +58,7 @@ double pick_t(const NcutOptions& opt, const Tensor& pool) {
   const Tensor idx = farthest_point_sampling(pool, ns, opt.seed);
   SigmaSearch s;
   s.quantile = opt.sigma_quantile;
-  return find_sigma_by_degree(take_rows(pool, idx.to_vector<int64_t>()), s);
+  return find_sigma_by_degree(take_rows(pool, idx.to_vector<int64_t>()).to(Device::cpu()), s);
 }
 
 // The solver's options for an n-node graph: tolerance by dtype; blocks of vectors once the stored
@@ -108,7 +111,10 @@ NcutResult ncut(const Tensor& features, const NcutOptions& opt) {
   };
 
   auto t0 = Clock::now();
-  const Tensor x = detail::host_features(flatten_features(features), "ncut", "features");
+  // The features where the work runs: the host (CPU), or the device, checked there (kernels).
+  const Device dev = opt.device;
+  const Tensor x = dev.is_cpu() ? detail::host_features(flatten_features(features), "ncut", "features")
+                                : detail::device_features(flatten_features(features).to(dev), "ncut", "features");
   const int64_t N = x.size(0);
   CORTEX_CHECK(N >= 1, "ncut: expected at least one node, found none");
   CORTEX_CHECK(opt.k <= N, "ncut: expected k <= N, found k = ", opt.k, " for N = ", N, " nodes");
@@ -155,6 +161,8 @@ NcutResult ncut(const Tensor& features, const NcutOptions& opt) {
   report("sampling", 1, tm.sampling);
 
   if (opt.method == NcutMethod::Fowlkes) {
+    CORTEX_CHECK(dev.is_cpu(), "ncut: the fowlkes method computes on the CPU only (its passes have no device ",
+                 "kernels); found device ", dev.str(), " (use the cpu device, or the nystrom or exact method)");
     t0 = Clock::now();
     res.solve = fowlkes_nystrom(x, res.sample_indices, opt.k, opt.affinity, res.t, opt.chunk, [&](double f) {
       if (f < 1) report("eigensolve", f, since(t0));
@@ -177,8 +185,8 @@ NcutResult ncut(const Tensor& features, const NcutOptions& opt) {
   res.eigenvalues = res.solve.values;
   t0 = Clock::now();
   res.eigenvectors = propagate_knn(res.solve.vectors, x, xs, opt.knn, opt.affinity, res.t, opt.chunk, [&](double f) {
-    if (f < 1) report("propagate", f, since(t0));
-  });
+                       if (f < 1) report("propagate", f, since(t0));
+                     }).to(Device::cpu());
   // The subgraph's signs make each column's sum over the sample positive; the propagation is linear,
   // so flipping a propagated column is the same as flipping its subgraph vector first, and gives the
   // promised convention over all N nodes.

@@ -4,7 +4,7 @@
 //
 //   ncut(x, {.k = 20, .method = NcutMethod::Nystrom, .samples = 4096, .knn = 10})
 //
-// Input layouts (float32 or float64, any strides, CPU or CUDA: computed on the host):
+// Input layouts (float32 or float64, any strides, on any device; computed on opt.device):
 //   (N, d)           N nodes
 //   (B, T, d)        B images of T tokens each (ViT features): N = B * T, node n = b * T + t
 //   (B, C, H, W)     B feature maps (NCHW): N = B * H * W, node n = (b * H + h) * W + w, d = C
@@ -45,6 +45,12 @@ struct NcutOptions {
   bool orthogonalize = false;               // Nystrom: orthonormalise the propagated vectors (the
                                             // reference's make_orthogonal; off by default as there)
   int64_t max_exact_nodes = 46000;          // Exact refuses larger N (N^2 float32 > 8 GB)
+  // Where the heavy passes run (the features are moved there): cpu, emu or cuda. On a device the
+  // affinities, their normalisation, the KNN search and propagation and the eigensolvers' products
+  // run through kernels there; the dense eigensolver is kernels::eigh_topk (the CPU kernel on the
+  // emulated device, counted as a fallback); sampling and the sign convention run on the host on
+  // the few rows they need. fowlkes runs on the CPU only. Results are on the CPU either way.
+  Device device = Device::cpu();
   // For progress displays (may be empty): called with a phase's name ("prepare", "sampling",
   // "affinity", "eigensolve", "propagate"; fowlkes reports its passes as "eigensolve"), the fraction
   // of it done, and its seconds so far; done = 1 exactly once per phase, when it ends. The chunked

@@ -16,6 +16,10 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/elementwise.h"
+#include "kernels/index.h"
+#include "kernels/matmul.h"
+#include "kernels/spectral.h"
 #include "tensor/random.h"
 
 namespace cortex::analysis::spectral {
@@ -93,6 +97,49 @@ Eigen::SelfAdjointEigenSolver<MatD> full_eig(const MatD& a, const char* op) {
   return es;
 }
 
+// ncut_eigenpairs on x's device: the normalised affinity through kernels, then the dense solver
+// (kernels::eigh_topk: on the emulated device the CPU kernel, counted as a fallback) or a
+// matrix-free one whose products are GEMMs on the device (kernels::matmul); the small Krylov basis
+// stays on the host. Results on the host, as the CPU path's.
+Eigenpairs device_eigenpairs(const Tensor& x, int64_t k, Affinity kind, double t, EigSolver solver,
+                             const EigOptions* opt, double* affinity_seconds,
+                             const std::function<void(double seconds)>& affinity_done) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const char* op = "ncut_eigenpairs";
+  const Tensor dx = detail::device_features(x, op, "x");
+  const int64_t n = dx.size(0);
+  CORTEX_CHECK(k >= 1 && k <= n, op, ": expected k in [1, ", n, "] for ", n, " nodes, found k = ", k);
+  check_t(t, kind, op);
+  const Tensor a = detail::normalized_affinity_on_device(dx, kind, t);
+  const double aff_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (affinity_seconds) *affinity_seconds = aff_s;
+  if (affinity_done) affinity_done(aff_s);
+  if (solver == EigSolver::Auto) solver = n <= kDenseMax ? EigSolver::Dense : EigSolver::Lanczos;
+  if (solver == EigSolver::Dense) {
+    Eigenpairs r = eigh_topk_dense(a, k);
+    r.values = r.values.to(Device::cpu());
+    r.vectors = r.vectors.to(Device::cpu());
+    return r;
+  }
+  EigOptions o;
+  if (opt) {
+    o = *opt;
+  } else {
+    o.dtype = a.dtype();
+    o.tol = a.dtype() == DType::Float32 ? 1e-5 : 1e-9;
+    o.block = n > 2048 ? std::min<int64_t>(k, 16) : 1;
+  }
+  const MatVec mv = [a](const Tensor& v) {
+    return kernels::matmul(a, v.to(a.dtype()).to(a.device())).to(Device::cpu()).to(v.dtype());
+  };
+  Eigenpairs r = solver == EigSolver::Lanczos ? lanczos_topk(n, k, mv, o) : subspace_topk(n, k, mv, o);
+  CORTEX_CHECK(r.converged, op, ": the ", solver_name(solver), " eigensolver did not converge in ", o.max_iter,
+               " iterations (relative residual ", r.residual, ", tolerance ", o.tol, ")");
+  r.values = r.values.to(a.dtype());
+  r.vectors = r.vectors.to(a.dtype());
+  return r;
+}
+
 }  // namespace
 
 const char* sampling_name(Sampling s) { return s == Sampling::Fps ? "fps" : "random"; }
@@ -118,8 +165,8 @@ Tensor random_sampling(int64_t n, int64_t m, uint64_t seed) {
 
 Tensor farthest_point_sampling(const Tensor& x, int64_t m, uint64_t seed, const FpsOptions& opt) {
   const char* op = "farthest_point_sampling";
-  const Tensor hx = host_features(x, op, "x");
-  const int64_t N = hx.size(0), d = hx.size(1);
+  const Tensor fx = detail::device_features(x, op, "x");  // a device x stays there
+  const int64_t N = fx.size(0), d = fx.size(1);
   CORTEX_CHECK(m >= 1 && m <= N, op, ": expected 1 <= m <= N = ", N, ", found m = ", m);
   CORTEX_CHECK(opt.pca_dims >= 1, op, ": expected pca_dims >= 1, found ", opt.pca_dims);
   CORTEX_CHECK(opt.draw_ratio >= 1, op, ": expected draw_ratio >= 1, found ", opt.draw_ratio);
@@ -136,6 +183,14 @@ Tensor farthest_point_sampling(const Tensor& x, int64_t m, uint64_t seed, const 
     for (int64_t i = 0; i < N; ++i) draw[i] = i;
   }
   const int64_t n = static_cast<int64_t>(draw.size());
+  // The candidates' rows: read in place on the CPU; on a device gathered there (kernels) and only
+  // those n rows copied to the host.
+  Tensor hx = fx;
+  std::vector<int64_t> rows = draw;
+  if (!fx.device().is_cpu()) {
+    hx = kernels::index_select(fx, 0, from_vector(draw).to(fx.device())).to(Device::cpu()).contiguous();
+    for (int64_t i = 0; i < n; ++i) rows[i] = i;
+  }
 
   // The candidates on their top principal axes (n, q), row-major, float64.
   RowMat<double> xc(n, d);  // row-major: the gather and the row scaling walk memory in order
@@ -143,7 +198,7 @@ Tensor farthest_point_sampling(const Tensor& x, int64_t m, uint64_t seed, const 
     using T = decltype(tag);
     const T* p = hx.data<T>();
     for (int64_t i = 0; i < n; ++i)
-      for (int64_t j = 0; j < d; ++j) xc(i, j) = p[draw[i] * d + j];
+      for (int64_t j = 0; j < d; ++j) xc(i, j) = p[rows[i] * d + j];
   });
   if (opt.unit_rows)
     for (int64_t i = 0; i < n; ++i) xc.row(i) /= std::max(xc.row(i).norm(), 1e-12);
@@ -246,6 +301,7 @@ Eigenpairs ncut_eigenpairs(const Tensor& x, int64_t k, Affinity kind, double t, 
                            const std::function<void(double seconds)>& affinity_done) {
   const auto t0 = std::chrono::steady_clock::now();
   const char* op = "ncut_eigenpairs";
+  if (x.defined() && !x.device().is_cpu()) return device_eigenpairs(x, k, kind, t, solver, opt, affinity_seconds, affinity_done);
   const Tensor hx = host_features(x, op, "x");
   const int64_t n = hx.size(0);
   CORTEX_CHECK(k >= 1 && k <= n, op, ": expected k in [1, ", n, "] for ", n, " nodes, found k = ", k);
@@ -294,71 +350,49 @@ Eigenpairs ncut_eigenpairs(const Tensor& x, int64_t k, Affinity kind, double t, 
 Tensor propagate_knn(const Tensor& values, const Tensor& x, const Tensor& xs, int64_t knn, Affinity kind, double t,
                      int64_t chunk, const ChunkProgress& progress) {
   const char* op = "propagate_knn";
-  const Tensor hx = host_features(x, op, "x"), hs = host_features(xs, op, "xs");
+  const Tensor hx = detail::device_features(x, op, "x");
+  CORTEX_CHECK(xs.defined() && xs.device() == hx.device(), op, ": expected x and xs on one device, found ",
+               hx.device().str(), " and ", xs.defined() ? xs.device().str() : std::string("an undefined tensor"));
+  const Tensor hs = detail::device_features(xs, op, "xs");
   CORTEX_CHECK(hx.dtype() == hs.dtype(), op, ": expected x and xs of one dtype, found ", dtype_name(hx.dtype()),
                " and ", dtype_name(hs.dtype()));
   CORTEX_CHECK(hx.size(1) == hs.size(1), op, ": expected x and xs with one feature size, found ",
                shape_str(hx.shape()), " and ", shape_str(hs.shape()));
   const int64_t N = hx.size(0), m = hs.size(0), d = hx.size(1);
   CORTEX_CHECK(m >= 1, op, ": expected at least one sampled node, found none");
-  const Tensor hv = host_features(values, op, "values").to(hx.dtype());
+  const Tensor hv = host_features(values, op, "values").to(hx.dtype()).to(hx.device());
   CORTEX_CHECK(hv.size(0) == m, op, ": expected values with one row per sampled node (", m, "), found ",
                shape_str(hv.shape()));
   CORTEX_CHECK(knn >= 1, op, ": expected knn >= 1, found ", knn);
   CORTEX_CHECK(chunk >= 1, op, ": expected chunk >= 1, found ", chunk);
   check_t(t, kind, op);
   const int64_t K = std::min(knn, m), c = hv.size(1);
-  Tensor out = empty({N, c}, hx.dtype());
-  dispatch_float(hx.dtype(), op, [&](auto tag) {
-    using T = decltype(tag);
-    const Reference<T> ref(hs.data<T>(), m, d, kind);
-    const T* pv = hv.data<T>();
-    T* po = out.data<T>();
-    const int64_t cs = std::min(chunk, std::max<int64_t>(N, 1));
-    std::vector<T> xc(cs * d), hxc(cs), S(cs * m);
-    for (int64_t s0 = 0; s0 < N; s0 += cs) {
-      const int64_t cn = std::min(cs, N - s0);
-      detail::prepare_rows(hx.data<T>() + s0 * d, cn, d, kind, ref.centre.data(), xc.data(), hxc.data());
-      detail::similarity(xc.data(), cn, ref.rows.data(), m, d, kind, ref.half_sq.data(), S.data());
-#pragma omp parallel
-      {
-        std::vector<T> bv(K);
-        std::vector<int64_t> bi(K);
-        std::vector<double> acc(c);
-#pragma omp for schedule(static)
-        for (int64_t i = 0; i < cn; ++i) {
-          const T* row = S.data() + i * m;
-          // top-K by insertion into a sorted (descending) list; equal scores keep the lower index first
-          int64_t cnt = 0;
-          for (int64_t j = 0; j < m; ++j) {
-            const T v = row[j];
-            if (cnt == K && !(v > bv[K - 1])) continue;
-            int64_t pos = cnt < K ? cnt : K - 1;
-            while (pos > 0 && bv[pos - 1] < v) {
-              bv[pos] = bv[pos - 1];
-              bi[pos] = bi[pos - 1];
-              --pos;
-            }
-            bv[pos] = v;
-            bi[pos] = j;
-            if (cnt < K) ++cnt;
-          }
-          // weights W_ij / sum W relative to the best neighbour: exp(log W_ij - log W_i,best) in (0, 1]
-          double wsum = 0;
-          std::fill(acc.begin(), acc.end(), 0.0);
-          for (int64_t q = 0; q < K; ++q) {
-            const double wq = std::exp(double(detail::log_ratio<T>(bv[q], bv[0], kind, static_cast<T>(t))));
-            wsum += wq;
-            const T* vr = pv + bi[q] * c;
-            for (int64_t e = 0; e < c; ++e) acc[e] += wq * double(vr[e]);
-          }
-          T* orow = po + (s0 + i) * c;
-          for (int64_t e = 0; e < c; ++e) orow[e] = static_cast<T>(acc[e] / wsum);
-        }
-      }
-      if (progress) progress(double(s0 + cn) / double(N));
-    }
-  });
+  Tensor out = empty({N, c}, hx.dtype(), hx.device());
+  // rbf: x and the sample centred on the sample's mean (column_mean of the m x d sample, on the host)
+  Tensor centre;
+  if (kind == Affinity::Rbf) {
+    const Tensor h = hs.to(Device::cpu());
+    centre = empty({1, d}, hs.dtype());
+    dispatch_float(hs.dtype(), op, [&](auto tag) {
+      using T = decltype(tag);
+      const std::vector<T> cv = column_mean(h.data<T>(), m, d);
+      std::copy(cv.begin(), cv.end(), centre.data<T>());
+    });
+    centre = centre.to(hs.device());
+  }
+  const Tensor ys = kind == Affinity::Rbf ? kernels::binary(kernels::Binary::Sub, hs, centre) : hs;
+  const KnnAffinityParams p{kind == Affinity::Cosine ? KnnKernel::Cosine : KnnKernel::Rbf, t};
+  const int64_t cs = std::min(chunk, std::max<int64_t>(N, 1));
+  for (int64_t s0 = 0; s0 < N; s0 += cs) {
+    const int64_t cn = std::min(cs, N - s0);
+    Tensor xc = hx.narrow(0, s0, cn);
+    if (kind == Affinity::Rbf) xc = kernels::binary(kernels::Binary::Sub, xc, centre);
+    // the K best samples by affinity, fused with the similarity (no cn x m block kept), then the
+    // weighted average of their values (kernels/spectral.h)
+    const kernels::KnnAffinity nn = kernels::knn_affinity(xc, ys, K, p);
+    out.narrow(0, s0, cn).copy_(kernels::knn_propagate(nn.values, nn.indices, hv));
+    if (progress) progress(double(s0 + cn) / double(N));
+  }
   return out;
 }
 

@@ -33,7 +33,8 @@ struct FpsOptions {
   bool unit_rows = false;   // scale rows to unit norm first (cosine geometry; the reference normalises
                             // features before sampling when its distance is cosine)
 };
-// m distinct row indices (int64, in the order picked) of x (N, d), 1 <= m <= N. The first pick is
+// m distinct row indices (int64, in the order picked, on the CPU) of x (N, d), 1 <= m <= N. x may be
+// on a device: only the draw's rows are copied to the host. The first pick is
 // the first node of the random draw (node 0 when there is no draw); distance ties go to the lowest
 // index, and nodes at distance 0 from the picks (duplicates) are taken only when nothing else is left.
 Tensor farthest_point_sampling(const Tensor& x, int64_t m, uint64_t seed = 0, const FpsOptions& opt = {});
@@ -48,7 +49,9 @@ constexpr int64_t kDenseMax = 1024;
 
 // The top-k Ncut eigenpairs of the graph on the rows of x (n, d): W = affinity(x), normalised
 // D^-1/2 W D^-1/2 in place, then the chosen solver, all in x's dtype (tolerance 1e-5 relative for
-// float32, 1e-9 for float64 unless opt says otherwise). Memory: the n x n matrix.
+// float32, 1e-9 for float64 unless opt says otherwise). Memory: the n x n matrix. x on a device:
+// W and its normalisation through kernels there, the dense solver through kernels::eigh_topk and
+// the matrix-free ones with their products on the device; results on the CPU.
 // affinity_seconds, when given, receives the time spent on W and its normalisation; affinity_done,
 // when set, is called with it as soon as that part ends (before the eigensolver starts).
 Eigenpairs ncut_eigenpairs(const Tensor& x, int64_t k, Affinity kind, double t, EigSolver solver = EigSolver::Auto,
@@ -57,9 +60,11 @@ Eigenpairs ncut_eigenpairs(const Tensor& x, int64_t k, Affinity kind, double t, 
 
 // AlignedCut's propagation: out (N, c) with out_i = sum_j w_ij values_j over the K sampled rows j
 // of xs (m, d) with the largest affinity to x_i (ties: lower index first), w_ij = W(x_i, xs_j) /
-// sum_j' W(x_i, xs_j'). Computed in x's dtype from a (chunk, m) similarity GEMM per chunk of rows;
-// weights are formed relative to the best neighbour, so they never underflow to 0/0. values (m, c)
-// is converted to x's dtype; K is clamped to m, as the reference does.
+// sum_j' W(x_i, xs_j'). Computed in x's dtype on x's device (xs on the same one), per chunk of rows,
+// by kernels::knn_affinity (the K best samples fused with the similarity: no chunk x m block is
+// kept) and kernels::knn_propagate; weights are formed relative to the best neighbour, so they
+// never underflow to 0/0. values (m, c) is converted to x's dtype and device; K is clamped to m, as
+// the reference does. out is on x's device.
 // `progress`, when set, is called after each chunk with the fraction of the N rows done (0, 1].
 using ChunkProgress = std::function<void(double fraction)>;
 Tensor propagate_knn(const Tensor& values, const Tensor& x, const Tensor& xs, int64_t knn, Affinity kind, double t,

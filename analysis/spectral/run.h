@@ -1,0 +1,40 @@
+// `cortex ncut` as one library call: a job spec (input file and array, the Ncut options, the outputs)
+// and run_ncut_job, which reads the features, plans the pictures before any computation, runs
+// ncut() on the chosen device, colours the eigenvectors when asked, and writes the results
+// (safetensors through a temporary file renamed into place; one PNG per image). cli/ncut.cpp maps
+// flags to the spec; docs/spectral.md describes the outputs.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "analysis/spectral/ncut.h"
+
+namespace cortex::analysis::spectral {
+
+struct NcutJob {
+  std::string input;     // .npy, .npz or .safetensors: (N, d), (B, T, d) or (B, C, H, W) floats
+  std::string key;       // the array (needed when the file holds more than one; refused for .npy)
+  std::string out;       // .safetensors: eigenvalues (k), eigenvectors (N, k), sample_indices (m)[, rgb (N, 3)]
+  std::string rgb_dir;   // when set: one PNG per image there (implies rgb)
+  std::string grid;      // "H,W" of the pictures: for (N, d) inputs and token counts that are not a square (+1)
+  bool rgb = false;      // store rgb: t-SNE of the eigenvectors, quantile-normalised
+  int64_t tsne_samples = 1000;
+  NcutOptions options;   // its progress is replaced by run_ncut_job's
+};
+
+// The names the CLI and the file metadata use; each throws naming the choices on an unknown name.
+NcutMethod parse_method(const std::string& s);      // exact, nystrom, fowlkes
+Sampling parse_sampling(const std::string& s);      // fps, random
+Affinity parse_affinity(const std::string& s);      // cosine, rbf
+EigSolver parse_solver(const std::string& s);       // auto, dense, lanczos, subspace
+
+// progress(phase, done, seconds): the phases of ncut() and "read", "colour", "png", "write", then
+// "total", each with done = 1 once when it ends. log: one-line notes (the input read, the result's
+// summary). Returns the lines that say what was written.
+using PhaseProgress = std::function<void(const char* phase, double done, double seconds)>;
+std::vector<std::string> run_ncut_job(const NcutJob& job, const PhaseProgress& progress = {},
+                                      const std::function<void(const std::string&)>& log = {});
+
+}  // namespace cortex::analysis::spectral
