@@ -123,6 +123,14 @@ FitSummary write_fit_outputs(const encoding::EncodingSpec& o, const encoding::Fi
     if (test.responses.defined()) {
       const PredictionMetrics pm = prediction_metrics(pred, test);
       metrics.update(pm.json);  // the schema cortex eval writes too (analysis/scores.h)
+      // What cortex compare needs (analysis/compare.h): what was scored, per-voxel r as eval
+      // writes it, and the ROIs' columns.
+      metrics["data"] = o.data;
+      metrics["hemi"] = o.hemi;
+      metrics["responses_fingerprint"] = responses_fingerprint(test.responses);
+      metrics["r"] = pm.r;
+      metrics["r2"] = pm.r2;
+      if (!test.rois.empty()) metrics["roi_columns"] = test.rois;
       const double mean_r = pm.mean_r;
       summary.scored = true, summary.mean_r = mean_r;
       summary.has_score = pm.has_score, summary.challenge_score = pm.challenge_score;

@@ -58,12 +58,16 @@ void frame(std::ostringstream& o, const Axis& x, const Axis& y, const std::strin
     << (kT + kH - kB) / 2 << ")'>" << esc(yl) << "</text>";
 }
 
-std::string svg_open() {
+std::string svg_open(int w = kW, int h = kH) {
   std::ostringstream o;
-  o << "<svg xmlns='http://www.w3.org/2000/svg' width='" << kW << "' height='" << kH << "' viewBox='0 0 " << kW << " "
-    << kH << "'>";
+  o << "<svg xmlns='http://www.w3.org/2000/svg' width='" << w << "' height='" << h << "' viewBox='0 0 " << w << " "
+    << h << "'>";
   return o.str();
 }
+
+// Colour-blind-safe (Paul Tol's bright scheme), for groups of points and series of bars.
+const char* const kPalette[] = {"#4477aa", "#ee6677", "#228833", "#ccbb44", "#66ccee", "#aa3377", "#bbbbbb"};
+const char* colour(size_t i) { return kPalette[i % (sizeof kPalette / sizeof *kPalette)]; }
 
 std::vector<double> finite(const std::vector<double>& v) {
   std::vector<double> o;
@@ -163,6 +167,92 @@ std::vector<uint8_t> map_png(const std::string& caption, const Tensor& m) {
 
 }  // namespace
 
+std::string svg_scatter(const ScatterPlot& p) {
+  CORTEX_CHECK(p.x.size() == p.y.size(), "report: scatter of ", p.x.size(), " x values but ", p.y.size(), " y values");
+  CORTEX_CHECK(p.group.empty() || p.group.size() == p.x.size(), "report: scatter of ", p.x.size(), " points but ",
+               p.group.size(), " group indices");
+  CORTEX_CHECK(p.xhi > p.xlo && p.yhi > p.ylo, "report: scatter ranges must be increasing, found x [", p.xlo, ", ",
+               p.xhi, "] and y [", p.ylo, ", ", p.yhi, "]");
+  Axis ax{p.xlo, p.xhi, kL, kW - kR}, ay{p.ylo, p.yhi, kH - kB, kT};
+  std::ostringstream o;
+  o << svg_open();
+  for (const auto& l : p.lines)
+    o << "<line x1='" << num(ax(l[0]), 4) << "' y1='" << num(ay(l[1]), 4) << "' x2='" << num(ax(l[2]), 4) << "' y2='"
+      << num(ay(l[3]), 4) << "' stroke='#cc3311' stroke-dasharray='4 3'/>";
+  const size_t step = std::max<size_t>(1, (p.x.size() + kMaxScatter - 1) / kMaxScatter);
+  for (size_t i = 0; i < p.x.size(); i += step) {
+    if (!std::isfinite(p.x[i]) || !std::isfinite(p.y[i])) continue;
+    const double x = std::clamp(p.x[i], p.xlo, p.xhi), y = std::clamp(p.y[i], p.ylo, p.yhi);
+    o << "<circle cx='" << num(ax(x), 4) << "' cy='" << num(ay(y), 4) << "' r='1.6' fill='"
+      << colour(p.group.empty() ? 0 : static_cast<size_t>(std::max(0, p.group[i]))) << "' fill-opacity='0.45'/>";
+  }
+  frame(o, ax, ay, p.xlabel, p.ylabel);
+  o << "</svg>";
+  return o.str();
+}
+
+std::string svg_grouped_bars(const std::vector<std::string>& groups, const std::vector<std::string>& series,
+                             const std::vector<std::vector<double>>& height,
+                             const std::vector<std::vector<double>>& error, const std::string& ylabel) {
+  CORTEX_CHECK(!groups.empty() && !series.empty(), "report: grouped bars need at least one group and one series, found ",
+               groups.size(), " and ", series.size());
+  CORTEX_CHECK(height.size() == series.size() && error.size() == series.size(), "report: grouped bars of ",
+               series.size(), " series but ", height.size(), " rows of heights and ", error.size(), " of errors");
+  for (size_t s = 0; s < series.size(); ++s)
+    CORTEX_CHECK(height[s].size() == groups.size() && error[s].size() == groups.size(), "report: series '", series[s],
+                 "' has ", height[s].size(), " heights and ", error[s].size(), " errors for ", groups.size(), " groups");
+  constexpr int kBar = 12, kGap = 18, kBottom = 70, kLegend = 16;  // bar width, gap between groups, label room
+  const int ns = static_cast<int>(series.size()), ng = static_cast<int>(groups.size());
+  const int w = std::max(kW, kL + kR + ng * (ns * kBar + kGap));
+  const int h = kH + kBottom - kB;
+  double lo = 0, hi = 0.1;
+  for (size_t s = 0; s < series.size(); ++s)
+    for (size_t g = 0; g < groups.size(); ++g) {
+      const double e = std::isfinite(error[s][g]) ? std::abs(error[s][g]) : 0.0;
+      if (!std::isfinite(height[s][g])) continue;
+      hi = std::max(hi, height[s][g] + e);
+      lo = std::min(lo, height[s][g] - e);
+    }
+  Axis ay{lo, hi, h - kBottom, kT + kLegend};
+  std::ostringstream o;
+  o << svg_open(w, h);
+  for (int s = 0; s < ns; ++s)
+    o << "<rect x='" << kL + 90 * s << "' y='" << kT - 8 << "' width='10' height='10' fill='" << colour(s)
+      << "'/><text x='" << kL + 90 * s + 14 << "' y='" << kT + 1 << "' font-size='10'>" << esc(series[s]) << "</text>";
+  const double slot = static_cast<double>(w - kL - kR) / ng;
+  for (int g = 0; g < ng; ++g) {
+    const double x0 = kL + slot * g + (slot - ns * kBar) / 2;
+    for (int s = 0; s < ns; ++s) {
+      const double m = height[s][g], e = error[s][g];
+      if (!std::isfinite(m)) continue;
+      const double x = x0 + s * kBar, top = ay(std::max(0.0, m)), bot = ay(std::min(0.0, m));
+      o << "<rect x='" << num(x, 5) << "' y='" << num(top, 5) << "' width='" << kBar - 2 << "' height='"
+        << num(bot - top, 5) << "' fill='" << colour(s) << "'><title>" << esc(groups[g]) << ", " << esc(series[s])
+        << ": " << num(m) << (std::isfinite(e) ? " +- " + num(e) : "") << "</title></rect>";
+      if (std::isfinite(e) && e > 0) {
+        const double cx = x + (kBar - 2) / 2.0;
+        o << "<line x1='" << num(cx, 5) << "' y1='" << num(ay(m - e), 5) << "' x2='" << num(cx, 5) << "' y2='"
+          << num(ay(m + e), 5) << "' stroke='#222'/><line x1='" << num(cx - 3, 5) << "' y1='" << num(ay(m + e), 5)
+          << "' x2='" << num(cx + 3, 5) << "' y2='" << num(ay(m + e), 5) << "' stroke='#222'/><line x1='"
+          << num(cx - 3, 5) << "' y1='" << num(ay(m - e), 5) << "' x2='" << num(cx + 3, 5) << "' y2='"
+          << num(ay(m - e), 5) << "' stroke='#222'/>";
+      }
+    }
+    const double lx = kL + slot * (g + 0.5), ly = h - kBottom + 12;
+    o << "<text x='" << num(lx, 5) << "' y='" << num(ly, 5) << "' font-size='10' text-anchor='end' transform='rotate(-35 "
+      << num(lx, 5) << " " << num(ly, 5) << ")'>" << esc(groups[g]) << "</text>";
+  }
+  o << "<line x1='" << kL << "' y1='" << ay(0) << "' x2='" << w - kR << "' y2='" << ay(0) << "' stroke='#333'/><line x1='"
+    << kL << "' y1='" << ay(hi) << "' x2='" << kL << "' y2='" << ay(lo) << "' stroke='#333'/>";
+  for (int t = 0; t <= 4; ++t)
+    o << "<text x='" << kL - 4 << "' y='" << ay(lo + (hi - lo) * t / 4) + 3 << "' font-size='10' text-anchor='end'>"
+      << num(lo + (hi - lo) * t / 4, 2) << "</text>";
+  const int mid = (kT + kLegend + h - kBottom) / 2;
+  o << "<text x='12' y='" << mid << "' font-size='11' text-anchor='middle' transform='rotate(-90 12 " << mid << ")'>"
+    << esc(ylabel) << "</text></svg>";
+  return o.str();
+}
+
 std::string base64(const std::vector<uint8_t>& b) {
   static const char* t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string o;
@@ -191,9 +281,11 @@ std::string render_report(const ReportData& d) {
     << "</style></head><body>\n<h1>" << esc(d.title) << "</h1>\n<table>";
   for (auto& [k, v] : d.summary) o << "<tr><td>" << esc(k) << "</td><td><b>" << esc(v) << "</b></td></tr>";
   const size_t bad = d.r.size() - finite(d.r).size();
-  o << "<tr><td>voxels</td><td><b>" << d.r.size() << "</b>" << (bad ? " (" + std::to_string(bad) + " without r)" : "")
-    << "</td></tr></table>\n";
-  o << "<figure>" << histogram(d.r) << "<figcaption>Pearson r per voxel</figcaption></figure>\n";
+  if (!d.r.empty())
+    o << "<tr><td>voxels</td><td><b>" << d.r.size() << "</b>" << (bad ? " (" + std::to_string(bad) + " without r)" : "")
+      << "</td></tr>";
+  o << "</table>\n";
+  if (!d.r.empty()) o << "<figure>" << histogram(d.r) << "<figcaption>Pearson r per voxel</figcaption></figure>\n";
   if (!d.noise_ceiling.empty())
     o << "<figure>" << scatter(d.r, d.noise_ceiling)
       << "<figcaption>r against the noise ceiling; the dashed line is r = sqrt(NC)</figcaption></figure>\n";
@@ -203,6 +295,20 @@ std::string render_report(const ReportData& d) {
     for (auto& [caption, m] : d.images)
       o << "<figure><img alt='" << esc(caption) << "' src='data:image/png;base64," << base64(map_png(caption, m))
         << "'><figcaption>" << esc(caption) << "</figcaption></figure>\n";
+  }
+  for (const auto& f : d.figures) o << "<figure>" << f.svg << "<figcaption>" << esc(f.caption) << "</figcaption></figure>\n";
+  for (const auto& t : d.tables) {
+    o << "<h2>" << esc(t.caption) << "</h2>\n<table border='1'><tr>";
+    for (const auto& h : t.header) o << "<th>" << esc(h) << "</th>";
+    o << "</tr>";
+    for (const auto& row : t.rows) {
+      CORTEX_CHECK(row.size() == t.header.size(), "report: table '", t.caption, "' has ", t.header.size(),
+                   " columns but a row of ", row.size());
+      o << "<tr>";
+      for (const auto& c : row) o << "<td>" << esc(c) << "</td>";
+      o << "</tr>";
+    }
+    o << "</table>\n";
   }
   o << "</body></html>\n";
   return o.str();

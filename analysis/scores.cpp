@@ -1,6 +1,7 @@
 #include "analysis/scores.h"
 
 #include <cmath>
+#include <cstdio>
 
 #include "analysis/metrics.h"
 #include "tensor/io/atomic_file.h"
@@ -9,6 +10,21 @@
 namespace cortex::analysis {
 
 nlohmann::json json_number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+
+std::string responses_fingerprint(const Tensor& responses) {
+  CORTEX_CHECK(responses.defined(), "responses_fingerprint: expected a tensor of responses, found an undefined one");
+  uint64_t h = 1469598103934665603ULL;
+  auto mix = [&](const void* p, size_t n) {
+    const auto* b = static_cast<const unsigned char*>(p);
+    for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 1099511628211ULL;
+  };
+  for (int64_t s : responses.shape()) mix(&s, sizeof s);
+  const std::vector<double> v = responses.to(DType::Float64).contiguous().to_vector<double>();
+  mix(v.data(), v.size() * sizeof(double));
+  char out[17];
+  std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(h));
+  return out;
+}
 
 PredictionMetrics prediction_metrics(const Tensor& pred, const data::Dataset& d) {
   CORTEX_CHECK(d.responses.defined(), "metrics: ", d.name, " has no measured responses to score against");

@@ -32,6 +32,11 @@ struct PredictionMetrics {
   double challenge_score = 0;
 };
 
+// An identity of measured responses (shape and every value, as float64): FNV-1a 64 in 16 hex digits.
+// cortex fit records that of its test responses (metrics.json: responses_fingerprint) so that
+// cortex compare can refuse fits scored on different subjects, voxels or test images.
+std::string responses_fingerprint(const Tensor& responses);
+
 // pred (images, voxels) against d.responses, with d's noise ceiling (a fraction: the loader
 // converts) and ROIs.
 PredictionMetrics prediction_metrics(const Tensor& pred, const data::Dataset& d);

@@ -45,5 +45,6 @@ Run add_simulate(CLI::App& app);
 Run add_eval(CLI::App& app);
 Run add_fit(CLI::App& app);
 Run add_predict(CLI::App& app);
+Run add_compare(CLI::App& app);
 
 }  // namespace cortex::cli

@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   add(cortex::cli::add_eval);
   add(cortex::cli::add_fit);
   add(cortex::cli::add_predict);
+  add(cortex::cli::add_compare);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

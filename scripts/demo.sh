@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The README's main job: simulate a dataset whose voxels have known response functions, fit an
-# encoding model to it from a backbone's features, evaluate it on held-out images and write the
-# report. No downloads: the backbone has seeded random weights (pass WEIGHTS=alexnet.safetensors
-# to use pretrained ones). Everything lands in $OUT_DIR (default out/demo).
+# encoding model to it from a backbone's features, evaluate it on held-out images, write the
+# report, and compare the three fits on one page (cortex compare). No downloads: the backbone has
+# seeded random weights (pass WEIGHTS=alexnet.safetensors to use pretrained ones). Everything
+# lands in $OUT_DIR (default out/demo).
 set -euo pipefail
 build=${1:-build}
 cortex="$build/cli/cortex"
@@ -28,4 +29,7 @@ data="$out/data/subj01"
   --out "$out/ridge/eval.json" --permutations 100
 # Where the core's Gaussian readout put the receptive fields, against the planted centres.
 grep -h "receptive-field centres" "$out/core.log" || true
-echo "demo: done in $((SECONDS - start)) s; reports: $out/{ridge,gaussian,core}/report.html (open in a browser)"
+# The three models side by side: scatter of r per pair, the flame plot, ROI bars, paired tests.
+"$cortex" compare "$out/ridge" "$out/gaussian" "$out/core" --out "$out/compare"
+echo "demo: done in $((SECONDS - start)) s; reports: $out/{ridge,gaussian,core}/report.html and the comparison" \
+  "$out/compare/compare.html (open in a browser)"

@@ -18,10 +18,11 @@ data=sim/subj01
 test_images=$data/test_split/test_images
 backbone=(--arch alexnet --random-weights 1 --image-size 64)
 
-# The keys fit and eval share (docs/encoding.md, "Metrics"), sorted; null for a missing key.
+# The keys fit and eval share (docs/encoding.md, "Metrics"; r and r2 per voxel, which cortex
+# compare reads from fit's metrics.json), sorted; null for a missing key.
 schema() {
   jq -S '{images, voxels, mean_r, mean_r2, noise_ceiling_was_percent, challenge_score, challenge_voxels_used,
-          challenge_voxels_excluded, rois}' "$1"
+          challenge_voxels_excluded, rois, r, r2}' "$1"
 }
 
 # fit NAME ARGS...: fits into out/NAME, checks its outputs, predicts and compares.
