@@ -21,7 +21,8 @@
 #          when it has them, + bench/peers/ncut_peer.py, which says so when ncut-pytorch is absent);
 #   4. ends with one table of ratios ours / peer (scripts/gpu-ratios.py over the JSON files).
 # A missing binary or peer is skipped with one line; a failing step is recorded and the rest runs.
-# Every log goes under $OUT (default out/gpu-check). Exit status: 0 when every step that ran
+# Every log goes under $OUT (default out/gpu-check); BUILD names the build folder (default build-gpu),
+# PYTHON the interpreter with torch (default python3). Exit status: 0 when every step that ran
 # passed, 1 otherwise, 3 (at once) without a GPU.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -85,10 +86,14 @@ peer() {
   fi
 }
 
-# ---- 1. build
-step configure cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$deps" \
-  -DCMAKE_CUDA_ARCHITECTURES=90 -DCORTEX_CUDA=ON -DCORTEX_BUILD_BENCH=ON -DCORTEX_HDF5=OFF
-step build cmake --build "$build" -j "$(nproc)"
+# ---- 1. build (GPU_CHECK_NO_BUILD=1: use $build as it is, e.g. for a second run on the same machine)
+if [[ ${GPU_CHECK_NO_BUILD:-0} == 1 ]]; then
+  note build "GPU_CHECK_NO_BUILD=1: using $build as it is"
+else
+  step configure cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$deps" \
+    -DCMAKE_CUDA_ARCHITECTURES=90 -DCORTEX_CUDA=ON -DCORTEX_BUILD_BENCH=ON -DCORTEX_HDF5=OFF
+  step build cmake --build "$build" -j "$(nproc)"
+fi
 
 # ---- 2. correctness on the GPU
 # cuda is among the devices test_backend_ops runs when a GPU is present (cuda_available()).

@@ -67,6 +67,7 @@ class ModelsEmu : public ::testing::Test {
   }
   void TearDown() override {
     K::set_strict_device(false);
+    if (IsSkipped()) return;
     const auto fb = K::fallback_stats();
     std::string s;
     for (const auto& [op, n] : fb) s += " " + op + "(" + std::to_string(n) + ")";
