@@ -11,9 +11,12 @@
 #include <benchmark/benchmark.h>
 
 #include <optional>
+#include <string>
 
 #include "autograd/losses.h"
 #include "autograd/ops.h"
+#include "tensor/cuda_runtime.h"
+#include "tensor/device.h"
 #include "tensor/random.h"
 
 using namespace cortex;
@@ -116,13 +119,13 @@ void forward_jvp(benchmark::State& st) {
 
 struct Encoder {
   Tensor z, w1, b1, w2, b2;
-  Encoder() {
+  explicit Encoder(Device d = Device::cpu()) {
     Generator g(4);
-    z = randn({512}, g);
-    w1 = randn({1024, 512}, g, 0, 0.04);
-    b1 = zeros({1024});
-    w2 = randn({2000, 1024}, g, 0, 0.03);
-    b2 = zeros({2000});
+    z = randn({512}, g).to(d);
+    w1 = randn({1024, 512}, g, 0, 0.04).to(d);
+    b1 = zeros({1024}).to(d);
+    w2 = randn({2000, 1024}, g, 0, 0.03).to(d);
+    b2 = zeros({2000}).to(d);
   }
   Tensor operator()(const Tensor& in) const { return linear(sigmoid(linear(in, w1, b1)), w2, b2); }
 };
@@ -136,6 +139,29 @@ void encoder_jacobian(benchmark::State& st, JacobianMode mode, bool nograd) {
     benchmark::DoNotOptimize(j.raw_data());
   }
 }
+
+// On a CUDA device (scripts/gpu-check.sh), under NoGradGuard, labelled as bench/peers/autograd_peer.py
+// names its cases (torch.func.vmap(jacfwd) / vmap(jacrev) of the same encoder) for
+// scripts/gpu-ratios.py. Forward mode pushes all 512 tangents in one batched pass (chunk 512), as
+// vmap(jacfwd) does.
+void encoder_jacobian_cuda(benchmark::State& st, JacobianMode mode) {
+  if (!cuda_available()) {
+    st.SkipWithError("no CUDA device");
+    return;
+  }
+  Encoder e(Device::cuda(0));
+  NoGradGuard ng;
+  const auto once = [&] {
+    Tensor j = jacobian(e, e.z, mode, 512);  // (2000, 512)
+    cuda::synchronize(0);
+    return j;
+  };
+  once();  // warm-up: allocator, cuBLAS handle
+  for (auto _ : st) benchmark::DoNotOptimize(once().raw_data());
+  st.SetLabel(std::string("encoder_jacobian ") + (mode == JacobianMode::Forward ? "forward" : "reverse") + " cuda");
+}
+void BM_encoder_jacobian_forward_cuda(benchmark::State& st) { encoder_jacobian_cuda(st, JacobianMode::Forward); }
+void BM_encoder_jacobian_reverse_cuda(benchmark::State& st) { encoder_jacobian_cuda(st, JacobianMode::Reverse); }
 
 void BM_encoder_jacobian_forward(benchmark::State& st) { encoder_jacobian(st, JacobianMode::Forward, false); }
 void BM_encoder_jacobian_reverse(benchmark::State& st) { encoder_jacobian(st, JacobianMode::Reverse, false); }
@@ -162,5 +188,7 @@ BENCHMARK(BM_encoder_jacobian_forward)->Unit(benchmark::kMillisecond)->UseRealTi
 BENCHMARK(BM_encoder_jacobian_reverse)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_encoder_jacobian_forward_nograd)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_encoder_jacobian_reverse_nograd)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_encoder_jacobian_forward_cuda)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_encoder_jacobian_reverse_cuda)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 BENCHMARK_MAIN();

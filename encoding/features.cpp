@@ -34,14 +34,45 @@ Preprocessing preprocessing_for(const models::Backbone* m, int64_t size, bool cr
   return p;
 }
 
-Tensor prepare_image(const Tensor& img, const Preprocessing& p) {
+Tensor prepare_geometry(const Tensor& img, const Preprocessing& p) {
+  CORTEX_CHECK(img.defined() && img.dim() == 3 && img.size(2) == 3 && img.dtype() == DType::UInt8,
+               "prepare_geometry: expected a uint8 RGB image (H, W, 3), found ",
+               img.defined() ? dtype_name(img.dtype()) + std::string(" ") + shape_str(img.shape()) : "an undefined tensor");
   const bool clip = p.stats == models::Preprocess::Clip;
-  if (p.crop) return clip ? io::preprocess_clip(img, p.size) : io::preprocess_imagenet(img, p.size * 256 / 224, p.size);
-  Tensor x = img;
-  if (img.size(0) != p.size || img.size(1) != p.size) x = io::resize(img, p.size, p.size);
-  return io::normalize(io::to_float_chw(x), clip ? io::kClipMean : io::kImageNetMean,
-                       clip ? io::kClipStd : io::kImageNetStd);
+  if (p.crop) {
+    // As io::preprocess_clip / io::preprocess_imagenet (torchvision's Resize + CenterCrop).
+    const Tensor r = clip ? io::resize_shorter(img, p.size, io::Interp::Bicubic)
+                          : io::resize_shorter(img, p.size * 256 / 224, io::Interp::Bilinear);
+    return io::center_crop(r, p.size, p.size);
+  }
+  if (img.size(0) != p.size || img.size(1) != p.size) return io::resize(img, p.size, p.size);
+  return img;
 }
+
+Tensor to_model_input(const Tensor& images, const Preprocessing& p) {
+  CORTEX_CHECK(images.defined() && (images.dim() == 3 || images.dim() == 4) && images.size(-1) == 3 &&
+                   images.dtype() == DType::UInt8,
+               "to_model_input: expected uint8 RGB images (H, W, 3) or (N, H, W, 3), found ",
+               images.defined() ? dtype_name(images.dtype()) + std::string(" ") + shape_str(images.shape())
+                                : "an undefined tensor");
+  NoGradGuard ng;
+  const bool clip = p.stats == models::Preprocess::Clip;
+  const std::vector<double>& mean_d = clip ? io::kClipMean : io::kImageNetMean;
+  const std::vector<double>& std_d = clip ? io::kClipStd : io::kImageNetStd;
+  const bool batched = images.dim() == 4;
+  const Device dev = images.device();
+  // Mean and std rounded to float32 first, as io::normalize and torchvision's Normalize.
+  const Shape cshape = batched ? Shape{1, 3, 1, 1} : Shape{3, 1, 1};
+  const auto channel = [&](const std::vector<double>& v) {
+    return from_vector(std::vector<float>(v.begin(), v.end()), cshape).to(dev);
+  };
+  const Tensor chw = batched ? images.permute({0, 3, 1, 2}) : images.permute({2, 0, 1});
+  // ToTensor: the float32 value divided by 255 (not multiplied by 1/255: that rounds differently).
+  const Tensor x = div(chw.to(DType::Float32), scalar(255.0, DType::Float32, dev));
+  return div(sub(x, channel(mean_d)), channel(std_d)).contiguous();
+}
+
+Tensor prepare_image(const Tensor& img, const Preprocessing& p) { return to_model_input(prepare_geometry(img, p), p); }
 
 Tensor prepare_rows(const data::Dataset& d, const std::vector<int64_t>& rows, const Preprocessing& p) {
   std::vector<Tensor> xs;
@@ -82,9 +113,10 @@ std::vector<Tensor> readout_inputs(models::Backbone* m, const data::Dataset& d, 
   const auto t0 = Clock::now();
   int64_t done = 0;
   while (stream.next(b)) {
+    // The geometry on the host (uint8), the batch moved as uint8, ToTensor + Normalize on the device.
     std::vector<Tensor> xs;
-    for (int64_t i = 0; i < b.images.size(0); ++i) xs.push_back(prepare_image(b.images.select(0, i), s.prep));
-    const std::vector<Tensor> in = inputs_of(m, stack(xs, 0).to(s.device), s);
+    for (int64_t i = 0; i < b.images.size(0); ++i) xs.push_back(prepare_geometry(b.images.select(0, i), s.prep));
+    const std::vector<Tensor> in = inputs_of(m, to_model_input(stack(xs, 0).to(s.device), s.prep), s);
     parts.resize(in.size());
     for (size_t k = 0; k < in.size(); ++k) parts[k].push_back(in[k].to(Device::cpu()));
     done += b.images.size(0);

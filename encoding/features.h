@@ -31,8 +31,16 @@ struct Preprocessing {
 // The preprocessing of backbone m (null: no backbone, ImageNet statistics) at this size.
 Preprocessing preprocessing_for(const models::Backbone* m, int64_t size, bool crop);
 
-// uint8 (H, W, 3) -> float32 (3, size, size).
+// uint8 (H, W, 3) -> float32 (3, size, size): prepare_geometry then to_model_input, on the host.
 Tensor prepare_image(const Tensor& img, const Preprocessing& p);
+// The geometry of p alone (resize, and crop when p.crop) on a uint8 (H, W, 3) image, on the host:
+// uint8 (size, size, 3).
+Tensor prepare_geometry(const Tensor& img, const Preprocessing& p);
+// ToTensor and Normalize with p's statistics on uint8 images (H, W, 3) or (N, H, W, 3), computed on
+// the images' device with the tensor ops (a batch moved to a GPU as uint8 crosses the bus at a
+// quarter of float32's bytes and is converted there): float32 (3, H, W) or (N, 3, H, W), the same
+// bits as io::to_float_chw + io::normalize (a division by 255, then (x - mean) / std in float32).
+Tensor to_model_input(const Tensor& images, const Preprocessing& p);
 // Rows `rows` of d, prepared: float32 (B, 3, size, size).
 Tensor prepare_rows(const data::Dataset& d, const std::vector<int64_t>& rows, const Preprocessing& p);
 

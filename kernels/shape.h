@@ -1,10 +1,11 @@
 // Backend-neutral shape arithmetic of the kernel families, in one place: convolution and pooling
-// output sizes, matmul's batch broadcasting, three-way broadcasting, padded shapes. The entries
-// (kernels/<family>.cpp) use it to check arguments and size outputs; the backends (kernels/cpu/,
+// output sizes, matmul's batch broadcasting and batch plan, reduction output shapes, three-way
+// broadcasting, padded shapes. The entries (kernels/<family>.cpp) use it to check arguments and size outputs; the backends (kernels/cpu/,
 // and the CUDA kernels) use the same functions, so no backend has its own copy of a size rule.
 // Two-operand NumPy broadcasting is cortex::broadcast_shapes (tensor/tensor.h).
 #pragma once
 #include <algorithm>
+#include <cstddef>
 
 #include "kernels/conv.h"
 #include "kernels/pool.h"
@@ -89,6 +90,61 @@ inline Shape pool2d_out_shape(const char* op, const Shape& x_shape, const Pool2d
 inline Shape matmul_batch_shape(const char* op, const Shape& a, const Shape& b) {
   const auto batch = [](const Shape& s) { return Shape(s.begin(), s.end() - std::min<size_t>(s.size(), 2)); };
   return broadcast_shapes(batch(a), batch(b), op);
+}
+
+// The batched products of a matmul, as both backends run them: 1-D operands promoted (a (k) ->
+// (1, k), b (k) -> (k, 1)), the batch dims broadcast, and the operands expanded to the batch so a
+// broadcast batch dim has stride 0 (product i reads its matrices at offset_of(i, batch, *_batch_strides)).
+// a and b are the promoted operands, as the backend wants them laid out (the CPU makes an operand
+// that Eigen cannot map contiguous first); a_vector / b_vector say whether they were 1-D.
+struct MatmulBatches {
+  int64_t m = 0, k = 0, n = 0;
+  int64_t count = 0;               // products: the batch's element count
+  Shape batch;                     // broadcast batch dims
+  Shape full_shape;                // (batch..., m, n): what the products fill, row-major
+  Shape result_shape;              // full_shape without the dims added for 1-D operands
+  Tensor a, b;                     // expanded to (batch..., m, k) and (batch..., k, n)
+  Shape a_batch_strides, b_batch_strides;
+};
+
+inline Tensor matmul_promote_a(const Tensor& a) { return a.dim() == 1 ? a.unsqueeze(0) : a; }
+inline Tensor matmul_promote_b(const Tensor& b) { return b.dim() == 1 ? b.unsqueeze(1) : b; }
+
+inline MatmulBatches matmul_batches(const Tensor& a, const Tensor& b, bool a_vector, bool b_vector) {
+  MatmulBatches p;
+  p.m = a.size(-2), p.k = a.size(-1), p.n = b.size(-1);
+  p.batch = matmul_batch_shape("matmul", a.shape(), b.shape());
+  const size_t nb = p.batch.size();
+  p.full_shape = p.result_shape = p.batch;
+  p.full_shape.push_back(p.m);
+  p.full_shape.push_back(p.n);
+  if (!a_vector) p.result_shape.push_back(p.m);
+  if (!b_vector) p.result_shape.push_back(p.n);
+  p.count = shape_numel(p.batch);
+  if (p.count == 0 || p.m == 0 || p.n == 0) return p;
+  // Broadcast views: a batch dim of stride 0 reads the same matrix for every index.
+  Shape ea = p.batch, eb = p.batch;
+  ea.insert(ea.end(), {p.m, p.k});
+  eb.insert(eb.end(), {p.k, p.n});
+  p.a = a.expand(ea);
+  p.b = b.expand(eb);
+  p.a_batch_strides.assign(p.a.strides().begin(), p.a.strides().begin() + static_cast<std::ptrdiff_t>(nb));
+  p.b_batch_strides.assign(p.b.strides().begin(), p.b.strides().begin() + static_cast<std::ptrdiff_t>(nb));
+  return p;
+}
+
+// A reduction's output shapes (axes normalised: sorted, unique, in range): keepdim=true keeps every
+// dim with the reduced ones set to 1; keepdim=false drops them.
+inline Shape reduce_keepdim_shape(const Shape& in, const Shape& axes) {
+  Shape s = in;
+  for (int64_t a : axes) s[a] = 1;
+  return s;
+}
+inline Shape reduce_drop_axes(const Shape& in, const Shape& axes) {
+  Shape s;
+  for (int64_t d = 0; d < static_cast<int64_t>(in.size()); ++d)
+    if (!std::binary_search(axes.begin(), axes.end(), d)) s.push_back(in[d]);
+  return s;
 }
 
 // NumPy broadcasting of three shapes (where's condition and operands).

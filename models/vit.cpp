@@ -282,8 +282,9 @@ Tensor ViT::resample_pos(const Tensor& pos, int64_t gh, int64_t gw) const {
   if (gh == g && gw == g) return pos;
   // Bicubic resampling is linear and separable: P' = Ah P Aw^T per channel, as two matmuls
   // (differentiable, so the embedding can still be fine-tuned).
-  Tensor ah = bicubic_matrix(g, gh, spec.pos_interp_antialias, spec.pos_interp_offset).to(pos.dtype());
-  Tensor aw = bicubic_matrix(g, gw, spec.pos_interp_antialias, spec.pos_interp_offset).to(pos.dtype());
+  // The small resampling matrices are made on the host, then moved to the embedding's device.
+  Tensor ah = bicubic_matrix(g, gh, spec.pos_interp_antialias, spec.pos_interp_offset).to(pos.dtype()).to(pos.device());
+  Tensor aw = bicubic_matrix(g, gw, spec.pos_interp_antialias, spec.pos_interp_offset).to(pos.dtype()).to(pos.device());
   Tensor p = pos.reshape({g, g, D}).permute({2, 0, 1});  // (D, g, g)
   p = matmul(matmul(ah, p), aw.t());                      // (D, gh, gw)
   return p.permute({1, 2, 0}).reshape({1, gh * gw, D});

@@ -7,10 +7,18 @@ torchvision's models are used when torchvision is installed; otherwise the refer
 tests/data/make_fixtures.py, which have the same layers and arithmetic. ResNet-50's batch norms are
 folded into the convs (torch.fx-free: by hand), as bench_models does.
 
+On a GPU (--device cuda, scripts/gpu-check.sh): PyTorch eager on the same device, float32 or
+bfloat16 (--dtype bf16: weights and input cast, as autocast-free bf16 inference), timed with
+synchronisation around each pass. --json PATH writes {"peer": ..., "results": [{"case": "<model>
+b<batch> <device> <dtype>", "seconds": best}]}, the cases bench_models labels its rows with, so
+scripts/gpu-ratios.py pairs them.
+
 Usage: OMP_NUM_THREADS=2 python3 bench/peers/models_peer.py [--repeat 3] [--batches 1,64]
+       python3 bench/peers/models_peer.py --device cuda --batches 256 [--dtype fp32,bf16] --json out.json
 """
 import argparse
 import importlib.util
+import json
 import os
 import time
 
@@ -51,26 +59,41 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--batches", default="1,64")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--dtype", default="fp32", help="comma-separated: fp32, bf16")
+    ap.add_argument("--json", default="", help="write the best times here (scripts/gpu-ratios.py reads them)")
     args = ap.parse_args()
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+    dev = torch.device(args.device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {dev}")
+    results = []
     for name, ctor in reference_models().items():
-        model = ctor().eval()
+        base = ctor().eval()
         if name == "resnet50":
-            model = fold_bn(model)
-        for b in [int(v) for v in args.batches.split(",")]:
-            x = torch.randn(b, 3, 224, 224)
-            with torch.inference_mode():
-                model(x)  # warm-up
-                best = best_cpu = float("inf")
-                for _ in range(args.repeat):
-                    t, c = time.perf_counter(), time.process_time()
-                    model(x)
-                    best = min(best, time.perf_counter() - t)
-                    best_cpu = min(best_cpu, time.process_time() - c)
-            # CPU time is what to compare on a shared machine (with 1 thread it is the work done).
-            print(f"{name} b{b}: {best * 1e3:.1f} ms, {b / best:.1f} images/s; "
-                  f"cpu {best_cpu * 1e3:.1f} ms, {b / best_cpu:.1f} images/cpu-s")
+            base = fold_bn(base)
+        for dn in args.dtype.split(","):
+            model = base.to(device=dev, dtype=dtypes[dn])
+            for b in [int(v) for v in args.batches.split(",")]:
+                x = torch.randn(b, 3, 224, 224, device=dev, dtype=dtypes[dn])
+                with torch.inference_mode():
+                    model(x)  # warm-up
+                    sync()
+                    best = best_cpu = float("inf")
+                    for _ in range(args.repeat):
+                        t, c = time.perf_counter(), time.process_time()
+                        model(x)
+                        sync()
+                        best = min(best, time.perf_counter() - t)
+                        best_cpu = min(best_cpu, time.process_time() - c)
+                # CPU time is what to compare on a shared machine (with 1 thread it is the work done).
+                print(f"{name} b{b} {dn}: {best * 1e3:.1f} ms, {b / best:.1f} images/s; "
+                      f"cpu {best_cpu * 1e3:.1f} ms, {b / best_cpu:.1f} images/cpu-s")
+                results.append({"case": f"{name} b{b} {dev.type} {dn}", "seconds": best})
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"peer": f"PyTorch {torch.__version__} eager", "results": results}, f, indent=1)
 
 
 if __name__ == "__main__":

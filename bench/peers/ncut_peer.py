@@ -20,9 +20,17 @@ orthogonal projection (not PCA) before FPS, uses the fpsample package's bucket F
 subgraph with torch.svd_lowrank (randomized, q = k + 10). Timings are of the same problem size and
 the same pipeline shape, not of identical arithmetic.
 
+On a GPU (scripts/gpu-check.sh): --device cuda runs ncut-pytorch there (N = 1,000,000, d = 768 in
+the GPU check); --json PATH writes {"peer": ..., "results": [{"case": "ncut N=<n> d=<d> m=<m> k=<k>
+<device>", "seconds": best}]} (ncut-pytorch's run with n_sample2 = m, the same propagation as
+cortex's), the label bench_spectral gives its device row, for scripts/gpu-ratios.py. Without the
+ncut-pytorch package the ncut-pytorch part says so in one line and is skipped.
+
 Usage: OMP_NUM_THREADS=2 python3 bench/peers/ncut_peer.py [--n 100000] [--repeat 2] [--skip-sklearn]
+       python3 bench/peers/ncut_peer.py --device cuda --n 1000000 --d 768 --skip-sklearn --json out.json
 """
 import argparse
+import json
 import os
 import platform
 import time
@@ -48,16 +56,19 @@ def best_of(fn, repeat):
     return min(times), times, out
 
 
-def run_ncut_pytorch(x, m, k, knn, n_sample2, repeat):
+def run_ncut_pytorch(x, m, k, knn, n_sample2, repeat, device="cpu"):
     import torch
     from ncut_pytorch.ncuts.ncut_nystrom import ncut_fn
     from ncut_pytorch.utils.math import cosine_affinity
 
     X = torch.from_numpy(x)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
     def once():
-        return ncut_fn(X, n_eig=k, affinity_fn=cosine_affinity, device="cpu", n_sample=m, n_neighbors=knn,
-                       n_sample2=n_sample2)
+        r = ncut_fn(X, n_eig=k, affinity_fn=cosine_affinity, device=device, n_sample=m, n_neighbors=knn,
+                    n_sample2=n_sample2)
+        sync()
+        return r
 
     best, times, (vec, val) = best_of(once, repeat)
     assert vec.shape == (x.shape[0], k) and torch.isfinite(vec).all()
@@ -93,10 +104,17 @@ def main():
     ap.add_argument("--skip-ncut-pytorch", action="store_true")
     ap.add_argument("--skip-sklearn", action="store_true")
     ap.add_argument("--sklearn-sizes", type=int, nargs="*", default=[5000, 10000])
+    ap.add_argument("--device", default="cpu", help="where ncut-pytorch runs: cpu or cuda")
+    ap.add_argument("--json", default="", help="write ncut-pytorch's best time here (scripts/gpu-ratios.py)")
     a = ap.parse_args()
 
-    import sklearn
     import torch
+    try:
+        import sklearn
+        sklearn_version = sklearn.__version__
+    except ImportError:
+        sklearn_version = "not installed"
+        a.skip_sklearn = True
 
     threads = int(os.environ.get("OMP_NUM_THREADS", os.cpu_count()))
     torch.set_num_threads(threads)
@@ -106,14 +124,23 @@ def main():
     except Exception:  # the package is optional for the sklearn part
         ncut_version = "not installed"
     print(f"# {platform.processor() or platform.machine()}, {threads} threads, torch {torch.__version__}, "
-          f"ncut-pytorch {ncut_version}, scikit-learn {sklearn.__version__}")
+          f"ncut-pytorch {ncut_version}, scikit-learn {sklearn_version}, device {a.device}")
 
-    if not a.skip_ncut_pytorch:
+    results = []
+    if not a.skip_ncut_pytorch and ncut_version == "not installed":
+        print("ncut_peer.py: ncut-pytorch is not installed (pip install ncut-pytorch): its timing is skipped")
+    elif not a.skip_ncut_pytorch:
         x = clustered(a.n, a.d, 1)
         for n2, label in ((1024, "default n_sample2 = 1024"), (a.m, f"n_sample2 = {a.m}")):
-            best, times = run_ncut_pytorch(x, a.m, a.k, a.knn, n2, a.repeat)
-            print(f"ncut-pytorch N={a.n} d={a.d} m={a.m} k={a.k} K={a.knn} ({label}): best {best:.2f} s "
+            best, times = run_ncut_pytorch(x, a.m, a.k, a.knn, n2, a.repeat, a.device)
+            print(f"ncut-pytorch N={a.n} d={a.d} m={a.m} k={a.k} K={a.knn} ({label}) on {a.device}: best {best:.2f} s "
                   f"of {', '.join(f'{t:.2f}' for t in times)}")
+            if n2 == a.m:
+                dev = a.device.split(":")[0]
+                results.append({"case": f"ncut N={a.n} d={a.d} m={a.m} k={a.k} {dev}", "seconds": best})
+    if a.json:
+        with open(a.json, "w") as fh:
+            json.dump({"peer": f"ncut-pytorch {ncut_version}", "results": results}, fh, indent=1)
 
     if not a.skip_sklearn:
         for n in a.sklearn_sizes:

@@ -93,32 +93,17 @@ constexpr double kSmallGemm = 64.0 * 64.0 * 64.0;
 }  // namespace
 
 Tensor matmul(const Tensor& a0, const Tensor& b0) {
-  // 1-D operands: a (k) -> (1, k), b (k) -> (k, 1); the added dims are dropped from the result.
-  Tensor a = mappable_operand(a0.dim() == 1 ? a0.unsqueeze(0) : a0);
-  Tensor b = mappable_operand(b0.dim() == 1 ? b0.unsqueeze(1) : b0);
-  const int64_t m = a.size(-2), k = a.size(-1), n = b.size(-1);
-  const Shape batch = matmul_batch_shape("matmul", a.shape(), b.shape());
-  const int64_t nb = static_cast<int64_t>(batch.size());
-
-  Shape full_shape = batch, result_shape = batch;
-  full_shape.push_back(m);
-  full_shape.push_back(n);
-  if (a0.dim() != 1) result_shape.push_back(m);
-  if (b0.dim() != 1) result_shape.push_back(n);
-  Tensor out = empty(full_shape, a.dtype());
-  const int64_t B = shape_numel(batch);
-  if (B == 0 || m == 0 || n == 0) return out.view(result_shape);
-
-  // Broadcast views: a batch dim of stride 0 reads the same matrix for every index.
-  Shape ea = batch, eb = batch;
-  ea.insert(ea.end(), {m, k});
-  eb.insert(eb.end(), {k, n});
-  const Tensor ax = a.expand(ea), bx = b.expand(eb);
-  const Shape sa(ax.strides().begin(), ax.strides().begin() + nb);
-  const Shape sb(bx.strides().begin(), bx.strides().begin() + nb);
+  const MatmulBatches p = matmul_batches(mappable_operand(matmul_promote_a(a0)), mappable_operand(matmul_promote_b(b0)),
+                                         a0.dim() == 1, b0.dim() == 1);
+  const int64_t m = p.m, k = p.k, n = p.n, B = p.count;
+  const int64_t nb = static_cast<int64_t>(p.batch.size());
+  Tensor out = empty(p.full_shape, a0.dtype());
+  if (B == 0 || m == 0 || n == 0) return out.view(p.result_shape);
+  const Tensor &ax = p.a, &bx = p.b;
+  const Shape &batch = p.batch, &sa = p.a_batch_strides, &sb = p.b_batch_strides;
   const int64_t ars = ax.stride(-2), acs = ax.stride(-1), brs = bx.stride(-2), bcs = bx.stride(-1);
 
-  dispatch_float(a.dtype(), "matmul", [&](auto tag) {
+  dispatch_float(a0.dtype(), "matmul", [&](auto tag) {
     using T = decltype(tag);
     const T* pa = ax.data<T>();
     const T* pb = bx.data<T>();
@@ -147,7 +132,7 @@ Tensor matmul(const Tensor& a0, const Tensor& b0) {
       for (int64_t i = 0; i < B; ++i) one(i);
     }
   });
-  return out.view(result_shape);
+  return out.view(p.result_shape);
 }
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {

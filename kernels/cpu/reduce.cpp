@@ -21,6 +21,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/shape.h"
 #include "tensor/strided.h"
 
 namespace cortex::kernels::cpu {
@@ -299,13 +300,6 @@ std::vector<Acc> fold(const Layout& ly, Acc id, M m, C c, const double* shift = 
 
 // ---------------------------------------------------------------- output
 
-// Input shape with the reduced axes set to 1.
-Shape keep_shape(const Shape& in, const Shape& axes) {
-  Shape s = in;
-  for (int64_t a : axes) s[a] = 1;
-  return s;
-}
-
 // The output tensor from value(i) for the outputs in loop order: a reshape of the loop-order
 // buffer when the loop visits the kept axes in their order, else a permuted copy.
 template <class O, class F>
@@ -327,16 +321,9 @@ Tensor emit(const Layout& ly, DType dt, const Shape& keep, bool keepdim, F value
   return keepdim ? out.reshape(keep) : out;
 }
 
-Shape drop_axes(const Shape& in, const Shape& axes) {
-  Shape s;
-  for (int64_t d = 0; d < static_cast<int64_t>(in.size()); ++d)
-    if (!std::binary_search(axes.begin(), axes.end(), d)) s.push_back(in[d]);
-  return s;
-}
-
 // Output for an input without elements: every output (if any) is the fold of nothing.
 Tensor empty_input(const Tensor& x, const Shape& axes, bool keepdim, double value, DType dt) {
-  return full(keepdim ? keep_shape(x.shape(), axes) : drop_axes(x.shape(), axes), value, dt);
+  return full(keepdim ? reduce_keepdim_shape(x.shape(), axes) : reduce_drop_axes(x.shape(), axes), value, dt);
 }
 
 template <class T> constexpr bool is_intlike =
@@ -374,7 +361,7 @@ std::vector<T> fold_extreme(const Layout& ly) {
 // ---------------------------------------------------------------- reduce
 
 Tensor reduce(Reduce op, const Tensor& x, const Shape& axes, bool keepdim) {
-  const Shape keep = keep_shape(x.shape(), axes);
+  const Shape keep = reduce_keepdim_shape(x.shape(), axes);
   const DType dt = x.dtype();
   const bool intlike = dt == DType::Int32 || dt == DType::Int64 || dt == DType::UInt8 || dt == DType::Bool;
   if (x.numel() == 0) {
@@ -475,11 +462,7 @@ inline bool beats(T v, T best) {
 template <bool kMax>
 Tensor arg_extreme(const Tensor& x, int64_t dim, bool keepdim) {
   if (x.dim() == 0) return zeros({}, DType::Int64);
-  Shape out_shape = x.shape();
-  if (keepdim)
-    out_shape[dim] = 1;
-  else
-    out_shape.erase(out_shape.begin() + dim);
+  const Shape out_shape = keepdim ? reduce_keepdim_shape(x.shape(), {dim}) : reduce_drop_axes(x.shape(), {dim});
   Tensor out = empty(out_shape, DType::Int64);
   if (out.numel() == 0) return out;
   const Tensor xc = x.contiguous();
@@ -569,7 +552,7 @@ Tensor var(const Tensor& x, const Shape& axes, int64_t correction, bool keepdim,
         Plus{}, mean.data());
     // As PyTorch: divide by max(0, N - correction), so too few elements give inf or NaN.
     const double denom = static_cast<double>(std::max<int64_t>(ly.nred - correction, 0));
-    out = emit<T>(ly, x.dtype(), keep_shape(x.shape(), axes), keepdim, [&](int64_t i) {
+    out = emit<T>(ly, x.dtype(), reduce_keepdim_shape(x.shape(), axes), keepdim, [&](int64_t i) {
       const double v = ss[i] / denom;
       return static_cast<T>(take_sqrt ? std::sqrt(v) : v);
     });
@@ -580,7 +563,7 @@ Tensor var(const Tensor& x, const Shape& axes, int64_t correction, bool keepdim,
 Tensor norm(const Tensor& x, double p, const Shape& axes, bool keepdim) {
   if (x.numel() == 0) return empty_input(x, axes, keepdim, 0.0, x.dtype());
   const Layout ly = make_layout(x, axes);
-  const Shape keep = keep_shape(x.shape(), axes);
+  const Shape keep = reduce_keepdim_shape(x.shape(), axes);
   Tensor out;
   dispatch_float(x.dtype(), "norm", [&](auto tag) {
     using T = decltype(tag);

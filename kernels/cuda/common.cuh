@@ -39,6 +39,9 @@ inline unsigned blocks_for(int64_t n, unsigned threads = kBlock) {
   return static_cast<unsigned>(b < 1 ? 1 : b);
 }
 
+// |v| of a stride (host side: the launchers order dims by it).
+inline int64_t abs64(int64_t v) { return v < 0 ? -v : v; }
+
 // Maps the linear index of an element of `shape` (row-major) to the element offsets of up to
 // kMaxOperands strided operands viewed at that shape (broadcast operands have stride 0). Dims that
 // are contiguous in every operand are merged first (tensor/strided.h's plan), so a contiguous

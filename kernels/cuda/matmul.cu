@@ -177,43 +177,24 @@ void run_products(GemmArgs<T> g, const std::vector<int64_t>& oa, const std::vect
 }  // namespace
 
 Tensor matmul(const Tensor& a0, const Tensor& b0) {
-  // 1-D operands: a (k) -> (1, k), b (k) -> (k, 1); the added dims are dropped from the result.
-  const Tensor a = a0.dim() == 1 ? a0.unsqueeze(0) : a0;
-  const Tensor b = b0.dim() == 1 ? b0.unsqueeze(1) : b0;
-  const int64_t m = a.size(-2), k = a.size(-1), n = b.size(-1);
-  const Shape batch = matmul_batch_shape("matmul", a.shape(), b.shape());
-  const int64_t nb = static_cast<int64_t>(batch.size());
-  Shape full_shape = batch, result_shape = batch;
-  full_shape.push_back(m);
-  full_shape.push_back(n);
-  if (a0.dim() != 1) result_shape.push_back(m);
-  if (b0.dim() != 1) result_shape.push_back(n);
-  Tensor out = empty(full_shape, a.dtype(), a.device());
-  const int64_t B = shape_numel(batch);
-  if (B == 0 || m == 0 || n == 0) return out.view(result_shape);
-
-  // Broadcast views: a batch dim of stride 0 reads the same matrix for every index.
-  Shape ea = batch, eb = batch;
-  ea.insert(ea.end(), {m, k});
-  eb.insert(eb.end(), {k, n});
-  const Tensor ax = a.expand(ea), bx = b.expand(eb);
-  const Shape sa(ax.strides().begin(), ax.strides().begin() + nb);
-  const Shape sb(bx.strides().begin(), bx.strides().begin() + nb);
-  std::vector<int64_t> oa(B), ob(B);
-  for (int64_t i = 0; i < B; ++i) {
-    oa[i] = offset_of(i, batch, sa);
-    ob[i] = offset_of(i, batch, sb);
+  const MatmulBatches p = matmul_batches(matmul_promote_a(a0), matmul_promote_b(b0), a0.dim() == 1, b0.dim() == 1);
+  Tensor out = empty(p.full_shape, a0.dtype(), a0.device());
+  if (p.count == 0 || p.m == 0 || p.n == 0) return out.view(p.result_shape);
+  std::vector<int64_t> oa(p.count), ob(p.count);
+  for (int64_t i = 0; i < p.count; ++i) {
+    oa[i] = offset_of(i, p.batch, p.a_batch_strides);
+    ob[i] = offset_of(i, p.batch, p.b_batch_strides);
   }
-  dispatch_float(a.dtype(), "matmul", [&](auto tag) {
+  dispatch_float(a0.dtype(), "matmul", [&](auto tag) {
     using T = decltype(tag);
     GemmArgs<T> g;
-    g.M = m, g.N = n, g.K = k;
-    g.A = ax.data<T>(), g.a_rs = ax.stride(-2), g.a_cs = ax.stride(-1);
-    g.B = bx.data<T>(), g.b_rs = bx.stride(-2), g.b_cs = bx.stride(-1);
-    g.C = out.data<T>(), g.ldc = n;
-    run_products(g, oa, ob, m * n);
+    g.M = p.m, g.N = p.n, g.K = p.k;
+    g.A = p.a.data<T>(), g.a_rs = p.a.stride(-2), g.a_cs = p.a.stride(-1);
+    g.B = p.b.data<T>(), g.b_rs = p.b.stride(-2), g.b_cs = p.b.stride(-1);
+    g.C = out.data<T>(), g.ldc = p.n;
+    run_products(g, oa, ob, p.m * p.n);
   });
-  return out.view(result_shape);
+  return out.view(p.result_shape);
 }
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {

@@ -139,8 +139,6 @@ __global__ void __launch_bounds__(kBlock)
   softmax_row<T, kLog>(SoloGroup{}, x, y, red::offset(kix, 0, r), xs, red::offset(kix, 1, r), ys, D);
 }
 
-int64_t abs64(int64_t v) { return v < 0 ? -v : v; }
-
 Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {
   Tensor y = empty(x.shape(), x.dtype(), x.device());
   if (x.numel() == 0) return y;

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "kernels/reduce.h"
+#include "kernels/shape.h"
 #include "tensor/strided.h"
 // (last: see common.cuh)
 #include "kernels/cuda/common.cuh"
@@ -314,8 +315,6 @@ __global__ void __launch_bounds__(kBlock)
 
 // ---------------------------------------------------------------- host side
 
-int64_t abs64(int64_t v) { return v < 0 ? -v : v; }
-
 struct Geom {
   Indexer kix, rix;    // output index -> offset of its row; index along a row -> offset in it
   int64_t nout = 1, K = 1;
@@ -395,22 +394,9 @@ void run_fold(const Op& op, const Tensor& x, const Geom& g, void* out) {
   if (S > 1) CORTEX_LAUNCH(fold_partials<Op>, blocks_for(nout), kBlock, 0, stream(), op, pp, nout, S, outp);
 }
 
-Shape keep_shape(const Shape& in, const Shape& axes) {
-  Shape s = in;
-  for (int64_t a : axes) s[a] = 1;
-  return s;
-}
-
-Shape drop_axes(const Shape& in, const Shape& axes) {
-  Shape s;
-  for (int64_t d = 0; d < static_cast<int64_t>(in.size()); ++d)
-    if (!std::binary_search(axes.begin(), axes.end(), d)) s.push_back(in[d]);
-  return s;
-}
-
 // Output for an input without elements: every output (if any) is the fold of nothing.
 Tensor empty_input(const Tensor& x, const Shape& axes, bool keepdim, double value, DType dt) {
-  const Shape s = keepdim ? keep_shape(x.shape(), axes) : drop_axes(x.shape(), axes);
+  const Shape s = keepdim ? reduce_keepdim_shape(x.shape(), axes) : reduce_drop_axes(x.shape(), axes);
   // Nothing to fill in an empty output (and full() refuses some empty shapes off the CPU).
   if (shape_numel(s) == 0) return empty(s, dt, x.device());
   return full(s, value, dt, x.device());
@@ -444,7 +430,7 @@ Tensor reduce(Reduce op, const Tensor& x, const Shape& axes, bool keepdim) {
     }
   }
   const Geom g = make_geom(x, axes);
-  const Shape out_shape = drop_axes(x.shape(), axes);
+  const Shape out_shape = reduce_drop_axes(x.shape(), axes);
   const char* name = reduce_name(op);
   Tensor out;
   auto make = [&](DType odt) {
@@ -503,7 +489,7 @@ Tensor reduce(Reduce op, const Tensor& x, const Shape& axes, bool keepdim) {
       }
     }
   });
-  return keepdim ? out.reshape(keep_shape(x.shape(), axes)) : out;
+  return keepdim ? out.reshape(reduce_keepdim_shape(x.shape(), axes)) : out;
 }
 
 namespace {
@@ -513,7 +499,7 @@ Tensor arg_extreme(const Tensor& x, int64_t dim, bool keepdim) {
   const char* name = kMax ? "argmax" : "argmin";
   if (x.dim() == 0) return zeros({}, DType::Int64, x.device());
   const Shape axes{dim};
-  Tensor out = empty(drop_axes(x.shape(), axes), DType::Int64, x.device());
+  Tensor out = empty(reduce_drop_axes(x.shape(), axes), DType::Int64, x.device());
   if (out.numel() > 0) {
     const Geom g = make_geom(x, axes);
     dispatch(x.dtype(), [&](auto tag) {
@@ -522,7 +508,7 @@ Tensor arg_extreme(const Tensor& x, int64_t dim, bool keepdim) {
       else bad_dtype(name, x.dtype());
     });
   }
-  return keepdim ? out.reshape(keep_shape(x.shape(), axes)) : out;
+  return keepdim ? out.reshape(reduce_keepdim_shape(x.shape(), axes)) : out;
 }
 
 }  // namespace
@@ -533,7 +519,7 @@ Tensor argmin(const Tensor& x, int64_t dim, bool keepdim) { return arg_extreme<f
 Tensor var(const Tensor& x, const Shape& axes, int64_t correction, bool keepdim, bool take_sqrt) {
   if (x.numel() == 0) return empty_input(x, axes, keepdim, NAN, x.dtype());
   const Geom g = make_geom(x, axes);
-  Tensor out = empty(drop_axes(x.shape(), axes), x.dtype(), x.device());
+  Tensor out = empty(reduce_drop_axes(x.shape(), axes), x.dtype(), x.device());
   dispatch_float(x.dtype(), take_sqrt ? "std" : "var", [&](auto tag) {
     using T = decltype(tag);
     // Two passes, as the CPU: the mean, then the sum of squared deviations from it (no
@@ -544,13 +530,13 @@ Tensor var(const Tensor& x, const Shape& axes, int64_t correction, bool keepdim,
     const double denom = static_cast<double>(std::max<int64_t>(g.K - correction, 0));
     run_fold(VarOp<T>{static_cast<const double*>(mean.raw_data()), denom, take_sqrt}, x, g, out.raw_data());
   });
-  return keepdim ? out.reshape(keep_shape(x.shape(), axes)) : out;
+  return keepdim ? out.reshape(reduce_keepdim_shape(x.shape(), axes)) : out;
 }
 
 Tensor norm(const Tensor& x, double p, const Shape& axes, bool keepdim) {
   if (x.numel() == 0) return empty_input(x, axes, keepdim, 0.0, x.dtype());
   const Geom g = make_geom(x, axes);
-  Tensor out = empty(drop_axes(x.shape(), axes), x.dtype(), x.device());
+  Tensor out = empty(reduce_drop_axes(x.shape(), axes), x.dtype(), x.device());
   dispatch_float(x.dtype(), "norm", [&](auto tag) {
     using T = decltype(tag);
     if (std::isinf(p)) run_fold(NormInfOp<T>{}, x, g, out.raw_data());
@@ -558,7 +544,7 @@ Tensor norm(const Tensor& x, double p, const Shape& axes, bool keepdim) {
     else if (p == 2.0) run_fold(NormOp<T, kP2>{p}, x, g, out.raw_data());
     else run_fold(NormOp<T, kPGeneral>{p}, x, g, out.raw_data());
   });
-  return keepdim ? out.reshape(keep_shape(x.shape(), axes)) : out;
+  return keepdim ? out.reshape(reduce_keepdim_shape(x.shape(), axes)) : out;
 }
 
 }  // namespace cortex::kernels::CORTEX_BACKEND

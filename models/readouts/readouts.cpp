@@ -331,7 +331,7 @@ Tensor GaussianReadout::positions(int64_t batch) {
   if (!training()) {
     pos = m.unsqueeze(0).expand({batch, n_out, 2});
   } else {
-    const Tensor eps = randn({batch, n_out, 2}, gen, 0.0, 1.0, m.dtype());
+    const Tensor eps = randn({batch, n_out, 2}, gen, 0.0, 1.0, m.dtype(), m.device());
     if (kind == GaussSigma::Full)
       pos = m + matmul(sigma.unsqueeze(0), eps.unsqueeze(-1)).squeeze(-1);  // L eps per neuron
     else

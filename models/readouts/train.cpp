@@ -49,8 +49,9 @@ BatchSource in_memory_batches(const std::vector<Tensor>& maps, const Tensor& y, 
     const int64_t lo = i * batch_size, hi = std::min(n, lo + batch_size);
     const Tensor idx = from_vector(std::vector<int64_t>(order.begin() + lo, order.begin() + hi), {hi - lo}, DType::Int64);
     Batch b;
-    for (const auto& m : maps) b.maps.push_back(index_select(m, 0, idx));
-    b.y = index_select(y, 0, idx);
+    // The rows are chosen on the host; the (small) index goes to each tensor's device.
+    for (const auto& m : maps) b.maps.push_back(index_select(m, 0, idx.to(m.device())));
+    b.y = index_select(y, 0, idx.to(y.device()));
     return b;
   };
   return src;
