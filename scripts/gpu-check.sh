@@ -2,14 +2,6 @@
 # The checks only a real GPU can give (../shared/GPU.md): run on a machine with an NVIDIA GPU, from
 # the project root, after ../shared/tools/pack-device-deps.sh has packed the Debian dependencies
 # into .deps/ (the GPU machine has no network and none of them). It
-#   1. configures (-DCMAKE_PREFIX_PATH=$PWD/.deps, sm_90) and builds with every core;
-#   2. runs the op-by-backend test (tests/test_backend_ops: every op on cpu, emu and cuda, strict
-#      device mode) and the model fixtures on cuda;
-#   3. runs the kernel benchmarks that are built (the hand-written GEMM versions beside cuBLAS in
-#      bench_cuda_gemm, bench_matmul, bench_models; the fused attention versions in bench_attention
-#      beside bench/peers/attention_peer.py), JSON under $OUT;
-# and writes every log under $OUT (default out/gpu-check), ending with one table of results.
-# Without a GPU it stops at once, saying why, with exit code 3.
 #   1. configures (-DCMAKE_PREFIX_PATH=$PWD/.deps, sm_90, benchmarks on) and builds with every core;
 #   2. runs the op-by-backend test (tests/test_backend_ops: every op on cpu, emu and cuda) and the
 #      whole-model fixtures on cuda (tests/test_models_emu with CORTEX_MODELS_DEVICE=cuda, strict
@@ -117,20 +109,6 @@ else
   note models_on_cuda "no $build/tests/test_models_emu"
 fi
 for t in test_dispatch test_models_cnn test_models_vit test_simt; do
-  [[ -x $build/tests/$t ]] && step "$t" "$build/tests/$t"
-done
-for b in bench_cuda_gemm bench_models bench_matmul bench_attention; do
-  [[ -x $build/bench/$b ]] && step "$b" "$build/bench/$b" --benchmark_min_time=0.2 --benchmark_format=json \
-    --benchmark_out="$out/$b.json"
-done
-# The fused attention's forward versions 1 and 2 (bench_attention above ran the default, 3), and its
-# PyTorch peer (SDPA, torch.func.jvp through the math path) on the same GPU when torch is installed.
-for v in 1 2; do
-  [[ -x $build/bench/bench_attention ]] && step "bench_attention_v$v" env CORTEX_ATTENTION=$v \
-    "$build/bench/bench_attention" --benchmark_filter=forward --benchmark_min_time=0.2 --benchmark_format=json \
-    --benchmark_out="$out/bench_attention_v$v.json"
-done
-python3 -c "import torch" 2>/dev/null && step attention_peer python3 bench/peers/attention_peer.py
   if bin "tests/$t"; then step "$t" "$build/tests/$t"; else note "$t" "no $build/tests/$t"; fi
 done
 
@@ -146,6 +124,7 @@ gbench bench_autograd bench_autograd 'encoder_jacobian.*_cuda'
 peer autograd bench/peers/autograd_peer.py --device cuda
 gbench bench_spectral bench_spectral 'N1M'
 peer ncut bench/peers/ncut_peer.py --device cuda --n 1000000 --d 768 --skip-sklearn --repeat 1
+
 # ---- 4. results
 echo
 echo "gpu-check.sh: steps (logs in $out)"
