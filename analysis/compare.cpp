@@ -282,7 +282,7 @@ Comparison compare_fits(const std::vector<FitRecord>& fits) {
       else mj["rois"][groups[g].first] = sj;
     }
     j["models"].push_back(mj);
-    page.summary.push_back({"mean r ± SE: " + f.name + (f.readout.empty() ? "" : " (" + f.readout + ")"),
+    page.summary.push_back({"mean r ± SE: " + f.name + (f.readout.empty() || f.readout == f.name ? "" : " (" + f.readout + ")"),
                             fmt("%.3f", height[m][0]) + " ± " + fmt("%.3f", error[m][0])});
   }
   page.summary.push_back({"test", "paired t-test on per-voxel r, two-sided (Wilcoxon signed-rank beside it); voxels "

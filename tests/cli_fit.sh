@@ -42,7 +42,7 @@ fit() {
   # One metrics schema (analysis/scores.h): eval on fit's predictions reports the same keys and values.
   "$cortex" eval --pred "out/$name/predictions.npy" --data "$data" --hemi both --out "eval.$name.json" > /dev/null 2>&1 ||
     fail "eval $name failed"
-  [[ $(schema "out/$name/metrics.json") == $(schema "eval.$name.json") ]] ||
+  [[ $(schema "out/$name/metrics.json") == "$(schema "eval.$name.json")" ]] ||
     { diff <(schema "out/$name/metrics.json") <(schema "eval.$name.json") >&2; fail "fit $name and eval disagree"; }
   jq -e '(.mean_r | numbers) and (.challenge_score | numbers) and (.rois | length > 0)' "eval.$name.json" > /dev/null ||
     fail "eval $name: no mean_r, challenge_score or rois"
