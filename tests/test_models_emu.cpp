@@ -3,7 +3,9 @@
 // Module::to give every tap and the output of the same model on the CPU to rel. error 1e-4 (and
 // PyTorch's, as tests/model_fixtures.h checks on the CPU); the ViT's jvp and vjp (autograd
 // transforms) on emu give the CPU's; one epoch of Gaussian-readout training (two Adam steps and the
-// validation pass of models/readouts/train) on emu gives the CPU's loss and parameters to 1e-5.
+// validation pass of models/readouts/train) on emu gives the CPU's loss and parameters to 1e-5;
+// DINOv2 with its position grid resampled runs there too; encoding::to_model_input (ToTensor +
+// Normalize on the device) gives the host's bits; Module::to moves everything and back.
 //
 // The device kernels do not always do the CPU's arithmetic in the CPU's order (GEMM tiles, tree
 // reductions), so the comparison is within a tolerance, not bit-identity: max |emu - cpu| /
