@@ -19,8 +19,8 @@ set -euo pipefail
 kind=${1:-}
 # The kernel families with CUDA kernels and their emulated-device tests (kernels-layer only, so a
 # filtered build holds them). Add a family's word and its test here when it gets kernels/cuda/<family>.cu.
-families="elementwise;matmul;tensor_ops;reduce;nn;pool;index"
-kernel_tests=(test_cuda_elementwise test_cuda_matmul test_cuda_tensor_ops test_cuda_reduce test_cuda_nn test_cuda_pool test_cuda_index)
+families="elementwise;matmul;tensor_ops;reduce;nn;pool;index;linalg"
+kernel_tests=(test_cuda_elementwise test_cuda_matmul test_cuda_tensor_ops test_cuda_reduce test_cuda_nn test_cuda_pool test_cuda_index test_cuda_linalg)
 case "$kind" in
   asan) flags="-fsanitize=address,undefined -fno-sanitize-recover=all -DCORTEX_SIMT_UBSAN=1"
         only="simt;cuda_;$families"; tests=(test_simt "${kernel_tests[@]}") ;;
