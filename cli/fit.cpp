@@ -179,7 +179,7 @@ Run add_fit(CLI::App& app) {
       ->capture_default_str();
   sub->add_flag("--drop-nan", o->drop_nan, "Skip images whose responses contain NaN (they are refused otherwise)");
   sub->add_option("--out", o->out, "Output folder")->required();
-  sub->add_option("--device", o->device, std::string("Where the frozen backbone runs (readouts fit on the host): ") +
+  sub->add_option("--device", o->device, std::string("Where the frozen backbone and ridge CV run (trained readouts fit on the host): ") +
                                              kDeviceHelp)
       ->check(device_check());
   return [o] { return run_fit(*o); };

@@ -599,9 +599,14 @@ FitResult fit(const EncodingSpec& spec) {
   Standardizer z;  // two-layer, linear
   const auto t1 = Clock::now();
   if (o.readout == "ridge") {
-    const models::RidgeCV fit = models::fit_ridge_cv(Xtr[0], train.responses, alphas, static_cast<int>(o.folds), o.seed);
-    std::cerr << "fit: ridge, " << alphas.size() << " penalties x " << o.folds << " folds in " << std::fixed
-              << std::setprecision(2) << seconds_since(t1) << " s\n";
+    // Ridge CV runs on --device (its work goes through kernel entries); the model stays on the host.
+    const Device dev = device_option(o.device);
+    models::RidgeCV fit =
+        models::fit_ridge_cv(Xtr[0].to(dev), train.responses.to(dev), alphas, static_cast<int>(o.folds), o.seed);
+    fit.weights = fit.weights.to(Device::cpu());
+    fit.intercept = fit.intercept.to(Device::cpu());
+    std::cerr << "fit: ridge on " << dev.str() << ", " << alphas.size() << " penalties x " << o.folds << " folds in "
+              << std::fixed << std::setprecision(2) << seconds_since(t1) << " s\n";
     write_model_file(
         model_path, {{"weights", fit.weights}, {"intercept", fit.intercept}, {"best_alpha", fit.best_alpha}}, settings_of(o));
     if (!Xte.empty()) pred = models::ridge_predict(Xte[0], fit.weights, fit.intercept);

@@ -19,8 +19,8 @@ set -euo pipefail
 kind=${1:-}
 # The kernel families with CUDA kernels and their emulated-device tests (kernels-layer only, so a
 # filtered build holds them). Add a family's word and its test here when it gets kernels/cuda/<family>.cu.
-families="elementwise;matmul;tensor_ops;reduce;nn;pool;index;conv;sample;sort;opt;attention;spectral"
-kernel_tests=(test_cuda_elementwise test_cuda_matmul test_cuda_tensor_ops test_cuda_reduce test_cuda_nn test_cuda_pool test_cuda_index test_cuda_conv test_cuda_sample test_cuda_sort test_cuda_optim test_cuda_attention test_cuda_spectral)
+families="elementwise;matmul;tensor_ops;reduce;nn;pool;index;conv;sample;sort;opt;attention;spectral;linalg"
+kernel_tests=(test_cuda_elementwise test_cuda_matmul test_cuda_tensor_ops test_cuda_reduce test_cuda_nn test_cuda_pool test_cuda_index test_cuda_conv test_cuda_sample test_cuda_sort test_cuda_optim test_cuda_attention test_cuda_spectral test_cuda_linalg)
 # The optim family's word is "opt": "optim" would also pull in the autograd layer (CMakeLists.txt),
 # which a build of these families alone cannot link.
 case "$kind" in

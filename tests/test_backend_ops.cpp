@@ -442,6 +442,19 @@ std::vector<OpCase> cases() {
                   const kernels::KnnAffinity c = kernels::knn_affinity(in[0], in[1], 3, {KnnKernel::Cosine, 0.5});
                   const kernels::KnnAffinity r = kernels::knn_affinity(in[0], in[1], 3, {KnnKernel::Rbf, 1.5});
                   return Inputs{c.values, c.indices, r.values, r.indices, kernels::knn_propagate(r.values, r.indices, in[2])};
+  // -- linalg: cholesky and cholesky_solve have kernels (one matrix and a batch, rhs with many
+  //    columns); eigh, eigh_topk, svd, qr and solve fall back on emu by design (test below)
+  cs.push_back({"cholesky/cholesky_solve [7,7], [2,5,5]", [](DType dt) {
+                  // x x^T + n I: symmetric positive definite, well conditioned
+                  auto spd = [dt](const Shape& s, uint64_t seed) {
+                    const Tensor x = rnd(s, seed, DType::Float64);
+                    const int64_t n = s.back();
+                    return add(matmul(x, x.transpose(-1, -2)), mul(eye(n, -1, DType::Float64), static_cast<double>(n))).to(dt);
+                  };
+                  return Inputs{spd({7, 7}, 140), rnd({7, 33}, 141, dt), spd({2, 5, 5}, 142), rnd({2, 5, 3}, 143, dt)};
+                }, [](const Inputs& in) {
+                  const Tensor l = kernels::cholesky(in[0]), lb = kernels::cholesky(in[2]);
+                  return Inputs{l, kernels::cholesky_solve(l, in[1]), lb, kernels::cholesky_solve(lb, in[3])};
                 }, nullptr, 1e-7, false});
   return cs;
 }
@@ -638,4 +651,17 @@ TEST(BackendOps, SupportListing) {
     std::printf("[ backend ] cases %s could not run without a host fallback (%zu):\n", dev.c_str(), list.size());
     for (const auto& c : list) std::printf("[ backend ]   %s\n", c.c_str());
   }
+}
+
+// linalg on the emulated device (issue 13): every op has a kernel except the dense eigensolvers,
+// svd, qr and solve, which run the CPU kernel there, counted as fallbacks (../shared/SIMT.md).
+TEST(BackendOps, LinalgFallsBackOnlyForEighSvdQrAndSolve) {
+  const std::set<std::string> host_only = {"eigh", "eigh_topk", "svd", "qr", "solve"};
+  int seen = 0;
+  for (const auto& op : kernels::op_list()) {
+    if (std::string(op.family) != "linalg") continue;
+    ++seen;
+    EXPECT_EQ(op.emu, !host_only.count(op.name)) << "linalg::" << op.name;
+  }
+  EXPECT_EQ(seen, 7);
 }

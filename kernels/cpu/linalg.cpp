@@ -45,9 +45,10 @@ Mat<T> load(const Tensor& t, const char* op, const char* name) {
 }
 
 // A new contiguous tensor of the matrix (shape (rows, cols), or (rows) for a vector result).
+// Into `dst` instead when given (contiguous, of that shape: a batch's item).
 template <class T, class M>
-Tensor store(const M& m, Shape shape) {
-  Tensor t = empty(shape, dtype_of<T>());
+Tensor store(const M& m, Shape shape, const Tensor& dst = Tensor()) {
+  Tensor t = dst.defined() ? dst : empty(shape, dtype_of<T>());
   Eigen::Map<RowMat<T>>(t.data<T>(), m.rows(), m.cols()) = m;
   return t;
 }
@@ -115,8 +116,9 @@ Tensor batch_item(const Tensor& t, int64_t nbatch, int64_t i) {
   return v;
 }
 
-// out[i] = f(i) for every item of a batch, side by side on the OpenMP threads (Eigen's LLT and
-// triangular solves run on one thread each); the first exception is carried out and rethrown.
+// out[i] = f(i, out[i]) for every item of a batch, side by side on the OpenMP threads (Eigen's LLT
+// and triangular solves run on one thread each); f writes into its item, or returns a tensor to
+// copy there. The first exception is carried out and rethrown.
 template <class F>
 Tensor batched(const Shape& out_shape, DType dt, int64_t nbatch, int64_t count, F&& f) {
   Tensor out = empty(out_shape, dt);
@@ -124,7 +126,9 @@ Tensor batched(const Shape& out_shape, DType dt, int64_t nbatch, int64_t count, 
 #pragma omp parallel for schedule(dynamic, 1) if (count > 1)
   for (int64_t i = 0; i < count; ++i) {
     try {
-      batch_item(out, nbatch, i).copy_(f(i));
+      Tensor item = batch_item(out, nbatch, i);
+      const Tensor r = f(i, item);
+      if (!r.is_same(item)) item.copy_(r);
     } catch (...) {
       err[static_cast<size_t>(i)] = std::current_exception();
     }
@@ -183,7 +187,7 @@ Svd svd(const Tensor& a) {
   });
 }
 
-static Tensor cholesky2d(const Tensor& a) {
+static Tensor cholesky2d(const Tensor& a, const Tensor& dst = Tensor()) {
   const int64_t n = a.size(0);
   return dispatch_float(a.dtype(), "cholesky", [&](auto tag) -> Tensor {
     using T = decltype(tag);
@@ -193,7 +197,7 @@ static Tensor cholesky2d(const Tensor& a) {
     CORTEX_CHECK(llt.info() == Eigen::Success,
                  "cholesky: expected a symmetric positive definite matrix, found a non-positive pivot");
     const Mat<T> l = llt.matrixL();  // the strict upper triangle is zero
-    return store<T>(l, {n, n});
+    return store<T>(l, {n, n}, dst);
   });
 }
 
@@ -217,7 +221,7 @@ Tensor solve(const Tensor& a, const Tensor& b) {
   });
 }
 
-static Tensor cholesky_solve2d(const Tensor& l, const Tensor& b) {
+static Tensor cholesky_solve2d(const Tensor& l, const Tensor& b, const Tensor& dst = Tensor()) {
   const int64_t n = l.size(0), k = b.dim() == 2 ? b.size(1) : 1;
   return dispatch_float(l.dtype(), "cholesky_solve", [&](auto tag) -> Tensor {
     using T = decltype(tag);
@@ -238,7 +242,7 @@ static Tensor cholesky_solve2d(const Tensor& l, const Tensor& b) {
       lower.transpose().solveInPlace(cols);  // l^T x = y
     }
     CORTEX_CHECK(x.allFinite(), "cholesky_solve: the solution overflowed (factor too close to singular)");
-    return store<T>(x, b.shape());
+    return store<T>(x, b.shape(), dst);
   });
 }
 
@@ -246,14 +250,17 @@ static Tensor cholesky_solve2d(const Tensor& l, const Tensor& b) {
 Tensor cholesky(const Tensor& a) {
   if (a.dim() == 2) return cholesky2d(a);
   const int64_t nb = a.dim() - 2;
-  return batched(a.shape(), a.dtype(), nb, batch_count(a, nb), [&](int64_t i) { return cholesky2d(batch_item(a, nb, i)); });
+  return batched(a.shape(), a.dtype(), nb, batch_count(a, nb),
+                 [&](int64_t i, const Tensor& dst) { return cholesky2d(batch_item(a, nb, i), dst); });
 }
 
 Tensor cholesky_solve(const Tensor& l, const Tensor& b) {
   if (l.dim() == 2) return cholesky_solve2d(l, b);
   const int64_t nb = l.dim() - 2;
   return batched(b.shape(), b.dtype(), nb, batch_count(l, nb),
-                 [&](int64_t i) { return cholesky_solve2d(batch_item(l, nb, i), batch_item(b, nb, i)); });
+                 [&](int64_t i, const Tensor& dst) {
+    return cholesky_solve2d(batch_item(l, nb, i), batch_item(b, nb, i), dst);
+  });
 }
 
 Qr qr(const Tensor& a) {
