@@ -4,7 +4,7 @@
 #      appear only in the few files allowed to hold them, so everything else builds and runs on the
 #      emulated CUDA device;
 #   2. nvcc compiles every kernels/cuda/*.cu for sm_80 and sm_90 with -Xptxas -v; the script prints
-#      registers, shared memory and spills per kernel, and fails on any spill in a GEMM or reduction
+#      registers, shared memory and spills per kernel, and fails on any spill in a GEMM, reduction, attention or conv
 #      kernel (their speed depends on staying in registers). Skipped, saying why, without nvcc.
 # Usage: scripts/check-cuda.sh [lint|nvcc|all]   (default all)
 set -euo pipefail
@@ -72,7 +72,7 @@ nvcc_report() {
       name=$(c++filt "$fn" 2>/dev/null | sed -E 's/\(anonymous namespace\):://g; s/^void //; s/cortex::kernels::(cuda|emu):://g; s/\(.*$//' |
         cut -c1-58)
       printf '%-7s %-58s %5s %7s %s\n' "$arch" "$name" "$regs" "$smem" "$spill"
-      if ((spill > 0)) && grep -qiE 'gemm|sgemm|reduce|reduction|softmax|norm' <<<"$fn$cu"; then
+      if ((spill > 0)) && grep -qiE 'gemm|sgemm|reduce|reduction|softmax|norm|attention|attn|conv' <<<"$fn$cu"; then
         echo "check-cuda.sh nvcc: $name ($arch, $cu) spills $spill bytes to local memory" >&2
         status=1
       fi

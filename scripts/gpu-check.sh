@@ -9,7 +9,7 @@
 #   3. times ours and the peers in the same run, each writing JSON under $OUT:
 #        GEMM versions 1..7 against cuBLAS (bench_cuda_gemm; fp32, and TF32 / bf16 rows where the
 #          bench has them),
-#        conv, hand-written against cuDNN (bench_conv run with CORTEX_CONV=hand and =cudnn; its cuda
+#        conv, hand-written against cuDNN (bench_conv run with CORTEX_CONV=igemm and =cudnn; its cuda
 #          rows, when it has some),
 #        attention forward against PyTorch SDPA and the attention JVP against torch.func.jvp (math
 #          path) (bench_attention + bench/peers/attention_peer.py, when present),
@@ -108,13 +108,13 @@ if bin tests/test_models_emu; then
 else
   note models_on_cuda "no $build/tests/test_models_emu"
 fi
-for t in test_dispatch test_models_cnn test_models_vit test_simt; do
+for t in test_dispatch test_models_cnn test_models_vit test_simt test_encoding_device gpu_test_cuda_conv gpu_test_cuda_gemm; do
   if bin "tests/$t"; then step "$t" "$build/tests/$t"; else note "$t" "no $build/tests/$t"; fi
 done
 
 # ---- 3. timings, ours and the peers side by side
 gbench bench_cuda_gemm bench_cuda_gemm 'BM_cuda_gemm'
-gbench bench_conv.hand bench_conv 'cuda' CORTEX_CONV=hand
+gbench bench_conv.igemm bench_conv 'cuda' CORTEX_CONV=igemm
 gbench bench_conv.cudnn bench_conv 'cuda' CORTEX_CONV=cudnn
 gbench bench_attention bench_attention 'cuda'
 peer attention bench/peers/attention_peer.py --device cuda
