@@ -56,14 +56,18 @@ void knn_impl(const Tensor& x, const Tensor& samples, int64_t K, const KnnAffini
   const T t = static_cast<T>(p.t);
   std::vector<T> ys(m * d), hy(m);
   prepare<T>(samples, 0, m, cosine, ys.data(), hy.data());
-  // Rows per chunk: the (chunk, m) score block stays near 2^25 elements.
+  // Rows per chunk: the (chunk, m) score block stays near 2^25 elements (8,192 rows of 4,096 samples).
   const int64_t cs = std::min(std::max<int64_t>(N, 1), std::max<int64_t>(64, (int64_t(1) << 25) / std::max<int64_t>(m, 1)));
-  std::vector<T> xc(cs * d), hx(cs), S(cs * m);
+  std::vector<T> xc(cs * d), hx(cs);
+  // From the host block cache (tensor/host_allocator.h): repeated calls reuse the block instead of
+  // faulting in fresh pages each time.
+  const Tensor score_block = empty({cs, m}, x.dtype());
+  T* const S = score_block.data<T>();
   Eigen::Map<const RowMat<T>> Y(ys.data(), m, d);
   for (int64_t s0 = 0; s0 < N; s0 += cs) {
     const int64_t cn = std::min(cs, N - s0);
     prepare<T>(x, s0, cn, cosine, xc.data(), hx.data());
-    Eigen::Map<RowMat<T>> Sm(S.data(), cn, m);
+    Eigen::Map<RowMat<T>> Sm(S, cn, m);
     if (d > 0) {
       Sm.noalias() = Eigen::Map<const RowMat<T>>(xc.data(), cn, d) * Y.transpose();
     } else {
@@ -71,7 +75,7 @@ void knn_impl(const Tensor& x, const Tensor& samples, int64_t K, const KnnAffini
     }
 #pragma omp parallel for schedule(static) if (cn * m > (1 << 14))
     for (int64_t i = 0; i < cn; ++i) {
-      T* row = S.data() + i * m;
+      T* row = S + i * m;
       if (!cosine)
         for (int64_t j = 0; j < m; ++j) row[j] -= hy[j];
       // top-K by insertion into the sorted (descending) output row; equal scores keep the lower index first
