@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/autocast.h"
 #include "kernels/checks.h"
 #include "kernels/dispatch.h"
 #include "kernels/shape.h"
@@ -52,6 +53,16 @@ bool empty_case(const Tensor& q, const Tensor& k) {
 
 Attention attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, double scale) {
   const char* op = "attention_forward";
+  // bf16: q, k, v bf16, the float32 kernel on the widened operands, out rounded once to bf16; lse
+  // (a per-row statistic, not an activation) stays float32 (autocast.h).
+  if (autocast::is_bf16(q)) {
+    check_defined(op, "k", k);
+    check_defined(op, "v", v);
+    check_same_dtype(op, q, k);
+    check_same_dtype(op, q, v);
+    Attention r = attention_forward(autocast::widen(q), autocast::widen(k), autocast::widen(v), scale);
+    return {autocast::round_bf16(r.out), r.lse};
+  }
   check_qkv(op, q, k, v, scale);
   if (empty_case(q, k)) {
     // The empty softmax: out = 0, lse = -inf (so a backward sees P = exp(S - lse) = 0 nowhere).

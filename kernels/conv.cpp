@@ -3,6 +3,7 @@
 // backend tables (kernels/dispatch.h).
 #include "kernels/conv.h"
 
+#include "kernels/autocast.h"
 #include "kernels/checks.h"
 #include "kernels/dispatch.h"
 #include "kernels/shape.h"
@@ -22,6 +23,13 @@ int64_t conv_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_
 }
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p) {
+  // bf16: every operand bf16, the float32 kernel on the widened operands, one rounding (autocast.h).
+  if (autocast::is_bf16(x)) {
+    check_defined("conv2d", "w", w);
+    check_same_dtype("conv2d", x, w);
+    if (bias.defined()) check_same_dtype("conv2d", x, bias);
+    return autocast::round_bf16(conv2d(autocast::widen(x), autocast::widen(w), autocast::widen(bias), p));
+  }
   check_float("conv2d", "x", x);
   check_float("conv2d", "w", w);
   check_same_dtype("conv2d", x, w);
