@@ -38,6 +38,7 @@ using Clock = std::chrono::steady_clock;
 
 struct Opts {
   std::string arch, config, weights, images, taps, out, device;  // device: see device_option
+  std::string dtype = "fp32";  // compute dtype of the GEMMs, convolutions and attention (docs/bf16.md)
   int64_t batch = 16, image_size = 224;
   bool fold_bn = false, no_crop = false;
 };
@@ -95,6 +96,7 @@ int run(const Opts& o) {
   CORTEX_CHECK(o.image_size > 0, "features: --image-size must be positive, found ", o.image_size);
   CORTEX_CHECK(o.out.size() > 12 && o.out.substr(o.out.size() - 12) == ".safetensors",
                "features: --out must end in .safetensors, found '", o.out, "'");
+  CORTEX_CHECK(o.dtype == "fp32" || o.dtype == "bf16", "features: --dtype must be fp32 or bf16, found '", o.dtype, "'");
   const auto t0 = Clock::now();
   models::ModelConfig cfg = o.arch.empty() ? models::config_from_file(o.config) : models::config_for_arch(o.arch);
   auto model = models::load_backbone(cfg, o.weights);
@@ -102,6 +104,8 @@ int run(const Opts& o) {
   // The model and each batch move to the device; ops follow their inputs' device (ARCHITECTURE.md).
   const Device dev = device_option(o.device);
   if (!dev.is_cpu()) model->to(dev);
+  // After the fold and the move, so the bf16 weight copies are made once, on the device.
+  if (o.dtype == "bf16") model->set_compute_dtype(DType::BFloat16);
   std::vector<std::string> taps = split_taps(o.taps);
   taps.erase(std::remove(taps.begin(), taps.end(), "output"), taps.end());
   taps.push_back("output");
@@ -140,6 +144,10 @@ Run add_features(CLI::App& app) {
   sub->add_flag("--no-crop", o->no_crop, "Resize the whole image to --image-size, no crop, as cortex fit does "
                 "(the same activations as fit's)");
   sub->add_option("--device", o->device, kDeviceHelp)->check(device_check());
+  sub->add_option("--dtype", o->dtype,
+                  "Compute dtype of the GEMMs, convolutions and attention: fp32, or bf16 (bfloat16 operands, "
+                  "float32 accumulation; outputs stay float32)")
+      ->capture_default_str();
   sub->add_flag("--fold-bn", o->fold_bn, "Fold batch norms into the preceding convs (a conv's tap is then its bn's)");
   return [o] { return run(*o); };
 }

@@ -19,7 +19,39 @@ void check_nchw(const char* what, const Tensor& x, int64_t channels) {
   CORTEX_CHECK(x.dim() == 4 && (channels < 0 || x.size(1) == channels), what, ": expected input (N, ", channels,
                ", H, W), found ", shape_str(x.shape()));
 }
+// In bf16 compute (Module::set_compute_dtype) layers are for inference: the backward of a bf16
+// convolution has no kernel, and training wants float32 gradients.
+bool use_bf16(const Module& m) {
+  if (m.compute_dtype() != DType::BFloat16) return false;
+  CORTEX_CHECK(!m.training(), m.type_name(), " '", m.name(),
+               "': bfloat16 compute is for inference; set_compute_dtype(float32) to train");
+  return true;
+}
+Tensor to_bf16(const Tensor& x) { return x.to(DType::BFloat16); }
 }  // namespace
+
+const Tensor& Bf16Copy::of(const Tensor& w) {
+  if (!w.defined()) {
+    copy_ = Tensor();
+    return copy_;
+  }
+  const bool fresh = copy_.defined() && storage_.lock() == w.storage() && version_ == w.storage()->version &&
+                     offset_ == w.offset() && copy_.shape() == w.shape();
+  if (!fresh) {
+    NoGradGuard ng;
+    copy_ = w.to(DType::BFloat16);
+    storage_ = w.storage();
+    version_ = w.storage()->version;
+    offset_ = w.offset();
+  }
+  return copy_;
+}
+
+void Linear::prepare_compute_dtype() {
+  if (compute_dtype() != DType::BFloat16) return weight16_.clear(), bias16_.clear();
+  weight16_.of(weight);
+  bias16_.of(bias);
+}
 
 Linear::Linear(int64_t in, int64_t out, bool has_bias) : in_features(in), out_features(out) {
   CORTEX_CHECK(in > 0 && out > 0, "Linear: expected positive sizes, found in ", in, " out ", out);
@@ -35,6 +67,7 @@ Tensor Linear::forward(const Tensor& x, TapContext&) {
   check_input("Linear", x, 1);
   CORTEX_CHECK(x.size(-1) == in_features, "Linear '", name(), "': expected last dim ", in_features, ", found input ",
                shape_str(x.shape()));
+  if (use_bf16(*this)) return linear(to_bf16(x), weight16_.of(weight), bias16_.of(bias)).to(x.dtype());
   return linear(x, weight, bias);
 }
 
@@ -57,7 +90,14 @@ Conv2d::Conv2d(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t 
 
 Tensor Conv2d::forward(const Tensor& x, TapContext&) {
   check_nchw("Conv2d", x, in_channels);
+  if (use_bf16(*this)) return conv2d(to_bf16(x), weight16_.of(weight), bias16_.of(bias), params).to(x.dtype());
   return conv2d(x, weight, bias, params);
+}
+
+void Conv2d::prepare_compute_dtype() {
+  if (compute_dtype() != DType::BFloat16) return weight16_.clear(), bias16_.clear();
+  weight16_.of(weight);
+  bias16_.of(bias);
 }
 
 BatchNorm2d::BatchNorm2d(int64_t c, double eps_, double momentum_) : channels(c), eps(eps_), momentum(momentum_) {
@@ -242,11 +282,28 @@ Tensor MultiheadAttention::forward(const Tensor& x, TapContext& ctx) {
                "), found ", shape_str(x.shape()));
   const int64_t B = x.size(0), L = x.size(1), hd = dim / heads;
   // qkv: (B, L, 3D) -> (3, B, H, L, hd); q, k, v in that order, heads contiguous, as torch and timm.
-  Tensor qkv_t = layout == Layout::Packed ? linear(x, in_proj_weight, in_proj_bias) : (*qkv)(x, ctx);
+  // bf16 compute: the projections in bf16 (the Linear children on their own), and q, k, v cast to
+  // bf16 for the attention kernel; its output comes back in x's dtype.
+  const bool bf16 = use_bf16(*this);
+  Tensor qkv_t;
+  if (layout == Layout::Packed) {
+    qkv_t = bf16 ? linear(to_bf16(x), in_proj_weight16_.of(in_proj_weight), in_proj_bias16_.of(in_proj_bias))
+            : linear(x, in_proj_weight, in_proj_bias);
+  } else {
+    qkv_t = (*qkv)(x, ctx);
+  }
+  if (bf16) qkv_t = to_bf16(qkv_t);
   Tensor t = qkv_t.reshape({B, L, 3, heads, hd}).permute({2, 0, 3, 1, 4});
   Tensor o = scaled_dot_product_attention(t.select(0, 0), t.select(0, 1), t.select(0, 2));
+  if (bf16) o = o.to(x.dtype());
   o = o.permute({0, 2, 1, 3}).reshape({B, L, dim});
   return layout == Layout::Packed ? (*out_proj)(o, ctx) : (*proj)(o, ctx);
+}
+
+void MultiheadAttention::prepare_compute_dtype() {
+  if (compute_dtype() != DType::BFloat16) return in_proj_weight16_.clear(), in_proj_bias16_.clear();
+  in_proj_weight16_.of(in_proj_weight);
+  in_proj_bias16_.of(in_proj_bias);
 }
 
 Mlp::Mlp(int64_t d, int64_t hidden, Act act, const Names& n) {

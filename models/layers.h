@@ -13,6 +13,21 @@
 
 namespace cortex::models {
 
+// A layer's bf16 copy of one of its float32 weights (Module::set_compute_dtype): made once, and
+// made again only when the weight is no longer the tensor it was made from (reassigned by a load
+// or a batch-norm fold, moved, or written in place).
+class Bf16Copy {
+ public:
+  const Tensor& of(const Tensor& w);  // an undefined w gives an undefined copy
+  void clear() { *this = Bf16Copy(); }
+
+ private:
+  Tensor copy_;
+  std::weak_ptr<Storage> storage_;
+  uint64_t version_ = 0;
+  int64_t offset_ = 0;
+};
+
 class Identity : public Module {
  public:
   Tensor forward(const Tensor& x, TapContext&) override { return x; }
@@ -27,6 +42,12 @@ class Linear : public Module {
   std::string type_name() const override { return "Linear"; }
   int64_t in_features, out_features;
   Tensor weight, bias;  // (out, in), (out) or undefined
+
+ protected:
+  void prepare_compute_dtype() override;
+
+ private:
+  Bf16Copy weight16_, bias16_;
 };
 
 class Conv2d : public Module {
@@ -44,6 +65,10 @@ class Conv2d : public Module {
   void to_extra(Device d) override {
     if (!has_bias_param && bias.defined()) bias = bias.to(d);
   }
+  void prepare_compute_dtype() override;
+
+ private:
+  Bf16Copy weight16_, bias16_;
 };
 
 // Inference: running statistics; training: batch statistics and a running-stat update. Once folded
@@ -155,6 +180,12 @@ class MultiheadAttention : public Module {
   Layout layout;
   Tensor in_proj_weight, in_proj_bias;          // Packed
   std::shared_ptr<Linear> qkv, proj, out_proj;  // Qkv: qkv, proj; Packed: out_proj
+
+ protected:
+  void prepare_compute_dtype() override;
+
+ private:
+  Bf16Copy in_proj_weight16_, in_proj_bias16_;  // Packed
 };
 
 // Two linear layers with an activation between them; child names given by the layout

@@ -101,6 +101,15 @@ void Module::to(Device device) {
   for (auto& [n, m] : named_modules()) m->to_extra(device);
 }
 
+void Module::set_compute_dtype(DType dt) {
+  CORTEX_CHECK(dt == DType::Float32 || dt == DType::BFloat16,
+               "set_compute_dtype: expected float32 or bfloat16, found ", dtype_name(dt));
+  for (auto& [n, m] : named_modules()) {
+    m->compute_dtype_ = dt;
+    m->prepare_compute_dtype();
+  }
+}
+
 void Module::register_parameter(const std::string& local, Tensor* t) {
   CORTEX_CHECK(t != nullptr && !local.empty(), "Module::register_parameter: expected a name and a tensor");
   params_.emplace_back(local, t);

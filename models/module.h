@@ -72,6 +72,14 @@ class Module : public std::enable_shared_from_this<Module> {
   void requires_grad(bool on = true);
   // Moves every parameter and buffer to `device` (the forward then runs where its input lives).
   void to(Device device);
+  // The dtype Linear, Conv2d and MultiheadAttention compute in (docs/bf16.md): Float32, the
+  // default, or BFloat16 (autocast, inference only: the layer casts its input to bf16, runs the
+  // bf16 kernel with float32 accumulation on bf16 copies of its weights, and casts the output back
+  // to the input's dtype; every other module stays in float32). Recursive. The bf16 weight copies
+  // are made here, once; a layer re-makes a copy only when its weight changed (a load, a batch-norm
+  // fold, a move to another device).
+  void set_compute_dtype(DType dt);
+  DType compute_dtype() const { return compute_dtype_; }
 
  protected:
   void register_parameter(const std::string& local, Tensor* t);
@@ -84,10 +92,13 @@ class Module : public std::enable_shared_from_this<Module> {
   void add_child(const std::string& local, std::shared_ptr<Module> m);
   // Moves tensors a module holds outside its parameters and buffers (called by to()).
   virtual void to_extra(Device) {}
+  // Makes the layer's weight copies for compute_dtype() (called by set_compute_dtype()).
+  virtual void prepare_compute_dtype() {}
 
  private:
   std::string name_;
   bool training_ = false;
+  DType compute_dtype_ = DType::Float32;
   std::vector<std::pair<std::string, Tensor*>> params_, buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
 };
