@@ -454,6 +454,19 @@ std::vector<OpCase> cases() {
                   const Tensor l = kernels::cholesky(in[0]), lb = kernels::cholesky(in[2]);
                   return Inputs{l, kernels::cholesky_solve(l, in[1]), lb, kernels::cholesky_solve(lb, in[3])};
                 }, nullptr, 1e-7, false});
+  // -- bf16: matmul, conv2d and attention with bf16 operands (tests/test_bf16.cpp has the rules):
+  //    inputs rounded to bf16, the bf16 kernel, the result back in the input dtype; no fallback on emu
+  cs.push_back({"bf16 matmul/conv2d/attention", [](DType dt) {
+                  return Inputs{rnd({2, 9, 13}, 150, dt), rnd({13, 7}, 151, dt), rnd({1, 3, 9, 8}, 152, dt),
+                                rnd({4, 3, 3, 3}, 153, dt), rnd({2, 2, 5, 8}, 154, dt)};
+                }, [](const Inputs& in) {
+                  auto b = [](const Tensor& t) { return t.to(DType::BFloat16); };
+                  const DType dt = in[0].dtype();
+                  const Tensor q = b(in[4]);
+                  return Inputs{kernels::matmul(b(in[0]), b(in[1])).to(dt),
+                                kernels::conv2d(b(in[2]), b(in[3]), Tensor(), Conv2dParams{}).to(dt),
+                                kernels::attention_forward(q, q, q, 0.5).out.to(dt)};
+                }, nullptr, 1e-6, false});
   return cs;
 }
 
