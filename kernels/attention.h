@@ -27,6 +27,8 @@ struct AttentionJvp {
   template <class F> void for_each_tensor(F&& f) { f(out); f(tout); }
 };
 
+// bf16 q, k, v: float32 arithmetic, out in bf16, lse in float32 (docs/bf16.md); the backward and
+// JVP take float32 and float64 only.
 Attention attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, double scale);
 // The cotangents of q, k, v given gout (the cotangent of out) and the forward's out and lse.
 AttentionGrads attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,

@@ -16,6 +16,8 @@ namespace cortex::kernels {
 using cortex::Conv2dParams;
 
 // x (N, C, H, W), w (O, C/groups, KH, KW), bias (O) or undefined -> (N, O, OH, OW), im2col + GEMM.
+// bf16 operands (all of them): float32 accumulation, a bf16 result (docs/bf16.md). The adjoints
+// take float32 and float64 only (bf16 is for inference).
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p);
 // The adjoints: d(conv2d)/dx applied to gy (a transposed convolution) and d(conv2d)/dw applied to gy.
 Tensor conv2d_input_grad(const Tensor& gy, const Tensor& w, const Shape& x_shape, const Conv2dParams& p);
