@@ -313,6 +313,8 @@ void bf16_vs_fp32(const std::string& name, Device d, int64_t batch) {
 TEST_F(Bf16, AlexNetCpu) { bf16_vs_fp32("alexnet", Device::cpu(), 1 << 20); }
 TEST_F(Bf16, ResNetBottleneckCpu) { bf16_vs_fp32("resnet_bottleneck", Device::cpu(), 1 << 20); }
 TEST_F(Bf16, VitCpu) { bf16_vs_fp32("vit_torchvision", Device::cpu(), 1 << 20); }
+// timm's attention layout (a qkv Linear rather than a packed in_proj_weight) and register tokens.
+TEST_F(Bf16, Dinov2RegCpu) { bf16_vs_fp32("dinov2_reg", Device::cpu(), 1 << 20); }
 TEST_F(Bf16, AlexNetEmu) { bf16_vs_fp32("alexnet", kEmu, 1 << 20); }
 TEST_F(Bf16, ResNetBottleneckEmu) { bf16_vs_fp32("resnet_bottleneck", kEmu, 1 << 20); }
 TEST_F(Bf16, VitEmu) { bf16_vs_fp32("vit_torchvision", kEmu, 1 << 20); }
