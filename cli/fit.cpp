@@ -179,6 +179,10 @@ Run add_fit(CLI::App& app) {
       ->capture_default_str();
   sub->add_flag("--drop-nan", o->drop_nan, "Skip images whose responses contain NaN (they are refused otherwise)");
   sub->add_option("--out", o->out, "Output folder")->required();
+  sub->add_option("--dtype", o->dtype,
+                  "Compute dtype of the frozen backbone's GEMMs, convolutions and attention: fp32, or bf16 (bfloat16 "
+                  "operands, float32 accumulation; docs/bf16.md). Recorded in the model file; predict follows it")
+      ->capture_default_str();
   sub->add_option("--device", o->device, std::string("Where the frozen backbone and ridge CV run (trained readouts fit on the host): ") +
                                              kDeviceHelp)
       ->check(device_check());

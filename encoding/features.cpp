@@ -107,6 +107,8 @@ std::vector<Tensor> readout_inputs(models::Backbone* m, const data::Dataset& d, 
                                    const std::string& prefix) {
   NoGradGuard ng;
   if (m) m->to(s.device);
+  // After the move, so the bf16 weight copies are made once, on the device.
+  if (m) m->set_compute_dtype(s.compute_dtype);
   data::BatchStream stream(d, s.batch);
   std::vector<std::vector<Tensor>> parts;
   data::Batch b;

@@ -56,6 +56,7 @@ struct InputSpec {
   Preprocessing prep;
   int64_t batch = 32;             // images per forward pass
   Device device = Device::cpu();  // where the backbone runs; the inputs come back to the host
+  DType compute_dtype = DType::Float32;  // the backbone's GEMMs, convolutions and attention (docs/bf16.md)
   std::string readout;            // for error messages
 };
 

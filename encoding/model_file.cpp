@@ -41,7 +41,8 @@ std::map<std::string, std::string> model_metadata(const ModelSettings& s) {
           {"finetune", s.finetune ? "1" : "0"},
           {"gaussian_sigma", s.gaussian_sigma},
           {"shared_features", std::to_string(s.shared_features)},
-          {"position_mlp", s.position_mlp ? "1" : "0"}};
+          {"position_mlp", s.position_mlp ? "1" : "0"},
+          {"dtype", s.dtype}};
 }
 
 ModelSettings model_settings(const std::map<std::string, std::string>& meta, const std::string& path) {
@@ -77,6 +78,9 @@ ModelSettings model_settings(const std::map<std::string, std::string>& meta, con
     CORTEX_CHECK(pm == "0" || pm == "1", "model file ", path, ": metadata 'position_mlp' must be 0 or 1, found '", pm, "'");
     s.position_mlp = pm == "1";
   }
+  if (meta.count("dtype")) s.dtype = meta.at("dtype");
+  CORTEX_CHECK(s.dtype == "fp32" || s.dtype == "bf16", "model file ", path, ": metadata 'dtype' must be fp32 or bf16, found '",
+               s.dtype, "'");
   CORTEX_CHECK(s.pool >= 1 && s.image_size >= 1 && s.core_size >= 1 && s.hidden >= 1, "model file ", path,
                ": pool, image_size, core_size and hidden must be >= 1");
   return s;

@@ -31,6 +31,7 @@ struct ModelSettings {
   std::string gaussian_sigma = "isotropic";  // full, uncorrelated or isotropic
   int64_t shared_features = 0;               // 0: one feature vector per voxel
   bool position_mlp = false;                 // positions from the retinotopic MLP ("source_grid" in the file)
+  std::string dtype = "fp32";                // the frozen backbone's compute dtype (optional key; docs/bf16.md)
 };
 
 // The metadata of a model file: every key of docs/model-file.md, format_version included.

@@ -106,6 +106,7 @@ InputSpec input_spec(const EncodingSpec& o, const models::Backbone* m) {
   s.prep = preprocessing_for(m, input_size(o), false);
   s.batch = o.batch;
   s.device = device_option(o.device);
+  s.compute_dtype = o.dtype == "bf16" ? DType::BFloat16 : DType::Float32;  // checked by fit and predict
   s.readout = o.readout;
   return s;
 }
@@ -145,6 +146,7 @@ std::string cache_key(const EncodingSpec& o, const models::Backbone* m, const st
      << "; preprocess=" << (p.stats == models::Preprocess::Clip ? "clip" : "imagenet") << "; crop=" << p.crop
      << "; input=" << static_cast<int>(input_of(o));
   if (input_of(o) == Input::Flat) os << "; pool=" << o.pool;
+  if (o.dtype != "fp32") os << "; dtype=" << o.dtype;  // fp32 keys unchanged: older caches stay valid
   os << "; images=" << images;
   return os.str();
 }
@@ -357,6 +359,9 @@ void check_opts(const EncodingSpec& o) {
   CORTEX_CHECK(!o.finetune || o.device.empty() || o.device == "cpu",
                "fit: --finetune trains backbone and readout on the host; --device ", o.device,
                " applies to frozen backbones only (drop --device or --finetune)");
+  CORTEX_CHECK(o.dtype == "fp32" || o.dtype == "bf16", "fit: --dtype must be fp32 or bf16, found '", o.dtype, "'");
+  CORTEX_CHECK(o.dtype == "fp32" || (!o.finetune && o.readout != "core"),
+               "fit: --dtype bf16 runs a frozen backbone (inference); not with --finetune or --readout core");
   CORTEX_CHECK(o.sigma == "full" || o.sigma == "uncorrelated" || o.sigma == "isotropic",
                "fit: --sigma must be full, uncorrelated or isotropic, found '", o.sigma, "'");
   CORTEX_CHECK(o.shared_features >= 0, "fit: --shared-features must be >= 0 (0: off), found ", o.shared_features);
@@ -416,6 +421,7 @@ ModelSettings settings_of(const EncodingSpec& o) {
   s.weights = o.random_weights >= 0 ? "random:" + std::to_string(o.random_weights) : o.weights;
   s.pool = o.pool, s.image_size = o.image_size, s.core_size = o.core_size, s.hidden = o.hidden;
   s.finetune = o.finetune;
+  s.dtype = o.dtype;
   s.gaussian_sigma = o.sigma, s.shared_features = o.shared_features;
   s.position_mlp = o.position_coords.defined() || !o.position_mlp.empty();
   return s;
@@ -439,6 +445,7 @@ Tensor predict(const std::string& model_path, const std::string& images, const s
   o.arch = m.arch, o.config = m.config, o.tap = m.tap, o.hemi = m.hemi, o.loss = m.loss;
   o.pool = m.pool, o.image_size = m.image_size, o.core_size = m.core_size, o.hidden = m.hidden;
   o.finetune = m.finetune;
+  o.dtype = m.dtype;  // predict runs the backbone as fit did
   o.sigma = m.gaussian_sigma, o.shared_features = m.shared_features;
   if (m.position_mlp) {
     const std::string grid = o.finetune ? "readout.source_grid" : "source_grid";

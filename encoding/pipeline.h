@@ -27,6 +27,7 @@ struct EncodingSpec {
   std::string readout = "ridge", loss = "mse", optim = "adam", cache, sigmas = "0.1,0.2,0.4";
   std::string train_idx, val_idx, test_idx, nc_units = "auto";
   std::string device;  // where a frozen backbone and ridge CV run (trained readouts: the host): see device_option
+  std::string dtype = "fp32";  // the frozen backbone's compute dtype: fp32 or bf16 (docs/bf16.md)
   int64_t epochs = 60, core_size = 32, hidden = 128, grid = 7;
   double lr = 0, l1 = 1e-4, weight_decay = 0, val_fraction = 0.1, keep = 1.0, backbone_lr = 0.1;
   bool resume = false, finetune = false;

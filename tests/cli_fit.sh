@@ -70,6 +70,13 @@ fit gaussian-position-mlp "${backbone[@]}" --readout gaussian --tap features.4 -
 jq -e '.__metadata__ | .gaussian_sigma == "full" and .shared_features == "4" and .position_mlp == "0"' \
   <(tail -c +9 out/gaussian-full-shared/model.safetensors | head -c $(( $(od -An -t u8 -N8 out/gaussian-full-shared/model.safetensors) ))) \
   > /dev/null || fail "the model file does not record --sigma full --shared-features 4"
+# bf16 backbone (docs/bf16.md): recorded in the model file, predict follows it (fit() compares), and
+# the features, so the predictions, differ from the float32 fit's.
+fit ridge-bf16 "${backbone[@]}" --tap features.4,features.7 --pool 2 --folds 3 --dtype bf16
+jq -e '.__metadata__ | .dtype == "bf16"' \
+  <(tail -c +9 out/ridge-bf16/model.safetensors | head -c $(( $(od -An -t u8 -N8 out/ridge-bf16/model.safetensors) ))) \
+  > /dev/null || fail "the model file does not record --dtype bf16"
+cmp -s out/ridge-bf16/predictions.npy out/ridge/predictions.npy && fail "fit --dtype bf16 gave float32's predictions"
 fit factorized "${backbone[@]}" --readout factorized --tap features.4 --epochs 3
 fit fwrf "${backbone[@]}" --readout fwrf --tap features.1,features.4 --keep 0.5 --epochs 3
 fit pooled-linear "${backbone[@]}" --readout pooled-linear --tap features.4,features.7 --epochs 3
@@ -223,6 +230,8 @@ expect_error() {
 expect_error "readout must be one of" fit --data "$data" --out out/bad --readout lasso --tap features.4 "${backbone[@]}"
 expect_error "reads one map" fit --data "$data" --out out/bad --readout gaussian --tap features.1,features.4 "${backbone[@]}"
 expect_error "finetune" fit --data "$data" --out out/bad --readout ridge --tap features.4 --finetune "${backbone[@]}"
+expect_error "dtype must be fp32 or bf16" fit --data "$data" --out out/bad --tap features.4 --dtype fp16 "${backbone[@]}"
+expect_error "not with --finetune" fit --data "$data" --out out/bad --readout gaussian --tap features.4 --finetune --dtype bf16 "${backbone[@]}"
 expect_error "applies to frozen backbones only" fit --data "$data" --out out/bad --readout gaussian --tap features.4 \
   --finetune --device emu "${backbone[@]}"
 expect_error "not a directory" fit --data nowhere --out out/bad --tap features.4 "${backbone[@]}"
