@@ -17,6 +17,7 @@ ModelSettings example() {
   ModelSettings s;
   s.readout = "fwrf", s.arch = "alexnet", s.config = "", s.tap = "features.1,features.4", s.weights = "random:3";
   s.hemi = "both", s.loss = "mse", s.pool = 2, s.image_size = 96, s.core_size = 32, s.hidden = 64, s.finetune = true;
+  s.dtype = "bf16";
   return s;
 }
 
@@ -36,7 +37,7 @@ TEST(EncodingModelFile, RoundTrip) {
   // Every key docs/model-file.md lists, and no other.
   std::vector<std::string> keys;
   for (const auto& [k, v] : meta) keys.push_back(k);
-  EXPECT_EQ(keys, (std::vector<std::string>{"arch", "config", "core_size", "finetune", "format_version",
+  EXPECT_EQ(keys, (std::vector<std::string>{"arch", "config", "core_size", "dtype", "finetune", "format_version",
                                             "gaussian_sigma", "hemi", "hidden", "image_size", "loss", "pool",
                                             "position_mlp", "readout", "shared_features", "tap", "weights"}));
   EXPECT_EQ(t.list(), std::vector<std::string>{"model.safetensors"});  // no temporary left behind
@@ -52,7 +53,7 @@ TEST(EncodingModelFile, RefusesOtherVersionsAndMissingKeys) {
   EXPECT_CORTEX_ERROR(encoding::model_settings(meta, "m.safetensors"), "no 'format_version' in its metadata");
   // The Gaussian readout's keys are optional (files written before them read as the defaults);
   // every other key is required.
-  const std::set<std::string> optional = {"gaussian_sigma", "shared_features", "position_mlp"};
+  const std::set<std::string> optional = {"gaussian_sigma", "shared_features", "position_mlp", "dtype"};
   for (const auto& [key, value] : good) {
     if (key == "format_version") continue;
     meta = good;
@@ -67,6 +68,9 @@ TEST(EncodingModelFile, RefusesOtherVersionsAndMissingKeys) {
   meta = good;
   meta["gaussian_sigma"] = "diagonal";
   EXPECT_CORTEX_ERROR(encoding::model_settings(meta, "m.safetensors"), "'gaussian_sigma' must be full, uncorrelated or isotropic");
+  meta = good;
+  meta["dtype"] = "fp16";
+  EXPECT_CORTEX_ERROR(encoding::model_settings(meta, "m.safetensors"), "metadata 'dtype' must be fp32 or bf16");
   meta = good;
   meta["pool"] = "2x";
   EXPECT_CORTEX_ERROR(encoding::model_settings(meta, "m.safetensors"), "metadata 'pool' is not an integer");
