@@ -48,9 +48,13 @@ const Tensor& Bf16Copy::of(const Tensor& w) {
 }
 
 void Linear::prepare_compute_dtype() {
-  if (compute_dtype() != DType::BFloat16) return weight16_.clear(), bias16_.clear();
-  weight16_.of(weight);
-  bias16_.of(bias);
+  if (compute_dtype() == DType::BFloat16) {
+    weight16_.of(weight);
+    bias16_.of(bias);
+  } else {
+    weight16_.clear();
+    bias16_.clear();
+  }
 }
 
 Linear::Linear(int64_t in, int64_t out, bool has_bias) : in_features(in), out_features(out) {
@@ -95,9 +99,13 @@ Tensor Conv2d::forward(const Tensor& x, TapContext&) {
 }
 
 void Conv2d::prepare_compute_dtype() {
-  if (compute_dtype() != DType::BFloat16) return weight16_.clear(), bias16_.clear();
-  weight16_.of(weight);
-  bias16_.of(bias);
+  if (compute_dtype() == DType::BFloat16) {
+    weight16_.of(weight);
+    bias16_.of(bias);
+  } else {
+    weight16_.clear();
+    bias16_.clear();
+  }
 }
 
 BatchNorm2d::BatchNorm2d(int64_t c, double eps_, double momentum_) : channels(c), eps(eps_), momentum(momentum_) {
@@ -301,9 +309,13 @@ Tensor MultiheadAttention::forward(const Tensor& x, TapContext& ctx) {
 }
 
 void MultiheadAttention::prepare_compute_dtype() {
-  if (compute_dtype() != DType::BFloat16) return in_proj_weight16_.clear(), in_proj_bias16_.clear();
-  in_proj_weight16_.of(in_proj_weight);
-  in_proj_bias16_.of(in_proj_bias);
+  if (compute_dtype() == DType::BFloat16) {
+    in_proj_weight16_.of(in_proj_weight);
+    in_proj_bias16_.of(in_proj_bias);
+  } else {
+    in_proj_weight16_.clear();
+    in_proj_bias16_.clear();
+  }
 }
 
 Mlp::Mlp(int64_t d, int64_t hidden, Act act, const Names& n) {
