@@ -467,6 +467,26 @@ std::vector<OpCase> cases() {
                                 kernels::conv2d(b(in[2]), b(in[3]), Tensor(), Conv2dParams{}).to(dt),
                                 kernels::attention_forward(q, q, q, 0.5).out.to(dt)};
                 }, nullptr, 1e-6, false});
+  // -- nn in training mode: batch_norm_train (batch statistics; the running statistics updated in
+  // place are outputs too) and dropout (its Philox mask is drawn on the tensor's device, so the same
+  // seed must give the host's mask there)
+  cs.push_back({"batch_norm_train [3,4,5,2] + running stats", [](DType dt) {
+                  return Inputs{rnd({3, 4, 5, 2}, 160, dt), rnd({4}, 161, dt), rnd({4}, 162, dt), rnd({4}, 163, dt),
+                                rnd({4}, 164, dt, 0.5, 2)};
+                }, [](const Inputs& in) {
+                  Tensor rm = in[3].clone(), rv = in[4].clone();
+                  const Tensor y = batch_norm_train(in[0], in[1], in[2], rm, rv, 0.1, 1e-5);
+                  return Inputs{y, rm, rv};
+                }, nullptr, 1e-7, false});
+  cs.push_back({"batch_norm_train small [2,3,2,2]", [](DType dt) {
+                  return Inputs{rnd({2, 3, 2, 2}, 165, dt), rnd({3}, 166, dt), rnd({3}, 167, dt)};
+                }, [](const Inputs& in) { return Inputs{batch_norm_train(in[0], in[1], in[2], Tensor(), Tensor(), 0.0)}; },
+                nullptr, 1e-7, true});
+  cs.push_back({"dropout p=0.3 [37,45]", [](DType dt) { return Inputs{rnd({37, 45}, 168, dt)}; },
+                [](const Inputs& in) {
+                  Generator g(2024);
+                  return Inputs{dropout(in[0], 0.3, true, g)};
+                }, nullptr, 1e-7, false});
   return cs;
 }
 
