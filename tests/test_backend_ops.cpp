@@ -80,16 +80,6 @@ bool bit_identical(const Tensor& a, const Tensor& b) {
   return std::memcmp(x.raw_data(), y.raw_data(), x.numel() * x.element_size()) == 0;
 }
 
-Inputs to_device(const Inputs& in, Device d) {
-  Inputs out;
-  for (const Tensor& t : in) {
-    if (!t.defined() || t.device() == d) { out.push_back(t); continue; }
-    // keep the layout: a strided cpu view becomes the same strided view on the device
-    Tensor base = t.contiguous().to(d);
-    out.push_back(t.is_contiguous() ? base : base.reshape(t.shape()));
-  }
-  return out;
-}
 // Same values and strides on the device as `t` has on the cpu (for the non-contiguous cases).
 Inputs to_device_strided(const Inputs& in, Device d) {
   Inputs out;
