@@ -22,24 +22,24 @@
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/simt/runtime.h"
 #include "kernels/dispatch.h"
+#include "tests/cuda_test_util.h"
 #include "tests/test_util.h"
 
 using namespace cortex;
 namespace K = cortex::kernels;
 using cortex::testing::noncontig;
 using cortex::testing::randn;
+using cortex::testing::bytes_of;
 
 namespace {
 
 const Device kEmu = Device::emu();
 
-class CudaAttention : public ::testing::Test {
+class CudaAttention : public cortex::testing::StrictEmuTest {
  protected:
-  void SetUp() override { K::set_strict_device(true); }
   void TearDown() override {
-    K::set_strict_device(false);
     K::emu::set_attention_version(-1);
-    cortex::simt::clear_schedule();
+    StrictEmuTest::TearDown();
   }
 };
 
@@ -202,13 +202,6 @@ std::vector<Dims> shapes() {
 std::string name(const Dims& d) {
   return shape_str(d.lead) + " Lq " + std::to_string(d.Lq) + " Lk " + std::to_string(d.Lk) + " D " +
          std::to_string(d.D) + " Dv " + std::to_string(d.Dv);
-}
-
-std::vector<unsigned char> bytes_of(const Tensor& t) {
-  const Tensor c = t.to(Device::cpu()).contiguous();
-  std::vector<unsigned char> b(static_cast<size_t>(c.numel()) * dtype_size(c.dtype()));
-  if (!b.empty()) std::memcpy(b.data(), c.raw_data(), b.size());
-  return b;
 }
 
 // f's results in forward order, then the same bytes in reverse and random order.

@@ -27,34 +27,22 @@
 #include "kernels/conv.h"
 #include "kernels/cuda/simt/runtime.h"
 #include "kernels/dispatch.h"
+#include "tests/cuda_test_util.h"
 #include "tests/test_util.h"
 
 using namespace cortex;
 namespace K = cortex::kernels;
+using cortex::testing::bytes_of;
 namespace ct = cortex::testing;
 
 namespace {
 
 const Device kEmu = Device::emu();
 
-class CudaConv : public ::testing::Test {
- protected:
-  void SetUp() override { K::set_strict_device(true); }
-  void TearDown() override {
-    K::set_strict_device(false);
-    cortex::simt::clear_schedule();
-  }
-};
+class CudaConv : public cortex::testing::StrictEmuTest {};
 
 std::vector<double> values(const Tensor& t) {
   return t.to(Device::cpu()).to(DType::Float64).contiguous().to_vector<double>();
-}
-
-std::vector<unsigned char> bytes_of(const Tensor& t) {
-  const Tensor c = t.to(Device::cpu()).contiguous();
-  std::vector<unsigned char> b(static_cast<size_t>(c.numel()) * dtype_size(c.dtype()));
-  if (!b.empty()) std::memcpy(b.data(), c.raw_data(), b.size());
-  return b;
 }
 
 struct Cfg {

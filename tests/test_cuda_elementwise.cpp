@@ -16,7 +16,8 @@
 #include "kernels/cuda/simt/runtime.h"
 #include "kernels/dispatch.h"
 #include "kernels/elementwise.h"
-#include "test_util.h"
+#include "tests/cuda_test_util.h"
+#include "tests/test_util.h"
 
 using namespace cortex;
 namespace K = cortex::kernels;
@@ -28,14 +29,11 @@ const Device kEmu = Device::emu();
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-class CudaElementwise : public ::testing::Test {
+class CudaElementwise : public cortex::testing::StrictEmuTest {
  protected:
   void SetUp() override {
     K::reset_fallback_stats();
-    K::set_strict_device(true);
-  }
-  void TearDown() override {
-    simt::clear_schedule();
+    StrictEmuTest::SetUp();
   }
 };
 

@@ -18,6 +18,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/linalg.h"
 #include "kernels/matmul.h"
+#include "tests/cuda_test_util.h"
 #include "tests/test_util.h"
 
 using namespace cortex;
@@ -29,14 +30,7 @@ namespace {
 
 const Device kEmu = Device::emu();
 
-class CudaLinalg : public ::testing::Test {
- protected:
-  void SetUp() override { K::set_strict_device(true); }
-  void TearDown() override {
-    K::set_strict_device(false);
-    cortex::simt::clear_schedule();
-  }
-};
+class CudaLinalg : public cortex::testing::StrictEmuTest {};
 
 std::vector<double> host64(const Tensor& t) { return t.to(Device::cpu()).to(DType::Float64).contiguous().to_vector<double>(); }
 

@@ -14,6 +14,7 @@
 #include "kernels/cuda/simt/runtime.h"
 #include "kernels/dispatch.h"
 #include "kernels/matmul.h"
+#include "tests/cuda_test_util.h"
 #include "tests/test_util.h"
 
 using namespace cortex;
@@ -28,15 +29,14 @@ const Device kEmu = Device::emu();
 
 // Strict device mode (a fallback to the host throws) for every test; the schedule order is
 // CORTEX_SIMT_ORDER's (forward unless set), so the whole file can be rerun in another order.
-class CudaMatmul : public ::testing::Test {
+class CudaMatmul : public cortex::testing::StrictEmuTest {
  protected:
   void SetUp() override {
-    K::set_strict_device(true);
+    StrictEmuTest::SetUp();
     simt::clear_schedule();
   }
   void TearDown() override {
-    K::set_strict_device(false);
-    simt::clear_schedule();
+    StrictEmuTest::TearDown();
     K::emu::set_gemm_version(-1);
   }
 };

@@ -16,6 +16,7 @@
 #include "kernels/cuda/simt/runtime.h"
 #include "kernels/dispatch.h"
 #include "kernels/nn.h"
+#include "tests/cuda_test_util.h"
 #include "tests/test_util.h"
 
 using namespace cortex;
@@ -23,19 +24,13 @@ namespace K = cortex::kernels;
 using cortex::testing::allclose;
 using cortex::testing::noncontig;
 using cortex::testing::randn;
+using cortex::testing::bytes_of;
 
 namespace {
 
 const Device kEmu = Device::emu();
 
-class CudaNn : public ::testing::Test {
- protected:
-  void SetUp() override { K::set_strict_device(true); }
-  void TearDown() override {
-    K::set_strict_device(false);
-    cortex::simt::clear_schedule();
-  }
-};
+class CudaNn : public cortex::testing::StrictEmuTest {};
 
 // Tensors in, tensors out: every result on emu equals the CPU's within the dtype's tolerance.
 using Fn = std::function<std::vector<Tensor>(const std::vector<Tensor>&)>;
@@ -61,13 +56,6 @@ Tensor to_emu(const Tensor& t) {
     if (!r) return r << " (" << what << ", result " << i << ", x " << shape_str(in[0].shape()) << ")";
   }
   return ::testing::AssertionSuccess();
-}
-
-std::vector<unsigned char> bytes_of(const Tensor& t) {
-  const Tensor c = t.to(Device::cpu()).contiguous();
-  std::vector<unsigned char> b(static_cast<size_t>(c.numel()) * dtype_size(c.dtype()));
-  if (!b.empty()) std::memcpy(b.data(), c.raw_data(), b.size());
-  return b;
 }
 
 ::testing::AssertionResult deterministic(const Fn& f, const std::vector<Tensor>& in, const std::string& what) {

@@ -18,6 +18,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/elementwise.h"
 #include "kernels/optim.h"
+#include "tests/cuda_test_util.h"
 #include "tests/test_util.h"
 
 using namespace cortex;
@@ -25,26 +26,13 @@ namespace K = cortex::kernels;
 using cortex::testing::noncontig;
 using cortex::testing::randn;
 using cortex::testing::randu;
+using cortex::testing::bytes_of;
 
 namespace {
 
 const Device kEmu = Device::emu();
 
-class CudaOptim : public ::testing::Test {
- protected:
-  void SetUp() override { K::set_strict_device(true); }
-  void TearDown() override {
-    K::set_strict_device(false);
-    cortex::simt::clear_schedule();
-  }
-};
-
-std::vector<unsigned char> bytes_of(const Tensor& t) {
-  const Tensor c = t.to(Device::cpu()).contiguous();
-  std::vector<unsigned char> b(static_cast<size_t>(c.numel()) * dtype_size(c.dtype()));
-  if (!b.empty()) std::memcpy(b.data(), c.raw_data(), b.size());
-  return b;
-}
+class CudaOptim : public cortex::testing::StrictEmuTest {};
 
 ::testing::AssertionResult same(const Tensor& got, const Tensor& want, const std::string& what) {
   if (got.dtype() != want.dtype() || got.shape() != want.shape())

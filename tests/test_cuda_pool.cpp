@@ -18,33 +18,20 @@
 #include "kernels/cuda/simt/runtime.h"
 #include "kernels/dispatch.h"
 #include "kernels/pool.h"
+#include "tests/cuda_test_util.h"
 #include "tests/test_util.h"
 
 using namespace cortex;
 namespace K = cortex::kernels;
 using cortex::testing::noncontig;
 using cortex::testing::randn;
+using cortex::testing::bytes_of;
 
 namespace {
 
 const Device kEmu = Device::emu();
 
-class CudaPool : public ::testing::Test {
- protected:
-  void SetUp() override { K::set_strict_device(true); }
-  void TearDown() override {
-    K::set_strict_device(false);
-    cortex::simt::clear_schedule();
-  }
-};
-
-// Raw bytes of a tensor (contiguous copy on the host).
-std::vector<unsigned char> bytes_of(const Tensor& t) {
-  const Tensor c = t.to(Device::cpu()).contiguous();
-  std::vector<unsigned char> b(static_cast<size_t>(c.numel()) * dtype_size(c.dtype()));
-  if (!b.empty()) std::memcpy(b.data(), c.raw_data(), b.size());
-  return b;
-}
+class CudaPool : public cortex::testing::StrictEmuTest {};
 
 // got (on emu) has want's shape, dtype and bytes.
 ::testing::AssertionResult same(const Tensor& got, const Tensor& want, const std::string& what) {

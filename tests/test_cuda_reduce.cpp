@@ -16,6 +16,7 @@
 #include "kernels/cuda/simt/runtime.h"
 #include "kernels/dispatch.h"
 #include "kernels/reduce.h"
+#include "tests/cuda_test_util.h"
 #include "tests/test_util.h"
 
 using namespace cortex;
@@ -24,19 +25,13 @@ using cortex::testing::allclose;
 using cortex::testing::noncontig;
 using cortex::testing::randn;
 using cortex::testing::randu;
+using cortex::testing::bytes_of;
 
 namespace {
 
 const Device kEmu = Device::emu();
 
-class CudaReduce : public ::testing::Test {
- protected:
-  void SetUp() override { K::set_strict_device(true); }
-  void TearDown() override {
-    K::set_strict_device(false);
-    cortex::simt::clear_schedule();
-  }
-};
+class CudaReduce : public cortex::testing::StrictEmuTest {};
 
 using Fn = std::function<Tensor(const Tensor&)>;
 
@@ -63,14 +58,6 @@ using Fn = std::function<Tensor(const Tensor&)>;
   ::testing::AssertionResult r = allclose(g, want, rtol, atol);
   if (!r) r << " (" << what << ", x " << shape_str(x.shape()) << " " << dtype_name(x.dtype()) << ")";
   return r;
-}
-
-// Raw bytes of a tensor (contiguous copy on the host).
-std::vector<unsigned char> bytes_of(const Tensor& t) {
-  const Tensor c = t.to(Device::cpu()).contiguous();
-  std::vector<unsigned char> b(static_cast<size_t>(c.numel()) * dtype_size(c.dtype()));
-  if (!b.empty()) std::memcpy(b.data(), c.raw_data(), b.size());
-  return b;
 }
 
 // The op on emu gives the same bytes in forward, reverse and random schedule order.

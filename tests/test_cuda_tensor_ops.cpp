@@ -16,6 +16,7 @@
 #include "kernels/dispatch.h"
 #include "tensor/device_ops.h"
 #include "tensor/random.h"
+#include "tests/cuda_test_util.h"
 #include "tensor/tensor.h"
 
 using namespace cortex;
@@ -28,15 +29,14 @@ const DType kAll[] = {DType::Float32, DType::Float64, DType::BFloat16, DType::Fl
                       DType::Int32,   DType::Int64,   DType::UInt8,    DType::Bool};
 
 // Strict device mode on (a fallback throws) and no fallbacks counted; both undone at the end.
-class TensorOps : public ::testing::Test {
+class TensorOps : public cortex::testing::StrictEmuTest {
  protected:
   void SetUp() override {
     K::reset_fallback_stats();
-    K::set_strict_device(true);
+    StrictEmuTest::SetUp();
   }
   void TearDown() override {
-    K::set_strict_device(false);
-    cortex::simt::clear_schedule();
+    StrictEmuTest::TearDown();
     EXPECT_TRUE(K::fallback_stats().empty());
   }
 };

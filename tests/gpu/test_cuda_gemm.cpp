@@ -12,12 +12,14 @@
 #include "tensor/device.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
+#include "tests/gpu/gpu_test_util.h"
 #ifdef CORTEX_WITH_CUDA
 #include "kernels/cuda/vendor/cublas.h"
 #endif
 
 using namespace cortex;
 namespace K = cortex::kernels;
+using cortex::testing::nmse_le;
 
 namespace {
 
@@ -26,30 +28,8 @@ Tensor rn(const Shape& s, uint64_t seed) {
   return randn(s, g, 0.0, 1.0, DType::Float32);
 }
 
-::testing::AssertionResult nmse_le(const Tensor& got, const Tensor& want, double bound) {
-  if (got.shape() != want.shape()) return ::testing::AssertionFailure() << "shape " << shape_str(got.shape());
-  const auto g = got.to(Device::cpu()).to(DType::Float64).to_vector<double>();
-  const auto w = want.to(DType::Float64).to_vector<double>();
-  double num = 0, den = 0;
-  for (size_t i = 0; i < g.size(); ++i) {
-    if (!(g[i] == g[i])) return ::testing::AssertionFailure() << "NaN at flat index " << i;
-    num += (g[i] - w[i]) * (g[i] - w[i]);
-    den += w[i] * w[i];
-  }
-  const double e = den > 0 ? num / den : num;
-  if (e <= bound) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "NMSE " << e << " > " << bound;
-}
-
-class CudaGemm : public ::testing::Test {
+class CudaGemm : public cortex::testing::GpuTest {
  protected:
-  void SetUp() override {
-#ifndef CORTEX_WITH_CUDA
-    GTEST_SKIP() << "built without the CUDA backend";
-#else
-    if (!cuda_available()) GTEST_SKIP() << "no CUDA device";
-#endif
-  }
 #ifdef CORTEX_WITH_CUDA
   void TearDown() override {
     K::cuda::set_gemm_version(-1);
