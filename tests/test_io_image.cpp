@@ -11,6 +11,9 @@
 #include <functional>
 #include <algorithm>
 
+#include "data/dataset.h"
+#include "encoding/features.h"
+#include "model_fixtures.h"
 #include "tensor/io/atomic_file.h"
 #include "tensor/io/image.h"
 #include "tensor/io/npy.h"
@@ -245,6 +248,50 @@ TEST(Image, BadFiles) {
   expect_error([&] { io::decode_image(png.data(), png.size(), "small.png", io::ImageMode::RGB, 1000); },
                {"small.png", "160x120", "exceed the limit of 1000 pixels"});
   expect_error([&] { io::read_image(dir / "missing.png"); }, {"missing.png", "cannot open"});
+}
+
+// cortex features' path (data::load_images, the backbone's preprocessing at --image-size 224 with
+// the crop, tap_activations) on a folder of JPEGs equals torchvision's on PIL's decode: Resize(256)
+// bilinear, CenterCrop(224), ToTensor, Normalize, then the first conv of the small seeded AlexNet
+// of tests/data/models, computed with torch (make_io_fixtures.py). stb_image's JPEG decoding
+// missed this by 5e-3 relative.
+TEST(Image, FeaturesOfJpegFolderMatchTorchvision) {
+  auto fx = cortex::testing::load_fixture("alexnet");
+  const data::Dataset d = data::load_images(kData + "features_jpeg");
+  ASSERT_EQ(d.size(), 2);
+  const encoding::Preprocessing prep = encoding::preprocessing_for(fx.model.get(), 224, true);
+  const auto acts = encoding::tap_activations(
+      *fx.model, d.size(),
+      [&](int64_t b, int64_t e) {
+        std::vector<int64_t> rows;
+        for (int64_t i = b; i < e; ++i) rows.push_back(i);
+        return encoding::prepare_rows(d, rows, prep);
+      },
+      {"features.0"}, 2, Device::cpu());
+  const Tensor got = acts.at("features.0"), want = fixture("features_jpeg_alexnet_features0.npy");
+  ASSERT_EQ(got.shape(), want.shape());
+  EXPECT_EQ(want.shape(), (Shape{2, 8, 55, 55}));
+  const auto vg = got.contiguous().to_vector<double>(), vw = want.to_vector<double>();
+  double worst = 0, scale = 0;
+  for (size_t i = 0; i < vg.size(); ++i) {
+    worst = std::max(worst, std::abs(vg[i] - vw[i]));
+    scale = std::max(scale, std::abs(vw[i]));
+  }
+  std::printf("features.0 on JPEGs vs torchvision: max |diff| %.3g, relative to max |ref| %.3g\n", worst, worst / scale);
+  EXPECT_LE(worst, 1e-5 * scale);
+}
+
+// A dataset of image files applies EXIF orientation only when asked (cortex features --exif-transpose).
+TEST(Image, DatasetExifTranspose) {
+  TempDir dir;
+  fs::copy_file(kData + "decode/jpeg_exif_6.jpg", dir / "a.jpg");
+  data::Dataset d = data::load_images(dir.path().string());
+  auto ref = io::read_npz(kData + "decode/jpeg_exif_6.npz");
+  EXPECT_EQ(d.image(0).to_vector<uint8_t>(), ref.at("rgb").to_vector<uint8_t>());
+  EXPECT_EQ(d.image(0).shape(), (Shape{37, 53, 3}));
+  d.exif_transpose = true;
+  EXPECT_EQ(d.image(0).shape(), (Shape{53, 37, 3}));
+  EXPECT_EQ(d.image(0).to_vector<uint8_t>(), ref.at("exif_rgb").to_vector<uint8_t>());
 }
 
 // ---------------------------------------------------------------- torchvision preprocessing
