@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Makes the fixtures of tests/test_io_*.cpp (run from anywhere; writes next to this script).
 
-Needs numpy, pillow and safetensors (pip install numpy pillow safetensors). The build and the
-tests never run Python: the outputs are committed. Made with numpy 2.4.6, Pillow 13.0.0,
-safetensors 0.8.0.
+Needs numpy, pillow and safetensors (pip install numpy pillow safetensors), and torch for the
+decoding fixtures (`make_io_fixtures.py decode` remakes only those: decode/, features_jpeg/). The
+build and the tests never run Python: the outputs are committed. Made with numpy 2.4.6, Pillow
+13.0.0 (its bundled libjpeg-turbo 3.2.0; cortex links Debian's 2.1.5, which decodes identically),
+safetensors 0.8.0, torch 2.15.0 (CPU).
 
 Values of the plain arrays follow formulas the C++ tests recompute:
   ints   v[i] = (i * 37) % 101 - 50        (flat C-order index i)
