@@ -80,8 +80,8 @@ TEST(Image, JpegDecodingMatchesPil) {
   EXPECT_EQ(max_diff(io::read_image(kData + "img_land_120x160.jpg"), fixture("img_land_120x160_jpg_pil.npy")), 0.0);
 }
 
-// Every file of tests/data/io/decode/ (JPEGs PIL wrote at several qualities, subsamplings,
-// progressive, grey, CMYK, with EXIF orientations; PNGs of every colour type and bit depth, palette
+// Every file of tests/data/io/decode/ (JPEGs PIL wrote at several qualities, subsamplings 4:4:4,
+// 4:2:2, 4:2:0, 4:1:1, progressive, with restart markers, grey, CMYK, with EXIF orientations; PNGs of every colour type and bit depth, palette
 // and tRNS, interlaced) decodes to exactly PIL's pixels in every mode, and with exif_transpose to
 // ImageOps.exif_transpose's (make_io_fixtures.py, make_decode).
 TEST(Image, DecodingMatchesPilOnEveryFixture) {
@@ -118,7 +118,7 @@ TEST(Image, DecodingMatchesPilOnEveryFixture) {
     const auto bytes = io::read_file_bytes(img.string());
     EXPECT_EQ(io::decode_image(bytes.data(), bytes.size(), name).to_vector<uint8_t>(), ref.at("rgb").to_vector<uint8_t>());
   }
-  EXPECT_EQ(jpegs, 21);
+  EXPECT_EQ(jpegs, 24);
   EXPECT_EQ(pngs, 18);
   EXPECT_EQ(rotated, 7 + 1 + 2);  // JPEG orientations 2..8, the big-endian EXIF, the two PNG eXIf
 }

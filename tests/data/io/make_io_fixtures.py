@@ -388,6 +388,9 @@ def make_decode():
         jpeg(f"jpeg_q{q}_420", base, quality=q)
     for sub, tag in ((0, "444"), (1, "422"), (2, "420")):
         jpeg(f"jpeg_q90_{tag}", base, quality=90, subsampling=sub)
+    jpeg("jpeg_q90_411", base, quality=90, subsampling="4:1:1")
+    jpeg("jpeg_restart_blocks", base, quality=90, restart_marker_blocks=3)
+    jpeg("jpeg_restart_rows_progressive", base, quality=88, restart_marker_rows=1, progressive=True)
     jpeg("jpeg_progressive_420", base, quality=85, progressive=True)
     jpeg("jpeg_progressive_444", base, quality=92, progressive=True, subsampling=0)
     jpeg("jpeg_optimized_422", base, quality=80, optimize=True, subsampling=1)
