@@ -40,7 +40,7 @@ struct Opts {
   std::string arch, config, weights, images, taps, out, device;  // device: see device_option
   std::string dtype = "fp32";  // compute dtype of the GEMMs, convolutions and attention (docs/bf16.md)
   int64_t batch = 16, image_size = 224;
-  bool fold_bn = false, no_crop = false;
+  bool fold_bn = false, no_crop = false, exif_transpose = false;
 };
 
 std::string lower(std::string s) {
@@ -56,7 +56,7 @@ struct Inputs {
   int64_t count() const { return preprocessed.defined() ? preprocessed.size(0) : images.size(); }
 };
 
-Inputs read_inputs(const std::string& path) {
+Inputs read_inputs(const std::string& path, bool exif_transpose) {
   Inputs in;
   CORTEX_CHECK(fs::exists(path), "features: --images '", path, "' does not exist");
   if (!fs::is_directory(path) && lower(fs::path(path).extension().string()) == ".npy") {
@@ -67,7 +67,10 @@ Inputs read_inputs(const std::string& path) {
                  "preprocessed images, found ", dtype_name(a.dtype), " ", shape_str(a.shape));
     if (f32) in.preprocessed = io::read_npy(path);
   }
-  if (!in.preprocessed.defined()) in.images = data::load_images(path);
+  if (!in.preprocessed.defined()) {
+    in.images = data::load_images(path);
+    in.images.exif_transpose = exif_transpose;
+  }
   CORTEX_CHECK(in.count() > 0, "features: ", path, ": expected at least one image, found none");
   return in;
 }
@@ -109,7 +112,7 @@ int run(const Opts& o) {
   std::vector<std::string> taps = split_taps(o.taps);
   taps.erase(std::remove(taps.begin(), taps.end(), "output"), taps.end());
   taps.push_back("output");
-  Inputs in = read_inputs(o.images);
+  Inputs in = read_inputs(o.images, o.exif_transpose);
   const int64_t n = in.count();
   std::cerr << "features: " << model->type_name() << " from " << o.weights << ", " << n << " images, "
             << taps.size() - 1 << " taps\n";
@@ -148,6 +151,9 @@ Run add_features(CLI::App& app) {
                   "Compute dtype of the GEMMs, convolutions and attention: fp32, or bf16 (bfloat16 operands, "
                   "float32 accumulation; outputs stay float32)")
       ->capture_default_str();
+  sub->add_flag("--exif-transpose", o->exif_transpose,
+                "Turn PNG/JPEG files upright by their EXIF orientation, as PIL's ImageOps.exif_transpose "
+                "(off by default, as in torchvision's ImageFolder)");
   sub->add_flag("--fold-bn", o->fold_bn, "Fold batch norms into the preceding convs (a conv's tap is then its bn's)");
   return [o] { return run(*o); };
 }

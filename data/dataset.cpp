@@ -137,7 +137,7 @@ Tensor Dataset::image(int64_t i) const {
     if (im.size(2) == 1) im = im.expand({im.size(0), im.size(1), 3}).contiguous();
     return im;
   }
-  return io::read_image(image_paths[i], io::ImageMode::RGB);
+  return io::read_image(image_paths[i], io::ImageMode::RGB, io::kMaxImagePixels, exif_transpose);
 }
 
 std::map<std::string, std::vector<int64_t>> load_roi(const std::string& subject_dir, const std::string& hemi,

@@ -31,6 +31,7 @@ struct Dataset {
   std::vector<int64_t> rows;                 // original row of each kept row (drop_nan may skip some)
   int64_t source_rows = 0;                   // rows on disk, before drop_nan
   int64_t lh_voxels = -1;                    // with hemi "both": columns [0, lh_voxels) are lh
+  bool exif_transpose = false;               // image files: apply their EXIF orientation (io::read_image)
 
   int64_t size() const { return static_cast<int64_t>(rows.size()); }
   int64_t voxels() const { return responses.defined() ? responses.size(1) : 0; }

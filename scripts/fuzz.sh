@@ -3,14 +3,15 @@
 # each for SECONDS (default 20) from a seed corpus made of the test fixtures (tests/data/io/).
 # Exits non-zero if any fuzzer finds a crash, a sanitizer error, a leak or a hang; the reproducer is
 # left in build-fuzz/artifacts/ (replay it with: build-fuzz/fuzz/fuzz_<name> <file>).
-#   scripts/fuzz.sh [SECONDS]        JOBS=n for the build's parallelism (default 2)
+#   scripts/fuzz.sh [SECONDS]        JOBS=n for the build's parallelism (default 2),
+#                                    TARGETS="image npz" to run only those fuzzers (default all)
 set -euo pipefail
 secs=${1:-20}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=$root/build-fuzz
 art=$build/artifacts
 jobs=${JOBS:-2}
-targets=(npy npz safetensors image)
+read -r -a targets <<<"${TARGETS:-npy npz safetensors image}"
 
 sudo=""
 [[ $(id -u) -ne 0 ]] && sudo="sudo"
@@ -53,8 +54,11 @@ seed() {
 seed npy "$data"/npy_*.npy
 seed npz "$data"/npz_*.npz
 seed safetensors "$data"/st_*.safetensors
+# The image seeds: every colour type, bit depth, subsampling and progressive variant of decode/
+# (libpng and libjpeg-turbo paths), and the files that crashed stb_image.
 seed image "$data"/img_grey_20x30.png "$data"/img_rgba_20x30.png "$data"/img_palette_75x50.png \
-  "$data"/img_port_75x50.png "$data"/img_land_120x160.jpg "$data"/jpeg_bad_*.jpg "$data"/png_bad_*.png
+  "$data"/img_port_75x50.png "$data"/img_land_120x160.jpg "$data"/jpeg_bad_*.jpg "$data"/png_bad_*.png \
+  "$data"/decode/*.jpg "$data"/decode/*.png
 
 mkdir -p "$art"
 status=0

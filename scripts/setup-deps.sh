@@ -2,7 +2,10 @@
 # Installs the project's build dependencies from Debian's packages when they are missing; does
 # nothing when they are all there. Needs root (or sudo) only when something must be installed.
 set -euo pipefail
-pkgs=(cmake g++ make libeigen3-dev nlohmann-json3-dev libcli11-dev libstb-dev libgtest-dev libgmock-dev libbenchmark-dev jq)
+# libjpeg62-turbo-dev and libpng-dev (with zlib1g-dev) decode images as PIL does; libstb-dev is kept
+# for stb_image_write (PNG and .npz encoding).
+pkgs=(cmake g++ make libeigen3-dev nlohmann-json3-dev libcli11-dev libstb-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev
+  libgtest-dev libgmock-dev libbenchmark-dev jq)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

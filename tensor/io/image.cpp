@@ -1,6 +1,5 @@
 #include "tensor/io/image.h"
 
-#include <stb_image.h>
 #include <stb_image_write.h>
 
 #include <algorithm>
@@ -10,6 +9,7 @@
 #include <memory>
 
 #include "tensor/io/atomic_file.h"
+#include "tensor/io/jpeg_png_decode.h"
 
 namespace cortex::io {
 
@@ -126,142 +126,211 @@ int64_t round_half_even_div2(int64_t a) {
   return q % 2 == 0 ? q : q + 1;
 }
 
-// stb_image's reason for the last failure on this thread ("bad IHDR len", "outofdata", ...).
-std::string failure_reason() {
-  const char* r = stbi_failure_reason();
-  return r != nullptr && *r != '\0' ? r : "no reason given";
-}
-
-struct StbFree {
-  void operator()(void* p) const { stbi_image_free(p); }
-};
-
 void png_sink(void* ctx, void* data, int size) {
   auto* v = static_cast<std::vector<uint8_t>*>(ctx);
   const auto* p = static_cast<const uint8_t*>(data);
   v->insert(v->end(), p, p + size);
 }
 
-// stb_image (Debian's 2022-09 snapshot) decodes a scan whose Huffman table selector names a table
-// no DHT segment defined from uninitialised memory, reading far outside its tables (found by
-// fuzz_image). stb_impl.cpp zeroes stb's allocations, which keeps that read in bounds; such a file
-// is corrupt all the same, so it is refused here with a clear message: the marker segments are
-// walked as stb_image walks them (bytes between segments skipped) and every scan's tables must have
-// been defined before it. What this walk cannot follow (truncation, a bad length) is left to
-// stb_image's own checks.
-void check_jpeg_huffman_tables(const uint8_t* d, size_t n, const std::string& name) {
-  if (n < 4 || d[0] != 0xFF || d[1] != 0xD8) return;
-  bool defined[2][4] = {};  // [DC = 0 / AC = 1][table id]
-  bool progressive = false;
-  size_t i = 2;
-  while (i + 1 < n) {
-    if (d[i] != 0xFF) {  // padding between segments: stb_image scans on to the next marker
-      ++i;
-      continue;
+// ---------------------------------------------------------------- PIL's mode conversions
+
+using detail::Decoded;
+using detail::PilMode;
+
+// PIL's luma: L = (19595 R + 38470 G + 7471 B + 0x8000) >> 16 (ITU-R 601-2, Convert.c's L24).
+inline uint8_t luma(uint32_t r, uint32_t g, uint32_t b) {
+  return static_cast<uint8_t>((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16);
+}
+
+// PIL's cmyk2rgb on its stored (inverted) CMYK: nk = 255 - K, channel = nk - nk * C / 255 rounded.
+inline uint8_t cmyk_channel(uint32_t c, uint32_t nk) {
+  const uint32_t t = c * nk + 128;
+  const int v = static_cast<int>(nk) - static_cast<int>(((t >> 8) + t) >> 8);
+  return static_cast<uint8_t>(v < 0 ? 0 : v);
+}
+
+// Writes pixel `i` of `d` as RGBA (what PIL's convert('RGBA') gives; RGB and L follow from it).
+inline void rgba_of(const Decoded& d, const uint8_t* px, size_t i, uint8_t* o) {
+  switch (d.mode) {
+    case PilMode::L:
+    case PilMode::I16: {
+      const uint8_t v = px[i];
+      o[0] = o[1] = o[2] = v;
+      o[3] = d.has_transparency && v == d.transparency[0] ? 0 : 255;
+      break;
     }
-    const uint8_t m = d[i + 1];
-    if (m == 0xFF) {  // fill byte
-      ++i;
-      continue;
+    case PilMode::LA:
+      o[0] = o[1] = o[2] = px[2 * i];
+      o[3] = px[2 * i + 1];
+      break;
+    case PilMode::RGB: {
+      const uint8_t* p = px + 3 * i;
+      o[0] = p[0], o[1] = p[1], o[2] = p[2];
+      o[3] = d.has_transparency && p[0] == d.transparency[0] && p[1] == d.transparency[1] &&
+                     p[2] == d.transparency[2]
+                 ? 0
+                 : 255;
+      break;
     }
-    if (m == 0x01 || (m >= 0xD0 && m <= 0xD8)) {  // standalone markers
-      i += 2;
-      continue;
-    }
-    if (m == 0xD9 || i + 4 > n) return;
-    const size_t len = (size_t(d[i + 2]) << 8) | d[i + 3];
-    if (len < 2 || i + 2 + len > n) return;
-    const uint8_t* seg = d + i + 4;
-    const size_t sl = len - 2;
-    if (m == 0xC2) progressive = true;
-    if (m == 0xC4) {  // DHT: one or more tables
-      size_t j = 0;
-      while (j + 17 <= sl) {
-        const int tc = seg[j] >> 4, th = seg[j] & 15;
-        size_t count = 0;
-        for (int k = 1; k <= 16; ++k) count += seg[j + k];
-        if (tc <= 1 && th <= 3) defined[tc][th] = true;
-        j += 17 + count;
-      }
-    }
-    i += 2 + len;
-    if (m == 0xDA) {  // SOS: check its tables, then skip the entropy-coded data
-      if (sl < 1) return;
-      const size_t ns = seg[0];
-      if (sl < 1 + 2 * ns + 3) return;
-      const uint8_t ss = seg[1 + 2 * ns], ah = seg[3 + 2 * ns] >> 4;
-      const bool uses_dc = !progressive || (ss == 0 && ah == 0);
-      const bool uses_ac = !progressive || ss > 0;
-      for (size_t c = 0; c < ns; ++c) {
-        const int td = seg[2 + 2 * c] >> 4, ta = seg[2 + 2 * c] & 15;
-        CORTEX_CHECK(!uses_dc || td > 3 || defined[0][td], name, ": corrupt JPEG: a scan uses DC Huffman table ", td,
-                     ", which no DHT segment defines before it");
-        CORTEX_CHECK(!uses_ac || ta > 3 || defined[1][ta], name, ": corrupt JPEG: a scan uses AC Huffman table ", ta,
-                     ", which no DHT segment defines before it");
-      }
-      while (i + 1 < n && !(d[i] == 0xFF && d[i + 1] != 0x00 && !(d[i + 1] >= 0xD0 && d[i + 1] <= 0xD7))) ++i;
+    case PilMode::RGBA:
+      std::memcpy(o, px + 4 * i, 4);
+      break;
+    case PilMode::P:
+      std::memcpy(o, d.palette.data() + 4 * size_t(px[i]), 4);
+      break;
+    case PilMode::CMYK: {
+      const uint8_t* p = px + 4 * i;
+      const uint32_t nk = 255u - p[3];
+      o[0] = cmyk_channel(p[0], nk), o[1] = cmyk_channel(p[1], nk), o[2] = cmyk_channel(p[2], nk);
+      o[3] = 255;
+      break;
     }
   }
 }
 
-// stb_image grows its IDAT buffer to what each chunk header claims before reading the chunk, so a
-// corrupt length makes it allocate up to 4 GB for a small file (found by fuzz_image). In memory
-// the claim can be checked first: every chunk up to IEND must fit in the bytes that remain.
-void check_png_chunks(const uint8_t* d, size_t n, const std::string& name) {
-  size_t i = 8;  // after the signature
-  while (i + 8 <= n) {
-    const uint64_t len = (uint64_t(d[i]) << 24) | (uint64_t(d[i + 1]) << 16) | (uint64_t(d[i + 2]) << 8) | d[i + 3];
-    const bool iend = std::memcmp(d + i + 4, "IEND", 4) == 0;
-    CORTEX_CHECK(len + 12 <= n - i, name, ": corrupt or truncated PNG or JPEG image (a PNG chunk claims ", len,
-                 " bytes, ", n - i < 12 ? 0 : n - i - 12, " remain in the file)");
-    if (iend) return;
-    i += 12 + len;
+// The channel count PIL's own mode has, for ImageMode::Native (palette and CMYK expanded).
+int native_channels(const Decoded& d) {
+  switch (d.mode) {
+    case PilMode::L:
+    case PilMode::I16:
+      return 1;
+    case PilMode::LA:
+      return 2;
+    case PilMode::RGB:
+    case PilMode::CMYK:
+      return 3;
+    case PilMode::RGBA:
+      return 4;
+    case PilMode::P:
+      return d.has_transparency ? 4 : 3;
   }
+  return 3;
+}
+
+// PIL's Image.convert to L (1), LA (2), RGB (3) or RGBA (4) channels.
+Tensor convert(const Decoded& d, int channels) {
+  const int have = static_cast<int>(d.pixels.size(2));
+  const bool same = (channels == have) && (d.mode == PilMode::L || d.mode == PilMode::I16 || d.mode == PilMode::LA ||
+                                           d.mode == PilMode::RGB || d.mode == PilMode::RGBA);
+  if (same) return d.pixels;
+  const int64_t H = d.pixels.size(0), W = d.pixels.size(1);
+  Tensor out = empty({H, W, channels}, DType::UInt8);
+  const uint8_t* px = d.pixels.data<uint8_t>();
+  uint8_t* o = out.data<uint8_t>();
+  const size_t count = static_cast<size_t>(H * W);
+  const bool grey_source = d.mode == PilMode::L || d.mode == PilMode::I16 || d.mode == PilMode::LA;
+#pragma omp parallel for schedule(static) if (count > (1 << 20))
+  for (int64_t i = 0; i < static_cast<int64_t>(count); ++i) {
+    uint8_t q[4] = {0, 0, 0, 0};
+    rgba_of(d, px, static_cast<size_t>(i), q);
+    uint8_t* t = o + i * channels;
+    if (channels >= 3) {
+      t[0] = q[0], t[1] = q[1], t[2] = q[2];
+      if (channels == 4) t[3] = q[3];
+    } else {
+      t[0] = grey_source ? q[0] : luma(q[0], q[1], q[2]);
+      if (channels == 2) t[1] = q[3];
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- EXIF orientation
+
+uint32_t tiff_u(const std::vector<uint8_t>& b, size_t at, int bytes, bool big) {
+  uint32_t v = 0;
+  for (int k = 0; k < bytes; ++k) {
+    const uint32_t byte = b[at + k];
+    v |= big ? byte << (8 * (bytes - 1 - k)) : byte << (8 * k);
+  }
+  return v;
 }
 
 }  // namespace
 
-// ---------------------------------------------------------------- decoding / encoding
-
-Tensor decode_image(const uint8_t* data, size_t n, const std::string& name, ImageMode mode, int64_t max_pixels) {
-  CORTEX_CHECK(n > 0, name, ": empty file, not an image");
-  CORTEX_CHECK(n <= static_cast<size_t>(INT_MAX), name, ": ", n, " bytes is too large for the image decoder");
-  // Dimensions come from the header alone, so an absurd claim is refused before any allocation.
-  // PNG's IHDR is read here directly: stb_image reports a PNG wider than 2^24 only as an "unknown
-  // image type".
-  static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-  if (n >= 24 && std::memcmp(data, png_sig, 8) == 0 && std::memcmp(data + 12, "IHDR", 4) == 0) {
-    auto be32 = [&](size_t at) {
-      return (uint64_t(data[at]) << 24) | (uint64_t(data[at + 1]) << 16) | (uint64_t(data[at + 2]) << 8) | data[at + 3];
-    };
-    const uint64_t pw = be32(16), ph = be32(20);
-    CORTEX_CHECK(pw * ph <= static_cast<uint64_t>(max_pixels), name, ": image dimensions ", pw, "x", ph,
-                 " exceed the limit of ", max_pixels, " pixels");
-    check_png_chunks(data, n, name);
+int exif_orientation(const std::vector<uint8_t>& tiff) {
+  // TIFF header: byte order ("II" / "MM"), 42, offset of IFD0; IFD0: a count, then 12-byte entries
+  // (tag, type, count, value). Orientation is tag 0x0112, a SHORT (a LONG is read as well).
+  const size_t n = tiff.size();
+  if (n < 8) return 1;
+  const bool big = tiff[0] == 'M' && tiff[1] == 'M';
+  if (!big && !(tiff[0] == 'I' && tiff[1] == 'I')) return 1;
+  if (tiff_u(tiff, 2, 2, big) != 42) return 1;
+  const uint64_t ifd = tiff_u(tiff, 4, 4, big);
+  if (ifd + 2 > n) return 1;
+  const uint32_t entries = tiff_u(tiff, ifd, 2, big);
+  for (uint32_t e = 0; e < entries; ++e) {
+    const uint64_t at = ifd + 2 + 12 * uint64_t(e);
+    if (at + 12 > n) return 1;
+    if (tiff_u(tiff, at, 2, big) != 0x0112) continue;
+    const uint32_t type = tiff_u(tiff, at + 2, 2, big), count = tiff_u(tiff, at + 4, 4, big);
+    if (count < 1) return 1;
+    const uint32_t v = type == 3 ? tiff_u(tiff, at + 8, 2, big) : type == 4 ? tiff_u(tiff, at + 8, 4, big) : 1;
+    return v >= 1 && v <= 8 ? static_cast<int>(v) : 1;
   }
-  check_jpeg_huffman_tables(data, n, name);
-  int w = 0, h = 0, comp = 0;
-  if (!stbi_info_from_memory(data, static_cast<int>(n), &w, &h, &comp))
-    throw Error(detail::cat(name, ": not a readable PNG or JPEG image (stb_image: ", failure_reason(), ")"));
-  CORTEX_CHECK(w > 0 && h > 0, name, ": image has dimensions ", w, "x", h);
-  CORTEX_CHECK(static_cast<int64_t>(w) * h <= max_pixels, name, ": image dimensions ", w, "x", h,
-               " exceed the limit of ", max_pixels, " pixels");
-  const int want = mode == ImageMode::RGB ? 3 : mode == ImageMode::Gray ? 1 : mode == ImageMode::RGBA ? 4 : 0;
-  int x = 0, y = 0, file_c = 0;
-  std::unique_ptr<uint8_t, StbFree> px(stbi_load_from_memory(data, static_cast<int>(n), &x, &y, &file_c, want));
-  if (!px)
-    throw Error(detail::cat(name, ": corrupt or truncated PNG or JPEG image (stb_image: ", failure_reason(), ")"));
-  CORTEX_CHECK(x == w && y == h, name, ": decoded size ", x, "x", y, " differs from the header's ", w, "x", h);
-  const int c = want != 0 ? want : file_c;
-  CORTEX_CHECK(c >= 1 && c <= 4, name, ": decoder returned ", c, " channels");
-  Tensor out = empty({h, w, c}, DType::UInt8);
-  std::memcpy(out.data<uint8_t>(), px.get(), static_cast<size_t>(w) * h * c);
+  return 1;
+}
+
+Tensor apply_exif_orientation(const Tensor& img_in, int orientation) {
+  CORTEX_CHECK(orientation >= 1 && orientation <= 8, "apply_exif_orientation: orientation must be 1..8, found ",
+               orientation);
+  const Tensor img = check_hwc(img_in, "apply_exif_orientation");
+  if (orientation == 1) return img;
+  const int64_t H = img.size(0), W = img.size(1), C = img.size(2);
+  const bool swap = orientation >= 5;  // TRANSPOSE, ROTATE_270, TRANSVERSE, ROTATE_90 swap the sides
+  const int64_t oh = swap ? W : H, ow = swap ? H : W;
+  Tensor out = empty({oh, ow, C}, DType::UInt8);
+  const uint8_t* s = img.data<uint8_t>();
+  uint8_t* o = out.data<uint8_t>();
+  // For each output pixel (y, x), the source pixel of the PIL transpose ImageOps.exif_transpose
+  // applies: 2 FLIP_LEFT_RIGHT, 3 ROTATE_180, 4 FLIP_TOP_BOTTOM, 5 TRANSPOSE, 6 ROTATE_270,
+  // 7 TRANSVERSE, 8 ROTATE_90 (PIL's rotations are counter-clockwise).
+#pragma omp parallel for schedule(static) if (oh * ow * C > (1 << 20))
+  for (int64_t y = 0; y < oh; ++y) {
+    for (int64_t x = 0; x < ow; ++x) {
+      int64_t sy = y, sx = x;
+      switch (orientation) {
+        case 2: sx = W - 1 - x; break;
+        case 3: sy = H - 1 - y, sx = W - 1 - x; break;
+        case 4: sy = H - 1 - y; break;
+        case 5: sy = x, sx = y; break;
+        case 6: sy = H - 1 - x, sx = y; break;
+        case 7: sy = H - 1 - x, sx = W - 1 - y; break;
+        case 8: sy = x, sx = W - 1 - y; break;
+        default: break;
+      }
+      std::memcpy(o + (y * ow + x) * C, s + (sy * W + sx) * C, static_cast<size_t>(C));
+    }
+  }
   return out;
 }
 
-Tensor read_image(const std::string& path, ImageMode mode, int64_t max_pixels) {
+
+// ---------------------------------------------------------------- decoding / encoding
+
+Tensor decode_image(const uint8_t* data, size_t n, const std::string& name, ImageMode mode, int64_t max_pixels,
+                    bool exif_transpose) {
+  CORTEX_CHECK(n > 0, name, ": empty file, not an image");
+  CORTEX_CHECK(max_pixels > 0, name, ": the pixel limit must be positive, found ", max_pixels);
+  Decoded d;
+  if (detail::is_png(data, n))
+    d = detail::decode_png(data, n, name, max_pixels);
+  else if (detail::is_jpeg(data, n))
+    d = detail::decode_jpeg(data, n, name, max_pixels);
+  else
+    throw Error(cortex::detail::cat(name, ": not a readable PNG or JPEG image (neither signature found)"));
+  const int channels = mode == ImageMode::RGB    ? 3
+                       : mode == ImageMode::Gray ? 1
+                       : mode == ImageMode::RGBA ? 4
+                                                 : native_channels(d);
+  Tensor out = convert(d, channels);
+  if (exif_transpose && !d.exif.empty()) out = apply_exif_orientation(out, exif_orientation(d.exif));
+  return out;
+}
+
+Tensor read_image(const std::string& path, ImageMode mode, int64_t max_pixels, bool exif_transpose) {
   const std::vector<uint8_t> bytes = read_file_bytes(path);
-  return decode_image(bytes.data(), bytes.size(), path, mode, max_pixels);
+  return decode_image(bytes.data(), bytes.size(), path, mode, max_pixels, exif_transpose);
 }
 
 std::vector<uint8_t> encode_png(const Tensor& img_in) {
@@ -284,7 +353,7 @@ void write_png(const std::string& path, const Tensor& img) {
   try {
     bytes = encode_png(img);
   } catch (const Error& e) {
-    throw Error(detail::cat(e.what(), " (writing ", path, ")"));
+    throw Error(cortex::detail::cat(e.what(), " (writing ", path, ")"));
   }
   write_file_atomic(path, bytes.data(), bytes.size());
 }

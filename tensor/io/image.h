@@ -1,4 +1,4 @@
-// Images: PNG/JPEG reading and PNG writing (stb_image / stb_image_write), and the preprocessing
+// Images: PNG/JPEG reading (libpng / libjpeg-turbo) and PNG writing (stb_image_write), and the preprocessing
 // torchvision applies to PIL images, reproduced exactly:
 //   resize_shorter  = transforms.Resize(size)      (PIL bilinear or bicubic with antialias)
 //   center_crop     = transforms.CenterCrop((h, w))
@@ -6,8 +6,10 @@
 //   normalize       = transforms.Normalize(mean, std)
 // Images are uint8 tensors (H, W, C), C in 1..4, row-major, as decoded.
 //
-// PNG decoding is bit-exact with PIL. JPEG decoding uses stb_image's IDCT and chroma upsampling,
-// which differ from libjpeg (PIL) by a few grey levels on some pixels.
+// Decoding gives the pixels of PIL's Image.open(f).convert(mode) exactly: JPEG through libjpeg-turbo
+// with PIL's settings (accurate integer IDCT, fancy upsampling; CMYK read Adobe-inverted and
+// converted with PIL's formula), PNG through libpng (1- to 16-bit, grey, palette, alpha, tRNS, with
+// 16-bit samples reduced as PIL reduces them). Tested against PIL in tests/test_io_image.cpp.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -18,19 +20,32 @@
 
 namespace cortex::io {
 
-// Channels of the decoded image. RGB (the default) converts grey and drops alpha; Gray uses
-// stb_image's luma weights (77, 150, 29)/256, not PIL's convert('L'); Native keeps what the file has
-// (1 grey, 2 grey+alpha, 3 RGB, 4 RGBA).
+// Channels of the decoded image, as PIL's convert(): RGB (the default) repeats grey, drops alpha,
+// expands palettes and converts CMYK; Gray is convert('L') (luma (19595 R + 38470 G + 7471 B) / 2^16,
+// rounded); RGBA is convert('RGBA') (alpha from the file, from a palette's or a colour's tRNS, else
+// 255). Native keeps what the file has (1 grey, 2 grey+alpha, 3 RGB, 4 RGBA), with a palette
+// expanded to RGB, or RGBA when it has tRNS, and CMYK converted to RGB.
 enum class ImageMode { RGB, Gray, RGBA, Native };
 
 // Images with more pixels than this are refused from their header, before any decoding (a PNG
-// header claiming 100000 x 100000 would otherwise ask for 30 GB).
+// header claiming 100000 x 100000 would otherwise ask for 30 GB). The decoders' own working memory
+// (a progressive JPEG's coefficients, ancillary PNG chunks) is bounded from the same limit.
 constexpr int64_t kMaxImagePixels = int64_t(1) << 28;
 
-Tensor read_image(const std::string& path, ImageMode mode = ImageMode::RGB, int64_t max_pixels = kMaxImagePixels);
+// exif_transpose: apply the file's EXIF orientation as PIL's ImageOps.exif_transpose does (JPEG
+// APP1 Exif, PNG eXIf; XMP orientation is not read). Off by default, as torchvision's ImageFolder
+// and most training pipelines do not apply it.
+Tensor read_image(const std::string& path, ImageMode mode = ImageMode::RGB, int64_t max_pixels = kMaxImagePixels,
+                  bool exif_transpose = false);
 // Decodes an in-memory PNG or JPEG file; `name` is used in error messages.
 Tensor decode_image(const uint8_t* data, size_t n, const std::string& name, ImageMode mode = ImageMode::RGB,
-                    int64_t max_pixels = kMaxImagePixels);
+                    int64_t max_pixels = kMaxImagePixels, bool exif_transpose = false);
+
+// The orientation (1..8) in an EXIF TIFF block, 1 when it has none or is unreadable.
+int exif_orientation(const std::vector<uint8_t>& tiff);
+// PIL's transpose for an EXIF orientation on a uint8 (H, W, C) image: 2 FLIP_LEFT_RIGHT, 3 ROTATE_180,
+// 4 FLIP_TOP_BOTTOM, 5 TRANSPOSE, 6 ROTATE_270, 7 TRANSVERSE, 8 ROTATE_90; 1 returns the image.
+Tensor apply_exif_orientation(const Tensor& img, int orientation);
 
 // Writes a uint8 (H, W, C) image, C in 1..4, or (H, W) grey, as PNG (through AtomicFile).
 void write_png(const std::string& path, const Tensor& img);

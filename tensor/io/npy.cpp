@@ -4,7 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <stb_image.h>  // stbi_zlib_decode_noheader_buffer: raw DEFLATE for .npz members
+#include <zlib.h>  // inflate: raw DEFLATE for .npz members
 
 #include <algorithm>
 #include <array>
@@ -632,19 +632,19 @@ Tensor read_member(const uint8_t* p, size_t n, const ZipEntry& z, const std::str
     CORTEX_CHECK(z.usize <= z.csize * 1032 + 1024, where, ": claims ", z.usize, " bytes from ", z.csize,
                  " compressed bytes, more than DEFLATE can expand");
     CORTEX_CHECK(z.csize <= INT_MAX - 8, where, ": deflated member too large");
-    // stb_image 2.27's inflater refuses to decode the last code when fewer than 16 bits of input
-    // remain (in PNG the Adler-32 trailer always follows). Zero padding stands in for that trailer;
-    // decoding stops at the final block, so the padding is never read as data.
-    std::vector<uint8_t> padded(static_cast<size_t>(z.csize) + 8, 0);
-    if (z.csize > 0) std::memcpy(padded.data(), src, static_cast<size_t>(z.csize));
     inflated.resize(static_cast<size_t>(z.usize) + 1);  // +1 so an over-long stream is detected, not clipped
-    const int got = stbi_zlib_decode_noheader_buffer(reinterpret_cast<char*>(inflated.data()),
-                                                     static_cast<int>(inflated.size()),
-                                                     reinterpret_cast<const char*>(padded.data()),
-                                                     static_cast<int>(padded.size()));
-    CORTEX_CHECK(got >= 0, where, ": corrupt deflate data (", stbi_failure_reason(), ")");
-    CORTEX_CHECK(static_cast<uint64_t>(got) == z.usize, where, ": inflates to ", got, " bytes, the directory says ",
-                 z.usize);
+    z_stream zs{};
+    CORTEX_CHECK(inflateInit2(&zs, -MAX_WBITS) == Z_OK, where, ": zlib could not start inflating");  // raw DEFLATE
+    zs.next_in = const_cast<Bytef*>(src);
+    zs.avail_in = static_cast<uInt>(z.csize);
+    zs.next_out = inflated.data();
+    zs.avail_out = static_cast<uInt>(inflated.size());
+    const int rc = inflate(&zs, Z_FINISH);
+    const uint64_t got = zs.total_out;
+    const std::string why = zs.msg != nullptr ? zs.msg : rc == Z_BUF_ERROR ? "the stream ends early" : "no reason given";
+    inflateEnd(&zs);
+    CORTEX_CHECK(rc == Z_STREAM_END, where, ": corrupt deflate data (zlib: ", why, ")");
+    CORTEX_CHECK(got == z.usize, where, ": inflates to ", got, " bytes, the directory says ", z.usize);
     src = inflated.data();
   } else {
     throw Error(detail::cat(where, ": unsupported compression method ", z.method, " (supported: 0 stored, 8 deflate)"));

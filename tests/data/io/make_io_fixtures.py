@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Makes the fixtures of tests/test_io_*.cpp (run from anywhere; writes next to this script).
 
-Needs numpy, pillow and safetensors (pip install numpy pillow safetensors). The build and the
-tests never run Python: the outputs are committed. Made with numpy 2.4.6, Pillow 13.0.0,
-safetensors 0.8.0.
+Needs numpy, pillow and safetensors (pip install numpy pillow safetensors), and torch for the
+decoding fixtures (`make_io_fixtures.py decode` remakes only those: decode/, features_jpeg/). The
+build and the tests never run Python: the outputs are committed. Made with numpy 2.4.6, Pillow
+13.0.0 (its bundled libjpeg-turbo 3.2.0; cortex links Debian's 2.1.5, which decodes identically),
+safetensors 0.8.0, torch 2.15.0 (CPU).
 
 Values of the plain arrays follow formulas the C++ tests recompute:
   ints   v[i] = (i * 37) % 101 - 50        (flat C-order index i)
@@ -21,7 +23,7 @@ import zipfile
 import zlib
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -246,9 +248,249 @@ def make_images():
     np.save(path("img_land_120x160_jpg_pil.npy"), np.asarray(Image.open(path("img_land_120x160.jpg")).convert("RGB")))
 
 
+# ---------------------------------------------------------------- decoding against PIL (decode/)
+#
+# Every file under decode/ has a decode/<name>.npz of what PIL gives for it:
+#   rgb, l, rgba   np.asarray(Image.open(f).convert("RGB" / "L" / "RGBA"))
+#   native         PIL's own mode when it is L, LA, RGB or RGBA; otherwise the conversion
+#                  cortex's ImageMode::Native promises (P -> RGB, or RGBA with tRNS; 1 and I;16 -> L;
+#                  CMYK -> RGB)
+#   exif_rgb       np.asarray(ImageOps.exif_transpose(Image.open(f)).convert("RGB"))
+# PNGs in every colour type and bit depth are written by png_bytes() below (PIL writes only some),
+# with every row filter and Adam7 interlacing; JPEGs are written by PIL (libjpeg-turbo).
+
+def png_chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def png_bytes(samples, color, depth, plte=None, trns=None, interlace=False, exif=None, exif_after=False):
+    """A PNG of `samples` (h, w, channels) ints < 2**depth; rows cycle through filter types 0..4."""
+    h, w, c = samples.shape
+    bpp_bits = c * depth
+    bpp = max(1, bpp_bits // 8)
+
+    def raw_row(row):  # (w, c) -> packed bytes
+        if depth == 16:
+            return b"".join(struct.pack(">H", int(v)) for v in row.reshape(-1))
+        if depth == 8:
+            return bytes(int(v) for v in row.reshape(-1))
+        vals, out, acc, nbits = row.reshape(-1), bytearray(), 0, 0
+        for v in vals:
+            acc = (acc << depth) | int(v)
+            nbits += depth
+            if nbits == 8:
+                out.append(acc)
+                acc, nbits = 0, 0
+        if nbits:
+            out.append(acc << (8 - nbits))
+        return bytes(out)
+
+    def filtered(rows):
+        out, prev = bytearray(), None
+        for k, r in enumerate(rows):
+            ft = k % 5
+            up = prev if prev is not None else bytes(len(r))
+            f = bytearray(len(r))
+            for i in range(len(r)):
+                a = r[i - bpp] if i >= bpp else 0
+                b = up[i]
+                cc = up[i - bpp] if i >= bpp else 0
+                if ft == 0:
+                    pred = 0
+                elif ft == 1:
+                    pred = a
+                elif ft == 2:
+                    pred = b
+                elif ft == 3:
+                    pred = (a + b) // 2
+                else:
+                    p = a + b - cc
+                    pa, pb, pc = abs(p - a), abs(p - b), abs(p - cc)
+                    pred = a if pa <= pb and pa <= pc else (b if pb <= pc else cc)
+                f[i] = (r[i] - pred) & 0xFF
+            out.append(ft)
+            out += f
+            prev = r
+        return bytes(out)
+
+    if interlace:
+        data = b""
+        for x0, y0, dx, dy in [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
+                               (0, 1, 1, 2)]:
+            sub = samples[y0::dy, x0::dx]
+            if sub.shape[0] and sub.shape[1]:
+                data += filtered([raw_row(r) for r in sub])
+    else:
+        data = filtered([raw_row(r) for r in samples])
+    out = b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, color, 0, 0, int(interlace)))
+    if plte is not None:
+        out += png_chunk(b"PLTE", bytes(int(v) for v in np.asarray(plte).reshape(-1)))
+    if trns is not None:
+        out += png_chunk(b"tRNS", trns)
+    if exif is not None and not exif_after:
+        out += png_chunk(b"eXIf", exif)
+    comp = zlib.compress(data, 9)
+    out += png_chunk(b"IDAT", comp[: len(comp) // 2]) + png_chunk(b"IDAT", comp[len(comp) // 2:])  # two IDATs
+    if exif is not None and exif_after:
+        out += png_chunk(b"eXIf", exif)
+    return out + png_chunk(b"IEND", b"")
+
+
+def tiff_orientation(o, big_endian):
+    """An EXIF TIFF block whose IFD0 holds only Orientation = o."""
+    e = ">" if big_endian else "<"
+    head = (b"MM" if big_endian else b"II") + struct.pack(e + "HI", 42, 8)
+    ifd = struct.pack(e + "H", 1) + struct.pack(e + "HHI", 0x0112, 3, 1) + struct.pack(e + "HH", o, 0)
+    return head + ifd + struct.pack(e + "I", 0)
+
+
+def photo(rng, h, w):
+    """Smooth colours, noise and hard-edged shapes: ringing that clips, so rounding shows."""
+    a = smooth_image(rng, h, w, 3).astype(np.int64)
+    a[h // 5: h // 2, w // 6: w // 2] = [250, 250, 250]
+    a[h // 2:, w // 2: w // 2 + 3] = [5, 5, 5]
+    a[(np.arange(h)[:, None] + np.arange(w)[None, :]) % 7 == 0] = [255, 0, 0]
+    return np.clip(a, 0, 255).astype(np.uint8)
+
+
+def save_decode_refs(fname):
+    im = Image.open(path(fname))
+    im.load()
+    native = im.mode
+    if native in ("L", "LA", "RGB", "RGBA"):
+        nat = np.asarray(im)
+    elif native == "P":
+        nat = np.asarray(im.convert("RGBA" if "transparency" in im.info else "RGB"))
+    elif native in ("1", "I;16"):
+        nat = np.asarray(im.convert("L"))
+    else:  # CMYK
+        nat = np.asarray(im.convert("RGB"))
+    if nat.ndim == 2:
+        nat = nat[:, :, None]
+    refs = {"rgb": np.asarray(im.convert("RGB")), "l": np.asarray(im.convert("L"))[:, :, None],
+            "rgba": np.asarray(Image.open(path(fname)).convert("RGBA")), "native": nat,
+            "exif_rgb": np.asarray(ImageOps.exif_transpose(Image.open(path(fname))).convert("RGB"))}
+    np.savez_compressed(path(os.path.splitext(fname)[0] + ".npz"), **{k: np.ascontiguousarray(v) for k, v in refs.items()})
+
+
+def make_decode():
+    os.makedirs(path("decode"), exist_ok=True)
+    rng = np.random.default_rng(2026)
+    rgb = photo(rng, 61, 83)  # odd sizes: partial MCUs and Adam7 passes
+    names = []
+
+    def jpeg(name, img, **kw):
+        img.save(path(f"decode/{name}.jpg"), "JPEG", **kw)
+        names.append(f"decode/{name}.jpg")
+
+    base = Image.fromarray(rgb)
+    for q in (50, 75, 95):
+        jpeg(f"jpeg_q{q}_420", base, quality=q)
+    for sub, tag in ((0, "444"), (1, "422"), (2, "420")):
+        jpeg(f"jpeg_q90_{tag}", base, quality=90, subsampling=sub)
+    jpeg("jpeg_q90_411", base, quality=90, subsampling="4:1:1")
+    jpeg("jpeg_restart_blocks", base, quality=90, restart_marker_blocks=3)
+    jpeg("jpeg_restart_rows_progressive", base, quality=88, restart_marker_rows=1, progressive=True)
+    jpeg("jpeg_progressive_420", base, quality=85, progressive=True)
+    jpeg("jpeg_progressive_444", base, quality=92, progressive=True, subsampling=0)
+    jpeg("jpeg_optimized_422", base, quality=80, optimize=True, subsampling=1)
+    jpeg("jpeg_grey", base.convert("L"), quality=90)
+    jpeg("jpeg_grey_progressive", base.convert("L"), quality=70, progressive=True)
+    jpeg("jpeg_cmyk", base.convert("CMYK"), quality=90)
+    small = Image.fromarray(rgb[:37, :53])
+    for o in range(1, 9):
+        ex = Image.Exif()
+        ex[0x0112] = o
+        jpeg(f"jpeg_exif_{o}", small, quality=90, exif=ex.tobytes())
+    # big-endian ("MM") EXIF, inserted after SOI by hand
+    small.save(path("decode/jpeg_exif_mm_6.jpg"), "JPEG", quality=90)
+    b = open(path("decode/jpeg_exif_mm_6.jpg"), "rb").read()
+    app1 = b"Exif\x00\x00" + tiff_orientation(6, True)
+    b = b[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + b[2:]
+    open(path("decode/jpeg_exif_mm_6.jpg"), "wb").write(b)
+    names.append("decode/jpeg_exif_mm_6.jpg")
+
+    def png(name, *args, **kw):
+        open(path(f"decode/{name}.png"), "wb").write(png_bytes(*args, **kw))
+        names.append(f"decode/{name}.png")
+
+    h, w = 29, 37
+    g = rgb[:h, :w, 1:2].astype(np.int64)
+    png("png_grey1", g >> 7, 0, 1)
+    png("png_grey2", g >> 6, 0, 2)
+    png("png_grey4_interlaced", g >> 4, 0, 4, interlace=True)
+    png("png_grey8_trns", g, 0, 8, trns=struct.pack(">H", int(g[3, 4, 0])))
+    g16 = (g * 256 + rng.integers(0, 256, size=g.shape)) * (np.arange(w)[None, :, None] % 3 == 0) + \
+        g * (np.arange(w)[None, :, None] % 3 != 0)  # some samples above 255, some below
+    png("png_grey16", g16, 0, 16)
+    png("png_grey16_trns_interlaced", g16, 0, 16, trns=struct.pack(">H", int(g16[0, 1, 0])), interlace=True)
+    la = np.concatenate([g, rgb[:h, :w, 2:3]], axis=2).astype(np.int64)
+    png("png_greyalpha8", la, 4, 8)
+    png("png_greyalpha16", la * 256 + 3, 4, 16)
+    c = rgb[:h, :w].astype(np.int64)
+    png("png_rgb8_trns", c, 2, 8, trns=struct.pack(">HHH", *[int(v) for v in c[5, 6]]))
+    png("png_rgb16_interlaced", c * 256 + rng.integers(0, 256, size=c.shape), 2, 16, interlace=True)
+    rgba = np.concatenate([c, rgb[:h, :w, :1]], axis=2).astype(np.int64)
+    png("png_rgba8_interlaced", rgba, 6, 8, interlace=True)
+    png("png_rgba16", rgba * 257, 6, 16)
+    plte = rng.integers(0, 256, size=(16, 3))
+    idx = (g >> 4)
+    png("png_palette1", idx & 1, 3, 1, plte=plte[:2])
+    png("png_palette2_trns", idx & 3, 3, 2, plte=plte[:4], trns=bytes([0, 128]))
+    png("png_palette4_simple_trns", idx, 3, 4, plte=plte, trns=bytes([255, 255, 0]))
+    png("png_palette8_short_plte", (g % 12), 3, 8, plte=plte[:9], trns=bytes([10, 255, 200]))  # 9..11 not in PLTE
+    png("png_exif_6", c, 2, 8, exif=tiff_orientation(6, False))
+    png("png_exif_8_after_idat", c, 2, 8, exif=tiff_orientation(8, True), exif_after=True)
+    for n in names:
+        save_decode_refs(n)
+
+    # cortex features on a folder of JPEGs against torchvision's preprocessing and the first conv of
+    # tests/data/models/alexnet.safetensors, computed with torch (Resize(256) = PIL resize BILINEAR,
+    # CenterCrop(224), ToTensor, Normalize; F.conv2d with features.0's stride 4 and padding 2).
+    import torch
+    import torch.nn.functional as F
+    os.makedirs(path("features_jpeg"), exist_ok=True)
+    files = []
+    for k, (hh, ww) in enumerate([(261, 347), (300, 241)]):
+        Image.fromarray(photo(rng, hh, ww)).save(path(f"features_jpeg/img{k}.jpg"), quality=90)
+        files.append(path(f"features_jpeg/img{k}.jpg"))
+    wts = read_safetensors(os.path.join(HERE, "..", "models", "alexnet.safetensors"))
+    mean = torch.tensor([0.485, 0.456, 0.406], dtype=torch.float32)[:, None, None]
+    std = torch.tensor([0.229, 0.224, 0.225], dtype=torch.float32)[:, None, None]
+    xs = []
+    for f in files:
+        im = Image.open(f).convert("RGB")
+        hh, ww = torchvision_resize_size(im.height, im.width, 256)
+        a = torchvision_center_crop(np.asarray(im.resize((ww, hh), Image.BILINEAR)), 224, 224)
+        x = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).float().div(255)
+        xs.append((x - mean) / std)
+    x = torch.stack(xs)
+    y = F.conv2d(x, torch.from_numpy(wts["features.0.weight"]), torch.from_numpy(wts["features.0.bias"]), stride=4,
+                 padding=2)
+    np.save(path("features_jpeg_alexnet_features0.npy"), y.numpy().astype(np.float32))
+
+
+def read_safetensors(fname):
+    raw = open(fname, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    head = json.loads(raw[8:8 + n])
+    out = {}
+    for k, v in head.items():
+        if k == "__metadata__":
+            continue
+        assert v["dtype"] == "F32", v
+        b, e = v["data_offsets"]
+        out[k] = np.frombuffer(raw[8 + n + b:8 + n + e], dtype="<f4").reshape(v["shape"]).copy()
+    return out
+
+
 if __name__ == "__main__":
-    make_npy()
-    make_npz()
-    make_safetensors()
-    make_images()
+    import sys
+    # `make_io_fixtures.py decode` remakes only the decoding fixtures (decode/, features_jpeg/).
+    if sys.argv[1:] != ["decode"]:
+        make_npy()
+        make_npz()
+        make_safetensors()
+        make_images()
+    make_decode()
     print("fixtures written to", HERE)
