@@ -14,6 +14,9 @@ namespace cortex::analysis {
 namespace {
 
 using RowMat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using RowMatF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using MapF = Eigen::Map<RowMatF>;
+using RankMat = Eigen::Matrix<int32_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using Vec = Eigen::VectorXd;
 using RowVec = Eigen::RowVectorXd;
 
@@ -34,11 +37,13 @@ Tensor from_vec(const Vec& v) {
   return t;
 }
 
-// Per column v of pred (N, V), the rank of each row (0 = smallest; ties by row index) as
-// t - 1/2 with t = rank / (N - 1): the centred regressor of AFD (docs/linbridge.md, "AFD").
-RowMat centred_ranks(const RowMat& pred) {
+// Per column v of pred (N, V), the rank of each row (0 = smallest; ties by row index), int32 (one
+// of the N x V buffers); centred() turns rows of it into AFD's regressor t - 1/2, t = rank / (N - 1)
+// (docs/linbridge.md, "AFD").
+template <class M>
+RankMat ranks_of(const M& pred) {
   const int64_t N = pred.rows(), V = pred.cols();
-  RowMat t(N, V);
+  RankMat t(N, V);
 #pragma omp parallel
   {
     std::vector<int64_t> idx(N);
@@ -46,10 +51,14 @@ RowMat centred_ranks(const RowMat& pred) {
     for (int64_t v = 0; v < V; ++v) {
       std::iota(idx.begin(), idx.end(), 0);
       std::stable_sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) { return pred(a, v) < pred(b, v); });
-      for (int64_t r = 0; r < N; ++r) t(idx[r], v) = double(r) / double(N - 1) - 0.5;
+      for (int64_t r = 0; r < N; ++r) t(idx[r], v) = int32_t(r);
     }
   }
   return t;
+}
+
+RowMat centred(const RankMat& R, int64_t s, int64_t b) {
+  return (R.middleRows(s, b).cast<double>() / double(R.rows() - 1)).array() - 0.5;
 }
 
 // sum_n (t_n - 1/2)^2 for t_n = n / (N - 1), n = 0..N-1: the regressor's sum of squares.
@@ -88,9 +97,9 @@ Tensor afd_slopes(const Tensor& gain, const Tensor& pred) {
                gain.defined() ? shape_str(gain.shape()) : "undefined", " and ",
                pred.defined() ? shape_str(pred.shape()) : "undefined");
   const int64_t N = gain.size(0), V = gain.size(1);
-  const RowMat t = centred_ranks(to_mat(pred, N, V));
+  const RankMat R = ranks_of(to_mat(pred, N, V));
   const RowMat g = to_mat(gain, N, V);
-  return from_vec(g.cwiseProduct(t).colwise().sum().transpose() / rank_ss(N));
+  return from_vec(g.cwiseProduct(centred(R, 0, N)).colwise().sum().transpose() / rank_ss(N));
 }
 
 // ------------------------------------------------------------------------------ closed form
@@ -111,8 +120,10 @@ LinBridgeResult linbridge_two_layer(const TwoLayerParams& p, const Tensor& Z, co
   const RowVec b1 = to_mat(p.b1, 1, H), b2 = to_mat(p.b2, 1, V);
   const int64_t total_work = 2 * N;
 
-  // Pass 1: predictions, zbar, m = E s', S = E[s' s'^T].
-  RowMat pred(N, V);
+  // Pass 1: predictions, zbar, m = E s', S = E[s' s'^T]. The N x V buffers are float32: the
+  // predictions, the linear part's and the ranks.
+  Tensor pred_t = empty({N, V}, DType::Float32), lin_t = empty({N, V}, DType::Float32);
+  MapF pred(pred_t.data<float>(), N, V), lin(lin_t.data<float>(), N, V);
   RowVec zsum = RowVec::Zero(F), msum = RowVec::Zero(H);
   RowMat SS = RowMat::Zero(H, H);
   for (int64_t s = 0; s < N; s += blk) {
@@ -121,7 +132,7 @@ LinBridgeResult linbridge_two_layer(const TwoLayerParams& p, const Tensor& Z, co
     RowMat Hb = (Zb * W1.transpose()).rowwise() + b1;
     RowMat Sb = Hb.unaryExpr([](double x) { return sigmoid(x); });
     const RowMat Sp = Sb.array() * (1.0 - Sb.array());
-    pred.middleRows(s, b) = (Sb * A.transpose()).rowwise() + b2;
+    pred.middleRows(s, b) = ((Sb * A.transpose()).rowwise() + b2).cast<float>();
     zsum += Zb.colwise().sum();
     msum += Sp.colwise().sum();
     SS.noalias() += Sp.transpose() * Sp;
@@ -140,8 +151,7 @@ LinBridgeResult linbridge_two_layer(const TwoLayerParams& p, const Tensor& Z, co
   // f(zbar), and pass 2: f_lin, gains, AFD's cross products.
   const RowVec hbar = zbar * W1.transpose() + b1;
   const RowVec fbar = hbar.unaryExpr([](double x) { return sigmoid(x); }) * A.transpose() + b2;
-  const RowMat T = centred_ranks(pred);
-  RowMat lin(N, V);
+  const RankMat T = ranks_of(pred);
   RowMat gain_all;
   if (opt.keep_gain) gain_all.resize(N, V);
   Vec inv_norm2(V);
@@ -154,10 +164,10 @@ LinBridgeResult linbridge_two_layer(const TwoLayerParams& p, const Tensor& Z, co
     const RowMat Sb = Hb.unaryExpr([](double x) { return sigmoid(x); });
     const RowMat D = (Sb.array() * (1.0 - Sb.array())).matrix().rowwise() - m;  // d(z) = s'(h) - m
     RowMat Gb = (D * B.transpose()) * inv_norm2.asDiagonal();                  // gain_v(z)
-    cross += Gb.cwiseProduct(T.middleRows(s, b)).colwise().sum().transpose();
+    cross += Gb.cwiseProduct(centred(T, s, b)).colwise().sum().transpose();
     if (opt.keep_gain) gain_all.middleRows(s, b) = Gb;
     const RowMat U = ((Zb.rowwise() - zbar) * W1.transpose()) * m.asDiagonal();
-    lin.middleRows(s, b) = (U * A.transpose()).rowwise() + fbar;
+    lin.middleRows(s, b) = ((U * A.transpose()).rowwise() + fbar).cast<float>();
     if (opt.progress) opt.progress(N + s + b, total_work);
   }
 
@@ -167,8 +177,8 @@ LinBridgeResult linbridge_two_layer(const TwoLayerParams& p, const Tensor& Z, co
   r.inherent = from_mat(Am * W1, DType::Float64);
   finish_shares(r, total, bias);
   finish_afd(r, cross, N);
-  r.pred_full = from_mat(pred, DType::Float32);
-  r.pred_linear = from_mat(lin, DType::Float32);
+  r.pred_full = pred_t;
+  r.pred_linear = lin_t;
   if (opt.keep_gain) r.gain = from_mat(gain_all, DType::Float32);
   r.peak_bytes = int64_t(sizeof(double)) * blk * (F + 3 * H + 2 * V);
   return r;
@@ -282,7 +292,8 @@ LinBridgeResult linbridge_autodiff(const BatchFn& f, const Tensor& X, const LinB
   };
 
   // Pass 1: predictions, sum of J (V, F), sum of ||J_v||^2.
-  RowMat pred(N, V);
+  Tensor pred_t = empty({N, V}, DType::Float32), lin_t = empty({N, V}, DType::Float32);
+  MapF pred(pred_t.data<float>(), N, V), lin(lin_t.data<float>(), N, V);
   RowMat Jsum = RowMat::Zero(V, F);
   Vec sq = Vec::Zero(V);
   RowVec zsum = RowVec::Zero(F);
@@ -305,7 +316,7 @@ LinBridgeResult linbridge_autodiff(const BatchFn& f, const Tensor& X, const LinB
           }
         },
         &out);
-    pred.middleRows(s, bb) = to_mat(out, bb, V);
+    pred.middleRows(s, bb) = to_mat(out, bb, V).cast<float>();
     zsum += to_mat(xb, bb, F).colwise().sum();
     if (opt.progress) opt.progress(s + bb, total_work);
   }
@@ -318,7 +329,7 @@ LinBridgeResult linbridge_autodiff(const BatchFn& f, const Tensor& X, const LinB
   for (int64_t v = 0; v < V; ++v) inv_norm2[v] = norm2[v] > 0 ? 1.0 / norm2[v] : 0.0;
 
   // Pass 2: gain_v(z_n) = <J_n[v], Jbar_v> / ||Jbar_v||^2 - 1, AFD's cross products.
-  const RowMat T = centred_ranks(pred);
+  const RankMat T = ranks_of(pred);
   Vec cross = Vec::Zero(V);
   RowMat gain_all;
   if (opt.keep_gain) gain_all.resize(N, V);
@@ -341,7 +352,7 @@ LinBridgeResult linbridge_autodiff(const BatchFn& f, const Tensor& X, const LinB
     RowMat Gb = (dot * inv_norm2.asDiagonal()).array() - 1.0;
     for (int64_t v = 0; v < V; ++v)
       if (norm2[v] <= 0) Gb.col(v).setZero();
-    cross += Gb.cwiseProduct(T.middleRows(s, bb)).colwise().sum().transpose();
+    cross += Gb.cwiseProduct(centred(T, s, bb)).colwise().sum().transpose();
     if (opt.keep_gain) gain_all.middleRows(s, bb) = Gb;
     if (opt.progress) opt.progress(N + s + bb, total_work);
   }
@@ -354,10 +365,10 @@ LinBridgeResult linbridge_autodiff(const BatchFn& f, const Tensor& X, const LinB
     one[0] = 1;
     fbar = to_mat(f(from_mat(zbar, dt).reshape(one)), 1, V);
   }
-  RowMat lin(N, V);
   for (int64_t s = 0; s < N; s += b) {
     const int64_t bb = std::min(b, N - s);
-    lin.middleRows(s, bb) = ((to_mat(X.narrow(0, s, bb), bb, F).rowwise() - zbar) * Jbar.transpose()).rowwise() + fbar;
+    lin.middleRows(s, bb) =
+        (((to_mat(X.narrow(0, s, bb), bb, F).rowwise() - zbar) * Jbar.transpose()).rowwise() + fbar).cast<float>();
   }
 
   LinBridgeResult r;
@@ -366,8 +377,8 @@ LinBridgeResult linbridge_autodiff(const BatchFn& f, const Tensor& X, const LinB
   r.inherent = from_mat(Jbar, DType::Float64);
   finish_shares(r, total, bias);
   finish_afd(r, cross, N);
-  r.pred_full = from_mat(pred, DType::Float32);
-  r.pred_linear = from_mat(lin, DType::Float32);
+  r.pred_full = pred_t;
+  r.pred_linear = lin_t;
   if (opt.keep_gain) r.gain = from_mat(gain_all, DType::Float32);
   r.peak_bytes = k * b * (F + V) * esize;
   return r;
