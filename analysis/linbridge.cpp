@@ -248,7 +248,8 @@ LinBridgeResult linbridge_autodiff(const BatchFn& f, const Tensor& X, const LinB
     if (k >= 1 || b == 1) break;
     b = std::max<int64_t>(1, b / 2);
   }
-  k = std::max<int64_t>(k, 1);
+  CORTEX_CHECK(k >= 1, "linbridge_autodiff: memory_budget of ", opt.memory_budget,
+               " bytes is below one direction of one stimulus (", (F + V) * esize, " bytes)");
   Shape xshape = X.shape();
   const int64_t total_work = 2 * N;
 

@@ -146,8 +146,13 @@ void check_two_layer(int64_t N, int64_t F, int64_t H, int64_t V, uint64_t seed) 
   expect_matches(closed, ref, pred, 1e-9);
   ASSERT_FALSE(ticks.empty());
   EXPECT_EQ(ticks.back(), 2 * N);
-
+  // A non-contiguous view of the same stimuli gives the same statistics.
   opt.progress = nullptr;
+  const LinBridgeResult nc = analysis::linbridge_two_layer(
+      {enc.fc1->weight, enc.fc1->bias, enc.fc2->weight, enc.fc2->bias}, cortex::testing::noncontig(X), opt);
+  EXPECT_TRUE(cortex::testing::allclose(nc.energy_share, closed.energy_share, 1e-12, 1e-14));
+  EXPECT_TRUE(cortex::testing::allclose(nc.afd, closed.afd, 1e-12, 1e-14));
+
   opt.block = 3;
   opt.memory_budget = 3 * 3 * (F + V) * 8;  // three directions of a 3-stimulus block at a time
   const LinBridgeResult ad = analysis::linbridge_autodiff([&](const Tensor& x) { return enc.read({x}); }, X, opt);
@@ -221,6 +226,10 @@ TEST(LinBridge, AucAndErrors) {
   EXPECT_THROW(analysis::linbridge_two_layer({W1, b2, W2, b2}, cortex::testing::randn({5, 2}, 5)), Error);  // b1 size
   EXPECT_THROW(analysis::linbridge_autodiff([](const Tensor& x) { return sum(x, {1}); }, cortex::testing::randn({3, 2}, 6)),
                Error);  // output not (B, V)
+  LinBridgeOptions tiny;
+  tiny.memory_budget = 8;  // below one direction of one stimulus
+  EXPECT_THROW(analysis::linbridge_autodiff([](const Tensor& x) { return x * 2.0; }, cortex::testing::randn({3, 2}, 6), tiny),
+               Error);
   EXPECT_THROW(analysis::afd_slopes(cortex::testing::randn({3, 2}, 1), cortex::testing::randn({3, 3}, 1)), Error);
 }
 
