@@ -46,5 +46,6 @@ Run add_eval(CLI::App& app);
 Run add_fit(CLI::App& app);
 Run add_predict(CLI::App& app);
 Run add_compare(CLI::App& app);
+Run add_linbridge(CLI::App& app);
 
 }  // namespace cortex::cli

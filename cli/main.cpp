@@ -44,6 +44,7 @@ int main(int argc, char** argv) {
   add(cortex::cli::add_fit);
   add(cortex::cli::add_predict);
   add(cortex::cli::add_compare);
+  add(cortex::cli::add_linbridge);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

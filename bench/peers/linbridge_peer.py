@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Peer of bench/bench_linbridge.cpp: the whole LinBridge analysis (JM_inherent, per-voxel energy
+share E||dJM_v||^2 / E||JM_v||^2, the gains <dJM_v(z), JM_inherent_v> / ||JM_inherent_v||^2 and AFD
+along each voxel's predicted-response order; docs/linbridge.md) for the two-layer encoder
+F -> H (sigmoid) -> V over N stimuli, done the direct way: per-stimulus Jacobians (V, F) with
+torch.func.vmap(jacfwd(f)) over chunks of stimuli, then the reductions (pass 1: sum of J and of
+J^2; pass 2: the gains, which need JM_inherent). Memory holds one chunk's Jacobians,
+chunk * V * F floats. Weights drawn with the scales of bench_linbridge (not the same numbers).
+
+Prints one line per run and, with --json PATH, writes {"peer": ..., "results": [{"case":
+"linbridge F-H-V N", "seconds": s, "ms_per_stimulus": ..., "jacobian_chunk_bytes": ...}]}.
+
+Usage: python3 bench/peers/linbridge_peer.py [--n 1000] [--f 512] [--h 1024] [--v 20000]
+       [--chunk 4] [--device cpu] [--threads 0] [--json out.json]
+"""
+import argparse
+import json
+import time
+
+import torch
+from torch.func import jacfwd, vmap
+
+
+def analysis(f, z, chunk, sync):
+    n = z.shape[0]
+    with torch.no_grad():
+        pred = f(z)
+        jac = vmap(jacfwd(f))
+        jsum = None
+        sq = None
+        for s in range(0, n, chunk):
+            j = jac(z[s:s + chunk]).double()  # (c, V, F)
+            jsum = j.sum(0) if jsum is None else jsum + j.sum(0)
+            q = (j * j).sum((0, 2))
+            sq = q if sq is None else sq + q
+        jbar = jsum / n
+        norm2 = (jbar * jbar).sum(1)
+        share = (sq / n - norm2) / (sq / n)
+        gains = []
+        for s in range(0, n, chunk):
+            j = jac(z[s:s + chunk]).double()
+            gains.append(torch.einsum("cvf,vf->cv", j - jbar, jbar) / norm2)
+        gain = torch.cat(gains)
+        ranks = pred.argsort(0).argsort(0).double() / (n - 1) - 0.5
+        slope = (ranks * gain).sum(0) / (n * (n + 1) / (12.0 * (n - 1)))
+        afd = slope.abs()
+        sync()
+    return share, afd
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--f", type=int, default=512)
+    ap.add_argument("--h", type=int, default=1024)
+    ap.add_argument("--v", type=int, default=20000)
+    ap.add_argument("--chunk", type=int, default=4)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--json", default="")
+    a = ap.parse_args()
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
+    dev = torch.device(a.device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    g = torch.Generator().manual_seed(7)
+    w1 = (torch.randn(a.h, a.f, generator=g) / a.f ** 0.5 * 2).to(dev)
+    b1 = (torch.randn(a.h, generator=g) * 0.5).to(dev)
+    w2 = (torch.randn(a.v, a.h, generator=g) / a.h ** 0.5).to(dev)
+    b2 = torch.zeros(a.v, device=dev)
+    z = torch.randn(a.n, a.f, generator=g).to(dev)
+
+    def f(x):
+        return torch.nn.functional.linear(torch.sigmoid(torch.nn.functional.linear(x, w1, b1)), w2, b2)
+
+    analysis(f, z[: min(a.n, 2 * a.chunk)], a.chunk, sync)  # warm-up
+    t = time.perf_counter()
+    share, afd = analysis(f, z, a.chunk, sync)
+    sec = time.perf_counter() - t
+    case = f"linbridge {a.f}-{a.h}-{a.v} N={a.n}"
+    chunk_bytes = a.chunk * a.v * a.f * 8
+    print(f"{case} torch.func vmap(jacfwd) {dev.type} ({torch.get_num_threads()} threads): {sec:.2f} s, "
+          f"{sec / a.n * 1e3:.1f} ms per stimulus, one chunk's Jacobians {chunk_bytes / 2**20:.0f} MiB "
+          f"(mean share {share.mean():.4f}, mean AFD {afd.mean():.4f})")
+    if a.json:
+        with open(a.json, "w") as fh:
+            json.dump({"peer": f"torch.func {torch.__version__}",
+                       "results": [{"case": case, "seconds": sec, "ms_per_stimulus": sec / a.n * 1e3,
+                                    "jacobian_chunk_bytes": chunk_bytes}]}, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
