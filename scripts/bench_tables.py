@@ -14,7 +14,8 @@ set to the thread count. A figure is the mean wall-clock time per pass within a 
 Benchmark's real_time; the peer's mean_seconds, bench/peers/peer_protocol.py); a row gives the median
 over rounds of each side, the median of the per-round ratios peer / cortex (> 1: cortex faster) and
 their spread (min-max). Writes <out-dir>/RESULTS.md and <out-dir>/results.json (every round's raw
-numbers, the machine and the build), each to a temporary file then renamed. Needs only the standard
+numbers, the machine and the build), each to a temporary file then renamed; while it runs, the
+tables done so far are in <work-dir>/RESULTS.partial.md (labelled incomplete). Needs only the standard
 library; a row whose peer needs a missing Python module is shown with the reason and no ratio.
 scripts/bench.sh is the front end (make bench); its header line is the command written in RESULTS.md.
 """
@@ -312,17 +313,29 @@ def run(args):
                     summarise(o)
                 out_table["rows"].extend(out_rows)
             result["tables"].append(out_table)
-    result["load_end"] = loadavg()
-    result["wall_s"] = time.monotonic() - started
+            if len(result["tables"]) < len(plan):
+                # A long run that is stopped still leaves what it measured, labelled as incomplete.
+                result["incomplete"] = f"{len(result['tables'])} of {len(plan)} tables done"
+                write_results(result, args.work_dir, started, ".partial")
+    result.pop("incomplete", None)
     os.makedirs(args.out_dir, exist_ok=True)
-    write_atomic(os.path.join(args.out_dir, "results.json"), json.dumps(result, indent=1) + "\n")
-    write_atomic(os.path.join(args.out_dir, "RESULTS.md"), render(result))
+    write_results(result, args.out_dir, started)
+    for f in ("RESULTS.partial.md", "results.partial.json"):
+        if os.path.exists(os.path.join(args.work_dir, f)):
+            os.remove(os.path.join(args.work_dir, f))
     print(f"bench_tables: {steps} rounds in {result['wall_s'] / 60:.1f} min; wrote "
           f"{os.path.join(args.out_dir, 'RESULTS.md')} and results.json (log: {log})")
     if failures:
         print("bench_tables: FAILED:\n  " + "\n  ".join(failures), file=sys.stderr)
         return 1
     return 0
+
+
+def write_results(result, out_dir, started, suffix=""):
+    result["load_end"] = loadavg()
+    result["wall_s"] = time.monotonic() - started
+    write_atomic(os.path.join(out_dir, f"results{suffix}.json"), json.dumps(result, indent=1) + "\n")
+    write_atomic(os.path.join(out_dir, f"RESULTS{suffix}.md"), render(result))
 
 
 def write_atomic(path, text):
@@ -363,6 +376,8 @@ def render(res):
     ]
     if s.get("note"):
         lines += [f"**Conditions: {s['note']}**", ""]
+    if res.get("incomplete"):
+        lines += [f"**Incomplete run: {res['incomplete']} when it was written.**", ""]
     if s.get("quick"):
         lines += ["**QUICK smoke run: a subset of rows, short timings; not figures to quote.**", ""]
     lines += [
