@@ -2,8 +2,9 @@
 # Regenerates bench/RESULTS.md (and bench/results.json): every C++ benchmark of bench/tables.py run
 # beside its Python peer, interleaved, for ROUNDS rounds at each of THREADS (scripts/bench_tables.py).
 #   scripts/bench.sh [BUILD_DIR]           what `make bench` runs (after building the bench targets)
-#   scripts/bench.sh [BUILD_DIR] --check   a new run into out/bench/check/, then whether each median
-#                                          falls within the spread bench/results.json states (exit 1 if not)
+#   scripts/bench.sh [BUILD_DIR] --check   a new run into out/bench/check/ (the settings of the committed
+#                                          run), then whether each median falls within the spread
+#                                          bench/results.json states (exit 1 if not)
 # Settings (environment): ROUNDS (default 3; 2 with QUICK), THREADS (default "1 2"), QUICK=1 (a
 # one-minute smoke run of the rows marked quick), TABLES=backbones,ridge (a subset), OUT_DIR (where
 # RESULTS.md and results.json go; default bench/), NOTE="..." (conditions to state in the header, e.g.
@@ -33,17 +34,19 @@ cmd="${env_prefix}scripts/bench.sh"
 [[ $build != build ]] && cmd="$cmd $build"
 [[ $cmd == scripts/bench.sh ]] && cmd="make bench   (= scripts/bench.sh build)"
 
-args=(run --build "$build" --threads "${THREADS:-1 2}" --command "$cmd" --note "${NOTE:-}"
-  --work-dir "${WORK_DIR:-out/bench}")
+build_abs=$build
+[[ -d $build ]] && build_abs=$(cd "$build" && pwd)
+args=(run --build "$build_abs" --command "$cmd" --note "${NOTE:-}" --work-dir "${WORK_DIR:-out/bench}")
+[[ -n ${THREADS:-} ]] && args+=(--threads "$THREADS")
 [[ -n ${ROUNDS:-} ]] && args+=(--rounds "$ROUNDS")
 [[ -n ${QUICK:-} && ${QUICK} != 0 ]] && args+=(--quick)
 [[ -n ${TABLES:-} ]] && args+=(--tables "$TABLES")
-[[ -d $build ]] && build=$(cd "$build" && pwd)
 cd "$root"
 if ((check)); then
   out=${OUT_DIR:-out/bench/check}
   rc=0
-  python3 scripts/bench_tables.py "${args[@]}" --out-dir "$out" || rc=$?
+  # The committed run's rounds, threads and tables, unless the environment says otherwise.
+  python3 scripts/bench_tables.py "${args[@]}" --like bench/results.json --out-dir "$out" || rc=$?
   python3 scripts/bench_tables.py compare "$out/results.json" bench/results.json || rc=1
   exit $rc
 fi

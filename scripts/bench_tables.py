@@ -2,7 +2,7 @@
 """Regenerates bench/RESULTS.md: every C++ benchmark of bench/tables.py beside its peer, interleaved.
 
   bench_tables.py run     [--build build] [--rounds 3] [--threads 1,2] [--quick] [--tables k1,k2]
-                          [--out-dir bench] [--work-dir out/bench] [--note TEXT]
+                          [--out-dir bench] [--work-dir out/bench] [--note TEXT] [--like results.json]
   bench_tables.py compare NEW.json BASELINE.json
                           whether each new median falls within the baseline's spread (exit 1 if not)
   bench_tables.py binaries
@@ -221,6 +221,14 @@ def summarise(row):
 
 def run(args):
     tables = load_tables(args.spec)
+    if args.like:  # the settings of an earlier run, where not given (scripts/bench.sh --check)
+        with open(args.like) as f:
+            like = json.load(f)["settings"]
+        args.rounds = args.rounds or like["rounds"]
+        args.threads = args.threads or ",".join(map(str, like["threads"]))
+        args.quick = args.quick or like["quick"]
+        args.tables = args.tables or ",".join(like["tables"])
+    args.threads = args.threads or "1,2"
     if args.tables:
         want = args.tables.split(",")
         unknown = [k for k in want if k not in [t["key"] for t in tables]]
@@ -475,7 +483,8 @@ def main():
     r = sub.add_parser("run")
     r.add_argument("--build", default="build")
     r.add_argument("--rounds", type=int, default=0, help=f"default 3 ({QUICK_ROUNDS} with --quick)")
-    r.add_argument("--threads", default="1,2")
+    r.add_argument("--threads", default="", help="comma-separated thread counts (default 1,2)")
+    r.add_argument("--like", default="", help="take rounds, threads, quick and tables from this results.json")
     r.add_argument("--quick", action="store_true", help="the rows marked quick, min time capped at 0.1 s")
     r.add_argument("--tables", default="", help="comma-separated table keys (default: all)")
     r.add_argument("--out-dir", default=os.path.join(ROOT, "bench"))
