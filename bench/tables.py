@@ -17,7 +17,8 @@ cortex, peer, ...), and writes the tables. Adding a pair is one entry here:
   rows      [{"row": the row's name, "cortex": the Google Benchmark name (as in its JSON),
               "peer": the peer's case label, "quick": True to run it under QUICK=1,
               "needs": overrides the peer's needs for this row}]
-  threads   optional: thread counts for this table (default: THREADS of the command, 1 and 2)
+  threads   optional: this table's thread counts (default 1 and 2); THREADS=... on the command
+            line sets every table's
 """
 
 TORCH = ["torch"]
@@ -46,6 +47,9 @@ TABLES = [
     },
     {
         "key": "ridge",
+        # Two threads only: analysis jobs run multi-threaded, and 1 + 2 threads would take the default
+        # run past 15 minutes on 2 cores (the backbones at batch 64 take most of it).
+        "threads": [2],
         "title": "Ridge regression, 5-fold CV over 10 penalties",
         "about": "bench/bench_ridge.cpp beside bench/peers/ridge_peer.py: `fit_ridge_cv` (one Gram matrix, a "
                  "float64 Cholesky per fold and penalty, docs/ridge.md) and the same algorithm in NumPy/SciPy "
@@ -61,6 +65,9 @@ TABLES = [
     },
     {
         "key": "ncut",
+        # Two threads only: analysis jobs run multi-threaded, and 1 + 2 threads would take the default
+        # run past 15 minutes on 2 cores (the backbones at batch 64 take most of it).
+        "threads": [2],
         "title": "Spectral clustering (Ncut): Nystrom and exact",
         "about": "bench/bench_spectral.cpp beside bench/peers/ncut_peer.py. Nystrom (AlignedCut, FPS sampling): "
                  "N = 100,000 points, d = 384, m = 4,096 samples, k = 20, K = 10, against ncut-pytorch "

@@ -7,6 +7,8 @@
                           whether each new median falls within the baseline's spread (exit 1 if not)
   bench_tables.py binaries
                           the bench targets the tables need (the Makefile builds them)
+  bench_tables.py render  results.json RESULTS.md
+                          the tables again from the raw numbers (after a change of layout)
 
 For each table, thread count and round: the C++ binary on the table's rows, then the peer script on
 the same rows (cortex, peer, cortex, peer, ...), each with OMP_NUM_THREADS (and the BLAS variables)
@@ -38,6 +40,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}
 QUICK_MIN_TIME = 0.1
 QUICK_ROUNDS = 2
+DEFAULT_THREADS = [1, 2]
 
 
 def load_tables(path=os.path.join(ROOT, "bench", "tables.py")):
@@ -225,10 +228,9 @@ def run(args):
         with open(args.like) as f:
             like = json.load(f)["settings"]
         args.rounds = args.rounds or like["rounds"]
-        args.threads = args.threads or ",".join(map(str, like["threads"]))
+        args.threads = args.threads or ",".join(map(str, like["threads"] or []))
         args.quick = args.quick or like["quick"]
         args.tables = args.tables or ",".join(like["tables"])
-    args.threads = args.threads or "1,2"
     if args.tables:
         want = args.tables.split(",")
         unknown = [k for k in want if k not in [t["key"] for t in tables]]
@@ -236,7 +238,8 @@ def run(args):
             raise SystemExit(f"unknown table(s) {unknown}; bench/tables.py has {[t['key'] for t in tables]}")
         tables = [t for t in tables if t["key"] in want]
     rounds = args.rounds or (QUICK_ROUNDS if args.quick else 3)
-    threads_default = [int(t) for t in args.threads.replace(" ", ",").split(",") if t]
+    # THREADS given: every table at those counts; otherwise a table's own "threads", else 1 and 2.
+    threads_given = [int(t) for t in args.threads.replace(" ", ",").split(",") if t]
     build = os.path.abspath(args.build)
     os.makedirs(args.work_dir, exist_ok=True)
     log = os.path.join(os.path.abspath(args.work_dir), "bench.log")
@@ -251,11 +254,11 @@ def run(args):
         if not os.access(binary, os.X_OK):
             raise SystemExit(f"no {binary}: build it first (cmake --build {args.build} --target {t['binary']})")
         min_time = min(t["min_time"], QUICK_MIN_TIME) if args.quick else t["min_time"]
-        plan.append((t, rows, t.get("threads", threads_default), min_time))
+        plan.append((t, rows, threads_given or t.get("threads", DEFAULT_THREADS), min_time))
     steps = sum(len(th) * rounds for _, _, th, _ in plan)
 
     meta = machine_info(build)
-    result = {"meta": meta, "settings": {"rounds": rounds, "threads": threads_default, "quick": args.quick,
+    result = {"meta": meta, "settings": {"rounds": rounds, "threads": threads_given or None, "quick": args.quick,
                                          "tables": [t["key"] for t, _, _, _ in plan], "note": args.note,
                                          "command": args.command or shlex.join(sys.argv)},
               "load_start": loadavg(), "tables": []}
@@ -399,8 +402,9 @@ def render(res):
         f"| Python peers | Python {m['python']}, {pk} |",
         f"| load average (1 min) | {res['load_start']} at the start, {res['load_end']} at the end"
         + (f", {min(loads)}–{max(loads)} at the rounds' starts" if loads else "") + " (the run's own threads count) |",
-        f"| method | {s['rounds']} rounds per row and thread count, each the C++ binary then the peer "
-        f"(interleaved); threads {', '.join(map(str, s['threads']))} unless a table says otherwise |",
+        f"| method | {s['rounds']} round{'s' if s['rounds'] > 1 else ''} per row and thread count, each the C++ binary then the peer "
+        f"(interleaved); thread counts: " + (', '.join(map(str, s['threads'])) if s['threads'] else
+                                             "each table's (1 and 2 unless it says otherwise)") + " |",
         "",
         "Each figure is wall-clock time per pass (the mean of the passes of one round, after a warm-up pass",
         "where the table says so), and the median over the rounds. **ratio = peer time / cortex time**,",
@@ -414,8 +418,9 @@ def render(res):
         extra = []
         if t["peer"]:
             extra.append(f"Peer: {t['peer']}.")
-        extra.append(f"Timed passes per round: until {t['min_time']} s, at least one"
-                     + ("; one warm-up pass first." if t["warmup"] else "; no warm-up pass."))
+        timed = f"until {t['min_time']} s, at least one" if t["min_time"] > 0 else "one"
+        extra.append(f"Timed passes per round: {timed}" + ("; one warm-up pass first." if t["warmup"] else
+                                                              "; no warm-up pass."))
         lines += [" ".join(extra), ""]
         if t["peer_script"]:
             lines += ["| configuration | threads | cortex | peer | ratio | spread | CPU ratio |",
@@ -483,7 +488,8 @@ def main():
     r = sub.add_parser("run")
     r.add_argument("--build", default="build")
     r.add_argument("--rounds", type=int, default=0, help=f"default 3 ({QUICK_ROUNDS} with --quick)")
-    r.add_argument("--threads", default="", help="comma-separated thread counts (default 1,2)")
+    r.add_argument("--threads", default="", help="comma-separated thread counts for every table "
+                                                 "(default: each table's, else 1,2)")
     r.add_argument("--like", default="", help="take rounds, threads, quick and tables from this results.json")
     r.add_argument("--quick", action="store_true", help="the rows marked quick, min time capped at 0.1 s")
     r.add_argument("--tables", default="", help="comma-separated table keys (default: all)")
@@ -493,12 +499,19 @@ def main():
     r.add_argument("--spec", default=os.path.join(ROOT, "bench", "tables.py"), help="the tables (tests use their own)")
     r.add_argument("--command", default="", help="the command to print in the header (scripts/bench.sh gives it)")
     sub.add_parser("binaries", help="the bench targets the tables need (make bench builds them)")
+    rr = sub.add_parser("render", help="write RESULTS.md again from a results.json (after a change of layout)")
+    rr.add_argument("results")
+    rr.add_argument("out")
     c = sub.add_parser("compare")
     c.add_argument("new")
     c.add_argument("baseline")
     a = ap.parse_args()
     if a.cmd == "binaries":
         print(" ".join(dict.fromkeys(t["binary"] for t in load_tables())))
+        return 0
+    if a.cmd == "render":
+        with open(a.results) as f:
+            write_atomic(a.out, render(json.load(f)))
         return 0
     return run(a) if a.cmd == "run" else compare(a.new, a.baseline)
 
