@@ -25,7 +25,10 @@ demo: configure
 	cmake --build $(BUILD) -j $(JOBS) --target cortex
 	@scripts/demo.sh $(BUILD)
 
-bench: build
+# Builds the benchmarks bench/tables.py names, then regenerates bench/RESULTS.md (scripts/bench.sh:
+# ROUNDS=, THREADS=, QUICK=1, TABLES=, NOTE=; about 15 minutes on 2 cores, QUICK=1 about one).
+bench: configure
+	cmake --build $(BUILD) -j $(JOBS) --target $$(python3 scripts/bench_tables.py binaries)
 	@scripts/bench.sh $(BUILD)
 
 clean:

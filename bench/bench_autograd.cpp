@@ -6,7 +6,7 @@
 // and the encoder Jacobian of the LinBridge analysis: d f / d z of a two-layer encoder
 // 512 -> 1024 (sigmoid) -> 2000 voxels for one stimulus, by forward and by reverse mode, with grad
 // mode on and under NoGradGuard (as inference code calls it).
-// backward / forward = (fwd+bwd - forward) / forward; bench/RESULTS.md reports both ratios.
+// backward / forward = (fwd+bwd - forward) / forward; bench/NOTES.md reports both ratios.
 //   OMP_NUM_THREADS=2 ./bench_autograd --benchmark_min_time=0.5
 #include <benchmark/benchmark.h>
 

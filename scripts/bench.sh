@@ -1,15 +1,53 @@
 #!/usr/bin/env bash
-# Runs every CPU benchmark binary once and keeps the JSON next to the console output, so
-# bench/RESULTS.md can be regenerated from one command: make bench.
+# Regenerates bench/RESULTS.md (and bench/results.json): every C++ benchmark of bench/tables.py run
+# beside its Python peer, interleaved, for ROUNDS rounds at each of THREADS (scripts/bench_tables.py).
+#   scripts/bench.sh [BUILD_DIR]           what `make bench` runs (after building the bench targets)
+#   scripts/bench.sh [BUILD_DIR] --check   a new run into out/bench/check/ (the settings of the committed
+#                                          run), then whether each median falls within the spread
+#                                          bench/results.json states (exit 1 if not)
+# Settings (environment): ROUNDS (default 3; 2 with QUICK), THREADS (default "1 2"), QUICK=1 (a
+# one-minute smoke run of the rows marked quick), TABLES=backbones,ridge (a subset), OUT_DIR (where
+# RESULTS.md and results.json go; default bench/), NOTE="..." (conditions to state in the header, e.g.
+# "loaded machine: other builds running"), WORK_DIR (the log of every run, bench.log; default out/bench).
+# Peers need python3 with torch/numpy (some: scipy, scikit-learn, ncut-pytorch); a row whose peer's
+# modules are missing is written without its ratio, saying which module is missing.
 set -euo pipefail
-build=${1:-build}
-out=${OUT_DIR:-out/bench}
-mkdir -p "$out"
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
-for b in "$build"/bench/bench_*; do
-  [[ -x $b ]] || continue
-  name=$(basename "$b")
-  echo "== $name"
-  "$b" --benchmark_min_time=${MIN_TIME:-0.5} --benchmark_out="$out/$name.json" --benchmark_out_format=json
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=build
+check=0
+for a in "$@"; do
+  case $a in
+    --check) check=1 ;;
+    -*) echo "bench.sh: unknown option $a (usage: scripts/bench.sh [BUILD_DIR] [--check])" >&2; exit 2 ;;
+    *) build=$a ;;
+  esac
 done
-echo "bench: JSON results in $out"
+command -v python3 >/dev/null || { echo "bench.sh: python3 is needed (it runs the peers)" >&2; exit 2; }
+
+# The command as written in RESULTS.md's header: the settings that differ from the defaults.
+env_prefix=""
+[[ -n ${QUICK:-} && ${QUICK} != 0 ]] && env_prefix+="QUICK=1 "
+[[ -n ${ROUNDS:-} ]] && env_prefix+="ROUNDS=$ROUNDS "
+[[ -n ${THREADS:-} ]] && env_prefix+="THREADS=\"$THREADS\" "
+[[ -n ${TABLES:-} ]] && env_prefix+="TABLES=$TABLES "
+cmd="${env_prefix}scripts/bench.sh"
+[[ $build != build ]] && cmd="$cmd $build"
+[[ $cmd == scripts/bench.sh ]] && cmd="make bench   (= scripts/bench.sh build)"
+
+build_abs=$build
+[[ -d $build ]] && build_abs=$(cd "$build" && pwd)
+args=(run --build "$build_abs" --command "$cmd" --note "${NOTE:-}" --work-dir "${WORK_DIR:-out/bench}")
+[[ -n ${THREADS:-} ]] && args+=(--threads "$THREADS")
+[[ -n ${ROUNDS:-} ]] && args+=(--rounds "$ROUNDS")
+[[ -n ${QUICK:-} && ${QUICK} != 0 ]] && args+=(--quick)
+[[ -n ${TABLES:-} ]] && args+=(--tables "$TABLES")
+cd "$root"
+if ((check)); then
+  out=${OUT_DIR:-out/bench/check}
+  rc=0
+  # The committed run's rounds, threads and tables, unless the environment says otherwise.
+  python3 scripts/bench_tables.py "${args[@]}" --like bench/results.json --out-dir "$out" || rc=$?
+  python3 scripts/bench_tables.py compare "$out/results.json" bench/results.json || rc=1
+  exit $rc
+fi
+exec python3 scripts/bench_tables.py "${args[@]}" --out-dir "${OUT_DIR:-bench}"

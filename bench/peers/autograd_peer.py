@@ -6,17 +6,18 @@ rows run under NoGradGuard. Weights drawn with the same shapes and scales (not
 the same numbers).
 
 --json PATH writes {"peer": ..., "results": [{"case": "encoder_jacobian forward <device>",
-"seconds": best}, ...]}, the labels of bench_autograd's BM_encoder_jacobian_*_cuda rows, so
-scripts/gpu-ratios.py pairs them.
+"seconds": best, "mean_seconds": mean, ...}, ...]}, the labels of bench_autograd's
+BM_encoder_jacobian_*_cuda rows, so scripts/gpu-ratios.py pairs them; --cases, --min-time, --warmup as
+in peer_protocol.py (scripts/bench_tables.py runs the CPU cases beside the *_nograd rows).
 
 Usage: python3 bench/peers/autograd_peer.py [--device cuda] [--repeat 20] [--json out.json]
 """
 import argparse
-import json
-import time
 
 import torch
 from torch.func import jacfwd, jacrev
+
+import peer_protocol
 
 
 def main():
@@ -24,8 +25,10 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--json", default="")
+    peer_protocol.add_arguments(ap)
     a = ap.parse_args()
     dev = torch.device(a.device)
+    todo = peer_protocol.selected(a, [f"encoder_jacobian {m} {dev.type}" for m in ("forward", "reverse")])
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     g = torch.Generator().manual_seed(4)
     z = torch.randn(512, generator=g).to(dev)
@@ -39,21 +42,17 @@ def main():
 
     results = []
     for mode, fn in (("forward", jacfwd(f)), ("reverse", jacrev(f))):
+        name = f"encoder_jacobian {mode} {dev.type}"
+        if name not in todo:
+            continue
         with torch.no_grad():
-            j = fn(z)  # warm-up
-            assert j.shape == (2000, 512)
-            sync()
-            best = float("inf")
-            for _ in range(a.repeat):
-                t = time.perf_counter()
-                fn(z)
-                sync()
-                best = min(best, time.perf_counter() - t)
-        print(f"encoder_jacobian {mode} {dev.type}: {best * 1e3:.3f} ms (torch.func jac{'fwd' if mode == 'forward' else 'rev'})")
-        results.append({"case": f"encoder_jacobian {mode} {dev.type}", "seconds": best})
-    if a.json:
-        with open(a.json, "w") as fh:
-            json.dump({"peer": f"torch.func {torch.__version__}", "results": results}, fh, indent=1)
+            assert fn(z).shape == (2000, 512)
+            r = peer_protocol.measure(lambda: fn(z), a.repeat, a.min_time, a.warmup, sync)
+        print(f"{name}: best {r['seconds'] * 1e3:.3f} ms, mean {r['mean_seconds'] * 1e3:.3f} ms "
+              f"(torch.func jac{'fwd' if mode == 'forward' else 'rev'})")
+        results.append({"case": name, **r})
+    peer_protocol.write_json(a.json, f"torch.func {torch.__version__}", results, torch.get_num_threads(),
+                             {"torch": torch.__version__})
 
 
 if __name__ == "__main__":

@@ -22,20 +22,22 @@ the same pipeline shape, not of identical arithmetic.
 
 On a GPU (scripts/gpu-check.sh): --device cuda runs ncut-pytorch there (N = 1,000,000, d = 768 in
 the GPU check); --json PATH writes {"peer": ..., "results": [{"case": "ncut N=<n> d=<d> m=<m> k=<k>
-<device>", "seconds": best}]} (ncut-pytorch's run with n_sample2 = m, the same propagation as
-cortex's), the label bench_spectral gives its device row, for scripts/gpu-ratios.py. Without the
-ncut-pytorch package the ncut-pytorch part says so in one line and is skipped.
+<device>", "seconds": best, ...}, {"case": "sklearn exact N=<n> d=<d> k=<k>", ...}]} (ncut-pytorch's
+run with n_sample2 = m, the same propagation as cortex's, under the label bench_spectral gives its
+device row, for scripts/gpu-ratios.py; scikit-learn's affinity + embedding together). Without the
+ncut-pytorch package the ncut-pytorch part says so in one line and is skipped. --cases, --min-time,
+--warmup as in peer_protocol.py (scripts/bench_tables.py: then a missing package is an error).
 
 Usage: OMP_NUM_THREADS=2 python3 bench/peers/ncut_peer.py [--n 100000] [--repeat 2] [--skip-sklearn]
        python3 bench/peers/ncut_peer.py --device cuda --n 1000000 --d 768 --skip-sklearn --json out.json
 """
 import argparse
-import json
 import os
 import platform
-import time
 
 import numpy as np
+
+import peer_protocol
 
 
 def clustered(n, d, seed):
@@ -46,51 +48,41 @@ def clustered(n, d, seed):
     return x.astype(np.float32)
 
 
-def best_of(fn, repeat):
-    times = []
-    out = None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), times, out
-
-
-def run_ncut_pytorch(x, m, k, knn, n_sample2, repeat, device="cpu"):
+def run_ncut_pytorch(x, m, k, knn, n_sample2, a, device="cpu"):
     import torch
     from ncut_pytorch.ncuts.ncut_nystrom import ncut_fn
     from ncut_pytorch.utils.math import cosine_affinity
 
     X = torch.from_numpy(x)
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    out = {}
 
     def once():
-        r = ncut_fn(X, n_eig=k, affinity_fn=cosine_affinity, device=device, n_sample=m, n_neighbors=knn,
-                    n_sample2=n_sample2)
-        sync()
-        return r
+        out["r"] = ncut_fn(X, n_eig=k, affinity_fn=cosine_affinity, device=device, n_sample=m, n_neighbors=knn,
+                           n_sample2=n_sample2)
 
-    best, times, (vec, val) = best_of(once, repeat)
+    r = peer_protocol.measure(once, a.repeat, a.min_time, a.warmup, sync)
+    vec = out["r"][0]
     assert vec.shape == (x.shape[0], k) and torch.isfinite(vec).all()
-    return best, times
+    return r
 
 
-def run_sklearn(n, d, k, repeat):
+def run_sklearn(n, d, k, a):
+    """The affinity (NumPy) and the embedding together, as cortex's exact ncut does both."""
     from sklearn.manifold import SpectralEmbedding
 
     x = clustered(n, d, 2).astype(np.float64)
-    t0 = time.perf_counter()
-    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
-    w = np.exp(-(1.0 - xn @ xn.T))  # t = 1, the diagonal is exp(0) = 1 as in cortex
-    t_aff = time.perf_counter() - t0
+    out = {}
 
     def once():
-        return SpectralEmbedding(n_components=k, affinity="precomputed", eigen_solver="arpack",
-                                 random_state=0).fit_transform(w)
+        xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+        w = np.exp(-(1.0 - xn @ xn.T))  # t = 1, the diagonal is exp(0) = 1 as in cortex
+        out["emb"] = SpectralEmbedding(n_components=k, affinity="precomputed", eigen_solver="arpack",
+                                       random_state=0).fit_transform(w)
 
-    best, times, emb = best_of(once, repeat)
-    assert emb.shape == (n, k) and np.isfinite(emb).all()
-    return t_aff, best, times
+    r = peer_protocol.measure(once, a.repeat, a.min_time, a.warmup)
+    assert out["emb"].shape == (n, k) and np.isfinite(out["emb"]).all()
+    return r
 
 
 def main():
@@ -105,7 +97,9 @@ def main():
     ap.add_argument("--skip-sklearn", action="store_true")
     ap.add_argument("--sklearn-sizes", type=int, nargs="*", default=[5000, 10000])
     ap.add_argument("--device", default="cpu", help="where ncut-pytorch runs: cpu or cuda")
-    ap.add_argument("--json", default="", help="write ncut-pytorch's best time here (scripts/gpu-ratios.py)")
+    ap.add_argument("--json", default="", help="write the times here (scripts/gpu-ratios.py, scripts/bench_tables.py)")
+    peer_protocol.add_arguments(ap)
+    ap.set_defaults(warmup=0)  # each pass takes seconds
     a = ap.parse_args()
 
     import torch
@@ -126,27 +120,40 @@ def main():
     print(f"# {platform.processor() or platform.machine()}, {threads} threads, torch {torch.__version__}, "
           f"ncut-pytorch {ncut_version}, scikit-learn {sklearn_version}, device {a.device}")
 
+    # Cases: ncut-pytorch propagating from all m samples (as cortex's BM_ncut_nystrom_N100k/0 does),
+    # labelled as bench_spectral labels its device row; scikit-learn at each --sklearn-sizes N.
+    dev = a.device.split(":")[0]
+    nys = f"ncut N={a.n} d={a.d} m={a.m} k={a.k} {dev}"
+    exact = {f"sklearn exact N={n} d={a.d} k={a.k}": n for n in a.sklearn_sizes}
+    if a.cases:
+        todo = set(peer_protocol.selected(a, [nys, *exact]))
+        a.skip_ncut_pytorch = nys not in todo
+        exact = {c: n for c, n in exact.items() if c in todo}
+        for what, version in (("ncut-pytorch", ncut_version), ("scikit-learn", sklearn_version)):
+            if version == "not installed" and (what == "ncut-pytorch" and nys in todo or what == "scikit-learn" and exact):
+                raise SystemExit(f"ncut_peer.py: {what} is not installed, and --cases asks for it")
     results = []
     if not a.skip_ncut_pytorch and ncut_version == "not installed":
         print("ncut_peer.py: ncut-pytorch is not installed (pip install ncut-pytorch): its timing is skipped")
     elif not a.skip_ncut_pytorch:
         x = clustered(a.n, a.d, 1)
-        for n2, label in ((1024, "default n_sample2 = 1024"), (a.m, f"n_sample2 = {a.m}")):
-            best, times = run_ncut_pytorch(x, a.m, a.k, a.knn, n2, a.repeat, a.device)
-            print(f"ncut-pytorch N={a.n} d={a.d} m={a.m} k={a.k} K={a.knn} ({label}) on {a.device}: best {best:.2f} s "
-                  f"of {', '.join(f'{t:.2f}' for t in times)}")
+        settings = [(a.m, f"n_sample2 = {a.m}")] if a.cases else [(1024, "default n_sample2 = 1024"),
+                                                                  (a.m, f"n_sample2 = {a.m}")]
+        for n2, label in settings:
+            r = run_ncut_pytorch(x, a.m, a.k, a.knn, n2, a, a.device)
+            print(f"ncut-pytorch N={a.n} d={a.d} m={a.m} k={a.k} K={a.knn} ({label}) on {a.device}: best "
+                  f"{r['seconds']:.2f} s, mean {r['mean_seconds']:.2f} s of {r['iterations']}")
             if n2 == a.m:
-                dev = a.device.split(":")[0]
-                results.append({"case": f"ncut N={a.n} d={a.d} m={a.m} k={a.k} {dev}", "seconds": best})
-    if a.json:
-        with open(a.json, "w") as fh:
-            json.dump({"peer": f"ncut-pytorch {ncut_version}", "results": results}, fh, indent=1)
-
+                results.append({"case": nys, **r})
     if not a.skip_sklearn:
-        for n in a.sklearn_sizes:
-            t_aff, best, times = run_sklearn(n, a.d, a.k, a.repeat)
-            print(f"sklearn SpectralEmbedding N={n} d={a.d} k={a.k}: affinity {t_aff:.2f} s (numpy), embedding "
-                  f"best {best:.2f} s of {', '.join(f'{t:.2f}' for t in times)}")
+        for case, n in exact.items():
+            r = run_sklearn(n, a.d, a.k, a)
+            print(f"sklearn SpectralEmbedding N={n} d={a.d} k={a.k}, affinity (numpy) included: best "
+                  f"{r['seconds']:.2f} s, mean {r['mean_seconds']:.2f} s of {r['iterations']}")
+            results.append({"case": case, **r})
+    peer_protocol.write_json(a.json, f"ncut-pytorch {ncut_version}, scikit-learn {sklearn_version}", results, threads,
+                             {"torch": torch.__version__, "numpy": np.__version__, "ncut-pytorch": ncut_version,
+                              "scikit-learn": sklearn_version})
 
 
 if __name__ == "__main__":

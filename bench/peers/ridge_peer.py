@@ -15,13 +15,18 @@ numbers (NumPy draws the data and the folds).
   leave-one-out / GCV, no k-fold), given as the library reference users know.
 
 Usage: OMP_NUM_THREADS=2 python3 bench/peers/ridge_peer.py [--case small|medium|full]
-       [--algo gram|svd] [--sklearn]
+       [--algo gram|svd] [--sklearn] [--json out.json]
+--cases "ridge_cv small;ridge_cv medium", --min-time, --warmup (default 0 here) and --json as in
+peer_protocol.py: scripts/bench_tables.py runs it so, interleaved with bench_ridge.
 """
 import argparse
 import time
 
 import numpy as np
+import scipy
 import scipy.linalg
+
+import peer_protocol
 
 CASES = {"small": (2000, 1000, 5000), "medium": (4000, 2000, 10000), "full": (10000, 4000, 20000)}
 ALPHAS = np.logspace(-2, 7, 10)
@@ -148,21 +153,31 @@ def main():
     ap.add_argument("--case", default="small", choices=CASES)
     ap.add_argument("--algo", default="gram", choices=("gram", "svd"))
     ap.add_argument("--sklearn", action="store_true")
+    ap.add_argument("--repeat", type=int, default=1, help="timed fits (at least)")
+    ap.add_argument("--json", default="", help="write the times here (scripts/bench_tables.py)")
+    peer_protocol.add_arguments(ap)
+    ap.set_defaults(warmup=0)  # a fit takes seconds and allocates afresh each time, as bench_ridge's
     args = ap.parse_args()
-    n, p, v = CASES[args.case]
-    x, y = problem(n, p, v)
-    fit = ridge_cv_gram if args.algo == "gram" else ridge_cv_svd
-    t, c = time.perf_counter(), time.process_time()
-    fit(x, y, ALPHAS)
-    dt, dc = time.perf_counter() - t, time.process_time() - c
-    print(f"numpy ridge_cv_{args.algo} {args.case} n={n} p={p} v={v}: {dt:.2f} s (cpu {dc:.2f} s), "
-          f"{v / dt:.0f} voxels/s")
-    if args.sklearn:
-        from sklearn.linear_model import RidgeCV
-        t = time.perf_counter()
-        RidgeCV(alphas=ALPHAS, alpha_per_target=True).fit(x, y)
-        dt = time.perf_counter() - t
-        print(f"sklearn RidgeCV(GCV, alpha_per_target) {args.case}: {dt:.2f} s, {v / dt:.0f} voxels/s")
+    # Cases "ridge_cv <size>" (bench_ridge's BM_ridge_cv_scaled_<size>); --cases overrides --case.
+    todo = peer_protocol.selected(args, [f"ridge_cv {c}" for c in CASES]) if args.cases else [f"ridge_cv {args.case}"]
+    results = []
+    for case in todo:
+        name = case.split()[1]
+        n, p, v = CASES[name]
+        x, y = problem(n, p, v)
+        fit = ridge_cv_gram if args.algo == "gram" else ridge_cv_svd
+        r = peer_protocol.measure(lambda: fit(x, y, ALPHAS), args.repeat, args.min_time, args.warmup)
+        print(f"numpy ridge_cv_{args.algo} {name} n={n} p={p} v={v}: {r['mean_seconds']:.2f} s "
+              f"(cpu {r['mean_cpu_seconds']:.2f} s), {v / r['mean_seconds']:.0f} voxels/s")
+        results.append({"case": case, **r})
+        if args.sklearn:
+            from sklearn.linear_model import RidgeCV
+            t = time.perf_counter()
+            RidgeCV(alphas=ALPHAS, alpha_per_target=True).fit(x, y)
+            dt = time.perf_counter() - t
+            print(f"sklearn RidgeCV(GCV, alpha_per_target) {name}: {dt:.2f} s, {v / dt:.0f} voxels/s")
+    peer_protocol.write_json(args.json, f"NumPy {np.__version__} / SciPy {scipy.__version__} ({args.algo})", results,
+                             None, {"numpy": np.__version__, "scipy": scipy.__version__})
 
 
 if __name__ == "__main__":

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# `make bench`'s generator end to end on a QUICK run (one thread, two rounds, the rows marked quick):
+# scripts/bench.sh writes a well-formed RESULTS.md and results.json into a temporary directory (never
+# the repository's), each ratio is peer / cortex of its round, `compare` passes a run against itself
+# and fails it against a baseline whose spreads exclude it, and a peer whose Python module is missing
+# leaves its row without a ratio, saying so. Skipped (exit 77) without python3 or torch.
+# Usage: tests/bench_tables.sh BUILD_DIR   (the bench_models, bench_attention, bench_autograd targets built)
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=$(cd "${1:?usage: bench_tables.sh BUILD_DIR}" && pwd)
+command -v python3 >/dev/null || { echo "SKIP: no python3 (the peers are Python)"; exit 77; }
+python3 -c "import torch, numpy" 2>/dev/null || { echo "SKIP: python3 has no torch/numpy (the peers need them)"; exit 77; }
+d=$(mktemp -d)
+trap 'rm -rf "$d"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+repo_results=$(sha1sum "$root/bench/RESULTS.md" 2>/dev/null || true)
+
+QUICK=1 ROUNDS=2 THREADS=1 OUT_DIR="$d/out" WORK_DIR="$d/work" NOTE="ctest smoke run" \
+  "$root/scripts/bench.sh" "$build" | tee "$d/console.txt"
+md=$d/out/RESULTS.md
+[[ -s $md && -s $d/out/results.json ]] || fail "no RESULTS.md / results.json in $d/out"
+[[ -z $(find "$d/out" -name '*.tmp*') ]] || fail "a temporary file was left behind"
+[[ $(sha1sum "$root/bench/RESULTS.md" 2>/dev/null || true) == "$repo_results" ]] || fail "the repository's RESULTS.md changed"
+grep -q '^    QUICK=1 ROUNDS=2 THREADS="1" scripts/bench.sh ' "$md" || fail "the header does not give the command"
+grep -q 'Conditions: ctest smoke run' "$md" || fail "the header does not state the conditions"
+for h in '## Backbones' '## Fused attention' '## Encoder Jacobian' '## Autodiff overhead'; do
+  grep -q "^$h" "$md" || fail "no table '$h'"
+done
+grep -Eq '^\| AlexNet, batch 1 \| 1 \| [0-9.]+ ms \| [0-9.]+ ms \| \*\*[0-9]+\.[0-9]{2}\*\* \| [0-9.]+–[0-9.]+ \| [0-9.]+ \|$' "$md" ||
+  fail "the AlexNet row is not 'name | threads | cortex | peer | **ratio** | spread | CPU ratio'"
+grep -Eq '^\| MLP forward \| 1 \| [0-9.]+ ms \| [0-9.]+ ms – [0-9.]+ ms \|$' "$md" || fail "the cortex-only row is malformed"
+
+python3 - "$d/out/results.json" <<'PY'
+import json, statistics, sys
+r = json.load(open(sys.argv[1]))
+m = r["meta"]
+assert m["commit"] != "unknown" and m["cpu"] and m["compiler"] and "-O" in m["flags"], m
+assert m["packages"]["torch"], m["packages"]
+rows = [row for t in r["tables"] for row in t["rows"]]
+assert len(rows) == 4, [row["row"] for row in rows]
+for row in rows:
+    assert row["threads"] == 1 and not row["error"] and len(row["rounds"]) == 2, row
+    for k in row["rounds"]:
+        assert k["cortex_s"] > 0 and k["cortex_iterations"] >= 1, k
+        if not row["peer_skipped"]:
+            assert abs(k["ratio"] - k["peer_s"] / k["cortex_s"]) < 1e-12, k
+    if not row["peer_skipped"]:
+        ratios = [k["ratio"] for k in row["rounds"]]
+        assert row["median_ratio"] == statistics.median(ratios) and row["min_ratio"] == min(ratios), row
+print("results.json: well formed")
+PY
+
+# compare: a run is within its own spread; a baseline whose spreads exclude it fails.
+python3 "$root/scripts/bench_tables.py" compare "$d/out/results.json" "$d/out/results.json" >"$d/self.txt" ||
+  { cat "$d/self.txt"; fail "compare of a run with itself failed"; }
+grep -q '^4 within, 0 outside' "$d/self.txt" || fail "compare did not count 4 rows within"
+python3 - "$d/out/results.json" "$d/shifted.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+for t in r["tables"]:
+    for row in t["rows"]:
+        for k in ("min_ratio", "max_ratio", "cortex_min_s", "cortex_max_s"):
+            if row.get(k) is not None:
+                row[k] *= 10
+json.dump(r, open(sys.argv[2], "w"))
+PY
+if python3 "$root/scripts/bench_tables.py" compare "$d/out/results.json" "$d/shifted.json" >"$d/shifted.txt"; then
+  fail "compare accepted medians outside the baseline's spread"
+fi
+grep -q '^0 within, 4 outside' "$d/shifted.txt" || { cat "$d/shifted.txt"; fail "compare did not find 4 rows outside"; }
+
+# A peer whose module is missing: the row keeps cortex's time and says which module it lacks.
+cat >"$d/spec.py" <<'PY'
+TABLES = [{"key": "missing", "title": "Missing peer", "about": "a test", "binary": "bench_autograd",
+           "peer": {"script": "bench/peers/autograd_peer.py", "args": [], "needs": ["no_such_module_cortex"]},
+           "min_time": 0.0, "warmup": False,
+           "rows": [{"row": "forward mode", "cortex": "BM_encoder_jacobian_forward_nograd/real_time",
+                     "peer": "encoder_jacobian forward cpu", "quick": True}]}]
+PY
+python3 "$root/scripts/bench_tables.py" run --build "$build" --spec "$d/spec.py" --quick --rounds 1 --threads 1 \
+  --out-dir "$d/missing" --work-dir "$d/work" >/dev/null
+grep -Eq '^\| forward mode \| 1 \| [0-9.]+ ms \| peer skipped: Python module no_such_module_cortex not installed \| — \| — \| — \|$' \
+  "$d/missing/RESULTS.md" || { cat "$d/missing/RESULTS.md"; fail "the missing peer is not reported in its row"; }
+echo "bench_tables.sh: OK"
