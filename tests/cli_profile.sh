@@ -6,7 +6,7 @@ bin=$1
 fail() { echo "cli_profile.sh: $*" >&2; exit 1; }
 out=$("$bin" copy --shape 4096 --gpu h200)
 grep -q "kernel prof_copy" <<<"$out" || fail "no table for prof_copy: $out"
-grep -Eq "global load +128 +4096 +16384 +512 +4.00" <<<"$out" || fail "copy: expected 128 requests, 4 sectors each: $out"
+grep -Eq "global load +128 +4096 +16384 +512 +4.00 +100.0" <<<"$out" || fail "copy: expected 128 requests, 4 sectors each: $out"
 grep -q "ESTIMATE for h200" <<<"$out" || fail "no labelled estimate: $out"
 "$bin" --list | grep -q "^gemm7 " || fail "--list lacks gemm7"
 out=$("$bin" transpose --shape 64)

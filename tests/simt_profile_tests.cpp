@@ -138,7 +138,15 @@ TEST(SimtProfile, RooflineOfACopyIsMemoryBound) {
   EXPECT_EQ(r.compute_s, 0.0);
   EXPECT_NEAR(r.compulsory_s, 8.0 * (1 << 16) / 4.8e12, 1e-18);
   EXPECT_EQ(r.bound_s, r.compulsory_s);
+  EXPECT_STREQ(r.limiter, "dram");
   EXPECT_NE(prof::format(p, prof::gpu("h100")).find("ESTIMATE for h100"), std::string::npos);
+  // GEMM version 3: two shared wavefronts per warp FMA against four warp FMAs per clock.
+  const prof::KernelProfile g3 = one("gemm3", {64, 64, 64});
+  const prof::Gpu& h = prof::gpu("h100");
+  const prof::Roofline r3 = prof::roofline(g3, h);
+  EXPECT_STREQ(r3.limiter, "shared");
+  EXPECT_NEAR(r3.shared_s, static_cast<double>(g3.shared_load.wavefronts + g3.shared_store.wavefronts) / (132 * h.clock_hz()), 1e-15);
+  EXPECT_NEAR(h.clock_hz(), 1.983e9, 1e6);
 }
 
 TEST(SimtProfile, RefusesUnknownKernelsShapesAndGpus) {

@@ -227,17 +227,19 @@ std::string seconds(double s) {
 }  // namespace
 
 // ---- the GPU table. Peak FP32 is the non-tensor-core FMA rate (2 FLOPs per FMA).
-// H100 SXM5: 67 TFLOP/s FP32, 3.35 TB/s HBM3: NVIDIA H100 Tensor Core GPU datasheet
-//   (https://resources.nvidia.com/en-us-tensor-core/nvidia-tensor-core-gpu-datasheet, "H100 SXM" column);
-//   50 MB L2: NVIDIA H100 Tensor Core GPU Architecture whitepaper (GH100, "50 MB L2 cache" in H100 SXM5),
-//   https://resources.nvidia.com/en-us-tensor-core/gtc22-whitepaper-hopper
-// H200 SXM: 67 TFLOP/s FP32, 4.8 TB/s HBM3e: NVIDIA H200 Tensor Core GPU datasheet / product page
-//   (https://www.nvidia.com/en-us/data-center/h200/, "H200 SXM" column); L2 50 MB: the same GH100 die
-//   as H100 SXM5 (the H200 datasheet changes memory only), per the Hopper whitepaper above.
+// H100 SXM5: 67 TFLOP/s FP32 and 3.35 TB/s HBM3: NVIDIA H100 Tensor Core GPU datasheet, "H100 SXM"
+//   column (https://resources.nvidia.com/en-us-tensor-core/nvidia-tensor-core-gpu-datasheet);
+//   50 MB L2 and 132 SMs of 128 FP32 lanes: NVIDIA H100 Tensor Core GPU Architecture whitepaper
+//   ("H100 SXM5", https://resources.nvidia.com/en-us-tensor-core/gtc22-whitepaper-hopper).
+// H200 SXM: 67 TFLOP/s FP32 and 4.8 TB/s HBM3e: NVIDIA H200 Tensor Core GPU datasheet / product page,
+//   "H200 SXM" column (https://www.nvidia.com/en-us/data-center/h200/); the same GH100 die as H100 SXM5
+//   (same FP32 peak, hence the same 132 SMs and clock), so 50 MB L2 as in the Hopper whitepaper above.
+// Shared memory: 32 banks of 4 bytes, each serving one 32-bit word per clock (CUDA C++ Programming
+//   Guide, "Shared Memory" of compute capability 5.x and later), i.e. one wavefront per clock per SM.
 const Gpu& gpu(const std::string& name) {
   static const std::vector<Gpu> table = {
-      {"h100", 67e12, 3.35e12, 50e6},
-      {"h200", 67e12, 4.8e12, 50e6},
+      {"h100", 67e12, 3.35e12, 50e6, 132},
+      {"h200", 67e12, 4.8e12, 50e6, 132},
   };
   for (const Gpu& g : table)
     if (g.name == name) return g;
@@ -248,11 +250,19 @@ std::vector<std::string> gpu_names() { return {"h100", "h200"}; }
 
 Roofline roofline(const KernelProfile& p, const Gpu& g) {
   Roofline r;
+  const double per_clock = static_cast<double>(g.sms) * g.clock_hz();
   r.compute_s = p.flops / g.fp32_flops;
   r.compulsory_s = static_cast<double>(p.distinct_bytes) / g.dram_bytes_s;
-  r.sectors_s = 32.0 * static_cast<double>(p.global_load.sectors + p.global_store.sectors) / g.dram_bytes_s;
+  const double sectors = static_cast<double>(p.global_load.sectors + p.global_store.sectors);
+  r.sectors_s = 32.0 * sectors / g.dram_bytes_s;
   r.fits_l2 = static_cast<double>(p.distinct_bytes) <= g.l2_bytes;
-  r.bound_s = std::max(r.compute_s, r.fits_l2 ? r.compulsory_s : r.sectors_s);
+  r.dram_s = r.fits_l2 ? r.compulsory_s : r.sectors_s;
+  r.shared_s = static_cast<double>(p.shared_load.wavefronts + p.shared_store.wavefronts) / per_clock;
+  r.l1_s = sectors / (4.0 * per_clock);
+  const std::pair<double, const char*> terms[] = {
+      {r.compute_s, "compute"}, {r.dram_s, "dram"}, {r.shared_s, "shared"}, {r.l1_s, "l1"}};
+  for (const auto& [t, name] : terms)
+    if (t >= r.bound_s) r.bound_s = t, r.limiter = name;
   r.intensity = p.distinct_bytes ? p.flops / static_cast<double>(p.distinct_bytes) : 0;
   r.ridge = g.fp32_flops / g.dram_bytes_s;
   return r;
@@ -264,14 +274,16 @@ std::string format(const KernelProfile& p, const Gpu& g) {
   o << "kernel " << p.kernel << "  grid (" << p.grid.x << "," << p.grid.y << "," << p.grid.z << ")  block ("
     << p.block.x << "," << p.block.y << "," << p.block.z << ")  dynamic smem " << p.dynamic_smem_bytes << " B  ("
     << p.blocks << " blocks, " << p.threads << " threads)\n";
+  // useful: the requested bytes over the bytes of the sectors moved (Nsight's sector efficiency).
   std::snprintf(line, sizeof line, "  %-14s %12s %12s %14s %12s %10s %10s\n", "", "requests", "lane access",
-                "bytes", "sectors", "sect/req", "");
+                "bytes", "sectors", "sect/req", "useful %");
   o << line;
   auto grow = [&](const char* name, const AccessCounts& c) {
-    std::snprintf(line, sizeof line, "  %-14s %12llu %12llu %14llu %12llu %10.2f\n", name,
+    std::snprintf(line, sizeof line, "  %-14s %12llu %12llu %14llu %12llu %10.2f %10.1f\n", name,
                   static_cast<unsigned long long>(c.requests), static_cast<unsigned long long>(c.accesses),
                   static_cast<unsigned long long>(c.bytes), static_cast<unsigned long long>(c.sectors),
-                  c.requests ? static_cast<double>(c.sectors) / static_cast<double>(c.requests) : 0.0);
+                  c.requests ? static_cast<double>(c.sectors) / static_cast<double>(c.requests) : 0.0,
+                  c.sectors ? 100.0 * static_cast<double>(c.bytes) / (32.0 * static_cast<double>(c.sectors)) : 0.0);
     o << line;
   };
   grow("global load", p.global_load);
@@ -294,17 +306,18 @@ std::string format(const KernelProfile& p, const Gpu& g) {
     << "   other warp ops: " << p.warp_votes << "\n";
   o << "  declared FLOPs: " << (p.flops > 0 ? human(p.flops, "FLOP") : std::string("none declared")) << "\n";
   const Roofline r = roofline(p, g);
-  o << "  ESTIMATE for " << g.name << " (roofline from these counts; no latency, occupancy or cache model):\n";
-  std::snprintf(line, sizeof line,
-                "    compute %s at %s/s; memory %s compulsory (distinct bytes), %s if every sector came from "
-                "DRAM\n",
+  o << "  ESTIMATE for " << g.name << " (roofline from these counts; no latency, occupancy or cache-hit model):\n";
+  std::snprintf(line, sizeof line, "    compute %s (%s/s); DRAM %s compulsory, %s if every sector came from DRAM\n",
                 seconds(r.compute_s).c_str(), human(g.fp32_flops, "FLOP").c_str(), seconds(r.compulsory_s).c_str(),
                 seconds(r.sectors_s).c_str());
   o << line;
+  std::snprintf(line, sizeof line, "    shared wavefronts %s (1 per clock per SM); L1 sectors %s (4 per clock per SM)\n",
+                seconds(r.shared_s).c_str(), seconds(r.l1_s).c_str());
+  o << line;
   std::snprintf(line, sizeof line,
-                "    intensity %.3g FLOP/B (ridge %.3g); distinct bytes %s L2 (%s): estimate %s, %s-bound\n",
+                "    intensity %.3g FLOP/B (ridge %.3g); distinct bytes %s L2 (%s); estimate %s, %s-bound\n",
                 r.intensity, r.ridge, r.fits_l2 ? "fit" : "exceed", human(g.l2_bytes, "B").c_str(),
-                seconds(r.bound_s).c_str(), r.bound_s == r.compute_s ? "compute" : "memory");
+                seconds(r.bound_s).c_str(), r.limiter);
   o << line;
   return o.str();
 }

@@ -68,20 +68,27 @@ struct Gpu {
   double fp32_flops;      // peak FP32 (non-tensor) FLOP/s
   double dram_bytes_s;    // HBM bandwidth, bytes/s
   double l2_bytes;        // L2 cache size
+  int sms;                // streaming multiprocessors
+  // The SM clock implied by the FP32 peak (128 FP32 lanes per SM, 2 FLOPs per FMA).
+  double clock_hz() const { return fp32_flops / (static_cast<double>(sms) * 256.0); }
 };
 // Throws cortex::Error naming the known GPUs for any other name.
 const Gpu& gpu(const std::string& name);
 std::vector<std::string> gpu_names();
 
-// The roofline estimate of one launch (an estimate: no latency, occupancy, L1/L2 hit or
-// instruction-issue model): the time of its declared FLOPs at peak, and of its memory traffic at
-// HBM bandwidth counted two ways, compulsory (distinct bytes, a perfect cache) and every sector
-// from DRAM (no reuse at all). `bound` is max(compute, compulsory) when the distinct bytes fit L2,
-// else max(compute, all sectors).
+// The roofline estimate of one launch (an estimate: no latency, occupancy, cache-hit or
+// instruction-issue model). Times of:
+//   compute     the declared FLOPs at the FP32 peak;
+//   dram        HBM traffic: the distinct bytes (compulsory, a perfect cache) when they fit L2, else
+//               every sector (no reuse at all); both are shown;
+//   shared      the shared-memory wavefronts at one per clock per SM (32 banks x 4 bytes);
+//   l1          the global sectors at 4 per clock per SM (assumed: the 128-byte L1/shared data path);
+// and `bound`, the largest of the four.
 struct Roofline {
-  double compute_s = 0, compulsory_s = 0, sectors_s = 0, bound_s = 0;
-  double intensity = 0;  // declared FLOPs per distinct byte
-  double ridge = 0;      // the GPU's FLOPs per byte where memory and compute times meet
+  double compute_s = 0, compulsory_s = 0, sectors_s = 0, dram_s = 0, shared_s = 0, l1_s = 0, bound_s = 0;
+  const char* limiter = "";  // which of compute, dram, shared, l1 gives bound
+  double intensity = 0;      // declared FLOPs per distinct byte
+  double ridge = 0;          // the GPU's FLOPs per HBM byte where memory and compute times meet
   bool fits_l2 = false;
 };
 Roofline roofline(const KernelProfile& p, const Gpu& g);
