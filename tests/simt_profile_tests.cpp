@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/cuda/simt/profile/cases.h"
+#include "kernels/cuda/simt/runtime.h"
 #include "tensor/error.h"
 
 namespace prof = cortex::simt::profile;
@@ -156,4 +157,29 @@ TEST(SimtProfile, RefusesUnknownKernelsShapesAndGpus) {
   EXPECT_THROW(prof::run_case("transpose", {33}), cortex::Error);
   EXPECT_THROW(prof::gpu("a100"), cortex::Error);
   EXPECT_THROW(prof::stop(), cortex::Error);
+}
+
+TEST(SimtProfile, CountsDoNotDependOnTheScheduleOrder) {
+  // Requests are formed from each thread's own sequence of accesses, so the order in which the
+  // emulator runs threads and blocks changes nothing (and CORTEX_SIMT_THREADS is ignored).
+  auto key = [](const prof::KernelProfile& p) {
+    std::vector<uint64_t> k;
+    for (const prof::AccessCounts* c : {&p.global_load, &p.global_store, &p.shared_load, &p.shared_store})
+      k.insert(k.end(), {c->requests, c->accesses, c->bytes, c->sectors, c->wavefronts, c->ideal_wavefronts, c->max_ways});
+    k.insert(k.end(), {p.distinct_bytes, p.barriers, p.shuffles, p.blocks});
+    return k;
+  };
+  for (const char* name : {"gemm5", "attn3"}) {
+    SCOPED_TRACE(name);
+    const std::vector<int64_t> shape = name[0] == 'g' ? std::vector<int64_t>{65, 130, 24} : std::vector<int64_t>{2, 33, 8};
+    cortex::simt::set_schedule({cortex::simt::Order::forward, 0});
+    const auto forward = key(one(name, shape));
+    cortex::simt::set_schedule({cortex::simt::Order::reverse, 0});
+    EXPECT_EQ(key(one(name, shape)), forward);
+    cortex::simt::set_schedule({cortex::simt::Order::random, 99});
+    cortex::simt::set_os_threads(2);
+    EXPECT_EQ(key(one(name, shape)), forward);
+    cortex::simt::set_os_threads(0);
+    cortex::simt::clear_schedule();
+  }
 }
