@@ -133,6 +133,18 @@ TEST(SimtProfile, AttentionTouchesQKVOutAndLseOnce) {
   }
 }
 
+// Version 3's K tile rows are padded to D + 1 floats (kernels/cuda/attention/3_tiled.cuh): in the
+// score loop lanes cc = 0..31 read Ks[cc * 65 + c], banks (cc + c) mod 32, all different (with
+// rows of D = 64 floats all 32 lanes would share one bank: 32-way). What remains is 4-way: a warp
+// holds 4 rows of 8 lanes, and the rows of the score and output tiles (32 and 64 floats) start in
+// the same bank.
+TEST(SimtProfile, TiledAttentionHasNoThirtyTwoWayConflict) {
+  const prof::KernelProfile p = one("attn3", {1, 64, 64});
+  EXPECT_EQ(p.shared_load.max_ways, 4u);
+  EXPECT_EQ(p.shared_store.max_ways, 4u);
+  EXPECT_EQ(per_request(p.global_load), 4.0);
+}
+
 TEST(SimtProfile, RooflineOfACopyIsMemoryBound) {
   const prof::KernelProfile p = one("copy", {1 << 16});
   const prof::Roofline r = prof::roofline(p, prof::gpu("h200"));

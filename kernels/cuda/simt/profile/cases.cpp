@@ -135,7 +135,7 @@ std::vector<KernelProfile> attention_case(int version, const std::vector<int64_t
     CORTEX_LAUNCH(attn2_row_block<float>, static_cast<unsigned>(nb * L), kRowThreads, smem, nullptr, a);
   } else {
     std::size_t smem = 0;
-    const int br = tile_rows(4 * D, 1, smem);
+    const int br = tile_rows(4 * D + kTilePad, 1, smem);  // as attention_forward: K rows padded
     CORTEX_LAUNCH(attn3_tiled<float>, static_cast<unsigned>(nb * ((L + br - 1) / br)), kTiledThreads, smem, nullptr, a, br);
   }
   return stop();
