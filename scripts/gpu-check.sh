@@ -19,6 +19,8 @@
 #          *_cuda + bench/peers/autograd_peer.py),
 #        Nystrom Ncut at N = 1M, d = 768 against ncut-pytorch (bench_spectral rows matching N1M,
 #          when it has them, + bench/peers/ncut_peer.py, which says so when ncut-pytorch is absent);
+#   3b. compares the emulated device's memory-traffic counts with Nsight Compute's (ncu-compare.sh,
+#      when ncu and clang are present);
 #   4. ends with one table of ratios ours / peer (scripts/gpu-ratios.py over the JSON files).
 # A missing binary or peer is skipped with one line; a failing step is recorded and the rest runs.
 # Every log goes under $OUT (default out/gpu-check); BUILD names the build folder (default build-gpu),
@@ -124,6 +126,21 @@ gbench bench_autograd bench_autograd 'encoder_jacobian.*_cuda'
 peer autograd bench/peers/autograd_peer.py --device cuda
 gbench bench_spectral bench_spectral 'N1M'
 peer ncut bench/peers/ncut_peer.py --device cuda --n 1000000 --d 768 --skip-sklearn --repeat 1
+
+# ---- 3b. the emulated device's memory-traffic counts (docs/profile.md) against Nsight Compute's for
+# GEMM 1-7 and attention 1-3, and our roofline estimates against ncu's kernel times
+# (scripts/ncu-compare.sh; needs ncu, and clang for the profiling build).
+if ! command -v ncu >/dev/null 2>&1; then
+  note ncu_compare "ncu (Nsight Compute) is not installed"
+elif ! command -v clang++ >/dev/null 2>&1; then
+  note ncu_compare "no clang++ for the profiling build (scripts/simt-profile.sh)"
+elif ! bin bench/bench_cuda_gemm; then
+  note ncu_compare "no $build/bench/bench_cuda_gemm (not built)"
+else
+  step simt_profile env JOBS="$(nproc)" scripts/simt-profile.sh
+  step ncu_compare scripts/ncu-compare.sh "$build" "$out/ncu"
+  cat "$out/ncu/ncu_compare.txt" 2>/dev/null
+fi
 
 # ---- 4. results
 echo

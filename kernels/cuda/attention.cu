@@ -108,8 +108,9 @@ Attention attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, d
       const size_t smem = static_cast<size_t>(n.D + kRowThreads + n.Dv + kRowWarps) * sizeof(T);
       CORTEX_LAUNCH(attn2_row_block<T>, grid_of(n.nb * n.Lq, op), kRowThreads, smem, stream(), a);
     } else {
+      // q, o tiles (br, D), (br, Dv); k tile (bc, D + kTilePad), v tile (bc, Dv); scores (br, bc).
       size_t smem = 0;
-      const int br = tile_rows(op, 2 * n.D + 2 * n.Dv, 1, sizeof(T), smem);
+      const int br = tile_rows(op, 2 * n.D + kTilePad + 2 * n.Dv, 1, sizeof(T), smem);
       CORTEX_LAUNCH(attn3_tiled<T>, grid_of(n.nb * ((n.Lq + br - 1) / br), op), kTiledThreads, smem, stream(), a, br);
     }
   });
@@ -137,9 +138,10 @@ AttentionGrads attention_backward(const Tensor& q, const Tensor& k, const Tensor
                            static_cast<T*>(dq.raw_data()),
                            static_cast<T*>(dk.raw_data()),
                            static_cast<T*>(dv.raw_data())};
-    // Both kernels: q, gout tiles (br, D + Dv), k, v tiles (bc, D + Dv), dS (and P) (br, bc), Ls, Ds.
+    // Both kernels: q, gout tiles (br, D + Dv), k, v tiles (bc, D + Dv + 2 kTilePad), dS (and P)
+    // (br, bc), Ls, Ds.
     size_t smem = 0;
-    const int br = tile_rows(op, 2 * n.D + 2 * n.Dv + 2, 2, sizeof(T), smem);
+    const int br = tile_rows(op, 2 * n.D + 2 * n.Dv + 2 * kTilePad + 2, 2, sizeof(T), smem);
     CORTEX_LAUNCH(attn_bwd_dq<T>, grid_of(n.nb * ((n.Lq + br - 1) / br), op), kTiledThreads, smem, stream(), a, br);
     CORTEX_LAUNCH(attn_bwd_dkv<T>, grid_of(n.nb * ((n.Lk + br - 1) / br), op), kTiledThreads, smem, stream(), a, br);
   });
@@ -161,8 +163,9 @@ AttentionJvp attention_jvp(const Tensor& q, const Tensor& k, const Tensor& v, co
                            mat<T>(tk), mat<T>(tv),
                            static_cast<T>(scale), static_cast<T*>(out.raw_data()),
                            static_cast<T*>(tout.raw_data())};
+    // q, tq tiles (br, D); k, tk tiles (bc, D + kTilePad); v, tv, o, a tiles (., Dv); S, tS (br, bc).
     size_t smem = 0;
-    const int br = tile_rows(op, 4 * n.D + 4 * n.Dv, 2, sizeof(T), smem);
+    const int br = tile_rows(op, 4 * n.D + 2 * kTilePad + 4 * n.Dv, 2, sizeof(T), smem);
     CORTEX_LAUNCH(attn_jvp_tiled<T>, grid_of(n.nb * ((n.Lq + br - 1) / br), op), kTiledThreads, smem, stream(), a, br);
   });
   return {out, tout};

@@ -35,38 +35,41 @@ __device__ __forceinline__ void load_row_stats(const AttnBwdArgs<T>& a, int64_t 
 }
 
 // P and dS of tile element e = (rr, cc): rows i0.., keys j0... Ps may be null (the dq kernel).
+// A warp's lanes take consecutive keys cc and read down the K and V tiles' columns, so both tiles'
+// rows are padded to D + kTilePad, Dv + kTilePad elements (3_tiled.cuh: no bank conflicts).
 template <class T>
 __device__ __forceinline__ void p_ds_tile(const AttnBwdArgs<T>& a, int br, int bc, int64_t i0, int64_t j0,
                                           const T* Qs, const T* Gs, const T* Ks, const T* Vs, const T* Ls,
                                           const T* Ds, T* Ps, T* dSs) {
-  const int64_t D = a.n.D, Dv = a.n.Dv;
+  const int64_t D = a.n.D, Dv = a.n.Dv, ldk = D + kTilePad, ldv = Dv + kTilePad;
   for (int64_t e = threadIdx.x; e < static_cast<int64_t>(br) * bc; e += blockDim.x) {
     const int64_t rr = e / bc, cc = e % bc;
     T p = T(0);
-    if (i0 + rr < a.n.Lq && j0 + cc < a.n.Lk) p = exp_of(a.scale * dot_of(Qs + rr * D, 1, Ks + cc * D, 1, D) - Ls[rr]);
-    const T dp = dot_of(Gs + rr * Dv, 1, Vs + cc * Dv, 1, Dv);
+    if (i0 + rr < a.n.Lq && j0 + cc < a.n.Lk) p = exp_of(a.scale * dot_of(Qs + rr * D, 1, Ks + cc * ldk, 1, D) - Ls[rr]);
+    const T dp = dot_of(Gs + rr * Dv, 1, Vs + cc * ldv, 1, Dv);
     if (Ps) Ps[e] = p;
     dSs[e] = p * (dp - Ds[rr]);
   }
 }
 
-// Shared memory: Qs (br, D) | Gs (br, Dv) | Ks (bc, D) | Vs (bc, Dv) | dSs (br, bc) | Ls, Ds (br)
+// Shared memory: Qs (br, D) | Gs (br, Dv) | Ks (bc, D + kTilePad) | Vs (bc, Dv + kTilePad) | dSs (br, bc) |
+// Ls, Ds (br)
 template <class T>
 __global__ void attn_bwd_dq(AttnBwdArgs<T> a, int br) {
   CORTEX_DYNAMIC_SMEM(T, sm);
   const int bc = br;
-  const int64_t D = a.n.D, Dv = a.n.Dv;
+  const int64_t D = a.n.D, Dv = a.n.Dv, ldk = D + kTilePad, ldv = Dv + kTilePad;
   T* Qs = sm;
   T* Gs = Qs + br * D;
   T* Ks = Gs + br * Dv;
-  T* Vs = Ks + bc * D;
-  T* dSs = Vs + bc * Dv;
+  T* Vs = Ks + bc * ldk;
+  T* dSs = Vs + bc * ldv;
   T* Ls = dSs + br * bc;
   T* Ds = Ls + br;
   const int64_t nblk = (a.n.Lq + br - 1) / br;
   const int64_t b = blockIdx.x / nblk, i0 = (blockIdx.x % nblk) * br;
-  load_tile(Qs, a.q.p + a.lead.off(0, b), a.q.rs, a.q.cs, i0, br, D, a.n.Lq);
-  load_tile(Gs, a.gout.p + a.lead.off(5, b), a.gout.rs, a.gout.cs, i0, br, Dv, a.n.Lq);
+  load_tile(Qs, D, a.q.p + a.lead.off(0, b), a.q.rs, a.q.cs, i0, br, D, a.n.Lq);
+  load_tile(Gs, Dv, a.gout.p + a.lead.off(5, b), a.gout.rs, a.gout.cs, i0, br, Dv, a.n.Lq);
   load_row_stats(a, b, i0, br, Ls, Ds);
   // dq accumulates in its own global slot: thread e owns elements e, e + blockDim, ... of the
   // (br, D) tile for every key tile, so each element has one writer (no atomics, a fixed order).
@@ -75,8 +78,8 @@ __global__ void attn_bwd_dq(AttnBwdArgs<T> a, int br) {
     if (i0 + e / D < a.n.Lq) dq[(i0 + e / D) * D + e % D] = T(0);
   for (int64_t j0 = 0; j0 < a.n.Lk; j0 += bc) {
     __syncthreads();
-    load_tile(Ks, a.k.p + a.lead.off(1, b), a.k.rs, a.k.cs, j0, bc, D, a.n.Lk);
-    load_tile(Vs, a.v.p + a.lead.off(2, b), a.v.rs, a.v.cs, j0, bc, Dv, a.n.Lk);
+    load_tile(Ks, ldk, a.k.p + a.lead.off(1, b), a.k.rs, a.k.cs, j0, bc, D, a.n.Lk);
+    load_tile(Vs, ldv, a.v.p + a.lead.off(2, b), a.v.rs, a.v.cs, j0, bc, Dv, a.n.Lk);
     __syncthreads();
     p_ds_tile(a, br, bc, i0, j0, Qs, Gs, Ks, Vs, Ls, Ds, static_cast<T*>(nullptr), dSs);
     __syncthreads();
@@ -84,21 +87,22 @@ __global__ void attn_bwd_dq(AttnBwdArgs<T> a, int br) {
       const int64_t rr = e / D, c = e % D;
       if (i0 + rr >= a.n.Lq) continue;
       T acc = T(0);
-      for (int cc = 0; cc < bc; ++cc) acc += dSs[rr * bc + cc] * Ks[cc * D + c];
+      for (int cc = 0; cc < bc; ++cc) acc += dSs[rr * bc + cc] * Ks[cc * ldk + c];
       dq[(i0 + rr) * D + c] += a.scale * acc;
     }
   }
 }
 
-// Shared memory: Ks (bc, D) | Vs (bc, Dv) | Qs (br, D) | Gs (br, Dv) | Ps, dSs (br, bc) | Ls, Ds (br)
+// Shared memory: Ks (bc, D + kTilePad) | Vs (bc, Dv + kTilePad) | Qs (br, D) | Gs (br, Dv) | Ps, dSs (br, bc) |
+// Ls, Ds (br)
 template <class T>
 __global__ void attn_bwd_dkv(AttnBwdArgs<T> a, int br) {
   CORTEX_DYNAMIC_SMEM(T, sm);
   const int bc = br;
-  const int64_t D = a.n.D, Dv = a.n.Dv;
+  const int64_t D = a.n.D, Dv = a.n.Dv, ldk = D + kTilePad, ldv = Dv + kTilePad;
   T* Ks = sm;
-  T* Vs = Ks + bc * D;
-  T* Qs = Vs + bc * Dv;
+  T* Vs = Ks + bc * ldk;
+  T* Qs = Vs + bc * ldv;
   T* Gs = Qs + br * D;
   T* Ps = Gs + br * Dv;
   T* dSs = Ps + br * bc;
@@ -106,8 +110,8 @@ __global__ void attn_bwd_dkv(AttnBwdArgs<T> a, int br) {
   T* Ds = Ls + br;
   const int64_t nblk = (a.n.Lk + bc - 1) / bc;
   const int64_t b = blockIdx.x / nblk, j0 = (blockIdx.x % nblk) * bc;
-  load_tile(Ks, a.k.p + a.lead.off(1, b), a.k.rs, a.k.cs, j0, bc, D, a.n.Lk);
-  load_tile(Vs, a.v.p + a.lead.off(2, b), a.v.rs, a.v.cs, j0, bc, Dv, a.n.Lk);
+  load_tile(Ks, ldk, a.k.p + a.lead.off(1, b), a.k.rs, a.k.cs, j0, bc, D, a.n.Lk);
+  load_tile(Vs, ldv, a.v.p + a.lead.off(2, b), a.v.rs, a.v.cs, j0, bc, Dv, a.n.Lk);
   T* dk = a.dk + (b * a.n.Lk) * D;
   T* dv = a.dv + (b * a.n.Lk) * Dv;
   for (int64_t e = threadIdx.x; e < bc * D; e += blockDim.x)
@@ -116,8 +120,8 @@ __global__ void attn_bwd_dkv(AttnBwdArgs<T> a, int br) {
     if (j0 + e / Dv < a.n.Lk) dv[(j0 + e / Dv) * Dv + e % Dv] = T(0);
   for (int64_t i0 = 0; i0 < a.n.Lq; i0 += br) {
     __syncthreads();
-    load_tile(Qs, a.q.p + a.lead.off(0, b), a.q.rs, a.q.cs, i0, br, D, a.n.Lq);
-    load_tile(Gs, a.gout.p + a.lead.off(5, b), a.gout.rs, a.gout.cs, i0, br, Dv, a.n.Lq);
+    load_tile(Qs, D, a.q.p + a.lead.off(0, b), a.q.rs, a.q.cs, i0, br, D, a.n.Lq);
+    load_tile(Gs, Dv, a.gout.p + a.lead.off(5, b), a.gout.rs, a.gout.cs, i0, br, Dv, a.n.Lq);
     load_row_stats(a, b, i0, br, Ls, Ds);
     __syncthreads();
     p_ds_tile(a, br, bc, i0, j0, Qs, Gs, Ks, Vs, Ls, Ds, Ps, dSs);

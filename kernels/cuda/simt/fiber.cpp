@@ -25,6 +25,9 @@
 #define CORTEX_SIMT_TSAN 1
 #endif
 #endif
+#ifdef CORTEX_SIMT_PROFILE
+#include "kernels/cuda/simt/profile.h"
+#endif
 #ifdef CORTEX_SIMT_ASAN
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
@@ -134,7 +137,13 @@ void fiber_bind_scheduler(Fiber& f) {
 }
 
 void fiber_start(Fiber& f, void (*entry)(void*), void* arg) {
-  if (!f.map) f.map = map_stack();
+  if (!f.map) {
+    f.map = map_stack();
+#ifdef CORTEX_SIMT_PROFILE
+    // A CUDA thread's locals (registers, local memory) are not memory traffic to the profiler.
+    profile::detail::fiber_stack(f.map, kStackBytes + page_bytes());
+#endif
+  }
   f.map_bytes = kStackBytes + page_bytes();
   f.stack_bottom = f.map + page_bytes();
   f.stack_size = kStackBytes;

@@ -15,6 +15,9 @@
 
 #include "kernels/cuda/launch_limits.h"
 #include "kernels/cuda/simt/fiber.h"
+#ifdef CORTEX_SIMT_PROFILE
+#include "kernels/cuda/simt/profile.h"
+#endif
 #include "tensor/error.h"
 
 #if defined(__SANITIZE_THREAD__)
@@ -35,6 +38,13 @@ extern "C" void AnnotateIgnoreWritesEnd(const char* file, int line);
 
 namespace cortex::simt {
 namespace detail {
+
+// The profiling build's hooks (kernels/cuda/simt/profile.h); nothing in every other build.
+#ifdef CORTEX_SIMT_PROFILE
+#define CORTEX_SIMT_PROFILE_HOOK(...) ::cortex::simt::profile::detail::__VA_ARGS__
+#else
+#define CORTEX_SIMT_PROFILE_HOOK(...) ((void)0)
+#endif
 
 thread_local const ThreadView* tl_thread __attribute__((tls_model("initial-exec"))) = nullptr;
 thread_local const BlockView* tl_block __attribute__((tls_model("initial-exec"))) = nullptr;
@@ -227,6 +237,7 @@ void wake(Thread& t) {
 }
 
 void release_barrier(Run& r) {
+  CORTEX_SIMT_PROFILE_HOOK(barrier_completed());
   r.bar_voters[r.bar_gen & 1] = r.bar_arrived;
   ++r.bar_gen;
   r.bar_arrived = 0;
@@ -235,6 +246,12 @@ void release_barrier(Run& r) {
 }
 
 void complete_warp(Run& r, Warp& w, unsigned warp_index) {
+#ifdef CORTEX_SIMT_PROFILE
+  if (w.op == WarpOp::shfl || w.op == WarpOp::shfl_up || w.op == WarpOp::shfl_down || w.op == WarpOp::shfl_xor)
+    CORTEX_SIMT_PROFILE_HOOK(shuffle_completed());
+  else
+    CORTEX_SIMT_PROFILE_HOOK(warp_vote_completed());
+#endif
   ++w.gen;
   w.mask = 0;
   w.arrived = 0;
@@ -351,6 +368,8 @@ void run_block(Run& r, uint3 block_idx) {
   r.fast = !kTsan;
   r.next_fast = 1;
   tsan_release(&r.tsan_block_start);
+  CORTEX_SIMT_PROFILE_HOOK(block_begin(r.threads.data(), sizeof(Thread), n, &r.block, sizeof(r.block),
+                                       r.block.dynamic_smem, r.block.dynamic_smem_bytes));
 
   resume(r, r.threads[r.order[0]]);
   const bool ran_fast = r.live == 0;
@@ -380,6 +399,7 @@ void run_block(Run& r, uint3 block_idx) {
     }
   }
   tsan_acquire(&r.tsan_block_end);
+  CORTEX_SIMT_PROFILE_HOOK(block_end());
   for (auto& w : r.used_workers) r.free_workers.push_back(std::move(w));
   r.used_workers.clear();
   ++g_counters.blocks;
@@ -460,7 +480,13 @@ void run_grid(const char* kernel, dim3 grid, dim3 block, std::size_t smem_bytes,
     std::abort();
   }
   const Schedule sched = schedule();
+#ifdef CORTEX_SIMT_PROFILE
+  // The profiler's counters are per OS thread: a recorded launch runs on this one.
+  const unsigned threads = profile::detail::active() ? 1 : os_threads();
+  profile::detail::launch_begin(kernel, grid, block, smem_bytes);
+#else
   const unsigned threads = os_threads();
+#endif
   const std::uint64_t launch_index = ++g_counters.launches;
 
   Launch L;
@@ -490,6 +516,7 @@ void run_grid(const char* kernel, dim3 grid, dim3 block, std::size_t smem_bytes,
   for (std::uint64_t i = 0; i < helpers; ++i) pool.emplace_back(run_blocks, std::ref(L), static_cast<unsigned>(i + 1));
   run_blocks(L, 0);
   for (std::thread& t : pool) t.join();
+  CORTEX_SIMT_PROFILE_HOOK(launch_end());
 }
 
 BarrierVote syncthreads_vote(Site site, int predicate) {

@@ -18,6 +18,9 @@
 #include <utility>
 
 #include "kernels/cuda/simt/types.h"
+#ifdef CORTEX_SIMT_PROFILE
+#include "kernels/cuda/simt/profile.h"
+#endif
 
 namespace cortex::simt {
 
@@ -139,6 +142,10 @@ void run(const char* name, void (*kernel)(P...), dim3 grid, dim3 block, std::siz
   static_assert(sizeof...(P) == sizeof...(A), "launch: the number of arguments differs from the kernel's parameters");
   using Tuple = std::tuple<std::decay_t<P>...>;
   const std::pair<void (*)(P...), Tuple> packed{kernel, Tuple(std::forward<A>(args)...)};
+#ifdef CORTEX_SIMT_PROFILE
+  // CUDA's parameter space: reading the packed arguments is not a global load.
+  profile::detail::kernel_args(&packed, sizeof packed);
+#endif
   detail::run_grid(name, grid, block, smem_bytes, &detail::call_kernel<Tuple, P...>, &packed);
 }
 

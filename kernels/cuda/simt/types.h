@@ -11,14 +11,62 @@
 
 // Layout and alignment as CUDA's vector_types.h, so a float4 load is a 16-byte aligned load and
 // reinterpret_cast<const float4*> on a misaligned pointer is the same bug on both devices.
+#ifdef CORTEX_SIMT_PROFILE
+// The profiling build (kernels/cuda/simt/profile.h) counts the loads and stores the compiler emits.
+// A plain struct copy of a float4 is a memcpy, which clang either leaves uninstrumented or splits into
+// four 4-byte loads; on a GPU it is one 128-bit access. These copies are one vector access instead.
+#define CORTEX_SIMT_VECTOR_COPY(T, E, N)                                                        \
+  T() = default;                                                                               \
+  T(const T& o) { copy_from(o); }                                                              \
+  T& operator=(const T& o) {                                                                   \
+    copy_from(o);                                                                              \
+    return *this;                                                                              \
+  }                                                                                            \
+  void copy_from(const T& o) {                                                                 \
+    typedef E V __attribute__((vector_size(sizeof(E) * N), may_alias));                        \
+    *reinterpret_cast<V*>(this) = *reinterpret_cast<const V*>(&o);                             \
+  }
+#define CORTEX_SIMT_VECTOR_CTOR2(T, E) \
+  constexpr T(E a, E b) : x(a), y(b) {}
+#define CORTEX_SIMT_VECTOR_CTOR4(T, E) \
+  constexpr T(E a, E b, E c, E d) : x(a), y(b), z(c), w(d) {}
+#else
+#define CORTEX_SIMT_VECTOR_COPY(T, E, N)
+#define CORTEX_SIMT_VECTOR_CTOR2(T, E)
+#define CORTEX_SIMT_VECTOR_CTOR4(T, E)
+#endif
+
 struct uint3 { unsigned int x, y, z; };
 struct int2 { int x, y; };
-struct alignas(16) int4 { int x, y, z, w; };
-struct alignas(16) uint4 { unsigned int x, y, z, w; };
-struct alignas(8) float2 { float x, y; };
+struct alignas(16) int4 {
+  int x, y, z, w;
+  CORTEX_SIMT_VECTOR_COPY(int4, int, 4)
+  CORTEX_SIMT_VECTOR_CTOR4(int4, int)
+};
+struct alignas(16) uint4 {
+  unsigned int x, y, z, w;
+  CORTEX_SIMT_VECTOR_COPY(uint4, unsigned, 4)
+  CORTEX_SIMT_VECTOR_CTOR4(uint4, unsigned)
+};
+struct alignas(8) float2 {
+  float x, y;
+  CORTEX_SIMT_VECTOR_COPY(float2, float, 2)
+  CORTEX_SIMT_VECTOR_CTOR2(float2, float)
+};
 struct float3 { float x, y, z; };
-struct alignas(16) float4 { float x, y, z, w; };
-struct alignas(16) double2 { double x, y; };
+struct alignas(16) float4 {
+  float x, y, z, w;
+  CORTEX_SIMT_VECTOR_COPY(float4, float, 4)
+  CORTEX_SIMT_VECTOR_CTOR4(float4, float)
+};
+struct alignas(16) double2 {
+  double x, y;
+  CORTEX_SIMT_VECTOR_COPY(double2, double, 2)
+  CORTEX_SIMT_VECTOR_CTOR2(double2, double)
+};
+#undef CORTEX_SIMT_VECTOR_COPY
+#undef CORTEX_SIMT_VECTOR_CTOR2
+#undef CORTEX_SIMT_VECTOR_CTOR4
 
 // dim3 as in CUDA: unspecified dimensions are 1, and it converts from/to uint3.
 struct dim3 {
