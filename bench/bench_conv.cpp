@@ -14,6 +14,7 @@
 #include <Eigen/Core>
 
 #include "kernels/conv.h"
+#include "kernels/matmul.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 
@@ -88,7 +89,36 @@ void BM_conv2d_weight_grad(benchmark::State& st) {
   set_flops(st, l);
 }
 
+// AlexNet's layers one by one at 224 px (forward, float32, with bias): where a backbone pass's
+// time goes. range(0): conv1..conv5 (0-4), then classifier.1, .4, .6 (5-7); range(1): batch.
+// Compare with torch.nn.Conv2d / Linear of the same shapes at the same thread count.
+void BM_alexnet_layer(benchmark::State& st) {
+  struct Conv {
+    int64_t C, H, O, K, stride, pad;
+  };
+  const Conv convs[5] = {{3, 224, 64, 11, 4, 2}, {64, 27, 192, 5, 1, 2}, {192, 13, 384, 3, 1, 1},
+                         {384, 13, 256, 3, 1, 1}, {256, 13, 256, 3, 1, 1}};
+  const int64_t fc[3][2] = {{9216, 4096}, {4096, 4096}, {4096, 1000}};
+  const int64_t i = st.range(0), n = st.range(1);
+  if (i < 5) {
+    const Conv& c = convs[i];
+    kernels::Conv2dParams p;
+    p.stride_h = p.stride_w = c.stride;
+    p.pad_h = p.pad_w = c.pad;
+    const Tensor x = rnd({n, c.C, c.H, c.H}, 1), w = rnd({c.O, c.C, c.K, c.K}, 2), b = rnd({c.O}, 3);
+    for (auto _ : st) benchmark::DoNotOptimize(kernels::conv2d(x, w, b, p).raw_data());
+    st.SetLabel("alexnet conv" + std::to_string(i + 1) + " b" + std::to_string(n));
+  } else {
+    const int64_t in = fc[i - 5][0], out = fc[i - 5][1];
+    const Tensor x = rnd({n, in}, 1), w = rnd({out, in}, 2), b = rnd({out}, 3);
+    for (auto _ : st) benchmark::DoNotOptimize(kernels::linear(x, w, b).raw_data());
+    st.SetLabel("alexnet linear " + std::to_string(in) + "->" + std::to_string(out) + " b" + std::to_string(n));
+  }
+}
+
 }  // namespace
+
+BENCHMARK(BM_alexnet_layer)->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {1, 64}})->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // Arg 0: AlexNet conv2; arg 1: ResNet-50 3x3.
 BENCHMARK(BM_conv2d)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();

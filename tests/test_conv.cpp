@@ -9,6 +9,7 @@
 #include <omp.h>
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "kernels/cpu/conv_gemm.h"
@@ -221,6 +222,48 @@ TEST(Conv2d, ThreadCounts) {
     int seed = 0;
     for (const Cfg& c : path_cfgs()) check_cfg(c, DType::Float64, 3000 + 10 * seed++);
   }
+  omp_set_num_threads(saved);
+}
+
+// conv2d, its input grad and its weight grad give the same bytes with 1, 2, 3 and 8 threads: the
+// work is cut into pieces fixed by the geometry, each GEMM single-threaded, partial sums combined
+// in a fixed order (docs/conv.md). Configs: one image (bands / channel blocks), a batch whose
+// channels do not split evenly (weight-grad batch segments), 1x1, groups, AlexNet's first layer,
+// 13x13 maps side by side, and the packed float path.
+TEST(Conv2d, BitIdenticalAcrossThreadCounts) {
+  const std::vector<Cfg> cfgs = {
+      make(1, 16, 31, 29, 24, 3, 3, 1, 1, 1, 1, true),    // one image, Eigen (Og < 32)
+      make(1, 24, 27, 27, 40, 3, 3, 1, 1, 1, 1, true),    // one image, packed float forward
+      make(5, 3, 30, 30, 5, 3, 3, 1, 1, 1, 1, true),      // Cg = 3: weight-grad batch segments
+      make(2, 32, 20, 20, 48, 1, 1, 1, 0, 1, 1, false),   // 1x1 (im2col is the image)
+      make(3, 12, 17, 17, 36, 3, 3, 2, 1, 1, 2, true),    // groups 2, stride 2
+      make(2, 3, 63, 63, 64, 11, 11, 4, 2, 1, 1, true),   // AlexNet conv1 geometry
+      make(7, 32, 13, 13, 40, 3, 3, 1, 1, 1, 1, true),    // 13x13 maps side by side
+      make(1, 64, 7, 7, 520, 1, 1, 1, 0, 1, 1, true),     // 1x1, >= 512 outputs
+  };
+  const int saved = omp_get_max_threads();
+  int seed = 0;
+  for (const Cfg& c : cfgs)
+    for (DType dt : kFloats) {
+      SCOPED_TRACE(c.str() + " " + dtype_name(dt));
+      const uint64_t s = 11000 + 10 * seed++;
+      const Tensor x = ct::randn(c.x(), s, dt), w = ct::randn(c.w(), s + 1, dt), gy = ct::randn(c.y(), s + 2, dt);
+      const Tensor b = c.bias ? ct::randn({c.O}, s + 3, dt) : Tensor();
+      std::vector<Tensor> first;
+      for (int threads : {1, 2, 3, 8}) {
+        omp_set_num_threads(threads);
+        const std::vector<Tensor> got = {K::conv2d(x, w, b, c.p), K::conv2d_input_grad(gy, w, c.x(), c.p),
+                                         K::conv2d_weight_grad(x, gy, c.w(), c.p)};
+        if (first.empty()) {
+          first = got;
+          continue;
+        }
+        const char* names[] = {"conv2d", "input grad", "weight grad"};
+        for (size_t i = 0; i < got.size(); ++i)
+          EXPECT_EQ(std::memcmp(got[i].raw_data(), first[i].raw_data(), got[i].numel() * dtype_size(dt)), 0)
+              << names[i] << ": threads " << threads << " differ from 1 thread";
+      }
+    }
   omp_set_num_threads(saved);
 }
 

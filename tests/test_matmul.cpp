@@ -3,7 +3,11 @@
 // size-1 dims, the small-batch and big-GEMM paths, float32 and float64, and every input error.
 #include <gtest/gtest.h>
 
+#include <omp.h>
+
 #include <cmath>
+#include <cstring>
+#include <functional>
 #include <vector>
 
 #include "kernels/matmul.h"
@@ -202,6 +206,62 @@ TEST(Linear, AgainstReference) {
   // A big one (threaded GEMM), float32.
   const Tensor xb = ct::randn({300, 200}, 6, DType::Float32), wb = ct::randn({150, 200}, 7, DType::Float32);
   EXPECT_TRUE(close(K::linear(xb, wb, Tensor()), ref_matmul(xb, wb.t()), DType::Float32, 200));
+}
+
+namespace {
+
+// The bytes of f() with 1, 2, 3 and 8 threads must be identical: the GEMM's tiles (and so every
+// sum's order) depend on the problem only, never on the thread count (docs/gemm.md).
+void expect_same_bytes_across_threads(const std::function<Tensor()>& f, const std::string& what) {
+  SCOPED_TRACE(what);
+  const int saved = omp_get_max_threads();
+  Tensor first;
+  for (int threads : {1, 2, 3, 8}) {
+    omp_set_num_threads(threads);
+    const Tensor got = f().contiguous();
+    if (!first.defined()) {
+      first = got;
+      continue;
+    }
+    ASSERT_EQ(got.shape(), first.shape());
+    EXPECT_EQ(std::memcmp(got.raw_data(), first.raw_data(), got.numel() * dtype_size(got.dtype())), 0)
+        << "threads " << threads << " differ from 1 thread";
+  }
+  omp_set_num_threads(saved);
+}
+
+}  // namespace
+
+TEST(Matmul, BitIdenticalAcrossThreadCounts) {
+  for (DType dt : kFloats) {
+    const std::string d = std::string(" ") + dtype_name(dt);
+    const Tensor a = ct::randn({517, 611}, 41, dt), b = ct::randn({611, 389}, 42, dt);
+    expect_same_bytes_across_threads([&] { return K::matmul(a, b); }, "big odd" + d);
+    const Tensor at = ct::randn({611, 517}, 43, dt).t(), bt = ct::randn({389, 611}, 44, dt).t();
+    expect_same_bytes_across_threads([&] { return K::matmul(at, bt); }, "both transposed" + d);
+    expect_same_bytes_across_threads([&] { return K::matmul(ct::noncontig(a), b); }, "a strided" + d);
+    // Tall-skinny and short-wide: tiles along one dim only; a matrix-vector row.
+    const Tensor tall = ct::randn({2000, 300}, 45, dt), skinny = ct::randn({300, 7}, 46, dt);
+    expect_same_bytes_across_threads([&] { return K::matmul(tall, skinny); }, "tall skinny" + d);
+    const Tensor row = ct::randn({1, 3001}, 47, dt), wide = ct::randn({3001, 1300}, 48, dt);
+    expect_same_bytes_across_threads([&] { return K::matmul(row, wide); }, "one row" + d);
+    // Batched big, batched small, and the folded (B m, k) @ (k, n) path.
+    const Tensor ab = ct::randn({3, 300, 257}, 49, dt), bb = ct::randn({3, 257, 301}, 50, dt);
+    expect_same_bytes_across_threads([&] { return K::matmul(ab, bb); }, "batched big" + d);
+    const Tensor as = ct::randn({97, 19, 33}, 51, dt), bs = ct::randn({97, 33, 21}, 52, dt);
+    expect_same_bytes_across_threads([&] { return K::matmul(as, bs); }, "batched small" + d);
+    const Tensor af = ct::randn({6, 130, 300}, 53, dt), wf = ct::randn({200, 300}, 54, dt);
+    expect_same_bytes_across_threads([&] { return K::matmul(af, wf.t()); }, "folded" + d);
+    // linear: bias then the accumulating GEMM, rows of a batch and one row.
+    const Tensor x = ct::randn({700, 513}, 55, dt), w = ct::randn({333, 513}, 56, dt), bias = ct::randn({333}, 57, dt);
+    expect_same_bytes_across_threads([&] { return K::linear(x, w, bias); }, "linear" + d);
+    const Tensor x1 = ct::randn({1, 2049}, 58, dt), w1 = ct::randn({1500, 2049}, 59, dt), b1 = ct::randn({1500}, 60, dt);
+    expect_same_bytes_across_threads([&] { return K::linear(x1, w1, b1); }, "linear one row" + d);
+  }
+  // And the values are still right.
+  const Tensor a = ct::randn({517, 611}, 41), b = ct::randn({611, 389}, 42);
+  check(a, b, "big odd, float64");
+  check(ct::randn({1, 3001}, 47), ct::randn({3001, 1300}, 48), "one row, float64");
 }
 
 TEST(Matmul, Errors) {

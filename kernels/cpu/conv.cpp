@@ -11,7 +11,8 @@
 //
 // Parallelism: the work is cut into independent units, each with its own im2col buffer and a
 // single-threaded GEMM, run as an OpenMP loop; only when there are fewer units than threads do
-// the units run one after another with Eigen threading each GEMM. The units:
+// the units run one after another, each GEMM's tiles spread over the threads (gemm_tiles.h).
+// The units:
 //   - conv2d: (piece, group), a piece being one image, a band of output rows of one image (when
 //     there are too few images to share among the threads, or the buffer would be too big), or
 //     several small images side by side (P < kMinCols: a wider GEMM runs much faster);
@@ -20,8 +21,11 @@
 //   - weight grad: (group, channel block, batch segment): each unit owns a block of dw columns and
 //     sums over its images in order; batch segments (summed at the end) only when the channels
 //     cannot be split evenly.
-// The split depends on the thread count, so float rounding may too; for a given thread count the
-// result is deterministic.
+// Determinism: the units, the GEMMs' shapes and tiles and the order in which partial sums are
+// added depend on the geometry only (planned for kPlanThreads threads, whatever the real count),
+// so the result is bit-identical for any thread count (docs/conv.md). The packed float forward
+// may cut its work by the real thread count: each of its outputs is computed the same way in any
+// cut (conv_gemm.h).
 #include "kernels/cpu/conv.h"
 
 #include <omp.h>
@@ -33,26 +37,20 @@
 #include <vector>
 
 #include "kernels/cpu/conv_gemm.h"
+#include "kernels/cpu/gemm_tiles.h"
 #include "kernels/shape.h"
 #ifdef CORTEX_CONV_GEMM
 #include <immintrin.h>  // the packed path's im2col
 #endif
 
-// GCC 12's AVX-512 intrinsics trip -Wmaybe-uninitialized inside Eigen (GCC bug 105593).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <Eigen/Core>
-
 namespace cortex::kernels::cpu {
 namespace {
 
-using Eigen::Dynamic;
-template <class T> using RowMat = Eigen::Matrix<T, Dynamic, Dynamic, Eigen::RowMajor>;
-template <class T> using Map = Eigen::Map<RowMat<T>, 0, Eigen::OuterStride<>>;
-template <class T> using CMap = Eigen::Map<const RowMat<T>, 0, Eigen::OuterStride<>>;
 
 constexpr int64_t kMinCols = 256;        // below this many GEMM columns, batch several images
+// The thread count the work split is planned for, whatever the real one: a function of the
+// geometry only, so that the sums' order is too. 4 units per image split evenly over 1, 2 or 4.
+constexpr int64_t kPlanThreads = 4;
 constexpr int64_t kColBudget = 1 << 22;  // elements of one im2col buffer before rows are banded
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -203,7 +201,7 @@ Work<T>& thread_work() {
 }
 
 // Runs f(u, work) for u in [0, units): spread over the threads when there are at least as many
-// units as threads (each GEMM single-threaded), else in order with Eigen threading each GEMM.
+// units as threads (each GEMM single-threaded), else in order with each GEMM's tiles threaded.
 template <class T, class F>
 void run_units(int64_t units, F&& f) {
   if (units >= omp_get_max_threads() && units > 1) {
@@ -222,32 +220,30 @@ void run_units(int64_t units, F&& f) {
 // gy rows of group gi for the images of a piece as one (Og, cols) matrix: a view for one image,
 // else gathered image after image into buf.
 template <class T>
-CMap<T> gy_block(const Geom& g, const T* gy, const Piece& pc, int64_t gi, Scratch<T>& buf) {
+gemm::Mat<T> gy_block(const Geom& g, const T* gy, const Piece& pc, int64_t gi, Scratch<T>& buf) {
   const int64_t cols = (pc.n1 - pc.n0) * (pc.oh1 - pc.oh0) * g.OW;
-  if (pc.single())
-    return CMap<T>(gy + (pc.n0 * g.O + gi * g.Og) * g.P + pc.oh0 * g.OW, g.Og, cols, Eigen::OuterStride<>(g.P));
+  if (pc.single()) return {gy + (pc.n0 * g.O + gi * g.Og) * g.P + pc.oh0 * g.OW, g.Og, cols, g.P, 1};
   T* b = buf.get(g.Og * cols);
   for (int64_t j = 0; j < pc.n1 - pc.n0; ++j)
     for (int64_t o = 0; o < g.Og; ++o) {
       const T* src = gy + ((pc.n0 + j) * g.O + gi * g.Og + o) * g.P;
       std::copy(src, src + g.P, b + o * cols + j * g.P);
     }
-  return CMap<T>(b, g.Og, cols, Eigen::OuterStride<>(cols));
+  return {b, g.Og, cols, cols, 1};
 }
 
 // im2col of channels [c0, c1) of group gi for the images of a piece: (rows, cols) with rows =
 // (c1 - c0) * KK. A view of x itself for a 1x1 stride-1 unpadded kernel on one image.
 template <class T>
-CMap<T> col_block(const Geom& g, const T* x, const Piece& pc, int64_t gi, int64_t c0, int64_t c1,
-                  Scratch<T>& col) {
+gemm::Mat<T> col_block(const Geom& g, const T* x, const Piece& pc, int64_t gi, int64_t c0, int64_t c1,
+                       Scratch<T>& col) {
   const int64_t rows = (c1 - c0) * g.KK, nimg = pc.n1 - pc.n0, cols = nimg * (pc.oh1 - pc.oh0) * g.OW;
   const int64_t chan0 = gi * g.Cg + c0;
-  if (g.identity && pc.single())
-    return CMap<T>(x + (pc.n0 * g.C + chan0) * g.HW + pc.oh0 * g.OW, rows, cols, Eigen::OuterStride<>(g.HW));
+  if (g.identity && pc.single()) return {x + (pc.n0 * g.C + chan0) * g.HW + pc.oh0 * g.OW, rows, cols, g.HW, 1};
   T* b = col.get(rows * cols);
   for (int64_t j = 0; j < nimg; ++j)
     im2col(g, x + ((pc.n0 + j) * g.C + chan0) * g.HW, c1 - c0, pc.oh0, pc.oh1, b + j * g.P, cols);
-  return CMap<T>(b, rows, cols, Eigen::OuterStride<>(cols));
+  return {b, rows, cols, cols, 1};
 }
 
 #ifdef CORTEX_CONV_GEMM
@@ -360,45 +356,51 @@ int64_t packed_images(const Geom& g, int64_t threads) {
 template <class T>
 void conv2d_impl(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
   const int64_t threads = omp_get_max_threads();
-  const int64_t bands = std::max(ceil_div(g.Kg * g.P, kColBudget), split_for_threads(g.N * g.G, threads));
-  const std::vector<Piece> pieces = make_pieces(g, bands);
-  const int64_t np = static_cast<int64_t>(pieces.size());
+  const int64_t budget_bands = ceil_div(g.Kg * g.P, kColBudget);
 #ifdef CORTEX_CONV_GEMM
-  // The packed GEMM is single-threaded: use it when the units alone keep every thread busy, and
-  // leave fewer units than threads to Eigen, which threads each GEMM. Packing B costs about what
+  // The packed GEMM runs one unit per thread (a single image is cut into one band per thread).
+  // Packing B costs about what
   // a few dozen output channels of FMAs on it save, so convs with fewer output channels per group
   // stay with Eigen too (measured, one thread: 0.36x packed at 1 channel, 0.7-0.9x at 4-24,
   // 1.17x at 32). A 1x1 stride-1 conv is a plain GEMM on x in place for Eigen, with no im2col at
   // all: packed it wins only from 512 channels (0.7-0.95x below, 1.1-1.2x from 512 up, on
-  // ResNet-50's).
+  // ResNet-50's). The choice depends on the geometry only; the packed path's cut may follow the
+  // real thread count, as its outputs do not depend on the cut.
   if constexpr (std::is_same_v<T, float>) {
-    const std::vector<Piece> packed = make_pieces(g, bands, packed_images(g, threads));
-    const bool wide = g.Og >= (g.identity ? 512 : 32);
-    if (wide && (static_cast<int64_t>(packed.size()) * g.G >= threads || threads == 1)) {
-      conv2d_packed(g, x, w, bias, y, packed);
+    if (g.Og >= (g.identity ? 512 : 32)) {
+      const int64_t bands = std::max(budget_bands, split_for_threads(g.N * g.G, threads));
+      conv2d_packed(g, x, w, bias, y, make_pieces(g, bands, packed_images(g, threads)));
       return;
     }
   }
 #endif
+  // A 1x1 stride-1 conv of one image is a GEMM on x in place: no im2col to share out, its GEMM's
+  // tiles are (bands would only make them narrower). Other convs cut images into bands so that
+  // the im2col is shared out too.
+  const int64_t bands = g.identity ? budget_bands : std::max(budget_bands, split_for_threads(g.N * g.G, kPlanThreads));
+  const std::vector<Piece> pieces = make_pieces(g, bands);
+  const int64_t np = static_cast<int64_t>(pieces.size());
   run_units<T>(np * g.G, [&](int64_t u, Work<T>& work) {
     const Piece& pc = pieces[u / g.G];
     const int64_t gi = u % g.G;
-    const CMap<T> col = col_block(g, x, pc, gi, 0, g.Cg, work.col);
-    const CMap<T> wg(w + gi * g.Og * g.Kg, g.Og, g.Kg, Eigen::OuterStride<>(g.Kg));  // w_g (Og, Kg)
+    const gemm::Mat<T> col = col_block(g, x, pc, gi, 0, g.Cg, work.col);
+    const gemm::Mat<T> wg{w + gi * g.Og * g.Kg, g.Og, g.Kg, g.Kg, 1};  // w_g (Og, Kg)
+    const int64_t cols = col.cols;
     if (pc.single()) {
       // Straight into y[n, group rows, band columns]: (Og, cols) with row stride P.
-      Map<T> yg(y + (pc.n0 * g.O + gi * g.Og) * g.P + pc.oh0 * g.OW, g.Og, col.cols(), Eigen::OuterStride<>(g.P));
-      yg.noalias() = wg * col;
-      if (bias) yg.colwise() += Eigen::Map<const Eigen::Matrix<T, Dynamic, 1>>(bias + gi * g.Og, g.Og);
+      T* yg = y + (pc.n0 * g.O + gi * g.Og) * g.P + pc.oh0 * g.OW;
+      gemm::gemm(wg, col, yg, g.P, false);
+      if (bias)
+        for (int64_t o = 0; o < g.Og; ++o)
+          for (int64_t i = 0; i < cols; ++i) yg[o * g.P + i] += bias[gi * g.Og + o];
       return;
     }
     // Several images side by side: GEMM into a buffer, then each image's block into y.
-    const int64_t cols = col.cols();
-    Map<T> out(work.buf.get(g.Og * cols), g.Og, cols, Eigen::OuterStride<>(cols));
-    out.noalias() = wg * col;
+    T* out = work.buf.get(g.Og * cols);
+    gemm::gemm(wg, col, out, cols, false);
     for (int64_t j = 0; j < pc.n1 - pc.n0; ++j)
       for (int64_t o = 0; o < g.Og; ++o) {
-        const T* src = out.data() + o * cols + j * g.P;
+        const T* src = out + o * cols + j * g.P;
         T* dst = y + ((pc.n0 + j) * g.O + gi * g.Og + o) * g.P;
         const T b = bias ? bias[gi * g.Og + o] : T(0);
         for (int64_t i = 0; i < g.P; ++i) dst[i] = src[i] + b;
@@ -408,39 +410,36 @@ void conv2d_impl(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
 
 template <class T>
 void input_grad_impl(const Geom& g, const T* gy, const T* w, T* gx) {
-  const int64_t threads = omp_get_max_threads();
   const std::vector<Piece> pieces = make_pieces(g, 1);  // whole images: col2im overlaps rows
   const int64_t np = static_cast<int64_t>(pieces.size());
-  const int64_t nblk = std::min(std::max<int64_t>(g.Cg, 1), split_for_threads(np * g.G, threads));
+  const int64_t nblk = std::min(std::max<int64_t>(g.Cg, 1), split_for_threads(np * g.G, kPlanThreads));
   const int64_t per = ceil_div(g.Cg, nblk);
   run_units<T>(np * g.G * nblk, [&](int64_t u, Work<T>& work) {
     const Piece& pc = pieces[u / (g.G * nblk)];
     const int64_t gi = (u / nblk) % g.G, c0 = std::min(g.Cg, (u % nblk) * per), c1 = std::min(g.Cg, c0 + per);
     if (c0 == c1) return;
     const int64_t rows = (c1 - c0) * g.KK;
-    const CMap<T> gyb = gy_block(g, gy, pc, gi, work.buf);
+    const gemm::Mat<T> gyb = gy_block(g, gy, pc, gi, work.buf);
     // Rows [c0 KK, c1 KK) of w_g^T: columns of w_g (Og, Kg), read transposed in place.
-    const CMap<T> wb(w + gi * g.Og * g.Kg + c0 * g.KK, g.Og, rows, Eigen::OuterStride<>(g.Kg));
+    const gemm::Mat<T> wbt = gemm::Mat<T>{w + gi * g.Og * g.Kg + c0 * g.KK, g.Og, rows, g.Kg, 1}.t();
     T* gx0 = gx + (pc.n0 * g.C + gi * g.Cg + c0) * g.HW;
     if (g.identity && pc.single()) {  // col2im is the identity: write gx directly
-      Map<T> dst(gx0, rows, g.P, Eigen::OuterStride<>(g.HW));
-      dst.noalias() = wb.transpose() * gyb;
+      gemm::gemm(wbt, gyb, gx0, g.HW, false);
       return;
     }
-    const int64_t cols = gyb.cols();
-    Map<T> dcol(work.col.get(rows * cols), rows, cols, Eigen::OuterStride<>(cols));
-    dcol.noalias() = wb.transpose() * gyb;
-    for (int64_t j = 0; j < pc.n1 - pc.n0; ++j) col2im(g, dcol.data() + j * g.P, cols, c1 - c0, gx0 + j * g.C * g.HW);
+    const int64_t cols = gyb.cols;
+    T* dcol = work.col.get(rows * cols);
+    gemm::gemm(wbt, gyb, dcol, cols, false);
+    for (int64_t j = 0; j < pc.n1 - pc.n0; ++j) col2im(g, dcol + j * g.P, cols, c1 - c0, gx0 + j * g.C * g.HW);
   });
 }
 
 template <class T>
 void weight_grad_impl(const Geom& g, const T* x, const T* gy, T* gw) {
-  const int64_t threads = omp_get_max_threads();
   const std::vector<Piece> pieces = make_pieces(g, ceil_div(g.Kg * g.P, kColBudget));
   const int64_t np = static_cast<int64_t>(pieces.size());
   // Channel blocks when the channels split evenly enough, else segments of the batch.
-  const int64_t want = split_for_threads(g.G, threads);
+  const int64_t want = split_for_threads(g.G, kPlanThreads);
   int64_t nblk = 1, nseg = 1;
   if (want > 1) {
     if (g.Cg % want == 0 || g.Cg >= 4 * want)
@@ -456,12 +455,12 @@ void weight_grad_impl(const Geom& g, const T* x, const T* gy, T* gw) {
     const int64_t c1 = std::min(g.Cg, c0 + per);
     if (c0 == c1) return;
     T* base = s == 0 ? gw : partial.data() + (s - 1) * g.O * g.Kg;
-    // Columns [c0 KK, c1 KK) of gw_g (Og, Kg).
-    Map<T> dst(base + gi * g.Og * g.Kg + c0 * g.KK, g.Og, (c1 - c0) * g.KK, Eigen::OuterStride<>(g.Kg));
+    // Columns [c0 KK, c1 KK) of gw_g (Og, Kg), summed over the segment's pieces in order.
+    T* dst = base + gi * g.Og * g.Kg + c0 * g.KK;
     for (int64_t i = s * np / nseg; i < (s + 1) * np / nseg; ++i) {
-      const CMap<T> gyb = gy_block(g, gy, pieces[i], gi, work.buf);
-      const CMap<T> col = col_block(g, x, pieces[i], gi, c0, c1, work.col);
-      dst.noalias() += gyb * col.transpose();
+      const gemm::Mat<T> gyb = gy_block(g, gy, pieces[i], gi, work.buf);
+      const gemm::Mat<T> col = col_block(g, x, pieces[i], gi, c0, c1, work.col);
+      gemm::gemm(gyb, col.t(), dst, g.Kg, true);
     }
   });
   const int64_t total = g.O * g.Kg;

@@ -7,6 +7,9 @@
 // pass straight into that form, so B is never made as a whole (AlexNet's conv4 im2col is 12 MB
 // for five images; one pass of it is 1.3 MB).
 // Built only where the compiler targets AVX-512 (CORTEX_CONV_GEMM); elsewhere conv.cpp keeps Eigen.
+// Determinism: every output is bias + its K products summed in order, pass after pass, by one
+// accumulator lane, whatever the strip, panel or call it falls in; so callers may cut M and N as
+// they like (by the thread count too) without changing a bit (docs/conv.md).
 #pragma once
 #include <cstdint>
 

@@ -1,38 +1,21 @@
-// CPU matmul and linear on Eigen's GEMM.
+// CPU matmul and linear on Eigen's GEMM, cut into tiles fixed by the problem size and run
+// single-threaded each (gemm_tiles.h), so that the result is bit-identical for any thread count.
 //
 // Each operand matrix is handed to Eigen as a Map with an outer stride: a matrix whose column
 // stride is 1 maps as RowMajor, one whose row stride is 1 as ColMajor (a transposed view such as
 // w.t()), so neither needs a copy. Only a matrix with no unit stride is made contiguous first.
 #include "kernels/cpu/matmul.h"
 
-#include <omp.h>
-
-// GCC 12's AVX-512 intrinsics trip -Wmaybe-uninitialized inside Eigen (GCC bug 105593).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#include <Eigen/Core>
 #include <algorithm>
 
+#include "kernels/cpu/gemm_tiles.h"
 #include "kernels/shape.h"
 #include "tensor/strided.h"
 
 namespace cortex::kernels::cpu {
 namespace {
 
-using Eigen::Dynamic;
-template <class T> using RowMat = Eigen::Matrix<T, Dynamic, Dynamic, Eigen::RowMajor>;
-template <class T> using ColMat = Eigen::Matrix<T, Dynamic, Dynamic, Eigen::ColMajor>;
-template <class T> using RowMap = Eigen::Map<const RowMat<T>, 0, Eigen::OuterStride<>>;
-template <class T> using ColMap = Eigen::Map<const ColMat<T>, 0, Eigen::OuterStride<>>;
-template <class T> using OutMap = Eigen::Map<RowMat<T>, 0, Eigen::OuterStride<>>;
-
-// A (rows, cols) matrix in memory: element (i, j) at p[i * rs + j * cs].
-template <class T>
-struct Mat {
-  const T* p;
-  int64_t rows, cols, rs, cs;
-};
+using gemm::Mat;
 
 // Eigen's GEMM reads a matrix in place when one of its strides is 1 (a size-1 dim has any stride).
 bool mappable(int64_t rows, int64_t cols, int64_t rs, int64_t cs) {
@@ -43,33 +26,6 @@ bool mappable(int64_t rows, int64_t cols, int64_t rs, int64_t cs) {
 Tensor mappable_operand(const Tensor& t) {
   const int64_t r = t.size(-2), c = t.size(-1);
   return mappable(r, c, t.stride(-2), t.stride(-1)) ? t : t.contiguous();
-}
-
-template <class T, class F>
-void with_map(const Mat<T>& m, F&& f) {
-  if (m.cs == 1 || m.cols <= 1)
-    f(RowMap<T>(m.p, m.rows, m.cols, Eigen::OuterStride<>(m.rs)));
-  else
-    f(ColMap<T>(m.p, m.rows, m.cols, Eigen::OuterStride<>(m.cs)));
-}
-
-// c (a.rows, b.cols), row-major with leading dim ldc: c = a b, or c += a b when accumulating.
-template <class T>
-void gemm(const Mat<T>& a, const Mat<T>& b, T* c, int64_t ldc, bool accumulate) {
-  if (a.rows == 0 || b.cols == 0) return;
-  OutMap<T> C(c, a.rows, b.cols, Eigen::OuterStride<>(ldc));
-  if (a.cols == 0) {  // empty sum
-    if (!accumulate) C.setZero();
-    return;
-  }
-  with_map(a, [&](const auto& A) {
-    with_map(b, [&](const auto& B) {
-      if (accumulate)
-        C.noalias() += A * B;
-      else
-        C.noalias() = A * B;
-    });
-  });
 }
 
 // When dims [0, last] of a strided layout collapse into one dim, sets its stride and returns true.
@@ -86,9 +42,6 @@ bool collapse(const Shape& s, const Shape& st, int64_t last, int64_t& stride) {
   }
   return true;
 }
-
-// Below this many multiply-adds per matrix, one matrix per thread beats Eigen's threaded GEMM.
-constexpr double kSmallGemm = 64.0 * 64.0 * 64.0;
 
 }  // namespace
 
@@ -110,27 +63,22 @@ Tensor matmul(const Tensor& a0, const Tensor& b0) {
     T* pc = out.data<T>();
 
     // One shared right operand and a row-major left operand whose batch and row dims collapse
-    // (x (B, m, k) @ w (k, n)): a single (B*m, k) @ (k, n) GEMM, which Eigen threads well.
+    // (x (B, m, k) @ w (k, n)): a single (B*m, k) @ (k, n) GEMM, tiled like any other.
     const bool b_shared = std::all_of(sb.begin(), sb.end(), [](int64_t s) { return s == 0; });
     int64_t fold_rs = 0;
     if (B > 1 && b_shared && (acs == 1 || k == 1) && collapse(ax.shape(), ax.strides(), nb, fold_rs)) {
-      gemm<T>({pa, B * m, k, fold_rs, acs}, {pb, k, n, brs, bcs}, pc, n, false);
+      gemm::gemm<T>({pa, B * m, k, fold_rs, acs}, {pb, k, n, brs, bcs}, pc, n, false);
       return;
     }
-    auto one = [&](int64_t i) {
-      const T* ai = pa + offset_of(i, batch, sa);
-      const T* bi = pb + offset_of(i, batch, sb);
-      gemm<T>({ai, m, k, ars, acs}, {bi, k, n, brs, bcs}, pc + i * m * n, n, false);
-    };
-    const double work = static_cast<double>(m) * n * k;
-    if (B > 1 && work < kSmallGemm) {
-      // Small matrices: one per thread (Eigen stays single-threaded inside a parallel region).
-#pragma omp parallel for schedule(static) if (B * work > 32768.0)
-      for (int64_t i = 0; i < B; ++i) one(i);
-    } else {
-      // Big matrices: one after another, each GEMM threaded by Eigen.
-      for (int64_t i = 0; i < B; ++i) one(i);
-    }
+    // Every (matrix, tile) pair is one unit: small matrices are one tile each, big ones several.
+    const gemm::Tiling t = gemm::tiling(m, n, k);
+    const int64_t tiles = t.count();
+    const double work = static_cast<double>(B) * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+    gemm::for_units(B * tiles, work, tiles > 1, [&](int64_t u) {
+      const int64_t i = u / tiles;
+      const Mat<T> ai{pa + offset_of(i, batch, sa), m, k, ars, acs}, bi{pb + offset_of(i, batch, sb), k, n, brs, bcs};
+      gemm::tile<T>(t, u % tiles, ai, bi, pc + i * m * n, n, false);
+    });
   });
   return out.view(p.result_shape);
 }
@@ -158,7 +106,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t o = 0; o < out_f; ++o) py[r * out_f + o] = pb[o * bs];
     }
-    gemm<T>({x2.data<T>(), rows, in_f, x2.stride(0), x2.stride(1)},
+    gemm::gemm<T>({x2.data<T>(), rows, in_f, x2.stride(0), x2.stride(1)},
             {wm.data<T>(), in_f, out_f, wm.stride(1), wm.stride(0)}, py, out_f, b.defined());
   });
   return y.view(out_shape);
