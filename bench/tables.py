@@ -17,6 +17,8 @@ cortex, peer, ...), and writes the tables. Adding a pair is one entry here:
   rows      [{"row": the row's name, "cortex": the Google Benchmark name (as in its JSON),
               "peer": the peer's case label, "quick": True to run it under QUICK=1,
               "needs": overrides the peer's needs for this row}]
+  setup     optional: [a Python script from the repository root, its arguments], run once before the
+            table's rounds (e.g. writing input files that both sides read); if it fails, so does the table
   threads   optional: this table's thread counts (default 1 and 2); THREADS=... on the command
             line sets every table's
 """
@@ -140,6 +142,53 @@ TABLES = [
             {"row": "conv net forward", "cortex": "BM_convnet_forward/real_time"},
             {"row": "conv net forward + backward", "cortex": "BM_convnet_forward_backward/real_time"},
             {"row": "conv net jvp", "cortex": "BM_convnet_jvp/real_time"},
+        ],
+    },
+    {
+        "key": "image",
+        # One thread: both decoders are single-threaded (a data loader decodes one image per worker).
+        "threads": [1],
+        "title": "Image decoding to RGB, 24 files a row, from bytes in memory",
+        "about": "bench/bench_image.cpp (`io::decode_image`: libjpeg-turbo, libpng) beside "
+                 "bench/peers/image_peer.py (PIL `Image.open(BytesIO).convert(\"RGB\")`, as torchvision's "
+                 "pil_loader) on the same files, which the peer writes first when they are missing "
+                 "($CORTEX_BENCH_IMAGES, default /tmp/cortex_bench_images): 500 x 375 photos as JPEG "
+                 "(baseline 4:2:0 q90, 4:4:4 q95, progressive) and 425 x 425 RGB PNGs. A pass decodes the "
+                 "row's 24 files (issue 22).",
+        "binary": "bench_image",
+        "setup": ["bench/peers/image_peer.py", "--ensure"],
+        "peer": {"script": "bench/peers/image_peer.py", "args": ["--repeats", "1"], "needs": ["numpy", "PIL"]},
+        "min_time": 0.3,
+        "warmup": True,
+        "rows": [
+            {"row": "JPEG 4:2:0, q90", "cortex": "decode_case/jpeg_420_q90/real_time", "peer": "jpeg_420_q90",
+             "quick": True},
+            {"row": "JPEG 4:4:4, q95", "cortex": "decode_case/jpeg_444_q95/real_time", "peer": "jpeg_444_q95"},
+            {"row": "JPEG progressive", "cortex": "decode_case/jpeg_progressive/real_time",
+             "peer": "jpeg_progressive"},
+            {"row": "PNG RGB", "cortex": "decode_case/png_rgb/real_time", "peer": "png_rgb"},
+        ],
+    },
+    {
+        "key": "linbridge",
+        # Two threads only, like the other analyses; one small size, since the peer takes about a
+        # second per stimulus even at 2,000 voxels.
+        "threads": [2],
+        "title": "LinBridge analysis of a two-layer encoder (512 -> 1024 sigmoid -> 2,000), N = 8 stimuli",
+        "about": "bench/bench_linbridge.cpp `BM_linbridge_two_layer_v2000` (`linbridge_two_layer`, the closed "
+                 "form, float64; docs/linbridge.md) beside bench/peers/linbridge_peer.py (per-stimulus "
+                 "Jacobians by torch.func vmap(jacfwd) in chunks of 2, then the reductions), both at N = 8 and "
+                 "2,000 voxels so that the peer fits in the default run. The closed form's cost is mostly "
+                 "fixed and the peer's linear in N, so the ratio grows with N: the full size (20,000 voxels, "
+                 "N = 250 and 1,000) is in bench/NOTES.md (issue 16).",
+        "binary": "bench_linbridge",
+        "peer": {"script": "bench/peers/linbridge_peer.py", "args": ["--n", "8", "--v", "2000", "--chunk", "2"],
+                 "needs": TORCH},
+        "min_time": 0.0,
+        "warmup": True,
+        "rows": [
+            {"row": "N = 8, 2,000 voxels", "cortex": "BM_linbridge_two_layer_v2000/8/real_time",
+             "peer": "linbridge 512-1024-2000 N=8", "quick": True},
         ],
     },
 ]

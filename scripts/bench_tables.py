@@ -280,6 +280,13 @@ def run(args):
             out_table = {"key": t["key"], "title": t["title"], "about": t.get("about", ""), "binary": t["binary"],
                          "peer_script": peer["script"] if peer else None, "min_time": min_time,
                          "warmup": t["warmup"], "peer": None, "rows": []}
+            setup_err = None
+            if t.get("setup"):  # e.g. input files both sides read; the binary runs first in each round
+                try:
+                    run_logged([sys.executable, os.path.join(ROOT, t["setup"][0]), *t["setup"][1:]],
+                               thread_env(1), log)
+                except RuntimeError as e:
+                    setup_err = f"setup: {e}"
             for th in thread_counts:
                 out_rows = [{"row": r["row"], "cortex": r["cortex"], "peer_case": r.get("peer"), "threads": th,
                              "peer_skipped": skip, "rounds": [], "error": None} for r, skip in trows]
@@ -288,13 +295,15 @@ def run(args):
                     step += 1
                     t0 = time.monotonic()
                     load = loadavg()
-                    err = None
+                    err = setup_err
                     try:
-                        c = run_cortex(os.path.join(build, "bench", t["binary"]), [r["cortex"] for r, _ in trows],
-                                       th, min_time, t["warmup"], work, log)
-                        p = {}
-                        if peer_cases:
-                            p, out_table["peer"] = run_peer(peer, peer_cases, th, min_time, t["warmup"], work, log)
+                        if err is None:
+                            c = run_cortex(os.path.join(build, "bench", t["binary"]),
+                                           [r["cortex"] for r, _ in trows], th, min_time, t["warmup"], work, log)
+                            p = {}
+                            if peer_cases:
+                                p, out_table["peer"] = run_peer(peer, peer_cases, th, min_time, t["warmup"], work,
+                                                                log)
                     except RuntimeError as e:
                         err = str(e)
                     for o, (r, skip) in zip(out_rows, trows):

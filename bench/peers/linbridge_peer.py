@@ -7,18 +7,22 @@ torch.func.vmap(jacfwd(f)) over chunks of stimuli, then the reductions (pass 1: 
 J^2; pass 2: the gains, which need JM_inherent). Memory holds one chunk's Jacobians,
 chunk * V * F floats. Weights drawn with the scales of bench_linbridge (not the same numbers).
 
-Prints one line per run and, with --json PATH, writes {"peer": ..., "results": [{"case":
-"linbridge F-H-V N", "seconds": s, "ms_per_stimulus": ..., "jacobian_chunk_bytes": ...}]}.
+Prints one line per run and, with --json PATH, writes peer_protocol.py's file: {"peer": ...,
+"results": [{"case": "linbridge F-H-V N=n", "seconds": best pass, "mean_seconds": ...,
+"ms_per_stimulus": ..., "jacobian_chunk_bytes": ...}]}. --cases, --min-time as in peer_protocol.py (the
+one case is the label above, for the sizes given); --warmup N runs N warm-up passes over the first
+2 * chunk stimuli only (a full pass takes seconds per stimulus), 1 by default.
 
 Usage: python3 bench/peers/linbridge_peer.py [--n 1000] [--f 512] [--h 1024] [--v 20000]
-       [--chunk 4] [--device cpu] [--threads 0] [--json out.json]
+       [--chunk 4] [--device cpu] [--threads 0] [--repeat 1] [--json out.json]
+       (bench/tables.py runs it at --n 8 --v 2000 beside bench_linbridge's BM_linbridge_two_layer_v2000)
 """
 import argparse
-import json
-import time
 
 import torch
 from torch.func import jacfwd, vmap
+
+import peer_protocol
 
 
 def analysis(f, z, chunk, sync):
@@ -57,8 +61,13 @@ def main():
     ap.add_argument("--chunk", type=int, default=4)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--repeat", type=int, default=1, help="timed passes (at least)")
     ap.add_argument("--json", default="")
+    peer_protocol.add_arguments(ap)
     a = ap.parse_args()
+    case = f"linbridge {a.f}-{a.h}-{a.v} N={a.n}"
+    if not peer_protocol.selected(a, [case]):
+        return
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     dev = torch.device(a.device)
@@ -73,20 +82,20 @@ def main():
     def f(x):
         return torch.nn.functional.linear(torch.sigmoid(torch.nn.functional.linear(x, w1, b1)), w2, b2)
 
-    analysis(f, z[: min(a.n, 2 * a.chunk)], a.chunk, sync)  # warm-up
-    t = time.perf_counter()
-    share, afd = analysis(f, z, a.chunk, sync)
-    sec = time.perf_counter() - t
-    case = f"linbridge {a.f}-{a.h}-{a.v} N={a.n}"
+    for _ in range(a.warmup):
+        analysis(f, z[: min(a.n, 2 * a.chunk)], a.chunk, sync)
+    out = []
+    r = peer_protocol.measure(lambda: out.append(analysis(f, z, a.chunk, sync)), a.repeat, a.min_time, 0)
+    share, afd = out[-1]
+    sec = r["mean_seconds"]
     chunk_bytes = a.chunk * a.v * a.f * 8
     print(f"{case} torch.func vmap(jacfwd) {dev.type} ({torch.get_num_threads()} threads): {sec:.2f} s, "
           f"{sec / a.n * 1e3:.1f} ms per stimulus, one chunk's Jacobians {chunk_bytes / 2**20:.0f} MiB "
           f"(mean share {share.mean():.4f}, mean AFD {afd.mean():.4f})")
-    if a.json:
-        with open(a.json, "w") as fh:
-            json.dump({"peer": f"torch.func {torch.__version__}",
-                       "results": [{"case": case, "seconds": sec, "ms_per_stimulus": sec / a.n * 1e3,
-                                    "jacobian_chunk_bytes": chunk_bytes}]}, fh, indent=1)
+    peer_protocol.write_json(a.json, f"torch.func {torch.__version__}",
+                             [{"case": case, **r, "ms_per_stimulus": sec / a.n * 1e3,
+                               "jacobian_chunk_bytes": chunk_bytes}], torch.get_num_threads(),
+                             {"torch": torch.__version__})
 
 
 if __name__ == "__main__":
