@@ -5,6 +5,7 @@
 #include <limits>
 #include <numeric>
 
+#include "kernels/cpu/parallel.h"
 #include "tensor/random.h"
 
 namespace cortex::analysis {
@@ -132,13 +133,14 @@ Tensor permutation_pvalues(const Tensor& pred, const Tensor& target, int64_t n_p
   Generator g(seed);
   std::vector<std::vector<int64_t>> perms(n_permutations);
   for (auto& q : perms) q = randperm(N, g).to_vector<int64_t>();
-  std::vector<int64_t> count(V, 0);
-#pragma omp parallel
-  {
-    std::vector<int64_t> local(V, 0);
+  // Fixed chunks of 8 permutations, each with its own counts, added up in chunk order (parallel.h).
+  constexpr int64_t kPerms = 8;
+  const int64_t nchunks = parallel::num_chunks(n_permutations, kPerms);
+  std::vector<int64_t> part(static_cast<size_t>(nchunks * V), 0);
+  parallel::for_chunks(n_permutations, kPerms, double(n_permutations) * double(N) * double(V), [&](int64_t k0, int64_t k1) {
+    int64_t* local = part.data() + (k0 / kPerms) * V;
     std::vector<double> rp(V);
-#pragma omp for schedule(static)
-    for (int64_t k = 0; k < n_permutations; ++k) {
+    for (int64_t k = k0; k < k1; ++k) {
       std::fill(rp.begin(), rp.end(), 0.0);
       const std::vector<int64_t>& q = perms[k];
       for (int64_t i = 0; i < N; ++i) {
@@ -149,9 +151,10 @@ Tensor permutation_pvalues(const Tensor& pred, const Tensor& target, int64_t n_p
       // A tiny tolerance so that ties with the observed r (constant columns: all zero) count as >=.
       for (int64_t v = 0; v < V; ++v) local[v] += rp[v] >= obs[v] - 1e-12 ? 1 : 0;
     }
-#pragma omp critical
-    for (int64_t v = 0; v < V; ++v) count[v] += local[v];
-  }
+  });
+  std::vector<int64_t> count(V, 0);
+  for (int64_t c = 0; c < nchunks; ++c)
+    for (int64_t v = 0; v < V; ++v) count[v] += part[c * V + v];
   Tensor out = empty({V}, DType::Float64);
   double* o = out.data<double>();
   for (int64_t v = 0; v < V; ++v) o[v] = (1.0 + count[v]) / (1.0 + n_permutations);

@@ -29,6 +29,7 @@
 #include "kernels/cpu/reduce.h"
 #include "kernels/cpu/sample.h"
 #include "kernels/cpu/spectral.h"
+#include "kernels/determinism.h"
 #include "kernels/dispatch.h"
 
 namespace cortex::kernels {
@@ -145,6 +146,25 @@ bool strict_device() {
     int expected = -1;
     g_strict.compare_exchange_strong(expected, v == "1" ? 1 : 0);
     s = g_strict.load();
+  }
+  return s == 1;
+}
+
+namespace {
+std::atomic<int> g_deterministic{-1};  // -1: follow CORTEX_DETERMINISTIC
+}  // namespace
+
+void set_deterministic(bool on) { g_deterministic = on ? 1 : 0; }
+
+bool deterministic() {
+  int s = g_deterministic.load();
+  if (s < 0) {
+    const char* env = std::getenv("CORTEX_DETERMINISTIC");
+    const std::string v = env ? env : "";
+    CORTEX_CHECK(v.empty() || v == "0" || v == "1", "CORTEX_DETERMINISTIC: expected 0 or 1, found '", v, "'");
+    int expected = -1;
+    g_deterministic.compare_exchange_strong(expected, v == "1" ? 1 : 0);
+    s = g_deterministic.load();
   }
   return s == 1;
 }

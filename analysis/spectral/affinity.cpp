@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "autograd/ops.h"
+#include "kernels/cpu/parallel.h"
 
 namespace cortex::analysis::spectral {
 
@@ -55,17 +56,21 @@ void prepare_rows(const T* x, int64_t n, int64_t d, Affinity kind, const T* cent
 template <class T>
 void similarity(const T* x, int64_t n, const T* y, int64_t m, int64_t d, Affinity kind, const T* half_sq_y, T* s) {
   if (n == 0 || m == 0) return;
-  MapR<T> S(s, n, m);
-  if (d == 0) {
-    S.setZero();
-  } else {
-    S.noalias() = CMapR<T>(x, n, d) * CMapR<T>(y, m, d).transpose();
-  }
-  if (kind == Affinity::Rbf) {
-    Eigen::Map<const Eigen::Matrix<T, 1, Dynamic>> hy(half_sq_y, m);
-#pragma omp parallel for schedule(static) if (n * m > (1 << 16))
-    for (int64_t i = 0; i < n; ++i) S.row(i) -= hy;
-  }
+  // Strips of 256 rows, one single-threaded GEMM each (parallel.h: Eigen's threaded GEMM would sum
+  // in an order that follows the thread count).
+  const CMapR<T> X(x, n, d), Y(y, m, d);
+  parallel::for_chunks(n, 256, double(n) * double(m) * double(std::max<int64_t>(d, 1)), [&](int64_t lo, int64_t hi) {
+    MapR<T> S(s + lo * m, hi - lo, m);
+    if (d == 0) {
+      S.setZero();
+    } else {
+      S.noalias() = X.middleRows(lo, hi - lo) * Y.transpose();
+    }
+    if (kind == Affinity::Rbf) {
+      Eigen::Map<const Eigen::Matrix<T, 1, Dynamic>> hy(half_sq_y, m);
+      for (int64_t i = 0; i < hi - lo; ++i) S.row(i) -= hy;
+    }
+  });
 }
 
 template <class T>
@@ -219,9 +224,8 @@ Tensor affinity(const Tensor& x, Affinity kind, double t) {
     const T inv = kind == Affinity::Cosine ? T(1) / static_cast<T>(t) : T(1) / static_cast<T>(t * t);
     using Strided = Eigen::Map<RowMat<T>, 0, Eigen::OuterStride<>>;
     const CMapR<T> X(px.data(), n, d);
-    // Eigen runs its GEMM single-threaded inside this parallel loop; the strips are the parallelism.
-#pragma omp parallel for schedule(dynamic, 1) if (n > 2 * bs)
-    for (int64_t b = 0; b < nb; ++b) {
+    // Eigen runs its GEMM single-threaded inside each strip (parallel.h); the strips are the parallelism.
+    parallel::for_chunks(nb, 1, double(n) * double(n) * double(std::max<int64_t>(d, 1)) / 2, [&](int64_t b, int64_t) {
       const int64_t r0 = b * bs, rn = std::min(bs, n - r0), cn = n - r0;
       Strided S(pw + r0 * n + r0, rn, cn, Eigen::OuterStride<>(n));
       if (d > 0) {
@@ -239,9 +243,8 @@ Tensor affinity(const Tensor& x, Affinity kind, double t) {
           r = ((r - hy - sx[r0 + i]).min(T(0)) * inv).exp();
         }
       }
-    }
-#pragma omp parallel for schedule(dynamic, 1) if (n > 2 * bs)
-    for (int64_t b = 0; b < nb; ++b) {
+    });
+    parallel::for_chunks(nb, 1, double(n) * double(n) / 2, [&](int64_t b, int64_t) {
       const int64_t r0 = b * bs, rn = std::min(bs, n - r0);
       for (int64_t c0 = 0; c0 <= r0; c0 += bs) {  // tile (b, c) of the lower triangle from (c, b)
         const int64_t cn = std::min(bs, n - c0);
@@ -249,7 +252,7 @@ Tensor affinity(const Tensor& x, Affinity kind, double t) {
           for (int64_t j = c0; j < std::min(c0 + cn, i); ++j) pw[i * n + j] = pw[j * n + i];
       }
       for (int64_t i = r0; i < r0 + rn; ++i) pw[i * n + i] = T(1);
-    }
+    });
   });
   return w.to(x.device());
 }

@@ -14,6 +14,7 @@
 
 #include "analysis/spectral/affinity.h"
 #include "analysis/spectral/nystrom.h"
+#include "kernels/cpu/parallel.h"
 #include "tensor/io/image.h"
 #include "tensor/random.h"
 
@@ -163,7 +164,8 @@ Tensor tsne(const Tensor& x, const TsneOptions& opt) {
         const double nr = Xn.row(i).norm();
         Xn.row(i) /= std::max(nr, 1e-12);
       }
-    const RowMatD G = Xn * Xn.transpose();
+    // Eigen on one thread (parallel.h): its threaded GEMM sums in an order that follows the threads.
+    const RowMatD G = parallel::serial([&] { return RowMatD(Xn * Xn.transpose()); });
     for (int64_t i = 0; i < n; ++i)
       for (int64_t j = 0; j < n; ++j) {
         const double v = opt.metric == TsneMetric::Cosine ? 1.0 - G(i, j) : G(i, i) + G(j, j) - 2 * G(i, j);
@@ -196,6 +198,7 @@ Tensor tsne(const Tensor& x, const TsneOptions& opt) {
     emb.setZero();
     const int64_t q = std::min(D, Dx);
     if (q > 0) {
+      parallel::SerialEigen serial_eigen;
       Eigen::SelfAdjointEigenSolver<MatD> es(Xc.transpose() * Xc);
       emb.leftCols(q) = Xc * es.eigenvectors().rightCols(q).rowwise().reverse();
     }

@@ -6,7 +6,6 @@
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // Eigen + GCC 12 AVX-512 (GCC bug 105593)
 #endif
-#include <omp.h>
 
 #include <Eigen/Core>
 #include <Eigen/Eigenvalues>
@@ -18,6 +17,7 @@
 #include <numeric>
 #include <vector>
 
+#include "kernels/cpu/parallel.h"
 #include "kernels/linalg.h"
 #include "tensor/random.h"
 
@@ -63,7 +63,11 @@ Mat<T> apply(const MatVec& matvec, const Mat<T>& x, const char* op) {
   const int64_t n = x.rows(), b = x.cols();
   Tensor tx = empty({n, b}, dtype_of<T>());
   Eigen::Map<RowMat<T>>(tx.data<T>(), n, b) = x;
-  Tensor ty = matvec(tx);
+  Tensor ty;
+  {
+    parallel::AllThreads all;  // the solvers hold Eigen on one thread; the operator gets every thread
+    ty = matvec(tx);
+  }
   CORTEX_CHECK(ty.defined() && ty.shape() == Shape({n, b}), op, ": expected the operator to return shape ",
                shape_str({n, b}), ", found ",
                ty.defined() ? shape_str(ty.shape()) : std::string("an undefined tensor"));
@@ -336,7 +340,8 @@ Eigenpairs lanczos_topk(int64_t n, int64_t k, const MatVec& matvec, const EigOpt
   CORTEX_CHECK(opt.basis >= 0, "lanczos_topk: expected basis >= 0 (0: automatic), found ", opt.basis);
   return dispatch_float(opt.dtype, "lanczos_topk", [&](auto tag) {
     using T = decltype(tag);
-    return lanczos_impl<T>(n, k, matvec, opt);
+    // Eigen on one thread (parallel.h): its threaded GEMM would sum in a thread-count order.
+    return parallel::serial([&] { return lanczos_impl<T>(n, k, matvec, opt); });
   });
 }
 
@@ -345,7 +350,7 @@ Eigenpairs subspace_topk(int64_t n, int64_t k, const MatVec& matvec, const EigOp
   CORTEX_CHECK(opt.oversample >= 0, "subspace_topk: expected oversample >= 0 (0: automatic), found ", opt.oversample);
   return dispatch_float(opt.dtype, "subspace_topk", [&](auto tag) {
     using T = decltype(tag);
-    return subspace_impl<T>(n, k, matvec, opt);
+    return parallel::serial([&] { return subspace_impl<T>(n, k, matvec, opt); });
   });
 }
 
@@ -367,17 +372,11 @@ MatVec dense_matvec(const Tensor& a) {
       Eigen::Map<const RowMat<T>> A(ha.data<T>(), n, n);
       Eigen::Map<const RowMat<T>> X(xa.data<T>(), n, b);
       Eigen::Map<RowMat<T>> Y(y.data<T>(), n, b);
-      if (b >= 16) {
-        Y.noalias() = A * X;  // Eigen's GEMM threads itself
-      } else {
-        // thin blocks are GEMV-like, which Eigen does not thread: split the rows
-#pragma omp parallel
-        {
-          const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
-          const int64_t r0 = n * t / nt, r1 = n * (t + 1) / nt;
-          if (r1 > r0) Y.middleRows(r0, r1 - r0).noalias() = A.middleRows(r0, r1 - r0) * X;
-        }
-      }
+      // Strips of 128 rows, one single-threaded product each: the strips are fixed by n alone, so
+      // each row's sum runs in the same order at any thread count (parallel.h).
+      parallel::for_chunks(n, 128, double(n) * double(n) * double(b), [&](int64_t r0, int64_t r1) {
+        Y.middleRows(r0, r1 - r0).noalias() = A.middleRows(r0, r1 - r0) * X;
+      });
     });
     return y.to(x.dtype());
   };

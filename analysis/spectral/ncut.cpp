@@ -11,6 +11,7 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/cpu/parallel.h"
 #include "kernels/index.h"
 
 namespace cortex::analysis::spectral {
@@ -41,6 +42,7 @@ Tensor orthonormalise(const Tensor& v) {
     using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>;
     using RowMat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     const Mat a = Eigen::Map<const RowMat>(v.data<T>(), n, k);
+    parallel::SerialEigen serial_eigen;  // Eigen's threaded products sum in a thread-count order
     Eigen::HouseholderQR<Mat> qr(a);
     Eigen::Map<RowMat>(out.data<T>(), n, k) = qr.householderQ() * Mat::Identity(n, k);
   });

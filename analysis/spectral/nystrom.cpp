@@ -16,6 +16,7 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/cpu/parallel.h"
 #include "kernels/elementwise.h"
 #include "kernels/index.h"
 #include "kernels/matmul.h"
@@ -206,11 +207,13 @@ Tensor farthest_point_sampling(const Tensor& x, int64_t m, uint64_t seed, const 
   const int64_t q = std::min(opt.pca_dims, d);
   RowMat<double> P;
   if (q < d) {
-    MatD cov = MatD::Zero(d, d);  // x^T x from one triangle: half the flops of the full product
-    cov.selfadjointView<Eigen::Lower>().rankUpdate(xc.transpose());
-    cov = cov.selfadjointView<Eigen::Lower>();
-    const auto es = full_eig(cov, op);
-    P = xc * es.eigenvectors().rightCols(q);
+    parallel::serial([&] {  // Eigen on one thread: a thread-count-independent summation order
+      MatD cov = MatD::Zero(d, d);  // x^T x from one triangle: half the flops of the full product
+      cov.selfadjointView<Eigen::Lower>().rankUpdate(xc.transpose());
+      cov = cov.selfadjointView<Eigen::Lower>();
+      const auto es = full_eig(cov, op);
+      P = xc * es.eigenvectors().rightCols(q);
+    });
   } else {
     P = xc;
   }
@@ -408,6 +411,8 @@ Eigenpairs fowlkes_nystrom(const Tensor& x, const Tensor& sample, int64_t k, Aff
   CORTEX_CHECK(chunk >= 1, op, ": expected chunk >= 1, found ", chunk);
   check_t(t, kind, op);
   Eigenpairs res;
+  // Eigen on one thread throughout (parallel.h); the passes over the N rows are for_chunks loops.
+  parallel::SerialEigen serial_eigen;
   dispatch_float(hx.dtype(), op, [&](auto tag) {
     using T = decltype(tag);
     const T* px = hx.data<T>();
@@ -440,13 +445,10 @@ Eigenpairs fowlkes_nystrom(const Tensor& x, const Tensor& sample, int64_t k, Aff
     // depend on the thread count or on which thread finishes first.
     VecD r = VecD::Zero(m);
     for_each_affinity_chunk<T>(px, N, ref, kind, tt, chunk, idx, [&](int64_t s0, int64_t cn, const T* w) {
-#pragma omp parallel
-      {
-        const int64_t nt = omp_get_num_threads(), tid = omp_get_thread_num();
-        const int64_t j0 = m * tid / nt, j1 = m * (tid + 1) / nt;
+      parallel::for_chunks(m, 256, double(cn) * double(m), [&](int64_t j0, int64_t j1) {
         for (int64_t i = 0; i < cn; ++i)
           for (int64_t j = j0; j < j1; ++j) r(j) += w[i * m + j];
-      }
+      });
       if (progress) progress(double(s0 + cn) / double(N) / 3);
     });
     const VecD g = UA * (inv.asDiagonal() * (UA.transpose() * r));  // A^+ r
@@ -459,14 +461,13 @@ Eigenpairs fowlkes_nystrom(const Tensor& x, const Tensor& sample, int64_t k, Aff
     RowMat<T> ct;
     for_each_affinity_chunk<T>(px, N, ref, kind, tt, chunk, idx, [&](int64_t s0, int64_t cn, const T* w) {
       ct.resize(cn, m);
-#pragma omp parallel for schedule(static)
-      for (int64_t i = 0; i < cn; ++i) {
+      parallel::for_each(cn, double(cn) * double(m), [&](int64_t i) {
         double di = 0;
         for (int64_t j = 0; j < m; ++j) di += double(w[i * m + j]) * g(j);
         const double s = 1.0 / std::sqrt(std::max(di, floor));
         dinv_sqrt[s0 + i] = s;
         for (int64_t j = 0; j < m; ++j) ct(i, j) = static_cast<T>(w[i * m + j] * s);
-      }
+      });
       mc.setZero();
       mc.template selfadjointView<Eigen::Lower>().rankUpdate(ct.transpose());
       M += mc.template cast<double>();
@@ -508,8 +509,10 @@ Eigenpairs fowlkes_nystrom(const Tensor& x, const Tensor& sample, int64_t k, Aff
     for_each_affinity_chunk<T>(px, N, ref, kind, tt, chunk, idx, [&](int64_t s0, int64_t cn, const T* w) {
       Eigen::Map<const RowMat<T>> W(w, cn, m);
       Eigen::Map<RowMat<T>> V(pv + s0 * k, cn, k);
-      V.noalias() = W * Pk;
-      for (int64_t i = 0; i < cn; ++i) V.row(i) *= static_cast<T>(dinv_sqrt[s0 + i]);
+      parallel::for_chunks(cn, 256, double(cn) * double(m) * double(k), [&](int64_t lo, int64_t hi) {
+        V.middleRows(lo, hi - lo).noalias() = W.middleRows(lo, hi - lo) * Pk;
+        for (int64_t i = lo; i < hi; ++i) V.row(i) *= static_cast<T>(dinv_sqrt[s0 + i]);
+      });
       if (progress) progress((2 + double(s0 + cn) / double(N)) / 3);
     });
     fix_signs(res.vectors);

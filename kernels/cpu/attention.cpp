@@ -1,8 +1,8 @@
 // CPU fused attention: the flash-attention schedule written with Eigen GEMMs. Each (batch, block of
 // kRows query rows) computes its (kRows, Lk) slab of scores, softmax and products in a per-thread
 // scratch that stays in cache, so no (Lq, Lk) matrix is ever stored and each q/k/v element is read
-// from memory once per row block. The blocks run in parallel (OpenMP); the GEMMs inside a block run
-// on one thread. docs/attention.md has the formulas and the measured CPU figures.
+// from memory once per row block. The blocks run in parallel (kernels/cpu/parallel.h: fixed blocks,
+// no region below its grain); the GEMMs inside a block run on one thread. docs/attention.md has the formulas and the measured CPU figures.
 #include "kernels/cpu/attention.h"
 
 // GCC 12 reports -Wmaybe-uninitialized inside its own AVX-512 intrinsics when Eigen's vectorised
@@ -16,6 +16,8 @@
 #include <cmath>
 #include <limits>
 #include <vector>
+
+#include "kernels/cpu/parallel.h"
 
 namespace cortex::kernels::cpu {
 namespace {
@@ -85,19 +87,16 @@ Attention forward(const Tensor& q, const Tensor& k, const Tensor& v, double scal
   T* lp = lse.data<T>();
   const int64_t nblk = (Lq + kRows - 1) / kRows;
   const T s = static_cast<T>(scale);
-#pragma omp parallel
-  {
+  const double work = double(NB) * double(Lq) * double(Lk) * double(q.size(-1) + Dv);
+  parallel::for_chunks(NB * nblk, 1, work, [&](int64_t w, int64_t) {
     Mat<T> S;
     Vec<T> l;
-#pragma omp for schedule(static)
-    for (int64_t w = 0; w < NB * nblk; ++w) {
-      const int64_t b = w / nblk, r0 = (w % nblk) * kRows, n = std::min(kRows, Lq - r0);
-      S.noalias() = s * (rows<T>(Q, b, r0, n) * rows<T>(K, b, 0, Lk).transpose());
-      softmax_rows(S, l);
-      MMap<T>(op + (b * Lq + r0) * Dv, n, Dv).noalias() = S * rows<T>(V, b, 0, Lk);
-      Eigen::Map<Vec<T>>(lp + b * Lq + r0, n) = l;
-    }
-  }
+    const int64_t b = w / nblk, r0 = (w % nblk) * kRows, n = std::min(kRows, Lq - r0);
+    S.noalias() = s * (rows<T>(Q, b, r0, n) * rows<T>(K, b, 0, Lk).transpose());
+    softmax_rows(S, l);
+    MMap<T>(op + (b * Lq + r0) * Dv, n, Dv).noalias() = S * rows<T>(V, b, 0, Lk);
+    Eigen::Map<Vec<T>>(lp + b * Lq + r0, n) = l;
+  });
   return {out, lse};
 }
 
@@ -112,13 +111,13 @@ AttentionGrads backward(const Tensor& q, const Tensor& k, const Tensor& v, const
   const T* lp = lc.data<T>();
   T *dqp = dq.data<T>(), *dkp = dk.data<T>(), *dvp = dv.data<T>();
   const T s = static_cast<T>(scale);
-  // One batch per thread: its row blocks add into the batch's dk and dv, so nothing races.
-#pragma omp parallel
-  {
+  // One batch per task: its row blocks add into the batch's dk and dv in row-block order, so nothing
+  // races and the sums do not depend on the thread count.
+  const double work = 2.0 * double(NB) * double(Lq) * double(Lk) * double(q.size(-1) + Dv);
+  parallel::for_chunks(NB, 1, work, [&](int64_t b, int64_t) {
     Mat<T> P, dP;
     Vec<T> delta;
-#pragma omp for schedule(static)
-    for (int64_t b = 0; b < NB; ++b) {
+    {
       const auto Kb = rows<T>(K, b, 0, Lk), Vb = rows<T>(V, b, 0, Lk);
       MMap<T> dK(dkp + b * Lk * D, Lk, D), dV(dvp + b * Lk * Dv, Lk, Dv);
       for (int64_t r0 = 0; r0 < Lq; r0 += kRows) {
@@ -137,7 +136,7 @@ AttentionGrads backward(const Tensor& q, const Tensor& k, const Tensor& v, const
         dK.noalias() += s * (dP.transpose() * Qr);
       }
     }
-  }
+  });
   return {dq, dk, dv};
 }
 
@@ -152,12 +151,11 @@ AttentionJvp jvp(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor
   T *op = out.data<T>(), *tp = tout.data<T>();
   const int64_t nblk = (Lq + kRows - 1) / kRows;
   const T s = static_cast<T>(scale);
-#pragma omp parallel
-  {
+  const double work = 3.0 * double(NB) * double(Lq) * double(Lk) * double(q.size(-1) + Dv);
+  parallel::for_chunks(NB * nblk, 1, work, [&](int64_t w, int64_t) {
     Mat<T> P, tS;
     Vec<T> l, c;
-#pragma omp for schedule(static)
-    for (int64_t w = 0; w < NB * nblk; ++w) {
+    {
       const int64_t b = w / nblk, r0 = (w % nblk) * kRows, n = std::min(kRows, Lq - r0);
       const auto Qr = rows<T>(Q, b, r0, n), Kb = rows<T>(K, b, 0, Lk), Vb = rows<T>(V, b, 0, Lk);
       P.noalias() = s * (Qr * Kb.transpose());
@@ -173,7 +171,7 @@ AttentionJvp jvp(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor
       tO.noalias() += P * rows<T>(TV, b, 0, Lk);
       tO -= (O.array().colwise() * c.array()).matrix();
     }
-  }
+  });
   return {out, tout};
 }
 

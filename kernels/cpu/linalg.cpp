@@ -16,12 +16,13 @@
 #include <Eigen/LU>
 #include <Eigen/QR>
 #include <Eigen/SVD>
-#include <omp.h>
 #include <algorithm>
 #include <cmath>
 #include <exception>
 #include <limits>
 #include <vector>
+
+#include "kernels/cpu/parallel.h"
 
 namespace cortex::kernels::cpu {
 namespace {
@@ -95,6 +96,7 @@ void fix_signs(Mat<T>& v) {
 template <class T>
 Eigen::SelfAdjointEigenSolver<Mat<T>> solve_eigh(const Tensor& a, const char* op) {
   const Mat<T> s = symmetric<T>(load<T>(a, op, "a"), op);
+  parallel::SerialEigen serial_eigen;  // Eigen's threaded GEMM sums in a thread-count order
   Eigen::SelfAdjointEigenSolver<Mat<T>> es(s, Eigen::ComputeEigenvectors);
   CORTEX_CHECK(es.info() == Eigen::Success, op, ": the symmetric eigensolver did not converge");
   return es;
@@ -123,8 +125,7 @@ template <class F>
 Tensor batched(const Shape& out_shape, DType dt, int64_t nbatch, int64_t count, F&& f) {
   Tensor out = empty(out_shape, dt);
   std::vector<std::exception_ptr> err(static_cast<size_t>(count));
-#pragma omp parallel for schedule(dynamic, 1) if (count > 1)
-  for (int64_t i = 0; i < count; ++i) {
+  parallel::for_chunks(count, 1, count > 1 ? double(parallel::kGrain) : 0.0, [&](int64_t i, int64_t) {
     try {
       Tensor item = batch_item(out, nbatch, i);
       const Tensor r = f(i, item);
@@ -132,7 +133,7 @@ Tensor batched(const Shape& out_shape, DType dt, int64_t nbatch, int64_t count, 
     } catch (...) {
       err[static_cast<size_t>(i)] = std::current_exception();
     }
-  }
+  });
   for (auto& e : err)
     if (e) std::rethrow_exception(e);
   return out;
@@ -179,6 +180,7 @@ Svd svd(const Tensor& a) {
     using T = decltype(tag);
     if (r == 0) return {zeros({m, 0}, a.dtype()), zeros({0}, a.dtype()), zeros({0, n}, a.dtype())};
     const Mat<T> x = load<T>(a, "svd", "a");
+    parallel::SerialEigen serial_eigen;
     Eigen::BDCSVD<Mat<T>> sv(x, Eigen::ComputeThinU | Eigen::ComputeThinV);
     CORTEX_CHECK(sv.info() == Eigen::Success, "svd: the SVD did not converge");
     // Eigen returns singular values in descending order.
@@ -193,6 +195,7 @@ static Tensor cholesky2d(const Tensor& a, const Tensor& dst = Tensor()) {
     using T = decltype(tag);
     if (n == 0) return empty({0, 0}, a.dtype());
     const Mat<T> s = symmetric<T>(load<T>(a, "cholesky", "a"), "cholesky");
+    parallel::SerialEigen serial_eigen;
     Eigen::LLT<Mat<T>> llt(s);
     CORTEX_CHECK(llt.info() == Eigen::Success,
                  "cholesky: expected a symmetric positive definite matrix, found a non-positive pivot");
@@ -208,6 +211,7 @@ Tensor solve(const Tensor& a, const Tensor& b) {
     if (n == 0 || k == 0) return zeros(b.shape(), b.dtype());
     const Mat<T> am = load<T>(a, "solve", "a");
     const Mat<T> bm = load<T>(b, "solve", "b");
+    parallel::SerialEigen serial_eigen;
     Eigen::PartialPivLU<Mat<T>> lu(am);
     // A zero pivot means exactly singular; a reciprocal condition number below eps means the
     // solution would be all rounding noise. Either is an error, never a NaN/garbage result.
@@ -232,15 +236,14 @@ static Tensor cholesky_solve2d(const Tensor& l, const Tensor& b, const Tensor& d
     CORTEX_CHECK((lm.diagonal().array() != T(0)).all(),
                  "cholesky_solve: expected a factor with a non-zero diagonal, found a zero (singular)");
     const auto lower = lm.template triangularView<Eigen::Lower>();
-    // Column blocks side by side: Eigen's triangular solves run on one thread (inside a parallel
-    // region, e.g. one matrix of a batch per thread, this is one block).
-    const int64_t blocks = k >= 64 && !omp_in_parallel() ? std::min<int64_t>(omp_get_max_threads(), k / 32) : 1;
-#pragma omp parallel for if (blocks > 1)
-    for (int64_t c = 0; c < blocks; ++c) {
-      auto cols = x.middleCols(k * c / blocks, k * (c + 1) / blocks - k * c / blocks);
+    // Blocks of 64 columns side by side, each solved by Eigen on one thread: the blocks are fixed
+    // by k alone, so the result does not depend on the thread count (parallel.h). Inside a parallel
+    // region (one matrix of a batch per thread) the blocks run one after another.
+    parallel::for_chunks(k, 64, double(n) * double(n) * double(k), [&](int64_t c0, int64_t c1) {
+      auto cols = x.middleCols(c0, c1 - c0);
       lower.solveInPlace(cols);              // l y = b
       lower.transpose().solveInPlace(cols);  // l^T x = y
-    }
+    });
     CORTEX_CHECK(x.allFinite(), "cholesky_solve: the solution overflowed (factor too close to singular)");
     return store<T>(x, b.shape(), dst);
   });
@@ -269,6 +272,7 @@ Qr qr(const Tensor& a) {
     using T = decltype(tag);
     if (r == 0) return {zeros({m, 0}, a.dtype()), zeros({0, n}, a.dtype())};
     const Mat<T> x = load<T>(a, "qr", "a");
+    parallel::SerialEigen serial_eigen;
     Eigen::HouseholderQR<Mat<T>> h(x);
     Mat<T> q = h.householderQ() * Mat<T>::Identity(m, r);  // thin Q without forming the full one
     Mat<T> rr = h.matrixQR().topRows(r).template triangularView<Eigen::Upper>();

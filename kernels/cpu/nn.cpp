@@ -1,5 +1,6 @@
 // CPU softmax, log_softmax, layer_norm and inference batch_norm. Inputs are made contiguous first
-// (one copy for a strided view) so every kernel below walks plain rows.
+// (one copy for a strided view) so every kernel below walks plain rows. Each row's statistics are
+// folded by one task in a fixed order (kernels/cpu/parallel.h), whatever the thread count.
 #include "kernels/cpu/nn.h"
 
 // GCC 12 reports -Wmaybe-uninitialized inside its own AVX-512 intrinsics (_mm512_undefined_*) when
@@ -15,6 +16,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/cpu/parallel.h"
+
 namespace cortex::kernels::cpu {
 namespace {
 
@@ -27,21 +30,19 @@ template <class T> using MMap = Eigen::Map<Arr<T>>;
 // which keeps masked (-inf) entries exactly zero as in PyTorch.
 template <class T> constexpr T exp_floor() { return std::is_same_v<T, float> ? T(-87.3) : T(-708.0); }
 
-constexpr int64_t kParallelWork = 1 << 15;  // elements below which threads cost more than they save
 
 // x, y are (rows, D), contiguous: one softmax per row. A row whose max is not finite (all -inf,
 // a +inf or a NaN) is NaN throughout, as PyTorch gives (its x - max is NaN there).
 template <class T>
 void softmax_last(const T* x, T* y, int64_t rows, int64_t D, bool log) {
   const T lo = exp_floor<T>();
-#pragma omp parallel for schedule(static) if (rows * D >= kParallelWork)
-  for (int64_t r = 0; r < rows; ++r) {
+  parallel::for_each(rows, double(rows) * double(D), [&](int64_t r) {
     const T* a = x + r * D;
     T* b = y + r * D;
     const T m = CMap<T>(a, D).template maxCoeff<Eigen::PropagateNaN>();
     if (!std::isfinite(m)) {
       std::fill(b, b + D, std::numeric_limits<T>::quiet_NaN());
-      continue;
+      return;
     }
     MMap<T>(b, D) = (CMap<T>(a, D) - m).exp();
     T s = 0;
@@ -60,7 +61,7 @@ void softmax_last(const T* x, T* y, int64_t rows, int64_t D, bool log) {
 #pragma omp simd
       for (int64_t i = 0; i < D; ++i) b[i] *= inv;
     }
-  }
+  });
 }
 
 // x, y are (outer, D, inner), contiguous, softmax over D. Each task takes a chunk of J columns of
@@ -70,8 +71,7 @@ void softmax_mid(const T* x, T* y, int64_t outer, int64_t D, int64_t inner, bool
   constexpr int64_t J = 256;
   const T lo = exp_floor<T>();
   const int64_t nchunks = (inner + J - 1) / J;
-#pragma omp parallel for schedule(static) if (outer * D * inner >= kParallelWork)
-  for (int64_t task = 0; task < outer * nchunks; ++task) {
+  parallel::for_each(outer * nchunks, double(outer) * double(D) * double(inner), [&](int64_t task) {
     const int64_t o = task / nchunks, j0 = (task % nchunks) * J, n = std::min(J, inner - j0);
     const T* xb = x + o * D * inner + j0;
     T* yb = y + o * D * inner + j0;
@@ -103,7 +103,7 @@ void softmax_mid(const T* x, T* y, int64_t outer, int64_t D, int64_t inner, bool
     for (int64_t j = 0; j < n; ++j)
       if (!std::isfinite(m[j]))
         for (int64_t d = 0; d < D; ++d) yb[d * inner + j] = std::numeric_limits<T>::quiet_NaN();
-  }
+  });
 }
 
 Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {
@@ -129,8 +129,7 @@ Tensor softmax_impl(const Tensor& x, int64_t dim, bool log) {
 template <class T, bool HasW, bool HasB>
 void layer_norm_rows(const T* x, T* y, T* mean, T* rstd, const T* w, const T* b, int64_t rows, int64_t D,
                      double eps) {
-#pragma omp parallel for schedule(static) if (rows * D >= kParallelWork)
-  for (int64_t r = 0; r < rows; ++r) {
+  parallel::for_each(rows, 2.0 * double(rows) * double(D), [&](int64_t r) {
     const T* a = x + r * D;
     T* o = y + r * D;
     double s = 0;
@@ -156,7 +155,7 @@ void layer_norm_rows(const T* x, T* y, T* mean, T* rstd, const T* w, const T* b,
       if constexpr (HasB) z += b[i];
       o[i] = z;
     }
-  }
+  });
 }
 
 }  // namespace
@@ -213,20 +212,19 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
     T* yp = y.data<T>();
     if (L == 1) {
       // (N, C): rows of C, one scale per column.
-#pragma omp parallel for schedule(static) if (N * C >= kParallelWork)
-      for (int64_t n = 0; n < N; ++n)
+      parallel::for_each(N, double(N) * double(C), [&](int64_t n) {
 #pragma omp simd
         for (int64_t c = 0; c < C; ++c) yp[n * C + c] = xp[n * C + c] * alpha[c] + beta[c];
+      });
       return;
     }
-#pragma omp parallel for schedule(static) if (N * C * L >= kParallelWork)
-    for (int64_t p = 0; p < N * C; ++p) {
+    parallel::for_each(N * C, double(N) * double(C) * double(L), [&](int64_t p) {
       const T a = alpha[p % C], c = beta[p % C];
       const T* xi = xp + p * L;
       T* yo = yp + p * L;
 #pragma omp simd
       for (int64_t l = 0; l < L; ++l) yo[l] = xi[l] * a + c;
-    }
+    });
   });
   return y;
 }

@@ -8,10 +8,11 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/cpu/parallel.h"
+
 namespace cortex::kernels::cpu {
 namespace {
 
-constexpr int64_t kParallelWork = 1 << 14;
 
 // The window of output index o along one dim, clipped to the input: [lo, hi), plus the size of
 // the window clipped to input + padding (avg pool's count_include_pad divisor).
@@ -50,8 +51,7 @@ Tensor window_mean(const Tensor& x, int64_t out_h, int64_t out_w, const std::vec
     using T = decltype(t);
     const T* xp = xc.data<T>();
     T* yp = y.data<T>();
-#pragma omp parallel for schedule(static) if (d.P * (d.H * d.W + d.OH * d.OW) >= kParallelWork)
-    for (int64_t row = 0; row < d.P * d.OH; ++row) {
+    parallel::for_each(d.P * d.OH, double(d.P) * double((d.H * d.W + d.OH * d.OW)), [&](int64_t row) {
       const int64_t pl = row / d.OH, oh = row % d.OH;
       const T* xpl = xp + pl * d.H * d.W;
       const Win h = wh[oh];
@@ -63,7 +63,7 @@ Tensor window_mean(const Tensor& x, int64_t out_h, int64_t out_w, const std::vec
         const int64_t div = include_pad ? h.padded * w.padded : (h.hi - h.lo) * (w.hi - w.lo);
         yp[row * d.OW + ow] = s / static_cast<T>(div);
       }
-    }
+    });
   });
   return y;
 }
@@ -80,8 +80,7 @@ Tensor window_mean_backward(const Tensor& gy, const Shape& x_shape, const std::v
     using T = decltype(t);
     const T* gp = gc.data<T>();
     T* xp = gx.data<T>();
-#pragma omp parallel for schedule(static) if (d.P * (d.H * d.W + d.OH * d.OW) >= kParallelWork)
-    for (int64_t pl = 0; pl < d.P; ++pl) {
+    parallel::for_each(d.P, double(d.P) * double((d.H * d.W + d.OH * d.OW)), [&](int64_t pl) {
       T* gpl = xp + pl * d.H * d.W;
       for (int64_t oh = 0; oh < d.OH; ++oh) {
         const Win h = wh[oh];
@@ -93,7 +92,7 @@ Tensor window_mean_backward(const Tensor& gy, const Shape& x_shape, const std::v
             for (int64_t iw = w.lo; iw < w.hi; ++iw) gpl[ih * d.W + iw] += g;
         }
       }
-    }
+    });
   });
   return gx;
 }
@@ -145,8 +144,7 @@ MaxPool max_pool2d(const Tensor& x, const Pool2dParams& p, int64_t out_h, int64_
     while (a < b && (ww[a].lo != a * p.stride_w - p.pad_w || ww[a].hi - ww[a].lo != p.kernel_w)) ++a;
     while (b > a && (ww[b - 1].lo != (b - 1) * p.stride_w - p.pad_w || ww[b - 1].hi - ww[b - 1].lo != p.kernel_w)) --b;
     if (b - a < 8) a = b = 0;  // too few for a vector: all scalar (AlexNet's 13 -> 6 pool ran 40% slower)
-#pragma omp parallel for schedule(static) if (d.P * d.OH * d.OW * p.kernel_h * p.kernel_w >= kParallelWork)
-    for (int64_t row = 0; row < d.P * d.OH; ++row) {
+    parallel::for_each(d.P * d.OH, double(d.P) * double(d.OH) * double(d.OW) * double(p.kernel_h) * double(p.kernel_w), [&](int64_t row) {
       const int64_t pl = row / d.OH, oh = row % d.OH;
       const T* xpl = xp + pl * d.H * d.W;
       const Win h = wh[oh];
@@ -174,7 +172,7 @@ MaxPool max_pool2d(const Tensor& x, const Pool2dParams& p, int64_t out_h, int64_
       };
       for (int64_t ow = 0; ow < a; ++ow) edge(ow);
       for (int64_t ow = b; ow < d.OW; ++ow) edge(ow);
-    }
+    });
   });
   return r;
 }

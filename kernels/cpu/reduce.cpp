@@ -12,7 +12,8 @@
 // alternating kept/reduced blocks whose innermost block picks the loop.
 //
 // Work is split into a number of units fixed by the shape (never by the thread count) and partial
-// results are combined in unit order, so the result is the same whatever OMP_NUM_THREADS is.
+// results are combined in unit order, so the result is the same whatever OMP_NUM_THREADS is
+// (kernels/cpu/parallel.h runs the units; docs/determinism.md).
 #include "kernels/cpu/reduce.h"
 
 #include <algorithm>
@@ -21,6 +22,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/cpu/parallel.h"
 #include "kernels/shape.h"
 #include "tensor/strided.h"
 
@@ -223,16 +225,14 @@ void fold_rows(const Layout& ly, const T* x, Acc id, M m, C c, const double* shi
   const int64_t nsplit =
       (ly.P < kUnits && per >= 2 * kGrain) ? std::min(ceil_div(kUnits, ly.P), per / kGrain) : 1;
   if (nsplit == 1) {
-#pragma omp parallel for schedule(static) if (ly.P > 1 && ly.P * per >= kGrain)
-    for (int64_t p = 0; p < ly.P; ++p) acc[p] = span(p, 0, per);
+    parallel::for_each(ly.P, double(ly.P) * double(per), [&](int64_t p) { acc[p] = span(p, 0, per); });
     return;
   }
   std::vector<Acc> part(ly.P * nsplit);
-#pragma omp parallel for schedule(static)
-  for (int64_t u = 0; u < ly.P * nsplit; ++u) {
+  parallel::for_chunks(ly.P * nsplit, 1, double(ly.P) * double(per), [&](int64_t u, int64_t) {
     const int64_t p = u / nsplit, k = u % nsplit;
     part[u] = span(p, per * k / nsplit, per * (k + 1) / nsplit);
-  }
+  });
   for (int64_t p = 0; p < ly.P; ++p) {
     Acc a = id;
     for (int64_t k = 0; k < nsplit; ++k) a = c(a, part[p * nsplit + k]);
@@ -262,28 +262,25 @@ void fold_cols(const Layout& ly, const T* x, Acc id, M m, C c, const double* shi
   const int64_t nsplit =
       (units < kUnits && work >= 2 * kGrain) ? std::min({ceil_div(kUnits, units), ly.R, work / kGrain}) : 1;
   if (nsplit == 1) {
-#pragma omp parallel for schedule(static) if (units > 1 && work >= kGrain)
-    for (int64_t u = 0; u < units; ++u) {
+    parallel::for_chunks(units, 1, double(work), [&](int64_t u, int64_t) {
       const int64_t p = u / ncol, c0 = (u % ncol) * kColBlock;
       rows(acc + p * L + c0, p, c0, std::min(kColBlock, L - c0), 0, ly.R);
-    }
+    });
     return;
   }
   const int64_t nout = ly.nout;
   std::vector<Acc> part(nsplit * nout, id);
-#pragma omp parallel for schedule(static)
-  for (int64_t u = 0; u < units * nsplit; ++u) {
+  parallel::for_chunks(units * nsplit, 1, double(work), [&](int64_t u, int64_t) {
     const int64_t k = u % nsplit, v = u / nsplit;
     const int64_t p = v / ncol, c0 = (v % ncol) * kColBlock;
     rows(part.data() + k * nout + p * L + c0, p, c0, std::min(kColBlock, L - c0), ly.R * k / nsplit,
          ly.R * (k + 1) / nsplit);
-  }
-#pragma omp parallel for schedule(static) if (nout * nsplit >= kGrain)
-  for (int64_t i = 0; i < nout; ++i) {
+  });
+  parallel::for_each(nout, double(nout) * double(nsplit), [&](int64_t i) {
     Acc a = id;
     for (int64_t k = 0; k < nsplit; ++k) a = c(a, part[k * nout + i]);
     acc[i] = a;
-  }
+  });
 }
 
 // One accumulator per output, in loop order.
@@ -306,8 +303,7 @@ template <class O, class F>
 Tensor emit(const Layout& ly, DType dt, const Shape& keep, bool keepdim, F value) {
   Tensor buf = empty(ly.loop_shape, dt);
   O* p = buf.data<O>();
-#pragma omp parallel for schedule(static) if (ly.nout >= kGrain)
-  for (int64_t i = 0; i < ly.nout; ++i) p[i] = value(i);
+  parallel::for_each(ly.nout, double(ly.nout), [&](int64_t i) { p[i] = value(i); });
   Tensor out;
   if (std::is_sorted(ly.loop_axes.begin(), ly.loop_axes.end())) {
     out = buf.reshape(ly.out_shape);
@@ -490,11 +486,10 @@ Tensor arg_extreme(const Tensor& x, int64_t dim, bool keepdim) {
         const int64_t nsplit = (A < kUnits && K >= 2 * kGrain) ? std::min(ceil_div(kUnits, A), K / kGrain) : 1;
         std::vector<int64_t> pi(A * nsplit);
         std::vector<T> pv(A * nsplit);
-#pragma omp parallel for schedule(static) if (A * nsplit > 1 && A * K >= kGrain)
-        for (int64_t u = 0; u < A * nsplit; ++u) {
+        parallel::for_each(A * nsplit, double(A) * double(K), [&](int64_t u) {
           const int64_t a = u / nsplit, k = u % nsplit;
           pi[u] = scan(px + a * K, K * k / nsplit, K * (k + 1) / nsplit, pv[u]);
-        }
+        });
         for (int64_t a = 0; a < A; ++a) {
           int64_t bi = pi[a * nsplit];
           T best = pv[a * nsplit];
@@ -505,8 +500,7 @@ Tensor arg_extreme(const Tensor& x, int64_t dim, bool keepdim) {
       } else {
         // Columns: walk the K rows of each (a, column block), keeping a best value and index per column.
         const int64_t ncol = ceil_div(B, kColBlock);
-#pragma omp parallel for schedule(static) if (A * ncol > 1 && A * K * B >= kGrain)
-        for (int64_t u = 0; u < A * ncol; ++u) {
+        parallel::for_chunks(A * ncol, 1, double(A) * double(K) * double(B), [&](int64_t u, int64_t) {
           const int64_t a = u / ncol, c0 = (u % ncol) * kColBlock, w = std::min(kColBlock, B - c0);
           std::vector<T> best(px + a * K * B + c0, px + a * K * B + c0 + w);
           int64_t* bi = o + a * B + c0;
@@ -516,7 +510,7 @@ Tensor arg_extreme(const Tensor& x, int64_t dim, bool keepdim) {
             for (int64_t l = 0; l < w; ++l)
               if (beats<kMax>(row[l], best[l])) { best[l] = row[l]; bi[l] = k; }
           }
-        }
+        });
       }
     } else {
       throw Error(detail::cat(kMax ? "argmax" : "argmin", ": unsupported dtype ", dtype_name(x.dtype())));

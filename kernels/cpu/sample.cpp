@@ -8,10 +8,11 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/cpu/parallel.h"
+
 namespace cortex::kernels::cpu {
 namespace {
 
-constexpr int64_t kParallelWork = 1 << 14;
 
 // ---------------------------------------------------------------- grid_sample
 
@@ -68,13 +69,12 @@ template <class T>
 std::vector<Loc<T>> locations(const T* grid, int64_t NL, int64_t H, int64_t W, bool align, GridPadding padding,
                               bool nearest) {
   std::vector<Loc<T>> locs(NL);
-#pragma omp parallel for schedule(static) if (NL >= kParallelWork)
-  for (int64_t i = 0; i < NL; ++i) {
+  parallel::for_each(NL, double(NL), [&](int64_t i) {
     Loc<T>& q = locs[i];
     q.nan = false;
     axis<T>(grid[2 * i], W, align, padding, nearest, q.x0, q.fx, q.mx, q.nan);
     axis<T>(grid[2 * i + 1], H, align, padding, nearest, q.y0, q.fy, q.my, q.nan);
-  }
+  });
   return locs;
 }
 
@@ -163,8 +163,7 @@ Tensor grid_sample(const Tensor& x, const Tensor& grid, bool align_corners, Grid
     const auto locs = locations<T>(gc.data<T>(), N * L, H, W, align_corners, padding, nearest);
     const T* xp = xc.data<T>();
     T* yp = y.data<T>();
-#pragma omp parallel for schedule(static) if (N * C * L >= kParallelWork)
-    for (int64_t pl = 0; pl < N * C; ++pl) {
+    parallel::for_each(N * C, double(N) * double(C) * double(L), [&](int64_t pl) {
       const int64_t n = pl / C;
       const T* xpl = xp + pl * H * W;
       T* ypl = yp + pl * L;
@@ -186,7 +185,7 @@ Tensor grid_sample(const Tensor& x, const Tensor& grid, bool align_corners, Grid
           if (tp.o[k] >= 0) v += w[k] * xpl[tp.o[k]];
         ypl[l] = v;
       }
-    }
+    });
   });
   return y;
 }
@@ -206,8 +205,7 @@ GridSampleGrads grid_sample_backward(const Tensor& gy, const Tensor& x, const Te
     T* gxp = r.input.data<T>();
     T* ggp = r.grid.data<T>();
     // d/dx: scatter g * weight into the taps, one (n, c) plane per thread.
-#pragma omp parallel for schedule(static) if (N * C * L >= kParallelWork)
-    for (int64_t pl = 0; pl < N * C; ++pl) {
+    parallel::for_each(N * C, double(N) * double(C) * double(L), [&](int64_t pl) {
       const int64_t n = pl / C;
       T* gxpl = gxp + pl * H * W;
       const T* gpl = gp + pl * L;
@@ -224,19 +222,18 @@ GridSampleGrads grid_sample_backward(const Tensor& gy, const Tensor& x, const Te
         for (int k = 0; k < 4; ++k)
           if (tp.o[k] >= 0) gxpl[tp.o[k]] += w[k] * gpl[l];
       }
-    }
+    });
     // d/dgrid: the bilinear weights' derivatives along x and y times the unnormalisation scale,
     // summed over channels (in float64). Nearest is piecewise constant in the grid: 0 (the zeros
     // r.grid starts with), NaN at a NaN point.
-#pragma omp parallel for schedule(static) if (N * C * L >= kParallelWork)
-    for (int64_t i = 0; i < N * L; ++i) {
+    parallel::for_each(N * L, double(N) * double(C) * double(L), [&](int64_t i) {
       const Loc<T>& q = locs[i];
       const int64_t n = i / L, l = i % L;
       if (q.nan) {
         ggp[2 * i] = ggp[2 * i + 1] = std::numeric_limits<T>::quiet_NaN();
-        continue;
+        return;
       }
-      if (nearest) continue;
+      if (nearest) return;
       const Taps tp = taps(q, H, W);
       double dx = 0, dy = 0;
       for (int64_t c = 0; c < C; ++c) {
@@ -251,7 +248,7 @@ GridSampleGrads grid_sample_backward(const Tensor& gy, const Tensor& x, const Te
       }
       ggp[2 * i] = static_cast<T>(dx * q.mx);
       ggp[2 * i + 1] = static_cast<T>(dy * q.my);
-    }
+    });
   });
   return r;
 }
@@ -268,8 +265,7 @@ Tensor resize_bilinear(const Tensor& x, int64_t out_h, int64_t out_w, bool align
     for (int64_t o = 0; o < out_w; ++o) w0[o] = static_cast<T>(lw[o].l0), w1[o] = static_cast<T>(lw[o].l1);
     const T* xp = xc.data<T>();
     T* yp = y.data<T>();
-#pragma omp parallel for schedule(static) if (P * out_h * out_w >= kParallelWork)
-    for (int64_t row = 0; row < P * out_h; ++row) {
+    parallel::for_each(P * out_h, double(P) * double(out_h) * double(out_w), [&](int64_t row) {
       const int64_t pl = row / out_h, oh = row % out_h;
       const Lerp& a = lh[oh];
       const T h0 = static_cast<T>(a.l0), h1 = static_cast<T>(a.l1);
@@ -280,7 +276,7 @@ Tensor resize_bilinear(const Tensor& x, int64_t out_h, int64_t out_w, bool align
         const int64_t j0 = lw[ow].i0, j1 = lw[ow].i1;
         o[ow] = h0 * (w0[ow] * r0[j0] + w1[ow] * r0[j1]) + h1 * (w0[ow] * r1[j0] + w1[ow] * r1[j1]);
       }
-    }
+    });
   });
   return y;
 }
@@ -298,8 +294,7 @@ Tensor resize_bilinear_backward(const Tensor& gy, const Shape& x_shape, bool ali
     for (int64_t o = 0; o < out_w; ++o) w0[o] = static_cast<T>(lw[o].l0), w1[o] = static_cast<T>(lw[o].l1);
     const T* gp = gc.data<T>();
     T* xp = gx.data<T>();
-#pragma omp parallel for schedule(static) if (P * out_h * out_w >= kParallelWork)
-    for (int64_t pl = 0; pl < P; ++pl) {
+    parallel::for_each(P, double(P) * double(out_h) * double(out_w), [&](int64_t pl) {
       for (int64_t oh = 0; oh < out_h; ++oh) {
         const Lerp& a = lh[oh];
         const T h0 = static_cast<T>(a.l0), h1 = static_cast<T>(a.l1);
@@ -315,7 +310,7 @@ Tensor resize_bilinear_backward(const Tensor& gy, const Shape& x_shape, bool ali
           r1[j1] += g1 * w1[ow];
         }
       }
-    }
+    });
   });
   return gx;
 }
@@ -336,8 +331,7 @@ Tensor pad(const Tensor& x, const Shape& pads, PadMode mode, double value) {
     const T fill = scalar(value, x.dtype()).template data<T>()[0];  // the project's conversion rules
     const T* xp = x.data<T>();
     T* yp = y.data<T>();
-#pragma omp parallel for schedule(static) if (y.numel() >= kParallelWork)
-    for (int64_t r = 0; r < rows; ++r) {
+    parallel::for_each(rows, double(y.numel()), [&](int64_t r) {
       T* o = yp + r * inner;
       // The source row of output row r, or none when an outer index reads the constant.
       int64_t base = 0, rem = r;
@@ -350,12 +344,12 @@ Tensor pad(const Tensor& x, const Shape& pads, PadMode mode, double value) {
       }
       if (constant) {
         std::fill(o, o + inner, fill);
-        continue;
+        return;
       }
       const T* xr = xp + base;
       const int64_t s = st[nd - 1];
       for (int64_t j = 0; j < inner; ++j) o[j] = last[j] < 0 ? fill : xr[last[j] * s];
-    }
+    });
   });
   return y;
 }
@@ -389,8 +383,7 @@ Tensor pad_backward(const Tensor& gy, const Shape& x_shape, const Shape& pads, P
     T* xp = gx.data<T>();
     const auto& s_last = start[nd - 1];
     const auto& i_last = idx[nd - 1];
-#pragma omp parallel for schedule(static) if (gy.numel() >= kParallelWork)
-    for (int64_t r = 0; r < rows; ++r) {
+    parallel::for_each(rows, double(gy.numel()), [&](int64_t r) {
       T* o = xp + r * inner;
       // The outer index of gx row r, then an odometer over the gy rows that read it.
       std::vector<int64_t> in_idx(nd - 1), pos(nd - 1, 0);
@@ -400,7 +393,7 @@ Tensor pad_backward(const Tensor& gy, const Shape& x_shape, const Shape& pads, P
         rem /= x_shape[d];
         if (start[d][in_idx[d] + 1] == start[d][in_idx[d]]) empty_set = true;
       }
-      if (empty_set) continue;
+      if (empty_set) return;
       while (true) {
         int64_t base = 0;
         for (int64_t d = 0; d < nd - 1; ++d) base += idx[d][start[d][in_idx[d]] + pos[d]] * gst[d];
@@ -417,7 +410,7 @@ Tensor pad_backward(const Tensor& gy, const Shape& x_shape, const Shape& pads, P
         }
         if (d < 0) break;
       }
-    }
+    });
   });
   return gx;
 }

@@ -1,5 +1,5 @@
-// CPU kernels of kernels/spectral.h: prepared rows, one Eigen GEMM per chunk of rows against all
-// samples (Eigen threads it), then a top-k per row by insertion (OpenMP over rows); the propagation
+// CPU kernels of kernels/spectral.h: prepared rows, one single-threaded Eigen GEMM per strip of rows
+// against all samples, then a top-k per row by insertion (strips in parallel, parallel.h); the propagation
 // is a gather and a float64 weighted sum per row. This is the arithmetic analysis/spectral used
 // before the kernel existed, so its results did not change.
 #include "kernels/cpu/spectral.h"
@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <cmath>
 #include <vector>
+
+#include "kernels/cpu/parallel.h"
 
 namespace cortex::kernels::cpu {
 namespace {
@@ -67,14 +69,16 @@ void knn_impl(const Tensor& x, const Tensor& samples, int64_t K, const KnnAffini
   for (int64_t s0 = 0; s0 < N; s0 += cs) {
     const int64_t cn = std::min(cs, N - s0);
     prepare<T>(x, s0, cn, cosine, xc.data(), hx.data());
-    Eigen::Map<RowMat<T>> Sm(S, cn, m);
+    // Strips of 256 rows: one single-threaded GEMM each (parallel.h: Eigen's threaded GEMM sums in an
+    // order that follows the thread count), then the strip's top-k while its scores are in cache.
+    parallel::for_chunks(cn, 256, double(cn) * double(m) * double(std::max<int64_t>(d, 1)), [&](int64_t lo, int64_t hi) {
+    Eigen::Map<RowMat<T>> Sm(S + lo * m, hi - lo, m);
     if (d > 0) {
-      Sm.noalias() = Eigen::Map<const RowMat<T>>(xc.data(), cn, d) * Y.transpose();
+      Sm.noalias() = Eigen::Map<const RowMat<T>>(xc.data() + lo * d, hi - lo, d) * Y.transpose();
     } else {
       Sm.setZero();
     }
-#pragma omp parallel for schedule(static) if (cn * m > (1 << 14))
-    for (int64_t i = 0; i < cn; ++i) {
+    for (int64_t i = lo; i < hi; ++i) {
       T* row = S + i * m;
       if (!cosine)
         for (int64_t j = 0; j < m; ++j) row[j] -= hy[j];
@@ -98,6 +102,7 @@ void knn_impl(const Tensor& x, const Tensor& samples, int64_t K, const KnnAffini
       for (int64_t q = 0; q < K; ++q)
         bv[q] = cosine ? (std::min(bv[q], T(1)) - T(1)) / t : std::min(bv[q] - hx[i], T(0)) / (t * t);
     }
+    });
   }
 }
 
@@ -126,11 +131,9 @@ Tensor knn_propagate(const Tensor& log_w, const Tensor& indices, const Tensor& v
     const int64_t lw0 = log_w.stride(0), lw1 = log_w.stride(1), ix0 = indices.stride(0), ix1 = indices.stride(1);
     const int64_t v0 = values.stride(0), v1 = values.stride(1);
     T* po = out.data<T>();
-#pragma omp parallel
-    {
+    parallel::for_chunks(N, 64, double(N) * double(K) * double(c), [&](int64_t lo, int64_t hi) {
       std::vector<double> acc(c);
-#pragma omp for schedule(static)
-      for (int64_t i = 0; i < N; ++i) {
+      for (int64_t i = lo; i < hi; ++i) {
         const double best = lw[i * lw0];
         double wsum = 0;
         std::fill(acc.begin(), acc.end(), 0.0);
@@ -142,7 +145,7 @@ Tensor knn_propagate(const Tensor& log_w, const Tensor& indices, const Tensor& v
         }
         for (int64_t e = 0; e < c; ++e) po[i * c + e] = static_cast<T>(acc[e] / wsum);
       }
-    }
+    });
   });
   return out;
 }

@@ -8,10 +8,14 @@
 // their strides, no copy.
 //
 // grid_sample_backward: the input gradient scatters each output's weighted cotangent into its
-// (up to four) taps with atomicAdd, one thread per output element, as the issue asks and as
-// PyTorch does; the order of those additions depends on the schedule, so it equals the CPU only up
-// to rounding (tests state the tolerance). The grid gradient is one thread per sample point, which
-// sums over channels in float64 in the CPU's order: bit-identical.
+// (up to four) taps with atomicAdd, one thread per output element, as PyTorch does. NOT
+// DETERMINISTIC: the order of those additions follows the schedule, so two runs can differ in the
+// last bits, and it equals the CPU only up to rounding (tests state the tolerance). In
+// deterministic mode (CORTEX_DETERMINISTIC=1 or kernels::set_deterministic(true),
+// docs/determinism.md) one thread per (n, c) plane walks the output points in order and adds into
+// its own plane, as the CPU does: no atomics, the same bits every run, far fewer threads (N * C).
+// The grid gradient is one thread per sample point, which sums over channels in float64 in the
+// CPU's order: bit-identical.
 //
 // resize_bilinear_backward and pad_backward are gathers with no atomics: the host inverts the
 // (small, per-axis) source maps into CSR lists, and one thread per input cell adds the very terms
@@ -22,6 +26,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/determinism.h"
 #include "kernels/sample.h"
 // (last: see common.cuh)
 #include "kernels/cuda/common.cuh"
@@ -169,6 +174,33 @@ __global__ void grid_sample_input_grad_kernel(const T* __restrict__ gy, Strides4
   weights(q, w);
   for (int k = 0; k < 4; ++k)
     if (tp.ok[k]) atomicAdd(gp + tp.r[k] * g.W + tp.c[k], w[k] * gv);
+}
+
+// The same gradient in deterministic mode: one thread per (n, c) plane of gx, output points in
+// row-major order, taps in order 0..3, plain additions into the thread's own plane.
+template <class T>
+__global__ void grid_sample_input_grad_plane_kernel(const T* __restrict__ gy, Strides4 ys, const T* __restrict__ grid,
+                                                    Strides4 gs, GridGeom g, GridCfg cfg, int64_t planes,
+                                                    T* __restrict__ gx) {
+  const int64_t pl = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (pl >= planes) return;
+  const int64_t c = pl % g.C, b = pl / g.C;
+  T* gp = gx + pl * g.H * g.W;
+  for (int64_t oh = 0; oh < g.Ho; ++oh)
+    for (int64_t ow = 0; ow < g.Wo; ++ow) {
+      const Loc<T> q = locate(grid, gs, b, oh, ow, g, cfg);
+      if (q.nan) continue;
+      const T gv = gy[b * ys.a + c * ys.b + oh * ys.c + ow * ys.d];
+      const Taps tp = taps(q, g.H, g.W);
+      if (cfg.nearest) {
+        if (tp.ok[0]) gp[tp.r[0] * g.W + tp.c[0]] += gv;
+        continue;
+      }
+      T w[4];
+      weights(q, w);
+      for (int k = 0; k < 4; ++k)
+        if (tp.ok[k]) gp[tp.r[k] * g.W + tp.c[k]] += w[k] * gv;
+    }
 }
 
 // ggrid (N, Ho, Wo, 2) contiguous; one thread per sample point, channels summed in float64 in the
@@ -458,7 +490,10 @@ GridSampleGrads grid_sample_backward(const Tensor& gy, const Tensor& x, const Te
     using T = decltype(tag);
     const T* gyp = static_cast<const T*>(gy.raw_data());
     const T* gp = static_cast<const T*>(grid.raw_data());
-    if (ny > 0)
+    if (ny > 0 && deterministic())
+      CORTEX_LAUNCH(grid_sample_input_grad_plane_kernel<T>, blocks_for(g.N * g.C), kBlock, 0, stream(), gyp,
+                    strides4(gy), gp, strides4(grid), g, cfg, g.N * g.C, static_cast<T*>(r.input.raw_data()));
+    else if (ny > 0)
       CORTEX_LAUNCH(grid_sample_input_grad_kernel<T>, blocks_for(ny), kBlock, 0, stream(), gyp, strides4(gy), gp,
                     strides4(grid), g, cfg, ny, static_cast<T*>(r.input.raw_data()));
     CORTEX_LAUNCH(grid_sample_grid_grad_kernel<T>, blocks_for(np), kBlock, 0, stream(), gyp, strides4(gy),

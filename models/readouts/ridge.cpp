@@ -20,6 +20,7 @@
 #include <numeric>
 #include <random>
 
+#include "kernels/cpu/parallel.h"
 #include "kernels/elementwise.h"
 #include "kernels/index.h"
 #include "kernels/linalg.h"
@@ -45,10 +46,16 @@ Tensor to64_finite(const Tensor& t, const char* fn, const char* name) {
   if (d.is_same(t)) d = t.clone();  // never centre the caller's tensor in place
   const double* p = d.data<double>();
   const int64_t n = d.numel();
-  int64_t bad = -1;
-#pragma omp parallel for reduction(max : bad)
-  for (int64_t i = 0; i < n; ++i)
-    if (!std::isfinite(p[i])) bad = std::max(bad, i);
+  // The last bad index: each fixed chunk's last, the chunks' maximum (parallel.h).
+  const int64_t bad = parallel::reduce_chunks(
+      n, 1 << 14, int64_t{-1},
+      [&](int64_t lo, int64_t hi) {
+        int64_t b = -1;
+        for (int64_t i = lo; i < hi; ++i)
+          if (!std::isfinite(p[i])) b = i;
+        return b;
+      },
+      [](int64_t a, int64_t b) { return std::max(a, b); });
   CORTEX_CHECK(bad < 0, fn, ": expected finite ", name, ", found ", p[bad], " at flat index ", bad);
   return d;
 }
@@ -61,9 +68,9 @@ std::vector<double> centre(Tensor& m) {
   for (int64_t i = 0; i < n; ++i)
     for (int64_t j = 0; j < c; ++j) mean[j] += p[i * c + j];
   for (auto& v : mean) v /= static_cast<double>(std::max<int64_t>(n, 1));
-#pragma omp parallel for
-  for (int64_t i = 0; i < n; ++i)
+  parallel::for_each(n, double(n) * double(c), [&](int64_t i) {
     for (int64_t j = 0; j < c; ++j) p[i * c + j] -= mean[j];
+  });
   return mean;
 }
 
@@ -80,11 +87,10 @@ Tensor scale_rows(const Tensor& uty, const Tensor& s, double tol, double alpha) 
   const double* a = uty.data<double>();
   const double* sv = s.data<double>();
   double* o = out.data<double>();
-#pragma omp parallel for
-  for (int64_t k = 0; k < r; ++k) {
+  parallel::for_each(r, double(r) * double(v), [&](int64_t k) {
     const double sk = sv[k];
     for (int64_t j = 0; j < v; ++j) o[k * v + j] = sk > tol ? a[k * v + j] * sk / (sk * sk + alpha) : 0.0;
-  }
+  });
   return out;
 }
 
