@@ -23,7 +23,7 @@ using cortex::testing::nmse_le;
 
 namespace {
 
-Tensor rn(const Shape& s, uint64_t seed) {
+[[maybe_unused]] Tensor rn(const Shape& s, uint64_t seed) {  // used only by the CUDA build's tests
   Generator g(seed);
   return randn(s, g, 0.0, 1.0, DType::Float32);
 }
