@@ -29,25 +29,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// The encoding spec that makes a model file's inputs (as cortex predict builds it).
-encoding::EncodingSpec spec_of(const encoding::ModelSettings& m, const std::string& path, const LinBridgeJob& job) {
-  encoding::EncodingSpec o;
-  o.readout = m.readout, o.arch = m.arch, o.config = m.config, o.tap = m.tap, o.hemi = m.hemi, o.loss = m.loss;
-  o.pool = m.pool, o.image_size = m.image_size, o.core_size = m.core_size, o.hidden = m.hidden, o.dtype = m.dtype;
-  o.batch = job.batch, o.device = job.device;
-  if (!job.weights.empty()) {
-    o.weights = job.weights;
-  } else if (m.weights.rfind("random:", 0) == 0) {
-    char* end = nullptr;
-    o.random_weights = std::strtoll(m.weights.c_str() + 7, &end, 10);
-    CORTEX_CHECK(m.weights.size() > 7 && *end == '\0' && o.random_weights >= 0, "linbridge: ", path,
-                 ": metadata 'weights' is not random:SEED: '", m.weights, "'");
-  } else {
-    o.weights = m.weights;
-  }
-  return o;
-}
-
 struct Loaded {
   encoding::ModelSettings settings;
   std::map<std::string, Tensor> tensors;
@@ -155,7 +136,8 @@ LinBridgeSummary run_linbridge(const LinBridgeJob& job) {
   CORTEX_CHECK(job.block >= 1 && job.batch >= 1, "linbridge: --block and --batch must be >= 1");
   const Loaded full = load(job.model, "--model", false);
   const std::string& kind = full.settings.readout;
-  const encoding::EncodingSpec o = spec_of(full.settings, job.model, job);
+  const encoding::EncodingSpec o =
+      encoding::spec_of_model(full.tensors, full.settings, job.model, job.weights, job.batch, job.device, "linbridge");
 
   data::LoadOptions load_opt;
   load_opt.hemi = o.hemi;

@@ -435,10 +435,9 @@ void write_state(const std::string& path, models::Module& m, const EncodingSpec&
 }
 
 
-Tensor predict(const std::string& model_path, const std::string& images, const std::string& weights,
-               const std::string& out, int64_t batch, const std::string& device, std::string* readout) {
-  CORTEX_CHECK(batch >= 1, "predict: --batch must be >= 1, found ", batch);
-  const auto [tensors, m] = read_model_file(model_path);  // refuses another format_version
+EncodingSpec spec_of_model(const std::map<std::string, Tensor>& tensors, const ModelSettings& m,
+                           const std::string& model_path, const std::string& weights, int64_t batch,
+                           const std::string& device, const char* who) {
   EncodingSpec o;
   o.readout = m.readout;
   kind_of(o.readout);  // a clear error for a readout this build does not know
@@ -449,7 +448,7 @@ Tensor predict(const std::string& model_path, const std::string& images, const s
   o.sigma = m.gaussian_sigma, o.shared_features = m.shared_features;
   if (m.position_mlp) {
     const std::string grid = o.finetune ? "readout.source_grid" : "source_grid";
-    CORTEX_CHECK(tensors.count(grid), "predict: ", model_path, " has position_mlp = 1 but no '", grid, "'");
+    CORTEX_CHECK(tensors.count(grid), who, ": ", model_path, " has position_mlp = 1 but no '", grid, "'");
     o.position_coords = tensors.at(grid);  // replaced by the same tensor when the state is loaded
   }
   o.batch = batch;
@@ -459,11 +458,19 @@ Tensor predict(const std::string& model_path, const std::string& images, const s
   } else if (m.weights.rfind("random:", 0) == 0) {
     char* end = nullptr;
     o.random_weights = std::strtoll(m.weights.c_str() + 7, &end, 10);
-    CORTEX_CHECK(m.weights.size() > 7 && *end == '\0' && o.random_weights >= 0, "predict: ", model_path,
+    CORTEX_CHECK(m.weights.size() > 7 && *end == '\0' && o.random_weights >= 0, who, ": ", model_path,
                  ": metadata 'weights' is not random:SEED: '", m.weights, "'");
   } else {
     o.weights = m.weights;
   }
+  return o;
+}
+
+Tensor predict(const std::string& model_path, const std::string& images, const std::string& weights,
+               const std::string& out, int64_t batch, const std::string& device, std::string* readout) {
+  CORTEX_CHECK(batch >= 1, "predict: --batch must be >= 1, found ", batch);
+  const auto [tensors, m] = read_model_file(model_path);  // refuses another format_version
+  const EncodingSpec o = spec_of_model(tensors, m, model_path, weights, batch, device, "predict");
   const data::Dataset d = data::load_images(images);  // no responses
   CORTEX_CHECK(d.size() > 0, "predict: ", images, " holds no images");
 

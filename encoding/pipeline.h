@@ -121,6 +121,12 @@ data::Split kept(const data::Split& on_disk, const data::Dataset& d);
 
 // The model file (docs/model-file.md): a spec's settings, and a module's state written with them.
 ModelSettings settings_of(const EncodingSpec& o);
+// The inverse: the spec that rebuilds a model file's inputs and readout (what cortex predict runs),
+// with `weights` (empty: the file's own, or its random:SEED), `batch` and `device` from the caller;
+// `who` starts the error messages.
+EncodingSpec spec_of_model(const std::map<std::string, Tensor>& tensors, const ModelSettings& m,
+                           const std::string& model_path, const std::string& weights, int64_t batch,
+                           const std::string& device, const char* who);
 void write_state(const std::string& path, models::Module& m, const EncodingSpec& o, const Standardizer& z = {});
 
 // What encoding::fit made: the data it used, the fitted readout and its predictions of the test split.
