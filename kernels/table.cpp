@@ -135,20 +135,27 @@ void reset_fallback_stats() {
   g_stats.clear();
 }
 
-void set_strict_device(bool strict) { g_strict = strict ? 1 : 0; }
-
-bool strict_device() {
-  int s = g_strict.load();
+namespace {
+// A process-wide on/off switch: set by its setter, else read once from the environment variable
+// `name` (unset or 0: off, 1: on, anything else an error). -1 in `flag`: not decided yet.
+bool env_switch(std::atomic<int>& flag, const char* name) {
+  int s = flag.load();
   if (s < 0) {
-    const char* env = std::getenv("CORTEX_STRICT_DEVICE");
+    const char* env = std::getenv(name);
     const std::string v = env ? env : "";
-    CORTEX_CHECK(v.empty() || v == "0" || v == "1", "CORTEX_STRICT_DEVICE: expected 0 or 1, found '", v, "'");
+    CORTEX_CHECK(v.empty() || v == "0" || v == "1", name, ": expected 0 or 1, found '", v, "'");
     int expected = -1;
-    g_strict.compare_exchange_strong(expected, v == "1" ? 1 : 0);
-    s = g_strict.load();
+    flag.compare_exchange_strong(expected, v == "1" ? 1 : 0);
+    s = flag.load();
   }
   return s == 1;
 }
+
+}  // namespace
+
+void set_strict_device(bool strict) { g_strict = strict ? 1 : 0; }
+
+bool strict_device() { return env_switch(g_strict, "CORTEX_STRICT_DEVICE"); }
 
 namespace {
 std::atomic<int> g_deterministic{-1};  // -1: follow CORTEX_DETERMINISTIC
@@ -156,18 +163,7 @@ std::atomic<int> g_deterministic{-1};  // -1: follow CORTEX_DETERMINISTIC
 
 void set_deterministic(bool on) { g_deterministic = on ? 1 : 0; }
 
-bool deterministic() {
-  int s = g_deterministic.load();
-  if (s < 0) {
-    const char* env = std::getenv("CORTEX_DETERMINISTIC");
-    const std::string v = env ? env : "";
-    CORTEX_CHECK(v.empty() || v == "0" || v == "1", "CORTEX_DETERMINISTIC: expected 0 or 1, found '", v, "'");
-    int expected = -1;
-    g_deterministic.compare_exchange_strong(expected, v == "1" ? 1 : 0);
-    s = g_deterministic.load();
-  }
-  return s == 1;
-}
+bool deterministic() { return env_switch(g_deterministic, "CORTEX_DETERMINISTIC"); }
 
 void detail::note_fallback(const char* op, Device device) {
   CORTEX_CHECK(!strict_device(), op, ": no ", device.str(), " kernel, and strict device mode ",
