@@ -115,9 +115,7 @@ Run add_predict(CLI::App& app) {
   };
 }
 
-Run add_fit(CLI::App& app) {
-  auto* sub = app.add_subcommand("fit", "Fit an encoding model from a backbone's features (or a core) to voxel responses");
-  auto o = std::make_shared<FitOpts>();
+void add_fit_options(CLI::App* sub, encoding::EncodingSpec* o) {
   sub->add_option("--data", o->data, "Subject folder (Algonauts layout) or a folder of images.npy + responses.npy")
       ->required();
   sub->add_option("--hemi", o->hemi, "lh, rh or both")->capture_default_str();
@@ -186,6 +184,12 @@ Run add_fit(CLI::App& app) {
   sub->add_option("--device", o->device, std::string("Where the frozen backbone and ridge CV run (trained readouts fit on the host): ") +
                                              kDeviceHelp)
       ->check(device_check());
+}
+
+Run add_fit(CLI::App& app) {
+  auto* sub = app.add_subcommand("fit", "Fit an encoding model from a backbone's features (or a core) to voxel responses");
+  auto o = std::make_shared<FitOpts>();
+  add_fit_options(sub, o.get());
   return [o] { return run_fit(*o); };
 }
 

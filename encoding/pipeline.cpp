@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <numeric>
 #include <set>
 #include <sstream>
 
@@ -227,7 +228,7 @@ std::shared_ptr<models::Readout> make_readout(const EncodingSpec& o, const std::
 
 // The readout of a fine-tuned backbone: built on the taps' shapes from one forward of a blank image.
 std::shared_ptr<models::BackboneReadout> make_finetuned(const EncodingSpec& o, std::shared_ptr<models::Backbone> bb,
-                                                        int64_t V) {
+                                                        int64_t V, const std::vector<Tensor>& keep) {
   std::vector<Shape> shapes;
   {
     NoGradGuard ng;
@@ -236,7 +237,36 @@ std::shared_ptr<models::BackboneReadout> make_finetuned(const EncodingSpec& o, s
     const Tensor blank = zeros({1, 3, o.image_size, o.image_size});
     for (const Tensor& t : inputs_of(bb.get(), blank, input_spec(frozen, bb.get()))) shapes.push_back(t.shape());
   }
-  return std::make_shared<models::BackboneReadout>(bb, split_commas(o.tap), make_readout(o, shapes, V, {}));
+  return std::make_shared<models::BackboneReadout>(bb, split_commas(o.tap), make_readout(o, shapes, V, keep));
+}
+
+std::vector<Tensor> finetuned_keep(const std::map<std::string, Tensor>& tensors) {
+  std::vector<Tensor> keep;
+  for (size_t l = 0; tensors.count("readout.keep." + std::to_string(l)); ++l)
+    keep.push_back(tensors.at("readout.keep." + std::to_string(l)));
+  return keep;
+}
+
+std::vector<Tensor> rank_channels_before_finetuning(models::Backbone* bb, const data::Dataset& d,
+                                                    const std::vector<int64_t>& rows, const EncodingSpec& o) {
+  CORTEX_CHECK(rows.size() >= 2, "fit: --keep ranks channels by their std over training images; found ", rows.size());
+  NoGradGuard ng;
+  EncodingSpec frozen = o;
+  frozen.finetune = false;
+  const InputSpec spec = input_spec(frozen, bb);
+  const Preprocessing pre = preprocessing_for(bb, o.image_size, false);
+  std::vector<std::vector<Tensor>> means;  // per tap, per batch: (b, C, 1, 1) spatial means
+  for (size_t lo = 0; lo < rows.size(); lo += static_cast<size_t>(o.batch)) {
+    const std::vector<int64_t> part(rows.begin() + lo, rows.begin() + std::min(rows.size(), lo + o.batch));
+    const std::vector<Tensor> maps = inputs_of(bb, prepare_rows(d, part, pre), spec);
+    if (means.empty()) means.resize(maps.size());
+    for (size_t l = 0; l < maps.size(); ++l) means[l].push_back(mean(maps[l], {2, 3}, true).contiguous());
+  }
+  // The std of a (B, C, 1, 1) map's spatial mean is that of the full map's: the same ranking as
+  // the frozen path, without holding every training image's feature maps.
+  std::vector<Tensor> per_tap;
+  for (auto& m : means) per_tap.push_back(m.size() == 1 ? m[0] : concat(m, 0));
+  return models::prune_channels(per_tap, o.keep);
 }
 
 // Predictions of a readout for inputs held in memory, `batch` rows at a time.
@@ -354,7 +384,8 @@ void check_opts(const EncodingSpec& o) {
   CORTEX_CHECK(!o.finetune || (k.trained && (k.input == Input::Map || k.input == Input::Maps)),
                "fit: --finetune trains the backbone with a map readout (gaussian, factorized, fwrf, pooled-linear), "
                "found --readout ", o.readout);
-  CORTEX_CHECK(!o.finetune || o.keep == 1.0, "fit: --keep (channel pruning) ranks frozen features; not with --finetune");
+  CORTEX_CHECK(o.keep == 1.0 || o.readout == "fwrf", "fit: --keep (channel pruning) is an option of --readout fwrf, found --readout ",
+               o.readout);
   CORTEX_CHECK(!o.finetune || o.tap != "pixels", "fit: --finetune needs a backbone, not --tap pixels");
   CORTEX_CHECK(!o.finetune || o.device.empty() || o.device == "cpu",
                "fit: --finetune trains backbone and readout on the host; --device ", o.device,
@@ -481,7 +512,7 @@ Tensor predict(const std::string& model_path, const std::string& images, const s
     cfg.prefix = "backbone.";
     auto bb = models::load_backbone(cfg, model_path);
     CORTEX_CHECK(tensors.count("readout.bias"), "predict: ", model_path, " lacks 'readout.bias'");
-    auto net = make_finetuned(o, bb, tensors.at("readout.bias").numel());
+    auto net = make_finetuned(o, bb, tensors.at("readout.bias").numel(), finetuned_keep(tensors));
     models::load_state_dict(*net, tensors, {}, model_path);
     pred = predict_images(*net, d, o);
   } else {
@@ -642,7 +673,14 @@ FitResult fit(const EncodingSpec& spec) {
     models::BatchSource tr, va;
     models::TrainOptions to;
     if (o.finetune) {
-      auto ft = make_finetuned(o, backbone, V);
+      // --keep: channels ranked on the backbone as loaded, before any fine-tuning (BOLDreams).
+      std::vector<Tensor> keep;
+      if (o.keep < 1.0) {
+        std::vector<int64_t> all(static_cast<size_t>(train.size()));
+        std::iota(all.begin(), all.end(), 0);  // every training row, as the frozen path ranks them
+        keep = rank_channels_before_finetuning(backbone.get(), train, all, o);
+      }
+      auto ft = make_finetuned(o, backbone, V, keep);
       net = ft;
       // Which backbone parameters the taps depend on: one backward pass from a two-image batch.
       std::set<std::string> used;
