@@ -17,6 +17,7 @@
 #include "encoding/model_file.h"
 #include "models/cnn.h"
 #include "models/layers.h"
+#include "models/readouts/channel_align.h"
 #include "models/readouts/ridge.h"
 #include "tensor/io/npy.h"
 #include "tensor/io/safetensors.h"
@@ -49,7 +50,8 @@ std::vector<std::string> split_commas(const std::string& s, bool keep_empty) {
 const ReadoutKind kKinds[] = {
     {"ridge", Input::Flat, false},      {"gaussian-fwrf", Input::Maps, false}, {"gaussian", Input::Map, true},
     {"factorized", Input::Map, true},   {"fwrf", Input::Maps, true},          {"pooled-linear", Input::Maps, true},
-    {"two-layer", Input::Flat, true},   {"linear", Input::Flat, true},        {"core", Input::Grey, true}};
+    {"two-layer", Input::Flat, true},   {"linear", Input::Flat, true},        {"core", Input::Grey, true},
+    {"channel-align", Input::Maps, true}};
 
 const ReadoutKind& kind_of(const std::string& name) {
   std::string all;
@@ -189,6 +191,30 @@ std::vector<Tensor> features(models::Backbone* m, const data::Dataset& d, const 
 
 models::MapShape map_shape(const Shape& s) { return {s[1], s[2], s[3]}; }
 
+models::ChannelAlignOptions channel_align_options(const EncodingSpec& o) {
+  models::ChannelAlignOptions ca;
+  ca.dim = o.hidden;
+  for (const std::string& item : split_commas(o.align_reg)) {
+    const size_t eq = item.find('=');
+    const std::string key = item.substr(0, eq == std::string::npos ? item.size() : eq);
+    char* end = nullptr;
+    const double v = eq == std::string::npos ? std::nan("") : std::strtod(item.c_str() + eq + 1, &end);
+    CORTEX_CHECK(eq != std::string::npos && end && *end == '\0' && std::isfinite(v) && v >= 0,
+                 "fit: --align-reg expects KEY=VALUE items (eigen, focal, zero, cov, k, nodes, t, gamma), VALUE >= 0, "
+                 "found '", item, "'");
+    if (key == "eigen") ca.eigen = v;
+    else if (key == "focal") ca.focal = v;
+    else if (key == "zero") ca.zero_centre = v;
+    else if (key == "cov") ca.covariance = v;
+    else if (key == "k") ca.eig_k = static_cast<int64_t>(v);
+    else if (key == "nodes") ca.nodes = static_cast<int64_t>(v);
+    else if (key == "t") ca.temperature = v;
+    else if (key == "gamma") ca.focal_gamma = v;
+    else throw Error("fit: --align-reg: unknown key '" + key + "' (eigen, focal, zero, cov, k, nodes, t, gamma)");
+  }
+  return ca;
+}
+
 // The readout of kind o.readout for inputs of these shapes (batch dim included) and V outputs.
 // keep: fwrf's kept channels per map (empty: all).
 std::shared_ptr<models::Readout> make_readout(const EncodingSpec& o, const std::vector<Shape>& in, int64_t V,
@@ -218,6 +244,7 @@ std::shared_ptr<models::Readout> make_readout(const EncodingSpec& o, const std::
   if (k == "fwrf") return std::make_shared<models::FwRF>(maps, V, keep, o.seed);
   if (k == "gaussian-fwrf") return std::make_shared<models::GaussianFwRF>(maps, V);
   if (k == "pooled-linear") return std::make_shared<models::PooledLinear>(maps, V, o.seed);
+  if (k == "channel-align") return std::make_shared<models::ChannelAlign>(maps, V, channel_align_options(o), o.seed);
   if (k == "two-layer") return std::make_shared<models::TwoLayerEncoder>(in[0][1], o.hidden, V, o.seed);
   if (k == "linear") return std::make_shared<models::LinearEncoder>(in[0][1], V, o.seed);
   if (k == "core")
@@ -412,6 +439,12 @@ void check_opts(const EncodingSpec& o) {
   CORTEX_CHECK(o.freeze != "backbone" || o.finetune, "fit: --freeze backbone needs --finetune");
   CORTEX_CHECK(o.init_from.empty() || fs::is_regular_file(o.init_from), "fit: --init-from '", o.init_from,
                "' is not a file");
+  CORTEX_CHECK(o.readout != "channel-align" || (o.arch.find(',') == std::string::npos && !o.finetune),
+               "fit: --readout channel-align aligns the --tap layers of one frozen backbone per fit (several backbones "
+               "in one fit, or --finetune, are not supported by the pipeline)");
+  CORTEX_CHECK(o.align_reg.empty() || o.readout == "channel-align", "fit: --align-reg is an option of --readout "
+               "channel-align, found --readout ", o.readout);
+  if (o.readout == "channel-align") channel_align_options(o);  // --align-reg's syntax, before any work
   CORTEX_CHECK(fs::is_directory(o.data), "fit: --data '", o.data, "' is not a directory");
 }
 
@@ -524,7 +557,8 @@ Tensor predict(const std::string& model_path, const std::string& images, const s
                    " lacks 'weights' or 'intercept'");
       pred = models::ridge_predict(X[0], tensors.at("weights"), tensors.at("intercept"));
     } else {
-      const std::string bias = o.readout == "core"        ? "readout.bias"
+      const std::string bias = o.readout == "core"            ? "readout.bias"
+                               : o.readout == "channel-align" ? "head.bias"
                                : o.readout == "two-layer" ? "fc2.bias"
                                : o.readout == "linear"    ? "fc.bias"
                                                           : "bias";
@@ -724,6 +758,9 @@ FitResult fit(const EncodingSpec& spec) {
       const Tensor y = train.responses;
       tr = models::in_memory_batches(take(Xtr, fit_rows), take({y}, fit_rows)[0], o.batch, true, o.seed);
       va = models::in_memory_batches(take(Xtr, val_rows), take({y}, val_rows)[0], 256, false, o.seed);
+      // Channel align starts at the ridge solution on its aligned pooled features (channel_align.h).
+      if (auto* ca = dynamic_cast<models::ChannelAlign*>(net.get()))
+        ca->warm_start(take(Xtr, fit_rows), take({y}, fit_rows)[0], alphas, static_cast<int>(o.folds), o.seed);
     }
     if (!reused.empty()) {
       load_part(*net, reused, o.init_from);
@@ -739,9 +776,10 @@ FitResult fit(const EncodingSpec& spec) {
     to.max_epochs = o.epochs;
     // Default rates: 1e-2 for map readouts and the core; 1e-3 on z-scored flat features, where a
     // step moves thousands of unit-variance inputs at once.
-    to.lr = o.lr > 0 ? o.lr : standardized(o.readout) ? 1e-3 : 1e-2;
+    // Channel align starts warm (near ridge): the smaller rate too.
+    to.lr = o.lr > 0 ? o.lr : standardized(o.readout) || o.readout == "channel-align" ? 1e-3 : 1e-2;
     to.loss = o.loss == "l1" ? models::LossKind::L1 : o.loss == "poisson" ? models::LossKind::Poisson : models::LossKind::MSE;
-    to.penalty_weight = o.l1;
+    to.penalty_weight = o.readout == "channel-align" ? 1.0 : o.l1;  // channel align weighs its own terms (--align-reg)
     to.optim = o.optim == "adamw" ? models::OptimKind::AdamW : models::OptimKind::Adam;
     to.weight_decay = o.weight_decay;
     to.patience = 8;

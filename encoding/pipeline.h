@@ -49,6 +49,10 @@ struct EncodingSpec {
   std::string init_from, freeze;
   int64_t shared_features = 0;
   Tensor position_coords;
+  // --readout channel-align (models/readouts/channel_align.h): --hidden is the shared dimension D;
+  // --align-reg "eigen=1,focal=0,zero=0.01,cov=0.01,k=10,nodes=200,t=1,gamma=2" overrides the
+  // regularisers' weights and settings (empty: the defaults of ChannelAlignOptions).
+  std::string align_reg;
 };
 
 // --device: cpu, emu (the emulated CUDA device), cuda or cuda:N. Empty (not given) means cuda
