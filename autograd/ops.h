@@ -148,4 +148,29 @@ Tensor flip(const Tensor& x, int64_t dim);
 Tensor tril(const Tensor& x, int64_t k = 0);
 Tensor triu(const Tensor& x, int64_t k = 0);
 
+// ---------------------------------------------------------------- 2-D real DFT (ops_fft.cpp)
+// numpy.fft's rfft2 / irfft2 over the last two dims, as products with precomputed cos/sin matrices
+// (DFT-as-matmul: exact to rounding, deterministic, O(H^2 W + H W^2) per image, fine for the image
+// sizes of a frequency-space parameterisation; not an O(HW log HW) FFT). Differentiable to any
+// order in both modes. docs/autodiff.md, section 4.13.
+enum class FftNorm {
+  Backward,  // rfft2 unscaled, irfft2 by 1/(HW) (numpy's default)
+  Ortho,     // both by 1/sqrt(HW): then rfft2 and irfft2 are each other's adjoints up to the weights c
+  Forward,   // rfft2 by 1/(HW), irfft2 unscaled
+};
+struct Spectrum2 {
+  Tensor re, im;  // (..., H, W/2 + 1)
+};
+// x real (..., H, W), float32 or float64, H, W >= 1 -> the half spectrum X[k, l], l <= W/2.
+Spectrum2 rfft2(const Tensor& x, FftNorm norm = FftNorm::Backward);
+// The real (..., H, w) whose half spectrum is (re, im) (..., H, w/2 + 1), as numpy.fft.irfft2(re +
+// 1j im, s=(H, w)): the imaginary parts of the DC column and (w even) the Nyquist column after the
+// pass over H are ignored, as numpy does. irfft2(rfft2(x), W) == x.
+Tensor irfft2(const Tensor& re, const Tensor& im, int64_t w, FftNorm norm = FftNorm::Backward);
+// |f| on the half-spectrum grid (H, W/2 + 1): sqrt(fftfreq(H)[k]^2 + rfftfreq(W)[l]^2), cycles/pixel.
+Tensor fft_frequencies(int64_t h, int64_t w, DType dtype = DType::Float32, Device device = Device::cpu());
+// 1 / max(|f|, 1 / max(H, W)) on the same grid: the spectrum scale of Lucid's (and BOLDreams')
+// frequency-space image parameterisation (the floor keeps the DC term finite).
+Tensor fft_scale(int64_t h, int64_t w, DType dtype = DType::Float32, Device device = Device::cpu());
+
 }  // namespace cortex
