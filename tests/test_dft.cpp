@@ -1,7 +1,8 @@
 // rfft2 / irfft2 / fft_frequencies / fft_scale (autograd/ops_fft.cpp): values against numpy.fft
 // fixtures (tests/data/dft/make_dft_fixtures.py: odd and even H and W, size 1, batch dims, the three
 // norms, and irfft2 of half spectra that are not the spectrum of a real image, where numpy ignores
-// the imaginary parts of the DC and Nyquist columns), the round trip, the derivatives against
+// the imaginary parts of the DC and Nyquist columns) and against a direct float64 sum at larger odd
+// sizes, the round trip (up to 3 x 224 x 224), the derivatives against
 // central finite differences (VJP, JVP, the transpose identity, batched, second order), the VJP of
 // irfft2 against its closed form c * rfft2(g) / (H W) (docs/autodiff.md 4.13), and bad inputs.
 #include <gtest/gtest.h>
@@ -155,6 +156,52 @@ TEST(Dft, GradcheckIrfft2BothInputsOddAndEvenWidth) {
                        {randn(s, seed), randn(s, seed + 1)}, o);
       seed += 2;
     }
+}
+
+TEST(Dft, GradcheckIrfft2WithOneConstantInput) {
+  // Only re (or only im) is an input: the other's tangent is undefined (taken as zero) and its
+  // gradient is not computed.
+  const Tensor re = randn({4, 4}, 250), im = randn({4, 4}, 251);
+  GradcheckOptions o;
+  o.check_second_order = true;
+  EXPECT_GRADCHECK([im](const std::vector<Tensor>& in) { return std::vector<Tensor>{irfft2(in[0], im, 7)}; }, {re}, o);
+  EXPECT_GRADCHECK([re](const std::vector<Tensor>& in) { return std::vector<Tensor>{irfft2(re, in[0], 6)}; }, {im}, o);
+}
+
+TEST(Dft, MatchesNaiveFloat64SumAtLargerOddSizes) {
+  // X[k, l] = sum_{h, w} x[h, w] exp(-2 pi i (k h / H + l w / W)), summed directly, at sizes past
+  // the fixtures' (the matmul's rounding grows with H and W).
+  for (const auto& [h, w] : std::vector<std::pair<int64_t, int64_t>>{{45, 37}, {33, 64}}) {
+    SCOPED_TRACE(std::to_string(h) + "x" + std::to_string(w));
+    const Tensor x = randn({h, w}, 900 + h);
+    const std::vector<double> xv = x.to_vector<double>();
+    const int64_t wf = w / 2 + 1;
+    std::vector<double> re(static_cast<size_t>(h * wf)), im(re.size());
+    for (int64_t k = 0; k < h; ++k)
+      for (int64_t l = 0; l < wf; ++l) {
+        double sr = 0, si = 0;
+        for (int64_t a = 0; a < h; ++a)
+          for (int64_t b = 0; b < w; ++b) {
+            const double ang = 2 * M_PI * (static_cast<double>((k * a) % h) / h + static_cast<double>((l * b) % w) / w);
+            sr += xv[static_cast<size_t>(a * w + b)] * std::cos(ang);
+            si -= xv[static_cast<size_t>(a * w + b)] * std::sin(ang);
+          }
+        re[static_cast<size_t>(k * wf + l)] = sr;
+        im[static_cast<size_t>(k * wf + l)] = si;
+      }
+    Spectrum2 y = rfft2(x);
+    EXPECT_TRUE(close_scaled(y.re, from_vector(re, {h, wf}), 1e-13));
+    EXPECT_TRUE(close_scaled(y.im, from_vector(im, {h, wf}), 1e-13));
+    Spectrum2 y32 = rfft2(x.to(DType::Float32));
+    EXPECT_TRUE(close_scaled(y32.re, from_vector(re, {h, wf}), 1e-5));
+    EXPECT_TRUE(close_scaled(irfft2(y32.re, y32.im, w), x, 1e-5));
+  }
+}
+
+TEST(Dft, RoundTripAtImageSizeFloat32) {
+  const Tensor x = randn({3, 224, 224}, 950, DType::Float32);
+  Spectrum2 y = rfft2(x, FftNorm::Ortho);
+  EXPECT_TRUE(close_scaled(irfft2(y.re, y.im, 224, FftNorm::Ortho), x, 5e-6));
 }
 
 TEST(Dft, GradcheckFrequencySpaceImageParameterisation) {
