@@ -146,11 +146,13 @@ Tensor irfft2(const Tensor& re, const Tensor& im, int64_t w, FftNorm norm) {
   Tensor x = raw([&] { return irfft2_raw(re, im, w, t); });
   return record1(
       "irfft2", {re, im}, x,
-      [re, im, w, t](const Grads& g, const Grads&) -> Grads {
-        // (gre, gim) = t c rfft2_unscaled(gx): the Hermitian doubling appears as the weights c.
+      [w, t](const Grads& g, const Grads&) -> Grads {
+        // (gre, gim) = t c rfft2_unscaled(gx): the Hermitian doubling appears as the weights c. One
+        // rfft2 gives both, so both are returned (the engine drops the one no input needs) and the
+        // rule keeps no reference to the inputs.
         Spectrum2 sp = rfft2(g[0], FftNorm::Backward);
         const Tensor c = mul(hermitian_weights(w, g[0].dtype(), g[0].device()), t);
-        return {requires_grad(re) ? mul(sp.re, c) : Tensor(), requires_grad(im) ? mul(sp.im, c) : Tensor()};
+        return {mul(sp.re, c), mul(sp.im, c)};
       },
       [w, norm](const Grads& tg, const Grads&) -> Grads {
         if (!tg[0].defined() && !tg[1].defined()) return {Tensor()};
