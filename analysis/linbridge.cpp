@@ -305,6 +305,7 @@ LinBridgeResult linbridge_autodiff(const BatchFn& f, const Tensor& X, const LinB
     jac_block(
         xb,
         [&](int64_t j0, int64_t kk, const RowMat& P) {
+          if (opt.jacobian_sink) opt.jacobian_sink({s, bb, j0, kk, int64_t(P.cols()), forward, P.data()});
           for (int64_t i = 0; i < kk; ++i) {
             const auto rows = P.middleRows(i * bb, bb);
             if (forward) {

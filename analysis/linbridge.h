@@ -39,12 +39,25 @@ struct TwoLayerParams {
   Tensor W1, b1, W2, b2;
 };
 
+// One piece of a block's Jacobians as the autodiff path computes it (float64, row-major
+// (k, count, width)): stimuli [first, first + count) and, in forward mode, the input directions
+// [j0, j0 + k) (piece[i, n, :] = J_{first+n}[:, j0 + i], width V); in reverse mode the voxels
+// [j0, j0 + k) (piece[i, n, :] = J_{first+n}[j0 + i, :], width F).
+struct JacobianPiece {
+  int64_t first, count, j0, k, width;
+  bool forward;
+  const double* data;
+};
+
 struct LinBridgeOptions {
   int64_t block = 256;                      // stimuli per block (closed form)
   int64_t memory_budget = int64_t(1) << 30;  // bytes for the autodiff path's tangents and outputs per pass
   bool keep_gain = false;                    // keep gain_v(z_n) (N, V) in the result
   // Called after each block with (stimuli done, total work) over all passes; may be empty.
   std::function<void(int64_t done, int64_t total)> progress;
+  // The autodiff path hands every Jacobian piece of its first pass here (each stimulus and
+  // direction exactly once), e.g. to stream the (N, V, F) Jacobians to disk; may be empty.
+  std::function<void(const JacobianPiece&)> jacobian_sink;
 };
 
 struct LinBridgeResult {
