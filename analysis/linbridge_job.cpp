@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "analysis/linbridge.h"
+#include "analysis/linbridge_down.h"
 #include "analysis/metrics.h"
 #include "analysis/report.h"
 #include "analysis/scores.h"
@@ -398,6 +399,8 @@ LinBridgeSummary run_linbridge(const LinBridgeJob& job) {
   CORTEX_CHECK(job.wrt == "features" || job.wrt == "pixels", "linbridge: --wrt must be features or pixels, found '",
                job.wrt, "'");
   CORTEX_CHECK(job.block >= 1 && job.batch >= 1, "linbridge: --block and --batch must be >= 1");
+  CORTEX_CHECK(job.compressor == "none" || job.compressor == "infonce",
+               "linbridge: --compressor must be none or infonce, found '", job.compressor, "'");
   CORTEX_CHECK(job.memory_budget > 0 && job.max_jacobian_bytes > 0,
                "linbridge: --memory-budget and --max-jacobian-bytes must be > 0");
   const encoding::ModelSettings ms = settings_of_file(job.model);
@@ -471,11 +474,23 @@ LinBridgeSummary run_linbridge(const LinBridgeJob& job) {
   opt.memory_budget = job.memory_budget;
   Bar bar{job.progress};
   opt.progress = [&bar](int64_t done, int64_t total) { bar(done, total); };
-  if (jfile) {
+  // The learned compressor's sketches (docs/linbridge.md, "The learned compressor (JM_down)"):
+  // streamed from the autodiff path's Jacobian pieces, or from the closed forms afterwards.
+  const bool infonce = job.compressor == "infonce";
+  DownOptions dopt;
+  dopt.seed = job.compressor_seed;
+  Tensor proj, sketches;
+  if (infonce) {
+    proj = sketch_projection(F, dopt.sketch, dopt.seed);
+    if (!two_layer && !affine) sketches = zeros({N, V, dopt.sketch}, DType::Float64);
+  }
+  if (jfile || sketches.defined()) {
     NpyMapped* jf = jfile.get();
-    opt.jacobian_sink = [jf, V, F](const JacobianPiece& p) {
-      if (jf->dtype() == DType::Float64) put_piece(jf->data<double>(), p, V, F);
-      else put_piece(jf->data<float>(), p, V, F);
+    Tensor* sk = sketches.defined() ? &sketches : nullptr;
+    opt.jacobian_sink = [jf, sk, &proj, V, F](const JacobianPiece& p) {
+      if (jf && jf->dtype() == DType::Float64) put_piece(jf->data<double>(), p, V, F);
+      else if (jf) put_piece(jf->data<float>(), p, V, F);
+      if (sk) add_sketch(*sk, p, proj);
     };
   }
   const auto t0 = std::chrono::steady_clock::now();
@@ -484,6 +499,18 @@ LinBridgeSummary run_linbridge(const LinBridgeJob& job) {
   else if (affine) r = linbridge_linear(e.affine_W, e.affine_b, e.X, opt);
   else r = linbridge_autodiff(e.f, e.X, opt);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  DownResult down;
+  if (infonce) {
+    if (two_layer) {
+      sketches = sketch_two_layer(*e.two_layer, e.X, proj);
+    } else if (affine) {  // one Jacobian for every stimulus: every sketch is W P
+      NoGradGuard ng;
+      sketches = matmul(e.affine_W.to(DType::Float64), proj).unsqueeze(0).expand({N, V, dopt.sketch}).contiguous();
+    }
+    down = linbridge_down(sketches, r.pred_full, dopt);
+    sketches = Tensor();
+  }
+  const double seconds_down = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() - seconds;
   Tensor compact;  // the closed forms' saved Jacobians
   if (!job.save_jacobians.empty() && two_layer) {
     NoGradGuard ng;
@@ -495,6 +522,8 @@ LinBridgeSummary run_linbridge(const LinBridgeJob& job) {
   }
 
   const std::vector<double> share = to_vec(r.energy_share), afd = to_vec(r.afd), slope = to_vec(r.afd_slope);
+  const std::vector<double> share_down = infonce ? to_vec(down.energy_share_down) : std::vector<double>(),
+                            afd_down = infonce ? to_vec(down.afd_down) : std::vector<double>();
   const std::vector<double> r_full = to_vec(pearson_r(r.pred_full, d.responses)),
                             r_lin = to_vec(pearson_r(r.pred_linear, d.responses)),
                             r2_full = to_vec(r2_score(r.pred_full, d.responses)),
@@ -542,6 +571,10 @@ LinBridgeSummary run_linbridge(const LinBridgeJob& job) {
     s["median_energy_share"] = json_number(median_of(share, cols));
     s["mean_afd"] = json_number(mean_of(afd, cols));
     s["median_afd"] = json_number(median_of(afd, cols));
+    if (infonce) {
+      s["mean_energy_share_down"] = json_number(mean_of(share_down, cols));
+      s["mean_afd_down"] = json_number(mean_of(afd_down, cols));
+    }
     s["mean_r_full"] = json_number(mean_of(r_full, cols));
     s["mean_r_linear"] = json_number(mean_of(r_lin, cols));
     s["mean_r2_full"] = json_number(mean_of(r2_full, cols));
@@ -557,6 +590,14 @@ LinBridgeSummary run_linbridge(const LinBridgeJob& job) {
     return a;
   };
   j["energy_share"] = arr(share), j["afd"] = arr(afd), j["afd_slope"] = arr(slope);
+  if (infonce) {
+    j["energy_share_down"] = arr(share_down), j["afd_down"] = arr(afd_down);
+    j["compressor"] = {{"kind", "infonce"}, {"sketch", dopt.sketch}, {"hidden", dopt.hidden}, {"dim", dopt.dim},
+                       {"temperature", dopt.temperature}, {"steps", dopt.steps}, {"batch", dopt.batch},
+                       {"lr", dopt.lr}, {"seed", dopt.seed}, {"seconds", seconds_down},
+                       {"loss_first", down.loss.empty() ? nlohmann::json() : json_number(down.loss.front())},
+                       {"loss_last", down.loss.empty() ? nlohmann::json() : json_number(down.loss.back())}};
+  }
   j["r_full"] = arr(r_full), j["r_linear"] = arr(r_lin), j["r2_full"] = arr(r2_full), j["r2_linear"] = arr(r2_lin);
   if (!r_ctl.empty()) j["r_control"] = arr(r_ctl), j["r2_control"] = arr(r2_ctl);
   if (!d.rois.empty()) j["roi_columns"] = d.rois;
@@ -568,6 +609,8 @@ LinBridgeSummary run_linbridge(const LinBridgeJob& job) {
                  {"voxels, features", std::to_string(V) + ", " + std::to_string(F)},
                  {"mean energy share E‖ΔJM‖² / E‖JM‖²", fmt(mean_of(share, all))},
                  {"mean AFD (stimuli ordered by the voxel's predicted response)", fmt(mean_of(afd, all))},
+                 {"learned compressor (InfoNCE): mean energy share / AFD of JM_down",
+                  infonce ? fmt(mean_of(share_down, all)) + " / " + fmt(mean_of(afd_down, all)) : "not run (--compressor none)"},
                  {"mean r: full model / linear part", fmt(mean_of(r_full, all)) + " / " + fmt(mean_of(r_lin, all))},
                  {"time (Jacobian statistics)", fmt(seconds, 2) + " s, " + fmt(1e3 * seconds / N, 3) + " ms per stimulus"},
                  {"Jacobian path, with respect to", path + (r.mode == "closed-form" ? "" : " (" + r.mode + " mode)") +
@@ -645,6 +688,10 @@ LinBridgeSummary run_linbridge(const LinBridgeJob& job) {
     io::write_npy((out / name).string(), from_vector(v, {int64_t(v.size())}));
   };
   npy("energy_share.npy", share), npy("afd.npy", afd), npy("afd_slope.npy", slope);
+  if (infonce) {
+    npy("energy_share_down.npy", share_down), npy("afd_down.npy", afd_down);
+    io::write_npy((out / "inherent_down.npy").string(), down.inherent_down);
+  }
   npy("r_full.npy", r_full), npy("r_linear.npy", r_lin), npy("r2_full.npy", r2_full), npy("r2_linear.npy", r2_lin);
   if (!r_ctl.empty()) npy("r_control.npy", r_ctl), npy("r2_control.npy", r2_ctl);
   io::write_npy((out / "pred_linear.npy").string(), r.pred_linear);

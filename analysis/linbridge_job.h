@@ -14,7 +14,8 @@
 //   energy_share.npy, afd.npy, afd_slope.npy, r_full.npy, r_linear.npy, r2_full.npy, r2_linear.npy
 //   (float64, one value per voxel; r_control.npy / r2_control.npy with a linear control model),
 //   pred_linear.npy (float32 (images, voxels): the linear part's predictions), linbridge.json (the
-//   same per-voxel values, per-ROI summaries, settings, time and memory), report.html; and the
+//   same per-voxel values, per-ROI summaries, settings, time and memory), report.html; with
+//   compressor "infonce" afd_down.npy, energy_share_down.npy (V) and inherent_down.npy (V, 8); and the
 //   Jacobians to `save_jacobians` when given (docs/linbridge.md, "Saved Jacobians").
 #pragma once
 #include <cstdint>
@@ -44,6 +45,8 @@ struct LinBridgeJob {
   std::string save_jacobians;  // .npy path for the Jacobians (empty: not saved)
   int64_t max_jacobian_bytes = int64_t(8) << 30;  // refuse a --save-jacobians file larger than this
   int64_t memory_budget = int64_t(1) << 30;        // the autodiff path's tangents and outputs per block
+  std::string compressor = "none";  // "infonce": also the learned compressor's scores (analysis/linbridge_down.h)
+  uint64_t compressor_seed = 0;     // its projection, initial weights and pairs
   int64_t batch = 32;         // images per backbone pass
   int64_t block = 256;        // stimuli per block of the Jacobian statistics
   bool progress = true;       // a progress bar on stderr

@@ -2,7 +2,7 @@
 //
 //   cortex linbridge --model fit/model.safetensors --data SUBJ --out DIR [--split test]
 //                    [--wrt features|pixels] [--autodiff] [--save-jacobians J.npy] [--max-jacobian-bytes 8G]
-//                    [--memory-budget 1G] [--linear fit_linear/model.safetensors] [--batch 32] [--block 256]
+//                    [--memory-budget 1G] [--compressor none|infonce] [--linear fit_linear/model.safetensors] [--batch 32] [--block 256]
 //
 // --model is a cortex fit model file of any readout (frozen or fine-tuned backbone); --data the
 // subject folder it was fitted on. Over the images of --split, writes per-voxel AFD, energy share
@@ -35,6 +35,11 @@ Run add_linbridge(CLI::App& app) {
   sub->add_option("--max-jacobian-bytes", *max_bytes, "Refuse a --save-jacobians file larger than this")
       ->capture_default_str();
   sub->add_option("--memory-budget", *budget, "Bytes of tangents and outputs per block of the autodiff path")
+      ->capture_default_str();
+  sub->add_option("--compressor", o->compressor, "none, or infonce: also the learned compressor's JM_down scores "
+                                                 "(afd_down.npy, energy_share_down.npy, inherent_down.npy)")
+      ->capture_default_str();
+  sub->add_option("--compressor-seed", o->compressor_seed, "Seed of the compressor's projection, weights and pairs")
       ->capture_default_str();
   sub->add_option("--linear", o->linear_model, "A cortex fit --readout linear model on the same inputs (control)");
   sub->add_option("--weights", o->weights, "The backbone's weights, when they moved since the fit");

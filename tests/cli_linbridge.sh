@@ -72,6 +72,14 @@ jq -e '(.path == "autodiff") and (.wrt == "pixels") and (.features == 768)' lb-p
 jq -e --slurpfile c lb/linbridge.json '[range(24) as $i | (.r_full[$i] - $c[0].r_full[$i]) | fabs] | max < 1e-5' \
   lb-px/linbridge.json > /dev/null || fail "--wrt pixels changes the model's predictions"
 
+# --compressor infonce: JM_down's scores.
+"$cortex" linbridge --model two/model.safetensors --data "$data" --out lb-down --compressor infonce > /dev/null 2> err.txt ||
+  { cat err.txt >&2; fail "linbridge --compressor infonce"; }
+for f in afd_down energy_share_down inherent_down; do [[ -s lb-down/$f.npy ]] || fail "--compressor wrote no $f.npy"; done
+jq -e '(.compressor.kind == "infonce") and (.afd_down | length == 24) and (.rois.simple.mean_afd_down | numbers)
+       and (.compressor.loss_last < .compressor.loss_first)' lb-down/linbridge.json > /dev/null ||
+  fail "--compressor: $(jq -c '.compressor' lb-down/linbridge.json)"
+
 # refuse NEEDLE ARGS...: linbridge fails with one line containing NEEDLE and writes nothing.
 refuse() {
   local needle=$1
@@ -87,6 +95,7 @@ refuse "above --max-jacobian-bytes 1024" --model two/model.safetensors --data "$
   --save-jacobians bad.npy --max-jacobian-bytes 1K
 [[ ! -e bad.npy ]] && ! ls bad.npy.tmp.* > /dev/null 2>&1 || fail "a refused --save-jacobians left a file"
 refuse "below one direction of one stimulus" --model two/model.safetensors --data "$data" --autodiff --memory-budget 8
+refuse "--compressor must be none or infonce" --model two/model.safetensors --data "$data" --compressor pca
 refuse "--memory-budget expects" --model two/model.safetensors --data "$data" --memory-budget lots
 refuse "expected linear" --model two/model.safetensors --linear two/model.safetensors --data "$data"
 refuse "--model is required" --data "$data"

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "analysis/linbridge.h"
+#include "analysis/linbridge_down.h"
 #include "analysis/metrics.h"
 #include "autograd/autograd.h"
 #include "data/simulate.h"
@@ -159,6 +160,23 @@ void check_two_layer(int64_t N, int64_t F, int64_t H, int64_t V, uint64_t seed) 
   EXPECT_EQ(ad.mode, F <= V ? "forward" : "reverse");
   EXPECT_LE(ad.peak_bytes, opt.memory_budget);
   expect_matches(ad, ref, pred, 1e-9);
+
+  // The compressor's sketches JM_v(z_n) P: the closed form's and those streamed from the autodiff
+  // path's Jacobian pieces, against the per-stimulus Jacobians times P in float64 loops.
+  const int64_t S = 5;
+  const Tensor P = analysis::sketch_projection(F, S, 9);
+  const auto Pv = vec(P);
+  std::vector<double> want(N * V * S, 0.0);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t v = 0; v < V; ++v)
+      for (int64_t c = 0; c < S; ++c)
+        for (int64_t j = 0; j < F; ++j) want[(n * V + v) * S + c] += J[n][v * F + j] * Pv[j * S + c];
+  expect_near_all(vec(analysis::sketch_two_layer({enc.fc1->weight, enc.fc1->bias, enc.fc2->weight, enc.fc2->bias}, X, P)),
+                  want, 1e-5, "sketch_two_layer");  // float32 sketches
+  Tensor sk = zeros({N, V, S}, DType::Float64);
+  opt.jacobian_sink = [&](const analysis::JacobianPiece& piece) { analysis::add_sketch(sk, piece, P); };
+  analysis::linbridge_autodiff([&](const Tensor& x) { return enc.read({x}); }, X, opt);
+  expect_near_all(vec(sk), want, 1e-12, "add_sketch");
 }
 
 // AUC of a per-voxel score separating the planted nonlinear voxels from the simple (linear) ones.
@@ -212,6 +230,50 @@ TEST(LinBridge, LinearEncoderIsItsOwnLinearPart) {
   EXPECT_TRUE(cortex::testing::allclose(c.inherent, enc.fc->weight, 1e-12, 1e-12));
   EXPECT_TRUE(cortex::testing::allclose(c.energy_total, r.energy_total, 1e-10, 1e-12));
   EXPECT_TRUE(cortex::testing::allclose(c.pred_full, r.pred_full, 1e-5, 1e-5));
+}
+
+// The learned compressor: a voxel whose sketches do not change with the stimulus scores 0 on both
+// of its scores; InfoNCE falls while training; a seed gives the same result twice; a voxel whose
+// sketch direction turns with its response order scores above a voxel whose sketches are noise
+// around a constant (AFD) and above the constant voxel (share).
+TEST(LinBridge, CompressorScores) {
+  const int64_t N = 60, V = 3, S = 8;
+  Tensor sk = empty({N, V, S}, DType::Float64), pred = empty({N, V}, DType::Float64);
+  const auto noise = vec(cortex::testing::randn({N, V, S}, 21));
+  double* ps = sk.data<double>();
+  double* pp = pred.data<double>();
+  for (int64_t n = 0; n < N; ++n) {
+    const double t = double(n) / (N - 1);
+    for (int64_t c = 0; c < S; ++c) {
+      ps[(n * V + 0) * S + c] = c == 0 ? 2.0 : 0.5;                                     // constant
+      ps[(n * V + 1) * S + c] = (c == 0 ? 1.0 : 0.0) + 0.3 * noise[(n * V + 1) * S + c];  // noise around e_0
+      ps[(n * V + 2) * S + c] = c == 0 ? std::cos(1.5 * t) : c == 1 ? std::sin(1.5 * t) : 0.0;  // turns with t
+    }
+    pp[n * V + 0] = double((n * 7) % N), pp[n * V + 1] = double((n * 13) % N), pp[n * V + 2] = double(n);
+  }
+  analysis::DownOptions o;
+  o.steps = 150, o.batch = 32, o.seed = 4;
+  const analysis::DownResult r = analysis::linbridge_down(sk, pred, o);
+  const auto share = vec(r.energy_share_down), afd = vec(r.afd_down);
+  EXPECT_NEAR(share[0], 0.0, 1e-12);
+  EXPECT_NEAR(afd[0], 0.0, 1e-12);
+  EXPECT_GT(share[2], share[0]);
+  EXPECT_GT(afd[2], afd[1]);
+  ASSERT_EQ(int64_t(r.loss.size()), o.steps);
+  double first = 0, last = 0;
+  for (int i = 0; i < 20; ++i) first += r.loss[i], last += r.loss[o.steps - 1 - i];
+  EXPECT_LT(last, first);
+  EXPECT_EQ(r.inherent_down.shape(), (Shape{V, o.dim}));
+  for (int64_t v = 0; v < V; ++v) {  // a mean of unit vectors
+    double nrm = 0;
+    for (int64_t k = 0; k < o.dim; ++k) nrm += std::pow(vec(r.inherent_down)[v * o.dim + k], 2);
+    EXPECT_LE(nrm, 1.0 + 1e-9);
+    EXPECT_NEAR(share[v], 1.0 - nrm, 1e-9);
+  }
+  const analysis::DownResult again = analysis::linbridge_down(sk, pred, o);
+  EXPECT_EQ(vec(again.afd_down), afd);
+  EXPECT_THROW(analysis::linbridge_down(sk, cortex::testing::randn({N, V + 1}, 1)), Error);
+  EXPECT_THROW(analysis::linbridge_down(sk.narrow(0, 0, 1), pred.narrow(0, 0, 1)), Error);
 }
 
 TEST(LinBridge, AucAndErrors) {
@@ -296,6 +358,29 @@ TEST(LinBridge, PlantedTruth) {
   std::printf("planted truth: AUC energy share %.3f, AUC AFD %.3f, linear voxels mean r full %.3f linear part %.3f "
               "(ratio %.3f)\n",
               auc_share, auc_afd, rf / sh_lin.size(), rl / sh_lin.size(), rl / rf);
+  // The learned compressor (docs/linbridge.md, "The learned compressor (JM_down)") on the same
+  // encoder and stimuli; reported, and held at what it reaches.
+  const Tensor proj = analysis::sketch_projection(P, 32, 0);
+  const analysis::DownResult down =
+      analysis::linbridge_down(analysis::sketch_two_layer(params, Xtr, proj), scores.pred_full, {});
+  const auto share_down = vec(down.energy_share_down), afd_down = vec(down.afd_down);
+  for (int k = 1; k < 4; ++k) {
+    std::vector<double> sk, ak, sl, al;
+    for (int64_t v = 0; v < V; ++v) {
+      if (int(sim.voxels[v].kind) == k) sk.push_back(share_down[v]), ak.push_back(afd_down[v]);
+      if (sim.voxels[v].kind == data::VoxelKind::Simple) sl.push_back(share_down[v]), al.push_back(afd_down[v]);
+    }
+    std::printf("planted truth: compressor: %s: AUC share_down %.3f, AUC afd_down %.3f\n",
+                data::kind_name(data::VoxelKind(k)), analysis::roc_auc(sk, sl), analysis::roc_auc(ak, al));
+  }
+  const double auc_share_down = auc_of(share_down, sim.voxels), auc_afd_down = auc_of(afd_down, sim.voxels);
+  std::printf("planted truth: compressor: AUC energy_share_down %.3f, AUC afd_down %.3f (InfoNCE %.3f -> %.3f)\n",
+              auc_share_down, auc_afd_down, down.loss.front(), down.loss.back());
+  // Measured 0.694 and 0.749, below the closed-form scores (docs/linbridge.md says why); held above
+  // chance with a margin so that a regression fails.
+  EXPECT_GE(auc_share_down, 0.65);
+  EXPECT_GE(auc_afd_down, 0.65);
+  EXPECT_LT(down.loss.back(), down.loss.front());
   EXPECT_GE(auc_share, 0.85);
   // The issue asks 0.85 of AFD too; this AFD (docs/linbridge.md) measures 0.815 here (0.73 without
   // the L2 penalty): a slope along the response order misses nonlinearities whose gain is not

@@ -243,6 +243,35 @@ TEST_F(LinBridgeJob, WrtPixelsThroughTheBackbone) {
   check_autodiff(pixels("ridge"), "pixels", "px-ridge");
 }
 
+// --compressor infonce: JM_down's scores per voxel from every path; an affine model's sketches are
+// one vector for every stimulus, so its JM_down has no stimulus-specific part.
+TEST_F(LinBridgeJob, Compressor) {
+  for (const std::string readout : {"two-layer", "ridge"})
+    for (bool autodiff : {false, true}) {
+      SCOPED_TRACE(readout + (autodiff ? " autodiff" : " closed form"));
+      analysis::LinBridgeJob j = job(pixels(readout), "down-" + readout + (autodiff ? "-ad" : ""));
+      j.compressor = "infonce", j.autodiff = autodiff;
+      const analysis::LinBridgeSummary s = analysis::run_linbridge(j);
+      const auto share = npy(j.out + "/energy_share_down.npy"), afd = npy(j.out + "/afd_down.npy");
+      ASSERT_EQ(share.size(), 5u);
+      ASSERT_EQ(afd.size(), 5u);
+      EXPECT_EQ(io::read_npy(j.out + "/inherent_down.npy").shape(), (Shape{5, 8}));
+      EXPECT_EQ(s.json["compressor"]["steps"], 400);
+      EXPECT_LT(s.json["compressor"]["loss_last"].get<double>(), s.json["compressor"]["loss_first"].get<double>());
+      for (size_t v = 0; v < share.size(); ++v) {
+        EXPECT_GE(share[v], 0.0);
+        EXPECT_LE(share[v], 1.0);
+        if (readout == "ridge") {
+          EXPECT_NEAR(share[v], 0.0, 1e-9);
+          EXPECT_NEAR(afd[v], 0.0, 1e-9);
+        }
+      }
+    }
+  analysis::LinBridgeJob j = job(pixels("two-layer"), "bad");
+  j.compressor = "pca";
+  cortex::testing::expect_error([&] { analysis::run_linbridge(j); }, {"--compressor must be none or infonce", "pca"});
+}
+
 TEST_F(LinBridgeJob, Refusals) {
   const std::string model = pixels("two-layer");
   auto refused = [&](analysis::LinBridgeJob j, const std::vector<std::string>& needles) {
