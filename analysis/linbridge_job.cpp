@@ -67,10 +67,11 @@ class NpyMapped {
     tmp_ = path_ + ".tmp." + std::to_string(::getpid());
     fd_ = ::open(tmp_.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644);
     CORTEX_CHECK(fd_ >= 0, "linbridge: cannot create ", tmp_, ": ", std::strerror(errno));
-    if (::ftruncate(fd_, off_t(bytes_)) != 0) {
-      const int e = errno;
+    // Reserve the blocks now: a write through a map into a sparse file on a full disk is a SIGBUS,
+    // where posix_fallocate gives ENOSPC here, as an error.
+    if (const int e = ::posix_fallocate(fd_, 0, off_t(bytes_)); e != 0) {
       cleanup();
-      throw Error("linbridge: cannot size " + tmp_ + " to " + std::to_string(bytes_) + " bytes: " + std::strerror(e));
+      throw Error("linbridge: cannot reserve " + std::to_string(bytes_) + " bytes for " + tmp_ + ": " + std::strerror(e));
     }
     void* m = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
     if (m == MAP_FAILED) {
