@@ -473,6 +473,14 @@ LinBridgeSummary run_linbridge(const LinBridgeJob& job) {
   LinBridgeOptions opt;
   opt.block = job.block;
   opt.memory_budget = job.memory_budget;
+  if (!features) {
+    // Through a backbone every (image, direction) pair of a pass carries the backbone's own
+    // activations, which the budget does not count: at most --batch pairs per pass, as many images
+    // as a forward pass of the fit would hold.
+    const int64_t pair = (F + V) * int64_t(dtype_size(xdt));
+    opt.block = std::min(job.block, job.batch);
+    opt.memory_budget = std::min(job.memory_budget, std::max<int64_t>(pair, job.batch * pair));
+  }
   Bar bar{job.progress};
   opt.progress = [&bar](int64_t done, int64_t total) { bar(done, total); };
   // The learned compressor's sketches (docs/linbridge.md, "The learned compressor (JM_down)"):

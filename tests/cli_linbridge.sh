@@ -67,8 +67,9 @@ npy_size two-J.npy $((30 * 24 * 256 * 4)) || fail "two-J.npy has $(stat -c %s tw
 # --wrt pixels: through the standardiser and the grey conversion to the (3, 16, 16) image.
 "$cortex" linbridge --model two/model.safetensors --data "$data" --out lb-px --wrt pixels > /dev/null 2> err.txt ||
   { cat err.txt >&2; fail "linbridge --wrt pixels"; }
-jq -e '(.path == "autodiff") and (.wrt == "pixels") and (.features == 768)' lb-px/linbridge.json > /dev/null ||
-  fail "--wrt pixels: $(jq -c '{path, wrt, features}' lb-px/linbridge.json)"
+# A pass through the model holds at most --batch (32) image-direction pairs, whatever --memory-budget.
+jq -e '(.path == "autodiff") and (.wrt == "pixels") and (.features == 768) and (.peak_working_bytes <= 32 * (768 + 24) * 4)' \
+  lb-px/linbridge.json > /dev/null || fail "--wrt pixels: $(jq -c '{path, wrt, features, peak_working_bytes}' lb-px/linbridge.json)"
 jq -e --slurpfile c lb/linbridge.json '[range(24) as $i | (.r_full[$i] - $c[0].r_full[$i]) | fabs] | max < 1e-5' \
   lb-px/linbridge.json > /dev/null || fail "--wrt pixels changes the model's predictions"
 
