@@ -126,31 +126,33 @@ class LinBridgeJob : public ::testing::Test {
     });
   }
 
-  static analysis::LinBridgeJob job(const std::string& model, const std::string& out) {
+  static analysis::LinBridgeJob job(const std::string& model, const std::string& out, const std::string& subj = subject) {
     analysis::LinBridgeJob j;
-    j.model = model, j.data = subject, j.out = *tmp / out, j.progress = false, j.block = 3;
+    j.model = model, j.data = subj, j.out = *tmp / out, j.progress = false, j.block = 3;
     return j;
   }
-  static data::Dataset test_split() {
+  static data::Dataset test_split(const std::string& subj = subject) {
     data::LoadOptions lo;
     lo.hemi = "both";
-    return data::load_algonauts(subject, "test", lo);
+    return data::load_algonauts(subj, "test", lo);
   }
   static std::vector<double> npy(const std::string& path) { return vec(io::read_npy(path)); }
 
   // The job's autodiff path (in float64) against the per-stimulus reference, and its saved Jacobians.
-  static void check_autodiff(const std::string& model, const std::string& wrt, const std::string& out) {
-    analysis::LinBridgeJob j = job(model, out);
+  static void check_autodiff(const std::string& model, const std::string& wrt, const std::string& out,
+                             const std::string& subj = subject, const char* mode = nullptr) {
+    analysis::LinBridgeJob j = job(model, out, subj);
     j.wrt = wrt, j.autodiff = true, j.float64 = true, j.save_jacobians = *tmp / (out + "-J.npy");
     j.memory_budget = 200000;  // several blocks and direction chunks
     const analysis::LinBridgeSummary s = analysis::run_linbridge(j);
     EXPECT_EQ(s.json["path"], "autodiff");
     EXPECT_EQ(s.json["wrt"], wrt);
     EXPECT_TRUE(s.json["mode"] == "forward" || s.json["mode"] == "reverse");
+    if (mode) EXPECT_EQ(s.json["mode"], mode);
     EXPECT_GT(s.json["max_rss_bytes"].get<int64_t>(), 0);
     EXPECT_LE(s.json["peak_working_bytes"].get<int64_t>(), j.memory_budget);
     const analysis::EncodingFunction e =
-        analysis::encoding_function(model, test_split(), wrt, "", "", 32, /*float64=*/true);
+        analysis::encoding_function(model, test_split(subj), wrt, "", "", 32, /*float64=*/true);
     const Reference ref = reference(e);
     expect_near_all(npy(j.out + "/energy_share.npy"), ref.share, 1e-9, 1e-12, model + " share");
     expect_near_all(npy(j.out + "/afd_slope.npy"), ref.slope, 1e-9, 1e-12, model + " afd_slope");
@@ -270,6 +272,19 @@ TEST_F(LinBridgeJob, Compressor) {
   analysis::LinBridgeJob j = job(pixels("two-layer"), "bad");
   j.compressor = "pca";
   cortex::testing::expect_error([&] { analysis::run_linbridge(j); }, {"--compressor must be none or infonce", "pca"});
+}
+
+// Fewer inputs than voxels (a core on 8 x 8 grey images, 70 voxels): forward mode, whose pieces are
+// Jacobian columns scattered into the saved (N, V, F) file.
+TEST_F(LinBridgeJob, ForwardModeWhenInputsAreFewerThanVoxels) {
+  data::SimConfig cfg;
+  cfg.n_train = 40, cfg.n_test = 6, cfg.voxels = 70, cfg.image_size = 16, cfg.seed = 12;
+  const std::string subj = data::write_simulation(data::simulate(cfg), *tmp / "sim70");
+  encoding::EncodingSpec o;
+  o.data = subj, o.hemi = "both", o.out = *tmp / "fit-core70", o.readout = "core", o.core_size = 8;
+  o.epochs = 1, o.batch = 16, o.seed = 1;
+  encoding::fit(o);
+  check_autodiff(o.out + "/model.safetensors", "features", "fw-core", subj, "forward");
 }
 
 TEST_F(LinBridgeJob, Refusals) {
