@@ -473,6 +473,7 @@ LinBridgeSummary run_linbridge(const LinBridgeJob& job) {
   LinBridgeOptions opt;
   opt.block = job.block;
   opt.memory_budget = job.memory_budget;
+  opt.energy_afd = job.energy_afd;
   if (!features) {
     // Through a backbone every (image, direction) pair of a pass carries the backbone's own
     // activations, which the budget does not count: at most --batch pairs per pass, as many images
@@ -531,6 +532,7 @@ LinBridgeSummary run_linbridge(const LinBridgeJob& job) {
   }
 
   const std::vector<double> share = to_vec(r.energy_share), afd = to_vec(r.afd), slope = to_vec(r.afd_slope);
+  const std::vector<double> afd_energy = job.energy_afd ? to_vec(r.afd_energy) : std::vector<double>();
   const std::vector<double> share_down = infonce ? to_vec(down.energy_share_down) : std::vector<double>(),
                             afd_down = infonce ? to_vec(down.afd_down) : std::vector<double>();
   const std::vector<double> r_full = to_vec(pearson_r(r.pred_full, d.responses)),
@@ -580,6 +582,7 @@ LinBridgeSummary run_linbridge(const LinBridgeJob& job) {
     s["median_energy_share"] = json_number(median_of(share, cols));
     s["mean_afd"] = json_number(mean_of(afd, cols));
     s["median_afd"] = json_number(median_of(afd, cols));
+    if (job.energy_afd) s["mean_afd_energy"] = json_number(mean_of(afd_energy, cols));
     if (infonce) {
       s["mean_energy_share_down"] = json_number(mean_of(share_down, cols));
       s["mean_afd_down"] = json_number(mean_of(afd_down, cols));
@@ -599,6 +602,7 @@ LinBridgeSummary run_linbridge(const LinBridgeJob& job) {
     return a;
   };
   j["energy_share"] = arr(share), j["afd"] = arr(afd), j["afd_slope"] = arr(slope);
+  if (job.energy_afd) j["afd_energy"] = arr(afd_energy), j["afd_energy_slope"] = arr(to_vec(r.afd_energy_slope));
   if (infonce) {
     j["energy_share_down"] = arr(share_down), j["afd_down"] = arr(afd_down);
     j["compressor"] = {{"kind", "infonce"}, {"sketch", dopt.sketch}, {"hidden", dopt.hidden}, {"dim", dopt.dim},
@@ -697,6 +701,7 @@ LinBridgeSummary run_linbridge(const LinBridgeJob& job) {
     io::write_npy((out / name).string(), from_vector(v, {int64_t(v.size())}));
   };
   npy("energy_share.npy", share), npy("afd.npy", afd), npy("afd_slope.npy", slope);
+  if (job.energy_afd) npy("afd_energy.npy", afd_energy);
   if (infonce) {
     npy("energy_share_down.npy", share_down), npy("afd_down.npy", afd_down);
     io::write_npy((out / "inherent_down.npy").string(), down.inherent_down);

@@ -45,6 +45,7 @@ struct LinBridgeJob {
   std::string save_jacobians;  // .npy path for the Jacobians (empty: not saved)
   int64_t max_jacobian_bytes = int64_t(8) << 30;  // refuse a --save-jacobians file larger than this
   int64_t memory_budget = int64_t(1) << 30;        // the autodiff path's tangents and outputs per block
+  bool energy_afd = false;    // also AFD on the stimulus-specific energy (afd_energy.npy; LinBridgeOptions::energy_afd)
   std::string compressor = "none";  // "infonce": also the learned compressor's scores (analysis/linbridge_down.h)
   uint64_t compressor_seed = 0;     // its projection, initial weights and pairs
   int64_t batch = 32;         // images per backbone pass

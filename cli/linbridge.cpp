@@ -36,6 +36,8 @@ Run add_linbridge(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--memory-budget", *budget, "Bytes of tangents and outputs per block of the autodiff path")
       ->capture_default_str();
+  sub->add_flag("--energy-afd", o->energy_afd, "Also AFD on the stimulus-specific energy ||dJM_v(z)||^2 / E||JM_v||^2 "
+                                             "(afd_energy.npy; closed form: V H^2 work per stimulus)");
   sub->add_option("--compressor", o->compressor, "none, or infonce: also the learned compressor's JM_down scores "
                                                  "(afd_down.npy, energy_share_down.npy, inherent_down.npy)")
       ->capture_default_str();

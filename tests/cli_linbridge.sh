@@ -73,6 +73,15 @@ jq -e '(.path == "autodiff") and (.wrt == "pixels") and (.features == 768) and (
 jq -e --slurpfile c lb/linbridge.json '[range(24) as $i | (.r_full[$i] - $c[0].r_full[$i]) | fabs] | max < 1e-5' \
   lb-px/linbridge.json > /dev/null || fail "--wrt pixels changes the model's predictions"
 
+# --energy-afd: AFD on the stimulus-specific energy, the same from the closed form and --autodiff.
+"$cortex" linbridge --model two/model.safetensors --data "$data" --out lb-e --energy-afd > /dev/null 2>&1 || fail "--energy-afd"
+"$cortex" linbridge --model two/model.safetensors --data "$data" --out lb-e-ad --energy-afd --autodiff > /dev/null 2>&1 ||
+  fail "--energy-afd --autodiff"
+[[ -s lb-e/afd_energy.npy ]] || fail "--energy-afd wrote no afd_energy.npy"
+jq -e --slurpfile a lb-e-ad/linbridge.json '(.afd_energy | length == 24) and (.rois.simple.mean_afd_energy | numbers) and
+       ([range(24) as $i | (.afd_energy[$i] - $a[0].afd_energy[$i]) | fabs] | max < 1e-4)' lb-e/linbridge.json > /dev/null ||
+  fail "--energy-afd: closed form and autodiff disagree"
+
 # --compressor infonce: JM_down's scores.
 "$cortex" linbridge --model two/model.safetensors --data "$data" --out lb-down --compressor infonce > /dev/null 2> err.txt ||
   { cat err.txt >&2; fail "linbridge --compressor infonce"; }

@@ -33,6 +33,7 @@ std::vector<double> vec(const Tensor& t) {
 // Everything LinBridge reports, computed directly from per-stimulus Jacobians J[n] (V, F) in float64.
 struct Reference {
   std::vector<double> inherent, total, bias, share, gain, slope, lin;  // gain, lin: (N, V)
+  std::vector<double> eslope;  // slope of ||dJM_v(z)||^2 / E||JM_v||^2 on t
 };
 Reference reference(const std::vector<std::vector<double>>& J, const std::vector<double>& X,
                     const std::vector<double>& pred, const std::vector<double>& fbar, int64_t N, int64_t V, int64_t F) {
@@ -44,7 +45,8 @@ Reference reference(const std::vector<std::vector<double>>& J, const std::vector
   for (int64_t n = 0; n < N; ++n)
     for (int64_t j = 0; j < F; ++j) zbar[j] += X[n * F + j] / double(N);
   r.total.assign(V, 0.0), r.bias.assign(V, 0.0), r.share.assign(V, 0.0), r.slope.assign(V, 0.0);
-  r.gain.assign(N * V, 0.0), r.lin.assign(N * V, 0.0);
+  r.gain.assign(N * V, 0.0), r.lin.assign(N * V, 0.0), r.eslope.assign(V, 0.0);
+  std::vector<double> en(N * V, 0.0);  // ||dJM_v(z_n)||^2
   for (int64_t v = 0; v < V; ++v) {
     double nrm = 0;
     for (int64_t j = 0; j < F; ++j) nrm += r.inherent[v * F + j] * r.inherent[v * F + j];
@@ -55,6 +57,7 @@ Reference reference(const std::vector<std::vector<double>>& J, const std::vector
         r.total[v] += a * a / double(N);
         r.bias[v] += d * d / double(N);
         dot += d * r.inherent[v * F + j];
+        en[n * V + v] += d * d;
       }
       r.gain[n * V + v] = dot / nrm;
       double l = fbar[v];
@@ -73,6 +76,10 @@ Reference reference(const std::vector<std::vector<double>>& J, const std::vector
     double sxy = 0, sxx = 0;
     for (int64_t n = 0; n < N; ++n) sxy += (t[n] - tm) * (g[n] - gm), sxx += (t[n] - tm) * (t[n] - tm);
     r.slope[v] = sxy / sxx;
+    double em = 0, exy = 0;
+    for (int64_t n = 0; n < N; ++n) em += en[n * V + v] / r.total[v] / N;
+    for (int64_t n = 0; n < N; ++n) exy += (t[n] - tm) * (en[n * V + v] / r.total[v] - em);
+    r.eslope[v] = exy / sxx;
   }
   return r;
 }
@@ -93,6 +100,12 @@ void expect_matches(const LinBridgeResult& r, const Reference& ref, const std::v
   std::vector<double> a = ref.slope;
   for (double& x : a) x = std::abs(x);
   expect_near_all(vec(r.afd), a, tol, "afd");
+  if (r.afd_energy_slope.defined()) {
+    expect_near_all(vec(r.afd_energy_slope), ref.eslope, tol, "afd_energy_slope");
+    std::vector<double> ea = ref.eslope;
+    for (double& x : ea) x = std::abs(x);
+    expect_near_all(vec(r.afd_energy), ea, tol, "afd_energy");
+  }
   expect_near_all(vec(r.pred_full), pred, 1e-5, "pred_full");  // float32 outputs
   expect_near_all(vec(r.pred_linear), ref.lin, 1e-5, "pred_linear");
 }
@@ -135,6 +148,7 @@ void check_two_layer(int64_t N, int64_t F, int64_t H, int64_t V, uint64_t seed) 
 
   LinBridgeOptions opt;
   opt.keep_gain = true;
+  opt.energy_afd = true;
   opt.block = 4;  // does not divide N
   std::vector<int64_t> ticks;
   opt.progress = [&](int64_t done, int64_t total) {
@@ -325,7 +339,9 @@ TEST(LinBridge, PlantedTruth) {
   // The scores average over the 1,600 training images (more stimuli, steadier AFD slopes); r is
   // measured on the held-out test images, with the linear part of that same analysis.
   const analysis::TwoLayerParams params{enc.fc1->weight, enc.fc1->bias, enc.fc2->weight, enc.fc2->bias};
-  const LinBridgeResult scores = analysis::linbridge_two_layer(params, Xtr, {});
+  LinBridgeOptions with_energy;
+  with_energy.energy_afd = true;
+  const LinBridgeResult scores = analysis::linbridge_two_layer(params, Xtr, with_energy);
   const LinBridgeResult held = analysis::linbridge_two_layer(params, Xte, {});
   const auto share = vec(scores.energy_share), afd = vec(scores.afd);
   std::printf("planted truth: on the test images alone: AUC share %.3f, AUC AFD %.3f\n",
@@ -381,6 +397,19 @@ TEST(LinBridge, PlantedTruth) {
   EXPECT_GE(auc_share_down, 0.65);
   EXPECT_GE(auc_afd_down, 0.65);
   EXPECT_LT(down.loss.back(), down.loss.front());
+  // AFD on the stimulus-specific energy (docs/linbridge.md): 0.828 here; 0.812-0.922 over seeds 5-8.
+  const double auc_afd_energy = auc_of(vec(scores.afd_energy), sim.voxels);
+  for (int k = 1; k < 4; ++k) {
+    std::vector<double> ek, el;
+    const auto ae = vec(scores.afd_energy);
+    for (int64_t v = 0; v < V; ++v) {
+      if (int(sim.voxels[v].kind) == k) ek.push_back(ae[v]);
+      if (sim.voxels[v].kind == data::VoxelKind::Simple) el.push_back(ae[v]);
+    }
+    std::printf("planted truth: AFD energy: %s: AUC %.3f\n", data::kind_name(data::VoxelKind(k)), analysis::roc_auc(ek, el));
+  }
+  std::printf("planted truth: AUC AFD on the stimulus-specific energy %.3f\n", auc_afd_energy);
+  EXPECT_GE(auc_afd_energy, 0.80);
   EXPECT_GE(auc_share, 0.85);
   // The issue asks 0.85 of AFD too; this AFD (docs/linbridge.md) measures 0.815 here (0.73 without
   // the L2 penalty): a slope along the response order misses nonlinearities whose gain is not

@@ -175,7 +175,7 @@ TEST_F(LinBridgeJob, ClosedFormsEqualAutodiffAndSaveTheirCompactForm) {
     SCOPED_TRACE(readout);
     const std::string model = pixels(readout);
     analysis::LinBridgeJob c = job(model, "closed-" + readout);
-    c.float64 = true, c.save_jacobians = *tmp / ("closed-" + readout + "-J.npy");
+    c.float64 = true, c.energy_afd = true, c.save_jacobians = *tmp / ("closed-" + readout + "-J.npy");
     const analysis::LinBridgeSummary sc = analysis::run_linbridge(c);
     EXPECT_EQ(sc.json["path"], readout == "two-layer" ? "closed-form two-layer" : "closed-form affine");
     EXPECT_EQ(sc.json["mode"], "closed-form");
@@ -183,11 +183,12 @@ TEST_F(LinBridgeJob, ClosedFormsEqualAutodiffAndSaveTheirCompactForm) {
     a.out = *tmp / ("auto-" + readout), a.autodiff = true, a.save_jacobians.clear();
     const analysis::LinBridgeSummary sa = analysis::run_linbridge(a);
     EXPECT_EQ(sa.json["path"], "autodiff");
-    for (const char* f : {"energy_share.npy", "afd_slope.npy", "r_full.npy", "r_linear.npy"})
+    for (const char* f : {"energy_share.npy", "afd_slope.npy", "afd_energy.npy", "r_full.npy", "r_linear.npy"})
       expect_near_all(npy(c.out + "/" + f), npy(a.out + "/" + f), 1e-9, 1e-12, readout + " " + f);
     if (readout != "two-layer") {  // affine: no stimulus-specific part at all
       for (double x : npy(c.out + "/energy_share.npy")) EXPECT_EQ(x, 0.0);
       for (double x : npy(c.out + "/afd.npy")) EXPECT_EQ(x, 0.0);
+      for (double x : npy(c.out + "/afd_energy.npy")) EXPECT_EQ(x, 0.0);
     }
     // The compact forms rebuild every stimulus's Jacobian.
     const analysis::EncodingFunction e = analysis::encoding_function(model, test_split(), "features", "", "", 32, true);
