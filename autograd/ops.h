@@ -8,6 +8,7 @@
 #include "autograd/autograd.h"
 #include "kernels/conv.h"
 #include "kernels/index.h"
+#include "kernels/linalg.h"
 #include "kernels/nn.h"
 #include "kernels/pool.h"
 #include "kernels/sample.h"
@@ -92,6 +93,15 @@ Tensor argmin(const Tensor& x, int64_t dim, bool keepdim = false);
 // ---------------------------------------------------------------- linear algebra (ops_linalg.cpp)
 Tensor matmul(const Tensor& a, const Tensor& b);
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b = Tensor());  // x w^T + b
+// The k largest eigenpairs of a symmetric a (n, n), 0 <= k <= n: values (k) descending, vectors
+// (n, k) in the columns, signs as kernels::eigh_topk fixes them. Differentiable in both modes
+// (first order) on the symmetric matrices: a tangent counts through (t + t^T) / 2 and the gradient
+// is symmetric. Where eigenvalues coincide to rounding the derivative may not exist: inside the top
+// k the rotation within the eigenspace is held fixed (exact for losses of the subspace, V V^T), the
+// VJP refuses a loss that depends on that rotation, and both modes refuse lambda_k = lambda_k+1
+// when the loss (or tangent) moves the subspace there. Second derivatives are refused.
+// docs/autodiff.md, section 4.12.
+kernels::Eigh eigh_topk(const Tensor& a, int64_t k);
 
 // ---------------------------------------------------------------- neural-network ops (ops_nn.cpp)
 Tensor softmax(const Tensor& x, int64_t dim);

@@ -47,5 +47,8 @@ Run add_fit(CLI::App& app);
 Run add_predict(CLI::App& app);
 Run add_compare(CLI::App& app);
 Run add_linbridge(CLI::App& app);
+Run add_prune_sweep(CLI::App& app);
+// cortex fit's flags on `sub`, into `o` (cortex prune-sweep takes the same ones).
+void add_fit_options(CLI::App* sub, encoding::EncodingSpec* o);
 
 }  // namespace cortex::cli

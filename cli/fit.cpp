@@ -21,7 +21,11 @@
 //   pooled-linear  AlignedCut: global average pools of the taps, then linear;
 //   two-layer      linear -> sigmoid (--hidden units) -> linear on the pooled features; `linear` is
 //                  its linear control, trained the same way;
-//   core           a 3-layer conv net trained from the grey images with a Gaussian readout.
+//   core           a 3-layer conv net trained from the grey images with a Gaussian readout;
+//   channel-align  AlignedCut: each tap's channels mapped into one shared space of --hidden dims,
+//                  token means summed, a linear head; L1 loss unless --loss says otherwise, and
+//                  the eigen-constraint, focal, zero-centre and covariance regularisers
+//                  (--align-reg; docs/alignedcut.md). Starts from ridge on the aligned features.
 // The trained ones use Adam or AdamW (--optim, --weight-decay) on --loss (mse, l1, poisson) + --l1
 // times the readout's penalty, early stopping on a --val-fraction of the training images, a
 // checkpoint every epoch (--resume continues an interrupted fit to the same result).
@@ -115,9 +119,7 @@ Run add_predict(CLI::App& app) {
   };
 }
 
-Run add_fit(CLI::App& app) {
-  auto* sub = app.add_subcommand("fit", "Fit an encoding model from a backbone's features (or a core) to voxel responses");
-  auto o = std::make_shared<FitOpts>();
+void add_fit_options(CLI::App* sub, encoding::EncodingSpec* o) {
   sub->add_option("--data", o->data, "Subject folder (Algonauts layout) or a folder of images.npy + responses.npy")
       ->required();
   sub->add_option("--hemi", o->hemi, "lh, rh or both")->capture_default_str();
@@ -126,7 +128,8 @@ Run add_fit(CLI::App& app) {
   sub->add_option("--weights", o->weights, "Backbone weights (.safetensors, PyTorch state_dict names)");
   sub->add_option("--random-weights", o->random_weights, "Seeded random backbone weights instead of --weights");
   sub->add_option("--readout", o->readout,
-                  "ridge, gaussian-fwrf, gaussian, factorized, fwrf, pooled-linear, two-layer, linear or core "
+                  "ridge, gaussian-fwrf, gaussian, factorized, fwrf, pooled-linear, two-layer, linear, core or "
+                  "channel-align "
                   "(see the top of cli/fit.cpp)")
       ->capture_default_str();
   sub->add_option("--tap", o->tap, "Backbone layer(s) whose activations are the features, comma-separated; "
@@ -146,7 +149,10 @@ Run add_fit(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--val-fraction", o->val_fraction, "Trained readouts: part of training images for early stopping")
       ->capture_default_str();
-  sub->add_option("--hidden", o->hidden, "two-layer: hidden units")->capture_default_str();
+  sub->add_option("--hidden", o->hidden, "two-layer: hidden units; channel-align: the shared dimension D")
+      ->capture_default_str();
+  sub->add_option("--align-reg", o->align_reg, "channel-align: regulariser weights and settings, e.g. "
+                  "eigen=1,focal=0,zero=0.01,cov=0.01,k=10,nodes=200,t=1,gamma=2 (docs/alignedcut.md)");
   sub->add_option("--keep", o->keep, "fwrf: keep this fraction of channels per tap (top by std)")->capture_default_str();
   sub->add_option("--grid", o->grid, "gaussian-fwrf: candidate centres per axis")->capture_default_str();
   sub->add_option("--sigmas", o->sigmas, "gaussian-fwrf: candidate sizes (map half-widths are 1)")->capture_default_str();
@@ -186,7 +192,16 @@ Run add_fit(CLI::App& app) {
   sub->add_option("--device", o->device, std::string("Where the frozen backbone and ridge CV run (trained readouts fit on the host): ") +
                                              kDeviceHelp)
       ->check(device_check());
-  return [o] { return run_fit(*o); };
+}
+
+Run add_fit(CLI::App& app) {
+  auto* sub = app.add_subcommand("fit", "Fit an encoding model from a backbone's features (or a core) to voxel responses");
+  auto o = std::make_shared<FitOpts>();
+  add_fit_options(sub, o.get());
+  return [o, sub] {
+    if (o->readout == "channel-align" && sub->count("--loss") == 0) o->loss = "l1";  // the paper's loss
+    return run_fit(*o);
+  };
 }
 
 }  // namespace cortex::cli

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <numeric>
 #include <set>
 #include <sstream>
 
@@ -16,6 +17,7 @@
 #include "encoding/model_file.h"
 #include "models/cnn.h"
 #include "models/layers.h"
+#include "models/readouts/channel_align.h"
 #include "models/readouts/ridge.h"
 #include "tensor/io/npy.h"
 #include "tensor/io/safetensors.h"
@@ -48,7 +50,8 @@ std::vector<std::string> split_commas(const std::string& s, bool keep_empty) {
 const ReadoutKind kKinds[] = {
     {"ridge", Input::Flat, false},      {"gaussian-fwrf", Input::Maps, false}, {"gaussian", Input::Map, true},
     {"factorized", Input::Map, true},   {"fwrf", Input::Maps, true},          {"pooled-linear", Input::Maps, true},
-    {"two-layer", Input::Flat, true},   {"linear", Input::Flat, true},        {"core", Input::Grey, true}};
+    {"two-layer", Input::Flat, true},   {"linear", Input::Flat, true},        {"core", Input::Grey, true},
+    {"channel-align", Input::Maps, true}};
 
 const ReadoutKind& kind_of(const std::string& name) {
   std::string all;
@@ -188,6 +191,30 @@ std::vector<Tensor> features(models::Backbone* m, const data::Dataset& d, const 
 
 models::MapShape map_shape(const Shape& s) { return {s[1], s[2], s[3]}; }
 
+models::ChannelAlignOptions channel_align_options(const EncodingSpec& o) {
+  models::ChannelAlignOptions ca;
+  ca.dim = o.hidden;
+  for (const std::string& item : split_commas(o.align_reg)) {
+    const size_t eq = item.find('=');
+    const std::string key = item.substr(0, eq == std::string::npos ? item.size() : eq);
+    char* end = nullptr;
+    const double v = eq == std::string::npos ? std::nan("") : std::strtod(item.c_str() + eq + 1, &end);
+    CORTEX_CHECK(eq != std::string::npos && end && *end == '\0' && std::isfinite(v) && v >= 0,
+                 "fit: --align-reg expects KEY=VALUE items (eigen, focal, zero, cov, k, nodes, t, gamma), VALUE >= 0, "
+                 "found '", item, "'");
+    if (key == "eigen") ca.eigen = v;
+    else if (key == "focal") ca.focal = v;
+    else if (key == "zero") ca.zero_centre = v;
+    else if (key == "cov") ca.covariance = v;
+    else if (key == "k") ca.eig_k = static_cast<int64_t>(v);
+    else if (key == "nodes") ca.nodes = static_cast<int64_t>(v);
+    else if (key == "t") ca.temperature = v;
+    else if (key == "gamma") ca.focal_gamma = v;
+    else throw Error("fit: --align-reg: unknown key '" + key + "' (eigen, focal, zero, cov, k, nodes, t, gamma)");
+  }
+  return ca;
+}
+
 // The readout of kind o.readout for inputs of these shapes (batch dim included) and V outputs.
 // keep: fwrf's kept channels per map (empty: all).
 std::shared_ptr<models::Readout> make_readout(const EncodingSpec& o, const std::vector<Shape>& in, int64_t V,
@@ -217,6 +244,7 @@ std::shared_ptr<models::Readout> make_readout(const EncodingSpec& o, const std::
   if (k == "fwrf") return std::make_shared<models::FwRF>(maps, V, keep, o.seed);
   if (k == "gaussian-fwrf") return std::make_shared<models::GaussianFwRF>(maps, V);
   if (k == "pooled-linear") return std::make_shared<models::PooledLinear>(maps, V, o.seed);
+  if (k == "channel-align") return std::make_shared<models::ChannelAlign>(maps, V, channel_align_options(o), o.seed);
   if (k == "two-layer") return std::make_shared<models::TwoLayerEncoder>(in[0][1], o.hidden, V, o.seed);
   if (k == "linear") return std::make_shared<models::LinearEncoder>(in[0][1], V, o.seed);
   if (k == "core")
@@ -227,7 +255,7 @@ std::shared_ptr<models::Readout> make_readout(const EncodingSpec& o, const std::
 
 // The readout of a fine-tuned backbone: built on the taps' shapes from one forward of a blank image.
 std::shared_ptr<models::BackboneReadout> make_finetuned(const EncodingSpec& o, std::shared_ptr<models::Backbone> bb,
-                                                        int64_t V) {
+                                                        int64_t V, const std::vector<Tensor>& keep) {
   std::vector<Shape> shapes;
   {
     NoGradGuard ng;
@@ -236,7 +264,36 @@ std::shared_ptr<models::BackboneReadout> make_finetuned(const EncodingSpec& o, s
     const Tensor blank = zeros({1, 3, o.image_size, o.image_size});
     for (const Tensor& t : inputs_of(bb.get(), blank, input_spec(frozen, bb.get()))) shapes.push_back(t.shape());
   }
-  return std::make_shared<models::BackboneReadout>(bb, split_commas(o.tap), make_readout(o, shapes, V, {}));
+  return std::make_shared<models::BackboneReadout>(bb, split_commas(o.tap), make_readout(o, shapes, V, keep));
+}
+
+std::vector<Tensor> finetuned_keep(const std::map<std::string, Tensor>& tensors) {
+  std::vector<Tensor> keep;
+  for (size_t l = 0; tensors.count("readout.keep." + std::to_string(l)); ++l)
+    keep.push_back(tensors.at("readout.keep." + std::to_string(l)));
+  return keep;
+}
+
+std::vector<Tensor> rank_channels_before_finetuning(models::Backbone* bb, const data::Dataset& d,
+                                                    const std::vector<int64_t>& rows, const EncodingSpec& o) {
+  CORTEX_CHECK(rows.size() >= 2, "fit: --keep ranks channels by their std over training images; found ", rows.size());
+  NoGradGuard ng;
+  EncodingSpec frozen = o;
+  frozen.finetune = false;
+  const InputSpec spec = input_spec(frozen, bb);
+  const Preprocessing pre = preprocessing_for(bb, o.image_size, false);
+  std::vector<std::vector<Tensor>> means;  // per tap, per batch: (b, C, 1, 1) spatial means
+  for (size_t lo = 0; lo < rows.size(); lo += static_cast<size_t>(o.batch)) {
+    const std::vector<int64_t> part(rows.begin() + lo, rows.begin() + std::min(rows.size(), lo + o.batch));
+    const std::vector<Tensor> maps = inputs_of(bb, prepare_rows(d, part, pre), spec);
+    if (means.empty()) means.resize(maps.size());
+    for (size_t l = 0; l < maps.size(); ++l) means[l].push_back(mean(maps[l], {2, 3}, true).contiguous());
+  }
+  // The std of a (B, C, 1, 1) map's spatial mean is that of the full map's: the same ranking as
+  // the frozen path, without holding every training image's feature maps.
+  std::vector<Tensor> per_tap;
+  for (auto& m : means) per_tap.push_back(m.size() == 1 ? m[0] : concat(m, 0));
+  return models::prune_channels(per_tap, o.keep);
 }
 
 // Predictions of a readout for inputs held in memory, `batch` rows at a time.
@@ -354,7 +411,8 @@ void check_opts(const EncodingSpec& o) {
   CORTEX_CHECK(!o.finetune || (k.trained && (k.input == Input::Map || k.input == Input::Maps)),
                "fit: --finetune trains the backbone with a map readout (gaussian, factorized, fwrf, pooled-linear), "
                "found --readout ", o.readout);
-  CORTEX_CHECK(!o.finetune || o.keep == 1.0, "fit: --keep (channel pruning) ranks frozen features; not with --finetune");
+  CORTEX_CHECK(o.keep == 1.0 || o.readout == "fwrf", "fit: --keep (channel pruning) is an option of --readout fwrf, found --readout ",
+               o.readout);
   CORTEX_CHECK(!o.finetune || o.tap != "pixels", "fit: --finetune needs a backbone, not --tap pixels");
   CORTEX_CHECK(!o.finetune || o.device.empty() || o.device == "cpu",
                "fit: --finetune trains backbone and readout on the host; --device ", o.device,
@@ -381,6 +439,12 @@ void check_opts(const EncodingSpec& o) {
   CORTEX_CHECK(o.freeze != "backbone" || o.finetune, "fit: --freeze backbone needs --finetune");
   CORTEX_CHECK(o.init_from.empty() || fs::is_regular_file(o.init_from), "fit: --init-from '", o.init_from,
                "' is not a file");
+  CORTEX_CHECK(o.readout != "channel-align" || (o.arch.find(',') == std::string::npos && !o.finetune),
+               "fit: --readout channel-align aligns the --tap layers of one frozen backbone per fit (several backbones "
+               "in one fit, or --finetune, are not supported by the pipeline)");
+  CORTEX_CHECK(o.align_reg.empty() || o.readout == "channel-align", "fit: --align-reg is an option of --readout "
+               "channel-align, found --readout ", o.readout);
+  if (o.readout == "channel-align") channel_align_options(o);  // --align-reg's syntax, before any work
   CORTEX_CHECK(fs::is_directory(o.data), "fit: --data '", o.data, "' is not a directory");
 }
 
@@ -481,7 +545,7 @@ Tensor predict(const std::string& model_path, const std::string& images, const s
     cfg.prefix = "backbone.";
     auto bb = models::load_backbone(cfg, model_path);
     CORTEX_CHECK(tensors.count("readout.bias"), "predict: ", model_path, " lacks 'readout.bias'");
-    auto net = make_finetuned(o, bb, tensors.at("readout.bias").numel());
+    auto net = make_finetuned(o, bb, tensors.at("readout.bias").numel(), finetuned_keep(tensors));
     models::load_state_dict(*net, tensors, {}, model_path);
     pred = predict_images(*net, d, o);
   } else {
@@ -493,7 +557,8 @@ Tensor predict(const std::string& model_path, const std::string& images, const s
                    " lacks 'weights' or 'intercept'");
       pred = models::ridge_predict(X[0], tensors.at("weights"), tensors.at("intercept"));
     } else {
-      const std::string bias = o.readout == "core"        ? "readout.bias"
+      const std::string bias = o.readout == "core"            ? "readout.bias"
+                               : o.readout == "channel-align" ? "head.bias"
                                : o.readout == "two-layer" ? "fc2.bias"
                                : o.readout == "linear"    ? "fc.bias"
                                                           : "bias";
@@ -642,7 +707,14 @@ FitResult fit(const EncodingSpec& spec) {
     models::BatchSource tr, va;
     models::TrainOptions to;
     if (o.finetune) {
-      auto ft = make_finetuned(o, backbone, V);
+      // --keep: channels ranked on the backbone as loaded, before any fine-tuning (BOLDreams).
+      std::vector<Tensor> keep;
+      if (o.keep < 1.0) {
+        std::vector<int64_t> all(static_cast<size_t>(train.size()));
+        std::iota(all.begin(), all.end(), 0);  // every training row, as the frozen path ranks them
+        keep = rank_channels_before_finetuning(backbone.get(), train, all, o);
+      }
+      auto ft = make_finetuned(o, backbone, V, keep);
       net = ft;
       // Which backbone parameters the taps depend on: one backward pass from a two-image batch.
       std::set<std::string> used;
@@ -686,6 +758,9 @@ FitResult fit(const EncodingSpec& spec) {
       const Tensor y = train.responses;
       tr = models::in_memory_batches(take(Xtr, fit_rows), take({y}, fit_rows)[0], o.batch, true, o.seed);
       va = models::in_memory_batches(take(Xtr, val_rows), take({y}, val_rows)[0], 256, false, o.seed);
+      // Channel align starts at the ridge solution on its aligned pooled features (channel_align.h).
+      if (auto* ca = dynamic_cast<models::ChannelAlign*>(net.get()))
+        ca->warm_start(take(Xtr, fit_rows), take({y}, fit_rows)[0], alphas, static_cast<int>(o.folds), o.seed);
     }
     if (!reused.empty()) {
       load_part(*net, reused, o.init_from);
@@ -701,9 +776,10 @@ FitResult fit(const EncodingSpec& spec) {
     to.max_epochs = o.epochs;
     // Default rates: 1e-2 for map readouts and the core; 1e-3 on z-scored flat features, where a
     // step moves thousands of unit-variance inputs at once.
-    to.lr = o.lr > 0 ? o.lr : standardized(o.readout) ? 1e-3 : 1e-2;
+    // Channel align starts warm (near ridge): the smaller rate too.
+    to.lr = o.lr > 0 ? o.lr : standardized(o.readout) || o.readout == "channel-align" ? 1e-3 : 1e-2;
     to.loss = o.loss == "l1" ? models::LossKind::L1 : o.loss == "poisson" ? models::LossKind::Poisson : models::LossKind::MSE;
-    to.penalty_weight = o.l1;
+    to.penalty_weight = o.readout == "channel-align" ? 1.0 : o.l1;  // channel align weighs its own terms (--align-reg)
     to.optim = o.optim == "adamw" ? models::OptimKind::AdamW : models::OptimKind::Adam;
     to.weight_decay = o.weight_decay;
     to.patience = 8;

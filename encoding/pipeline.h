@@ -49,6 +49,10 @@ struct EncodingSpec {
   std::string init_from, freeze;
   int64_t shared_features = 0;
   Tensor position_coords;
+  // --readout channel-align (models/readouts/channel_align.h): --hidden is the shared dimension D;
+  // --align-reg "eigen=1,focal=0,zero=0.01,cov=0.01,k=10,nodes=200,t=1,gamma=2" overrides the
+  // regularisers' weights and settings (empty: the defaults of ChannelAlignOptions).
+  std::string align_reg;
 };
 
 // --device: cpu, emu (the emulated CUDA device), cuda or cuda:N. Empty (not given) means cuda
@@ -94,9 +98,16 @@ std::string rows_identity(const data::Dataset& d, const std::string& source, con
 // included) and V outputs; keep: fwrf's kept channels per map (empty: all).
 std::shared_ptr<models::Readout> make_readout(const EncodingSpec& o, const std::vector<Shape>& in, int64_t V,
                                               const std::vector<Tensor>& keep);
-// A fine-tuned backbone with its readout, built on the taps' shapes from one blank image.
+// A fine-tuned backbone with its readout, built on the taps' shapes from one blank image; keep:
+// fwrf's kept channels per tap (empty: all; finetuned_keep reads them back from a model file).
 std::shared_ptr<models::BackboneReadout> make_finetuned(const EncodingSpec& o, std::shared_ptr<models::Backbone> bb,
-                                                        int64_t V);
+                                                        int64_t V, const std::vector<Tensor>& keep = {});
+// The kept channels a fine-tuned model file records ("readout.keep.<l>"; empty when not pruned).
+std::vector<Tensor> finetuned_keep(const std::map<std::string, Tensor>& tensors);
+// --keep with --finetune: channels ranked by the std over the given training rows of their spatial
+// mean, through the backbone as it is before fine-tuning (models::prune_channels), one batch at a time.
+std::vector<Tensor> rank_channels_before_finetuning(models::Backbone* bb, const data::Dataset& d,
+                                                    const std::vector<int64_t>& rows, const EncodingSpec& o);
 
 // Trained readouts on flat features (two-layer, linear) see them z-scored with the training set's
 // column means and standard deviations (kept in the model file as "input_mean" / "input_std"):

@@ -281,3 +281,18 @@ expect_error "format_version '7', this cortex reads version 1" predict --model v
 expect_error "no 'tap' in its metadata" predict --model notap.safetensors --images "$test_images" --out p.npy
 [[ ! -e p.npy ]] || fail "predict left an output for a model file missing a key"
 echo "cli_fit: all checks passed"
+
+# --readout channel-align (docs/alignedcut.md): two taps into one shared space of --hidden dims, L1
+# by default; predict rebuilds it from the model file (fit() compares the predictions); refusals.
+fit channel-align "${backbone[@]}" --readout channel-align --tap features.4,features.7 --hidden 16 --epochs 2 \
+  --align-reg eigen=1,focal=0.5,k=4,nodes=60
+jq -e '.__metadata__ | .readout == "channel-align" and .loss == "l1" and .hidden == "16"' \
+  <(tail -c +9 out/channel-align/model.safetensors | head -c $(( $(od -An -t u8 -N8 out/channel-align/model.safetensors) ))) \
+  > /dev/null || fail "the channel-align model file does not record its readout, loss l1 and --hidden 16"
+expect_error "one frozen backbone per fit" fit --data "$data" --out out/bad --readout channel-align --tap features.4 \
+  --finetune "${backbone[@]}"
+expect_error "unknown key 'eigne'" fit --data "$data" --out out/bad --readout channel-align --tap features.4 \
+  --align-reg eigne=1 "${backbone[@]}"
+expect_error "align-reg is an option of --readout channel-align" fit --data "$data" --out out/bad --readout ridge \
+  --tap features.4 --align-reg eigen=1 "${backbone[@]}"
+echo "cli_fit: channel-align checks passed"
