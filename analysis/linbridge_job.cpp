@@ -274,7 +274,7 @@ EncodingFunction encoding_function(const std::string& model_path, const data::Da
     models::ModelConfig cfg = o.config.empty() ? models::config_for_arch(o.arch) : models::config_from_file(o.config);
     cfg.prefix = "backbone.";
     held->backbone = models::load_backbone(cfg, model_path);
-    auto ft = encoding::make_finetuned(o, held->backbone, need("readout.bias").numel());
+    auto ft = encoding::make_finetuned(o, held->backbone, need("readout.bias").numel(), encoding::finetuned_keep(tensors));
     models::load_state_dict(*ft, tensors, {}, model_path);
     held->whole = ft, held->readout = ft->readout;
   } else if (o.readout != "core" && o.tap != "pixels") {
@@ -305,8 +305,9 @@ EncodingFunction encoding_function(const std::string& model_path, const data::Da
     CORTEX_CHECK(ridge_w.dim() == 2 && ridge_b.dim() == 1 && ridge_w.size(1) == ridge_b.numel(), who, ": ", model_path,
                  " has ridge weights ", shape_str(ridge_w.shape()), " and intercept ", shape_str(ridge_b.shape()));
   } else if (!o.finetune) {
-    const std::string bias = o.readout == "core"        ? "readout.bias"
-                             : o.readout == "two-layer" ? "fc2.bias"
+    const std::string bias = o.readout == "core"            ? "readout.bias"
+                             : o.readout == "channel-align" ? "head.bias"
+                             : o.readout == "two-layer"     ? "fc2.bias"
                              : o.readout == "linear"    ? "fc.bias"
                                                         : "bias";
     std::vector<Tensor> keep;

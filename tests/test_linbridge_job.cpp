@@ -216,7 +216,8 @@ TEST_F(LinBridgeJob, ClosedFormsEqualAutodiffAndSaveTheirCompactForm) {
   }
 }
 
-// Readouts on flat features and on feature maps (autodiff path, Jacobians wrt the readout's input).
+// Readouts on flat features and on feature maps, channel-align's several taps, the core, fine-tuned
+// backbones (with fwrf's kept channels) (autodiff path, Jacobians wrt the readout's input).
 TEST_F(LinBridgeJob, EveryReadoutWrtFeatures) {
   check_autodiff(pixels("two-layer"), "features", "ad-two-layer");
   check_autodiff(resnet("fwrf", [](auto& o) { o.readout = "fwrf", o.tap = "layer1,layer2", o.keep = 0.5; }),
@@ -230,9 +231,15 @@ TEST_F(LinBridgeJob, EveryReadoutWrtFeatures) {
   check_autodiff(resnet("factorized", [](auto& o) { o.readout = "factorized"; }), "features", "ad-factorized");
   check_autodiff(resnet("gaussian-poisson", [](auto& o) { o.readout = "gaussian", o.loss = "poisson"; }), "features",
                  "ad-gaussian-poisson");
+  check_autodiff(resnet("channel-align", [](auto& o) { o.readout = "channel-align", o.tap = "layer1,layer2", o.hidden = 4; }),
+                 "features", "ad-channel-align");
   check_autodiff(fit("core", [](auto& o) { o.readout = "core", o.core_size = 16; }), "features", "ad-core");
   check_autodiff(resnet("finetune", [](auto& o) { o.readout = "gaussian", o.finetune = true, o.epochs = 1; }),
                  "features", "ad-finetune");
+  check_autodiff(resnet("finetune-fwrf-keep", [](auto& o) {
+                   o.readout = "fwrf", o.finetune = true, o.keep = 0.5, o.epochs = 1;
+                 }),
+                 "features", "ad-finetune-fwrf-keep");
 }
 
 // Through the backbone down to the normalised image: frozen and fine-tuned backbones, and the core.
