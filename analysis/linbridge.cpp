@@ -80,6 +80,18 @@ void finish_afd(LinBridgeResult& r, const Vec& cross, int64_t N) {
   r.afd = from_vec(slope.cwiseAbs());
 }
 
+void finish_energy_afd(LinBridgeResult& r, const Vec& ecross, int64_t N) {
+  const Vec slope = ecross / rank_ss(N);
+  r.afd_energy_slope = from_vec(slope);
+  r.afd_energy = from_vec(slope.cwiseAbs());
+}
+
+Vec inverse_or_zero(const Vec& x) {
+  Vec y(x.size());
+  for (int64_t v = 0; v < x.size(); ++v) y[v] = x[v] > 0 ? 1.0 / x[v] : 0.0;
+  return y;
+}
+
 }  // namespace
 
 double roc_auc(const std::vector<double>& positives, const std::vector<double>& negatives) {
@@ -156,7 +168,8 @@ LinBridgeResult linbridge_two_layer(const TwoLayerParams& p, const Tensor& Z, co
   if (opt.keep_gain) gain_all.resize(N, V);
   Vec inv_norm2(V);
   for (int64_t v = 0; v < V; ++v) inv_norm2[v] = norm2[v] > 0 ? 1.0 / norm2[v] : 0.0;
-  Vec cross = Vec::Zero(V);
+  Vec cross = Vec::Zero(V), ecross = Vec::Zero(V);
+  const Vec inv_total = inverse_or_zero(total);
   for (int64_t s = 0; s < N; s += blk) {
     const int64_t b = std::min(blk, N - s);
     const RowMat Zb = to_mat(Z.narrow(0, s, b), b, F);
@@ -166,6 +179,14 @@ LinBridgeResult linbridge_two_layer(const TwoLayerParams& p, const Tensor& Z, co
     RowMat Gb = (D * B.transpose()) * inv_norm2.asDiagonal();                  // gain_v(z)
     cross += Gb.cwiseProduct(centred(T, s, b)).colwise().sum().transpose();
     if (opt.keep_gain) gain_all.middleRows(s, b) = Gb;
+    if (opt.energy_afd) {  // ||dJM_v(z)||^2 = (a_v * d)^T G (a_v * d), stimulus by stimulus
+      const RowMat Tc = centred(T, s, b);
+      for (int64_t i = 0; i < b; ++i) {
+        const RowMat Ad = A * D.row(i).asDiagonal();
+        const Vec e = (Ad * G).cwiseProduct(Ad).rowwise().sum();
+        ecross += e.cwiseProduct(inv_total).cwiseProduct(Tc.row(i).transpose());
+      }
+    }
     const RowMat U = ((Zb.rowwise() - zbar) * W1.transpose()) * m.asDiagonal();
     lin.middleRows(s, b) = ((U * A.transpose()).rowwise() + fbar).cast<float>();
     if (opt.progress) opt.progress(N + s + b, total_work);
@@ -177,6 +198,7 @@ LinBridgeResult linbridge_two_layer(const TwoLayerParams& p, const Tensor& Z, co
   r.inherent = from_mat(Am * W1, DType::Float64);
   finish_shares(r, total, bias);
   finish_afd(r, cross, N);
+  if (opt.energy_afd) finish_energy_afd(r, ecross, N);
   r.pred_full = pred_t;
   r.pred_linear = lin_t;
   if (opt.keep_gain) r.gain = from_mat(gain_all, DType::Float32);
@@ -211,6 +233,7 @@ LinBridgeResult linbridge_linear(const Tensor& W, const Tensor& b, const Tensor&
   const Vec total = Wm.rowwise().squaredNorm();
   finish_shares(r, total, Vec::Zero(V));
   finish_afd(r, Vec::Zero(V), N);
+  if (opt.energy_afd) finish_energy_afd(r, Vec::Zero(V), N);
   r.pred_full = from_mat(pred, DType::Float32);
   r.pred_linear = r.pred_full;
   if (opt.keep_gain) r.gain = zeros({N, V}, DType::Float32);
@@ -305,6 +328,7 @@ LinBridgeResult linbridge_autodiff(const BatchFn& f, const Tensor& X, const LinB
     jac_block(
         xb,
         [&](int64_t j0, int64_t kk, const RowMat& P) {
+          if (opt.jacobian_sink) opt.jacobian_sink({s, bb, j0, kk, int64_t(P.cols()), forward, P.data()});
           for (int64_t i = 0; i < kk; ++i) {
             const auto rows = P.middleRows(i * bb, bb);
             if (forward) {
@@ -331,25 +355,33 @@ LinBridgeResult linbridge_autodiff(const BatchFn& f, const Tensor& X, const LinB
 
   // Pass 2: gain_v(z_n) = <J_n[v], Jbar_v> / ||Jbar_v||^2 - 1, AFD's cross products.
   const RankMat T = ranks_of(pred);
-  Vec cross = Vec::Zero(V);
+  Vec cross = Vec::Zero(V), ecross = Vec::Zero(V);
+  const Vec inv_total = inverse_or_zero(total);
   RowMat gain_all;
   if (opt.keep_gain) gain_all.resize(N, V);
   for (int64_t s = 0; s < N; s += b) {
     const int64_t bb = std::min(b, N - s);
     const Tensor xb = X.narrow(0, s, bb).contiguous();
-    RowMat dot = RowMat::Zero(bb, V);
+    RowMat dot = RowMat::Zero(bb, V), sqn = RowMat::Zero(opt.energy_afd ? bb : 0, V);  // sqn: ||J_n[v]||^2
     jac_block(
         xb,
         [&](int64_t j0, int64_t kk, const RowMat& P) {
           for (int64_t i = 0; i < kk; ++i) {
             const auto rows = P.middleRows(i * bb, bb);
-            if (forward)  // rows (bb, V) = J_n[:, j]
+            if (forward) {  // rows (bb, V) = J_n[:, j]
               dot += rows * Jbar.col(j0 + i).asDiagonal();
-            else  // rows (bb, F) = J_n[v, :]
+              if (opt.energy_afd) sqn += rows.cwiseAbs2();
+            } else {  // rows (bb, F) = J_n[v, :]
               dot.col(j0 + i) += rows * Jbar.row(j0 + i).transpose();
+              if (opt.energy_afd) sqn.col(j0 + i) += rows.rowwise().squaredNorm();
+            }
           }
         },
         nullptr);
+    if (opt.energy_afd) {  // ||J_n[v] - Jbar_v||^2 = ||J_n[v]||^2 - 2 <J_n[v], Jbar_v> + ||Jbar_v||^2
+      const RowMat e = ((sqn - 2.0 * dot).rowwise() + norm2.transpose()) * inv_total.asDiagonal();
+      ecross += e.cwiseProduct(centred(T, s, bb)).colwise().sum().transpose();
+    }
     RowMat Gb = (dot * inv_norm2.asDiagonal()).array() - 1.0;
     for (int64_t v = 0; v < V; ++v)
       if (norm2[v] <= 0) Gb.col(v).setZero();
@@ -378,6 +410,7 @@ LinBridgeResult linbridge_autodiff(const BatchFn& f, const Tensor& X, const LinB
   r.inherent = from_mat(Jbar, DType::Float64);
   finish_shares(r, total, bias);
   finish_afd(r, cross, N);
+  if (opt.energy_afd) finish_energy_afd(r, ecross, N);
   r.pred_full = pred_t;
   r.pred_linear = lin_t;
   if (opt.keep_gain) r.gain = from_mat(gain_all, DType::Float32);

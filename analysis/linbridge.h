@@ -39,12 +39,28 @@ struct TwoLayerParams {
   Tensor W1, b1, W2, b2;
 };
 
+// One piece of a block's Jacobians as the autodiff path computes it (float64, row-major
+// (k, count, width)): stimuli [first, first + count) and, in forward mode, the input directions
+// [j0, j0 + k) (piece[i, n, :] = J_{first+n}[:, j0 + i], width V); in reverse mode the voxels
+// [j0, j0 + k) (piece[i, n, :] = J_{first+n}[j0 + i, :], width F).
+struct JacobianPiece {
+  int64_t first, count, j0, k, width;
+  bool forward;
+  const double* data;
+};
+
 struct LinBridgeOptions {
   int64_t block = 256;                      // stimuli per block (closed form)
   int64_t memory_budget = int64_t(1) << 30;  // bytes for the autodiff path's tangents and outputs per pass
   bool keep_gain = false;                    // keep gain_v(z_n) (N, V) in the result
+  // Also AFD on the stimulus-specific energy (afd_energy below). Its closed form costs V H^2 per
+  // stimulus (the other statistics cost H (F + V)); the autodiff path's extra cost is small.
+  bool energy_afd = false;
   // Called after each block with (stimuli done, total work) over all passes; may be empty.
   std::function<void(int64_t done, int64_t total)> progress;
+  // The autodiff path hands every Jacobian piece of its first pass here (each stimulus and
+  // direction exactly once), e.g. to stream the (N, V, F) Jacobians to disk; may be empty.
+  std::function<void(const JacobianPiece&)> jacobian_sink;
 };
 
 struct LinBridgeResult {
@@ -58,6 +74,10 @@ struct LinBridgeResult {
   Tensor pred_full;      // (N, V) float32: f(z_n)
   Tensor pred_linear;    // (N, V) float32: f_lin(z_n)
   Tensor gain;           // (N, V) float32 with keep_gain, else undefined
+  // With energy_afd (docs/linbridge.md, "AFD on the stimulus-specific energy"): the least-squares
+  // slope of e_v(z) = ||dJM_v(z)||^2 / E||JM_v||^2 (whose mean over stimuli is the energy share) on
+  // the same t as AFD, and its absolute value; (V) float64, else undefined.
+  Tensor afd_energy, afd_energy_slope;
   // The autodiff path: Jacobian passes (basis directions x blocks) and which mode it chose.
   std::string mode;      // "closed-form", "forward" or "reverse"
   int64_t peak_bytes = 0;  // the largest working buffer held for one block (tangents + outputs)

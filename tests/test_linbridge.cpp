@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "analysis/linbridge.h"
+#include "analysis/linbridge_down.h"
 #include "analysis/metrics.h"
 #include "autograd/autograd.h"
 #include "data/simulate.h"
@@ -32,6 +33,7 @@ std::vector<double> vec(const Tensor& t) {
 // Everything LinBridge reports, computed directly from per-stimulus Jacobians J[n] (V, F) in float64.
 struct Reference {
   std::vector<double> inherent, total, bias, share, gain, slope, lin;  // gain, lin: (N, V)
+  std::vector<double> eslope;  // slope of ||dJM_v(z)||^2 / E||JM_v||^2 on t
 };
 Reference reference(const std::vector<std::vector<double>>& J, const std::vector<double>& X,
                     const std::vector<double>& pred, const std::vector<double>& fbar, int64_t N, int64_t V, int64_t F) {
@@ -43,7 +45,8 @@ Reference reference(const std::vector<std::vector<double>>& J, const std::vector
   for (int64_t n = 0; n < N; ++n)
     for (int64_t j = 0; j < F; ++j) zbar[j] += X[n * F + j] / double(N);
   r.total.assign(V, 0.0), r.bias.assign(V, 0.0), r.share.assign(V, 0.0), r.slope.assign(V, 0.0);
-  r.gain.assign(N * V, 0.0), r.lin.assign(N * V, 0.0);
+  r.gain.assign(N * V, 0.0), r.lin.assign(N * V, 0.0), r.eslope.assign(V, 0.0);
+  std::vector<double> en(N * V, 0.0);  // ||dJM_v(z_n)||^2
   for (int64_t v = 0; v < V; ++v) {
     double nrm = 0;
     for (int64_t j = 0; j < F; ++j) nrm += r.inherent[v * F + j] * r.inherent[v * F + j];
@@ -54,6 +57,7 @@ Reference reference(const std::vector<std::vector<double>>& J, const std::vector
         r.total[v] += a * a / double(N);
         r.bias[v] += d * d / double(N);
         dot += d * r.inherent[v * F + j];
+        en[n * V + v] += d * d;
       }
       r.gain[n * V + v] = dot / nrm;
       double l = fbar[v];
@@ -72,6 +76,10 @@ Reference reference(const std::vector<std::vector<double>>& J, const std::vector
     double sxy = 0, sxx = 0;
     for (int64_t n = 0; n < N; ++n) sxy += (t[n] - tm) * (g[n] - gm), sxx += (t[n] - tm) * (t[n] - tm);
     r.slope[v] = sxy / sxx;
+    double em = 0, exy = 0;
+    for (int64_t n = 0; n < N; ++n) em += en[n * V + v] / r.total[v] / N;
+    for (int64_t n = 0; n < N; ++n) exy += (t[n] - tm) * (en[n * V + v] / r.total[v] - em);
+    r.eslope[v] = exy / sxx;
   }
   return r;
 }
@@ -92,6 +100,12 @@ void expect_matches(const LinBridgeResult& r, const Reference& ref, const std::v
   std::vector<double> a = ref.slope;
   for (double& x : a) x = std::abs(x);
   expect_near_all(vec(r.afd), a, tol, "afd");
+  if (r.afd_energy_slope.defined()) {
+    expect_near_all(vec(r.afd_energy_slope), ref.eslope, tol, "afd_energy_slope");
+    std::vector<double> ea = ref.eslope;
+    for (double& x : ea) x = std::abs(x);
+    expect_near_all(vec(r.afd_energy), ea, tol, "afd_energy");
+  }
   expect_near_all(vec(r.pred_full), pred, 1e-5, "pred_full");  // float32 outputs
   expect_near_all(vec(r.pred_linear), ref.lin, 1e-5, "pred_linear");
 }
@@ -134,6 +148,7 @@ void check_two_layer(int64_t N, int64_t F, int64_t H, int64_t V, uint64_t seed) 
 
   LinBridgeOptions opt;
   opt.keep_gain = true;
+  opt.energy_afd = true;
   opt.block = 4;  // does not divide N
   std::vector<int64_t> ticks;
   opt.progress = [&](int64_t done, int64_t total) {
@@ -159,6 +174,23 @@ void check_two_layer(int64_t N, int64_t F, int64_t H, int64_t V, uint64_t seed) 
   EXPECT_EQ(ad.mode, F <= V ? "forward" : "reverse");
   EXPECT_LE(ad.peak_bytes, opt.memory_budget);
   expect_matches(ad, ref, pred, 1e-9);
+
+  // The compressor's sketches JM_v(z_n) P: the closed form's and those streamed from the autodiff
+  // path's Jacobian pieces, against the per-stimulus Jacobians times P in float64 loops.
+  const int64_t S = 5;
+  const Tensor P = analysis::sketch_projection(F, S, 9);
+  const auto Pv = vec(P);
+  std::vector<double> want(N * V * S, 0.0);
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t v = 0; v < V; ++v)
+      for (int64_t c = 0; c < S; ++c)
+        for (int64_t j = 0; j < F; ++j) want[(n * V + v) * S + c] += J[n][v * F + j] * Pv[j * S + c];
+  expect_near_all(vec(analysis::sketch_two_layer({enc.fc1->weight, enc.fc1->bias, enc.fc2->weight, enc.fc2->bias}, X, P)),
+                  want, 1e-5, "sketch_two_layer");  // float32 sketches
+  Tensor sk = zeros({N, V, S}, DType::Float64);
+  opt.jacobian_sink = [&](const analysis::JacobianPiece& piece) { analysis::add_sketch(sk, piece, P); };
+  analysis::linbridge_autodiff([&](const Tensor& x) { return enc.read({x}); }, X, opt);
+  expect_near_all(vec(sk), want, 1e-12, "add_sketch");
 }
 
 // AUC of a per-voxel score separating the planted nonlinear voxels from the simple (linear) ones.
@@ -214,6 +246,50 @@ TEST(LinBridge, LinearEncoderIsItsOwnLinearPart) {
   EXPECT_TRUE(cortex::testing::allclose(c.pred_full, r.pred_full, 1e-5, 1e-5));
 }
 
+// The learned compressor: a voxel whose sketches do not change with the stimulus scores 0 on both
+// of its scores; InfoNCE falls while training; a seed gives the same result twice; a voxel whose
+// sketch direction turns with its response order scores above a voxel whose sketches are noise
+// around a constant (AFD) and above the constant voxel (share).
+TEST(LinBridge, CompressorScores) {
+  const int64_t N = 60, V = 3, S = 8;
+  Tensor sk = empty({N, V, S}, DType::Float64), pred = empty({N, V}, DType::Float64);
+  const auto noise = vec(cortex::testing::randn({N, V, S}, 21));
+  double* ps = sk.data<double>();
+  double* pp = pred.data<double>();
+  for (int64_t n = 0; n < N; ++n) {
+    const double t = double(n) / (N - 1);
+    for (int64_t c = 0; c < S; ++c) {
+      ps[(n * V + 0) * S + c] = c == 0 ? 2.0 : 0.5;                                     // constant
+      ps[(n * V + 1) * S + c] = (c == 0 ? 1.0 : 0.0) + 0.3 * noise[(n * V + 1) * S + c];  // noise around e_0
+      ps[(n * V + 2) * S + c] = c == 0 ? std::cos(1.5 * t) : c == 1 ? std::sin(1.5 * t) : 0.0;  // turns with t
+    }
+    pp[n * V + 0] = double((n * 7) % N), pp[n * V + 1] = double((n * 13) % N), pp[n * V + 2] = double(n);
+  }
+  analysis::DownOptions o;
+  o.steps = 150, o.batch = 32, o.seed = 4;
+  const analysis::DownResult r = analysis::linbridge_down(sk, pred, o);
+  const auto share = vec(r.energy_share_down), afd = vec(r.afd_down);
+  EXPECT_NEAR(share[0], 0.0, 1e-12);
+  EXPECT_NEAR(afd[0], 0.0, 1e-12);
+  EXPECT_GT(share[2], share[0]);
+  EXPECT_GT(afd[2], afd[1]);
+  ASSERT_EQ(int64_t(r.loss.size()), o.steps);
+  double first = 0, last = 0;
+  for (int i = 0; i < 20; ++i) first += r.loss[i], last += r.loss[o.steps - 1 - i];
+  EXPECT_LT(last, first);
+  EXPECT_EQ(r.inherent_down.shape(), (Shape{V, o.dim}));
+  for (int64_t v = 0; v < V; ++v) {  // a mean of unit vectors
+    double nrm = 0;
+    for (int64_t k = 0; k < o.dim; ++k) nrm += std::pow(vec(r.inherent_down)[v * o.dim + k], 2);
+    EXPECT_LE(nrm, 1.0 + 1e-9);
+    EXPECT_NEAR(share[v], 1.0 - nrm, 1e-9);
+  }
+  const analysis::DownResult again = analysis::linbridge_down(sk, pred, o);
+  EXPECT_EQ(vec(again.afd_down), afd);
+  EXPECT_THROW(analysis::linbridge_down(sk, cortex::testing::randn({N, V + 1}, 1)), Error);
+  EXPECT_THROW(analysis::linbridge_down(sk.narrow(0, 0, 1), pred.narrow(0, 0, 1)), Error);
+}
+
 TEST(LinBridge, AucAndErrors) {
   EXPECT_DOUBLE_EQ(analysis::roc_auc({3, 4}, {1, 2}), 1.0);
   EXPECT_DOUBLE_EQ(analysis::roc_auc({1}, {1}), 0.5);
@@ -263,7 +339,9 @@ TEST(LinBridge, PlantedTruth) {
   // The scores average over the 1,600 training images (more stimuli, steadier AFD slopes); r is
   // measured on the held-out test images, with the linear part of that same analysis.
   const analysis::TwoLayerParams params{enc.fc1->weight, enc.fc1->bias, enc.fc2->weight, enc.fc2->bias};
-  const LinBridgeResult scores = analysis::linbridge_two_layer(params, Xtr, {});
+  LinBridgeOptions with_energy;
+  with_energy.energy_afd = true;
+  const LinBridgeResult scores = analysis::linbridge_two_layer(params, Xtr, with_energy);
   const LinBridgeResult held = analysis::linbridge_two_layer(params, Xte, {});
   const auto share = vec(scores.energy_share), afd = vec(scores.afd);
   std::printf("planted truth: on the test images alone: AUC share %.3f, AUC AFD %.3f\n",
@@ -296,6 +374,42 @@ TEST(LinBridge, PlantedTruth) {
   std::printf("planted truth: AUC energy share %.3f, AUC AFD %.3f, linear voxels mean r full %.3f linear part %.3f "
               "(ratio %.3f)\n",
               auc_share, auc_afd, rf / sh_lin.size(), rl / sh_lin.size(), rl / rf);
+  // The learned compressor (docs/linbridge.md, "The learned compressor (JM_down)") on the same
+  // encoder and stimuli; reported, and held at what it reaches.
+  const Tensor proj = analysis::sketch_projection(P, 32, 0);
+  const analysis::DownResult down =
+      analysis::linbridge_down(analysis::sketch_two_layer(params, Xtr, proj), scores.pred_full, {});
+  const auto share_down = vec(down.energy_share_down), afd_down = vec(down.afd_down);
+  for (int k = 1; k < 4; ++k) {
+    std::vector<double> sk, ak, sl, al;
+    for (int64_t v = 0; v < V; ++v) {
+      if (int(sim.voxels[v].kind) == k) sk.push_back(share_down[v]), ak.push_back(afd_down[v]);
+      if (sim.voxels[v].kind == data::VoxelKind::Simple) sl.push_back(share_down[v]), al.push_back(afd_down[v]);
+    }
+    std::printf("planted truth: compressor: %s: AUC share_down %.3f, AUC afd_down %.3f\n",
+                data::kind_name(data::VoxelKind(k)), analysis::roc_auc(sk, sl), analysis::roc_auc(ak, al));
+  }
+  const double auc_share_down = auc_of(share_down, sim.voxels), auc_afd_down = auc_of(afd_down, sim.voxels);
+  std::printf("planted truth: compressor: AUC energy_share_down %.3f, AUC afd_down %.3f (InfoNCE %.3f -> %.3f)\n",
+              auc_share_down, auc_afd_down, down.loss.front(), down.loss.back());
+  // Measured 0.694 and 0.749, below the closed-form scores (docs/linbridge.md says why); held above
+  // chance with a margin so that a regression fails.
+  EXPECT_GE(auc_share_down, 0.65);
+  EXPECT_GE(auc_afd_down, 0.65);
+  EXPECT_LT(down.loss.back(), down.loss.front());
+  // AFD on the stimulus-specific energy (docs/linbridge.md): 0.828 here; 0.812-0.922 over seeds 5-8.
+  const double auc_afd_energy = auc_of(vec(scores.afd_energy), sim.voxels);
+  for (int k = 1; k < 4; ++k) {
+    std::vector<double> ek, el;
+    const auto ae = vec(scores.afd_energy);
+    for (int64_t v = 0; v < V; ++v) {
+      if (int(sim.voxels[v].kind) == k) ek.push_back(ae[v]);
+      if (sim.voxels[v].kind == data::VoxelKind::Simple) el.push_back(ae[v]);
+    }
+    std::printf("planted truth: AFD energy: %s: AUC %.3f\n", data::kind_name(data::VoxelKind(k)), analysis::roc_auc(ek, el));
+  }
+  std::printf("planted truth: AUC AFD on the stimulus-specific energy %.3f\n", auc_afd_energy);
+  EXPECT_GE(auc_afd_energy, 0.80);
   EXPECT_GE(auc_share, 0.85);
   // The issue asks 0.85 of AFD too; this AFD (docs/linbridge.md) measures 0.815 here (0.73 without
   // the L2 penalty): a slope along the response order misses nonlinearities whose gain is not
