@@ -4,7 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <map>
+
+#include "tensor/io/mask.h"
+#include "tensor/io/npy.h"
 
 namespace cortex::analysis {
 
@@ -126,6 +130,39 @@ Tensor downsample_mask(const Tensor& masks_in, int64_t gh, int64_t gw) {
       }
   Shape shape = masks_in.dim() == 2 ? Shape{gh, gw} : Shape{N, gh, gw};
   return from_vector(out, shape).to(masks.dtype());
+}
+
+Tensor load_masks(const std::string& path, bool binary) {
+  namespace fs = std::filesystem;
+  if (fs::is_directory(path)) {
+    std::vector<std::string> files;
+    for (const auto& e : fs::directory_iterator(path))
+      if (e.is_regular_file() && e.path().extension() == ".png") files.push_back(e.path().string());
+    std::sort(files.begin(), files.end());
+    CORTEX_CHECK(!files.empty(), path, ": expected PNG masks (*.png) in this folder, found none");
+    std::vector<Tensor> masks;
+    for (const auto& f : files) {
+      masks.push_back(binary ? io::read_binary_mask(f) : io::read_index_mask(f));
+      CORTEX_CHECK(masks.back().shape() == masks.front().shape(), f, ": mask of ", masks.back().size(0), "x",
+                   masks.back().size(1), " pixels, but ", files.front(), " has ", masks.front().size(0), "x",
+                   masks.front().size(1), " (all masks must have one size)");
+    }
+    const int64_t H = masks[0].size(0), W = masks[0].size(1);
+    Tensor out = empty({static_cast<int64_t>(masks.size()), H, W}, DType::UInt8);
+    for (size_t i = 0; i < masks.size(); ++i)
+      std::copy_n(masks[i].contiguous().data<uint8_t>(), H * W, out.data<uint8_t>() + static_cast<int64_t>(i) * H * W);
+    return out;
+  }
+  Tensor t = io::read_npy(path);
+  CORTEX_CHECK(t.dim() == 2 || t.dim() == 3, path, ": expected masks (N, H, W) or (H, W), found shape ",
+               shape_str(t.shape()));
+  CORTEX_CHECK(t.dtype() == DType::UInt8 || t.dtype() == DType::Int32 || t.dtype() == DType::Int64, path,
+               ": expected uint8, int32 or int64 masks, found ", dtype_name(t.dtype()));
+  std::vector<int64_t> v = t.to(DType::Int64).to_vector<int64_t>();
+  for (size_t i = 0; i < v.size(); ++i)
+    CORTEX_CHECK(v[i] >= 0 && v[i] <= 255, path, ": mask labels must be in 0..255, found ", v[i], " at element ", i);
+  Tensor out = t.dim() == 2 ? t.unsqueeze(0).to(DType::UInt8) : t.to(DType::UInt8);
+  return binary ? figure_ground(out) : out.contiguous();
 }
 
 Tensor figure_ground(const Tensor& labels, int ignore) {

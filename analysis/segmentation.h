@@ -12,6 +12,7 @@
 // Patches labelled `ignore` (255) count nowhere: not in the centre, not in any intersection or union.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "tensor/tensor.h"
@@ -48,6 +49,12 @@ OracleResult oracle_miou(const Tensor& embedding, const Tensor& labels, const Or
 // the ignore label included as a candidate (so a cell mostly void is void), the smaller label on a
 // tie. Needs 1 <= gh <= H and 1 <= gw <= W.
 Tensor downsample_mask(const Tensor& masks, int64_t gh, int64_t gw);
+
+// Masks of a set of images as one uint8 (N, H, W) tensor, from a folder of PNG masks (every *.png,
+// in file-name order; index masks by io::read_index_mask, or io::read_binary_mask when `binary`)
+// or from a .npy of uint8/int32/int64 (N, H, W) (or (H, W) for one image; values 0..255, with
+// `binary` mapped through figure_ground). All masks must have the same size.
+Tensor load_masks(const std::string& path, bool binary);
 
 // Figure-ground labels from class labels: 0 stays 0, `ignore` stays, any other label becomes 1.
 Tensor figure_ground(const Tensor& labels, int ignore = 255);

@@ -43,6 +43,7 @@ Run add_ncut(CLI::App& app);
 Run add_features(CLI::App& app);
 Run add_simulate(CLI::App& app);
 Run add_simulate_scenes(CLI::App& app);
+Run add_oracle_miou(CLI::App& app);
 Run add_eval(CLI::App& app);
 Run add_fit(CLI::App& app);
 Run add_predict(CLI::App& app);
