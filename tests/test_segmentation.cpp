@@ -6,7 +6,11 @@
 #include <cmath>
 #include <map>
 
+#include <filesystem>
+
 #include "analysis/segmentation.h"
+#include "tensor/io/mask.h"
+#include "tensor/io/npy.h"
 #include "tensor/tensor.h"
 #include "tests/test_util.h"
 
@@ -185,4 +189,28 @@ TEST(DownsampleMask, AreaMajorityKnownCases) {
 TEST(FigureGround, MapsClassesToOne) {
   const Tensor l = from_vector(std::vector<uint8_t>{0, 3, 255, 1, 20}, {5});
   EXPECT_EQ(figure_ground(l).to_vector<uint8_t>(), (std::vector<uint8_t>{0, 1, 255, 1, 1}));
+}
+
+TEST(LoadMasks, FolderAndNpyWithRefusals) {
+  cortex::testing::TempDir dir;
+  std::filesystem::create_directories(dir / "m");
+  const Tensor a = from_vector(std::vector<uint8_t>{0, 1, 2, 255, 0, 3}, {2, 3});
+  const Tensor b = from_vector(std::vector<uint8_t>{3, 3, 0, 0, 1, 1}, {2, 3});
+  io::write_index_mask(dir / "m/b.png", b);  // file-name order: a before b
+  io::write_index_mask(dir / "m/a.png", a);
+  const Tensor m = load_masks(dir / "m", false);
+  EXPECT_EQ(m.shape(), (Shape{2, 2, 3}));
+  EXPECT_EQ(m.to_vector<uint8_t>(), (std::vector<uint8_t>{0, 1, 2, 255, 0, 3, 3, 3, 0, 0, 1, 1}));
+  EXPECT_EQ(load_masks(dir / "m", true).to_vector<uint8_t>(), (std::vector<uint8_t>{0, 1, 1, 255, 0, 1, 1, 1, 0, 0, 1, 1}));
+  io::write_npy(dir / "l.npy", from_vector(std::vector<int32_t>{0, 7, 255, 1}, {2, 2}));
+  EXPECT_EQ(load_masks(dir / "l.npy", true).to_vector<uint8_t>(), (std::vector<uint8_t>{0, 1, 255, 1}));
+  EXPECT_EQ(load_masks(dir / "l.npy", false).shape(), (Shape{1, 2, 2}));
+  io::write_index_mask(dir / "m/c.png", zeros({3, 3}, DType::UInt8));
+  expect_error([&] { load_masks(dir / "m", false); }, {"c.png", "3x3", "2x3", "one size"});
+  io::write_npy(dir / "big.npy", from_vector(std::vector<int64_t>{0, 300}, {1, 2}));
+  expect_error([&] { load_masks(dir / "big.npy", false); }, {"0..255", "300"});
+  io::write_npy(dir / "f.npy", zeros({2, 2}, DType::Float32));
+  expect_error([&] { load_masks(dir / "f.npy", false); }, {"uint8, int32 or int64", "float32"});
+  std::filesystem::create_directories(dir / "none");
+  expect_error([&] { load_masks(dir / "none", false); }, {"found none"});
 }
