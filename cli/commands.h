@@ -42,6 +42,8 @@ Run add_randn(CLI::App& app);
 Run add_ncut(CLI::App& app);
 Run add_features(CLI::App& app);
 Run add_simulate(CLI::App& app);
+Run add_simulate_scenes(CLI::App& app);
+Run add_oracle_miou(CLI::App& app);
 Run add_eval(CLI::App& app);
 Run add_fit(CLI::App& app);
 Run add_predict(CLI::App& app);

@@ -40,6 +40,8 @@ int main(int argc, char** argv) {
   add(cortex::cli::add_ncut);
   add(cortex::cli::add_features);
   add(cortex::cli::add_simulate);
+  add(cortex::cli::add_simulate_scenes);
+  add(cortex::cli::add_oracle_miou);
   add(cortex::cli::add_eval);
   add(cortex::cli::add_fit);
   add(cortex::cli::add_predict);

@@ -11,7 +11,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=$root/build-fuzz
 art=$build/artifacts
 jobs=${JOBS:-2}
-read -r -a targets <<<"${TARGETS:-npy npz safetensors image}"
+read -r -a targets <<<"${TARGETS:-npy npz safetensors image mask}"
 
 sudo=""
 [[ $(id -u) -ne 0 ]] && sudo="sudo"
@@ -59,6 +59,8 @@ seed safetensors "$data"/st_*.safetensors
 seed image "$data"/img_grey_20x30.png "$data"/img_rgba_20x30.png "$data"/img_palette_75x50.png \
   "$data"/img_port_75x50.png "$data"/img_land_120x160.jpg "$data"/jpeg_bad_*.jpg "$data"/png_bad_*.png \
   "$data"/decode/*.jpg "$data"/decode/*.png
+# The mask seeds: palette PNGs at 8 and 4 bits, an 8-bit grey mask, and the palette image.
+seed mask "$data"/mask_*.png "$data"/img_palette_75x50.png "$data"/img_grey_20x30.png
 
 mkdir -p "$art"
 status=0

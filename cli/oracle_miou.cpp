@@ -1,0 +1,89 @@
+// cortex oracle-miou: scores Ncut eigenvectors against segmentation masks by the oracle mIoU
+// (analysis/segmentation.h, docs/alignedcut.md "Segmentation"):
+//
+//   cortex oracle-miou --eig eig.safetensors --masks masks/ [--grid 14x14] [--figure-ground]
+//                      [--no-background] [--out scores.json]
+//
+// --eig: the .safetensors `cortex ncut` writes ("eigenvectors", (N, k)) or a .npy (N, k) or
+// (B, h, w, k); nodes in the order of ncut (image, row, column). --masks: a folder of PNG masks
+// (palette or grey; with --figure-ground read as binary masks) or a .npy (B, H, W) of labels.
+// The masks are brought to the grid by area majority; --grid defaults to the square grid
+// sqrt(N / B) x sqrt(N / B).
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "analysis/segmentation.h"
+#include "cli/commands.h"
+#include "tensor/io/atomic_file.h"
+#include "tensor/io/npy.h"
+#include "tensor/io/safetensors.h"
+
+namespace cortex::cli {
+
+Run add_oracle_miou(CLI::App& app) {
+  auto* sub = app.add_subcommand("oracle-miou", "Oracle mIoU of Ncut eigenvectors against PNG or .npy masks");
+  struct Opts {
+    std::string eig, masks, grid, out;
+    bool figure = false, no_background = false;
+  };
+  auto o = std::make_shared<Opts>();
+  sub->add_option("--eig", o->eig, "Eigenvectors: cortex ncut's .safetensors, or .npy (N, k) / (B, h, w, k)")->required();
+  sub->add_option("--masks", o->masks, "Folder of PNG masks (file-name order) or .npy (B, H, W) labels")->required();
+  sub->add_option("--grid", o->grid, "Patch grid HxW of the eigenvectors (default: square, sqrt(N / B))");
+  sub->add_flag("--figure-ground", o->figure, "Score figure (labels > 0) against background");
+  sub->add_flag("--no-background", o->no_background, "Do not score class 0");
+  sub->add_option("--out", o->out, "Write the scores as JSON here");
+  return [o] {
+    Tensor eig;
+    if (o->eig.size() > 4 && o->eig.substr(o->eig.size() - 4) == ".npy") {
+      eig = io::read_npy(o->eig);
+    } else {
+      auto m = io::load_safetensors(o->eig);
+      CORTEX_CHECK(m.count("eigenvectors") != 0, o->eig, ": expected a tensor named \"eigenvectors\" (as cortex ncut ",
+                   "writes), found none");
+      eig = m.at("eigenvectors");
+    }
+    CORTEX_CHECK(eig.dim() >= 2, o->eig, ": expected eigenvectors (N, k) or (B, h, w, k), found shape ",
+                 shape_str(eig.shape()));
+    const Tensor masks = analysis::load_masks(o->masks, o->figure);
+    const int64_t B = masks.size(0), k = eig.size(eig.dim() - 1), N = eig.numel() / std::max<int64_t>(k, 1);
+    CORTEX_CHECK(N % B == 0, "oracle-miou: ", N, " eigenvector rows do not split over the ", B, " masks of ", o->masks);
+    int64_t gh = 0, gw = 0;
+    if (!o->grid.empty()) {
+      char x = 0;
+      long long h = 0, w = 0;
+      CORTEX_CHECK(std::sscanf(o->grid.c_str(), "%lld%c%lld", &h, &x, &w) == 3 && (x == 'x' || x == 'X') && h > 0 && w > 0,
+                   "oracle-miou: --grid must be HxW with positive H and W, found '", o->grid, "'");
+      gh = h, gw = w;
+    } else {
+      gh = gw = std::llround(std::sqrt(static_cast<double>(N / B)));
+      CORTEX_CHECK(gh * gw == N / B, "oracle-miou: ", N / B, " nodes per image is not a square grid; give --grid HxW");
+    }
+    CORTEX_CHECK(gh * gw * B == N, "oracle-miou: --grid ", gh, "x", gw, " times ", B, " masks is ", gh * gw * B,
+                 " nodes, but the eigenvectors have ", N);
+    analysis::OracleOptions opt;
+    opt.include_background = !o->no_background;
+    const analysis::OracleResult r = analysis::oracle_miou(eig, analysis::downsample_mask(masks, gh, gw), opt);
+    nlohmann::json j;
+    j["miou"] = r.miou, j["grid"] = {gh, gw}, j["images"] = B, j["eigenvectors"] = k;
+    j["figure_ground"] = o->figure;
+    for (size_t c = 0; c < r.classes.size(); ++c)
+      j["classes"].push_back({{"label", r.classes[c]}, {"iou", r.iou[c]}, {"threshold", r.best_threshold[c]},
+                              {"patches", r.patches[c]}});
+    if (!o->out.empty()) {
+      const std::string text = j.dump(2) + "\n";
+      io::write_file_atomic(o->out, text.data(), text.size());
+    }
+    std::printf("oracle mIoU %.4f over %zu classes (%lld images, grid %lldx%lld, k %lld)\n", r.miou, r.classes.size(),
+                static_cast<long long>(B), static_cast<long long>(gh), static_cast<long long>(gw),
+                static_cast<long long>(k));
+    for (size_t c = 0; c < r.classes.size(); ++c)
+      std::printf("  class %3d: IoU %.4f at threshold %.2f (%lld patches)\n", r.classes[c], r.iou[c],
+                  r.best_threshold[c], static_cast<long long>(r.patches[c]));
+    return 0;
+  };
+}
+
+}  // namespace cortex::cli
