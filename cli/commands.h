@@ -47,5 +47,6 @@ Run add_fit(CLI::App& app);
 Run add_predict(CLI::App& app);
 Run add_compare(CLI::App& app);
 Run add_linbridge(CLI::App& app);
+Run add_attribute(CLI::App& app);
 
 }  // namespace cortex::cli
