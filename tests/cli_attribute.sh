@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `cortex attribute` end to end on a tiny simulated subject: a ridge fit on pixels (exact
-# completeness: a linear model) and a Gaussian readout on a random AlexNet (the completeness error is
-# printed and below 1 % at 64 steps), voxel lists and an ROI (from metrics.json and from --data), each
-# baseline; then the files: attributions.npy, maps.npy (one channel with --channel-mean), the PNG
+# completeness: a linear model), the data-driven core (ELU: smooth, the completeness error is below
+# 1 % at 64 steps) and a Gaussian readout on a random AlexNet (ReLU kinks: the error is reported),
+# voxel lists and an ROI (from metrics.json and from --data), each baseline; then the files: attributions.npy, maps.npy (one channel with --channel-mean), the PNG
 # overlays, attribution.json (completeness per image and target) and report.html; wrong inputs are
 # refused in one line with nothing written.
 # Usage: tests/cli_attribute.sh path/to/cortex   (ctest runs it as cli_attribute)
@@ -21,6 +21,7 @@ fit() {  # fit OUT ARGS...
   "$cortex" fit --data "$data" --hemi both --out "$out" "$@" > /dev/null 2> "$out.log" || { cat "$out.log" >&2; fail "fit $out"; }
 }
 fit ridge --tap pixels --image-size 32 --folds 3
+fit core --readout core --core-size 16 --epochs 2
 fit gauss --arch alexnet --random-weights 1 --image-size 64 --tap features.4 --readout gaussian --epochs 2
 
 # npy_shape FILE: the shape tuple of a .npy header, e.g. "(2, 3, 3, 32, 32)".
@@ -51,19 +52,21 @@ t = j["results"][1]["targets"][2]
 assert abs(a[1, 2].sum() - (t["f_x"] - t["f_baseline"])) < 1e-3 * max(1, abs(t["f_x"] - t["f_baseline"]))
 PY
 
-# A nonlinear model, an ROI from metrics.json, the blurred baseline, the display options.
-"$cortex" attribute --model gauss/model.safetensors --images "$data" --index 1 --roi simple --out a2 \
+# A smooth nonlinear model (ELU core), an ROI from metrics.json, the blurred baseline, the display options.
+"$cortex" attribute --model core/model.safetensors --images "$data" --roi simple --out a2 \
   --baseline blur --steps 64 --channel-mean --blur-sigma 2 > out2.txt 2> err2.txt \
   || { cat err2.txt >&2; fail "attribute --roi exited with $?"; }
-grep -q "1 image x 1 target, 64 steps, blur baseline" out2.txt || fail "no summary line: $(cat out2.txt)"
-[[ $(npy_shape a2/maps.npy) == "(1, 1, 1, 64, 64)" ]] || fail "maps.npy with --channel-mean: $(npy_shape a2/maps.npy)"
+grep -q "6 images x 1 target, 64 steps, blur baseline" out2.txt || fail "no summary line: $(cat out2.txt)"
+[[ $(npy_shape a2/maps.npy) == "(6, 1, 1, 16, 16)" ]] || fail "maps.npy with --channel-mean: $(npy_shape a2/maps.npy)"
 [[ -s a2/overlay_i1_roi-simple.png ]] || fail "no ROI overlay"
-jq -e '(.completeness.max_rel_error < 0.01) and (.targets[0].roi == "simple") and (.baseline_sigma == 8)' \
+jq -e '(.completeness.max_rel_error < 0.01) and (.targets[0].roi == "simple") and (.baseline_sigma == 2)' \
   a2/attribution.json > /dev/null || fail "ROI run: $(jq -c '.completeness' a2/attribution.json)"
 # The ROI from the subject's masks, and the mean baseline.
 "$cortex" attribute --model gauss/model.safetensors --images "$data" --index 0 --roi complex --data "$data" \
-  --baseline mean --steps 8 --out a3 > /dev/null 2>&1 || fail "attribute --roi --data"
-jq -e '.baseline == "mean" and (.targets[0].voxels | length == 4)' a3/attribution.json > /dev/null || fail "a3"
+  --baseline mean --steps 8 --out a3 > a3.out 2>&1 || fail "attribute --roi --data"
+jq -e '.baseline == "mean" and (.targets[0].voxels | length == 4) and (.completeness.max_rel_error | numbers)
+       and (.results[0].targets[0].abs_error | numbers)' a3/attribution.json > /dev/null || fail "a3"
+grep -q "completeness error largest" a3.out || fail "a ReLU model's completeness error is not printed"
 
 # refuse NEEDLE ARGS...: attribute fails with one line containing NEEDLE and writes nothing.
 refuse() {
