@@ -68,6 +68,7 @@ def main():
         return
     if a.threads > 0:
         torch.set_num_threads(a.threads)
+    torch.manual_seed(1)  # the layers' default initialisation draws from the global generator
     g = torch.Generator().manual_seed(1)
     backbone = alexnet_to_features9().eval()
     readout = Gaussian(256, 1000, g).eval()
