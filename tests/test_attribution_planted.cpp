@@ -169,7 +169,7 @@ std::array<double, 2> completeness(const Fitted& m, int64_t steps, int64_t image
 
 TEST(AttributionPlanted, CoreMapsPeakInsidePlantedFieldsAndAreComplete) {
   encoding::EncodingSpec o;
-  o.readout = "core", o.core_size = 32, o.epochs = 20;
+  o.readout = "core", o.core_size = 32, o.epochs = 12;
   const Fitted m = fit("core", o);
   ASSERT_GE(m.vox.size(), 6u) << "too few simple voxels predicted to test localisation";
   for (auto b : {analysis::Baseline::Black, analysis::Baseline::Blur}) {
