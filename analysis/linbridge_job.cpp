@@ -305,11 +305,7 @@ EncodingFunction encoding_function(const std::string& model_path, const data::Da
     CORTEX_CHECK(ridge_w.dim() == 2 && ridge_b.dim() == 1 && ridge_w.size(1) == ridge_b.numel(), who, ": ", model_path,
                  " has ridge weights ", shape_str(ridge_w.shape()), " and intercept ", shape_str(ridge_b.shape()));
   } else if (!o.finetune) {
-    const std::string bias = o.readout == "core"            ? "readout.bias"
-                             : o.readout == "channel-align" ? "head.bias"
-                             : o.readout == "two-layer"     ? "fc2.bias"
-                             : o.readout == "linear"    ? "fc.bias"
-                                                        : "bias";
+    const std::string bias = encoding::readout_bias_key(o.readout);
     std::vector<Tensor> keep;
     for (size_t l = 0; state.count("keep." + std::to_string(l)); ++l) keep.push_back(state.at("keep." + std::to_string(l)));
     held->readout = encoding::make_readout(o, shapes, need(bias).numel(), keep);

@@ -191,4 +191,22 @@ TABLES = [
              "peer": "linbridge 512-1024-2000 N=8", "quick": True},
         ],
     },
+    {
+        "key": "attribute",
+        # Two threads only, like the other analyses.
+        "threads": [2],
+        "title": "Integrated gradients, one 224 px image, 50 steps, AlexNet + Gaussian readout (1,000 voxels)",
+        "about": "bench/bench_attribute.cpp `BM_attribute_alexnet_gaussian` (`analysis::integrated_gradients`: "
+                 "51 path points in one batch, one forward and one backward, trapezoid rule; docs/attribution.md) "
+                 "beside bench/peers/attribute_peer.py (the same model in PyTorch eager, random weights, the "
+                 "Captum-style batched path: one forward of the scaled inputs, torch.autograd.grad) (issue 17).",
+        "binary": "bench_attribute",
+        "peer": {"script": "bench/peers/attribute_peer.py", "args": ["--repeat", "1"], "needs": TORCH},
+        "min_time": 0.0,
+        "warmup": True,
+        "rows": [
+            {"row": "AlexNet features.9 + Gaussian, 50 steps", "cortex": "BM_attribute_alexnet_gaussian/50/real_time",
+             "peer": "ig alexnet+gaussian steps=50", "quick": True},
+        ],
+    },
 ]

@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
   add(cortex::cli::add_compare);
   add(cortex::cli::add_linbridge);
   add(cortex::cli::add_prune_sweep);
+  add(cortex::cli::add_attribute);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -267,6 +267,14 @@ std::shared_ptr<models::BackboneReadout> make_finetuned(const EncodingSpec& o, s
   return std::make_shared<models::BackboneReadout>(bb, split_commas(o.tap), make_readout(o, shapes, V, keep));
 }
 
+std::string readout_bias_key(const std::string& readout) {
+  return readout == "core"            ? "readout.bias"
+         : readout == "channel-align" ? "head.bias"
+         : readout == "two-layer"     ? "fc2.bias"
+         : readout == "linear"        ? "fc.bias"
+                                      : "bias";
+}
+
 std::vector<Tensor> finetuned_keep(const std::map<std::string, Tensor>& tensors) {
   std::vector<Tensor> keep;
   for (size_t l = 0; tensors.count("readout.keep." + std::to_string(l)); ++l)
@@ -557,11 +565,7 @@ Tensor predict(const std::string& model_path, const std::string& images, const s
                    " lacks 'weights' or 'intercept'");
       pred = models::ridge_predict(X[0], tensors.at("weights"), tensors.at("intercept"));
     } else {
-      const std::string bias = o.readout == "core"            ? "readout.bias"
-                               : o.readout == "channel-align" ? "head.bias"
-                               : o.readout == "two-layer" ? "fc2.bias"
-                               : o.readout == "linear"    ? "fc.bias"
-                                                          : "bias";
+      const std::string bias = readout_bias_key(o.readout);
       CORTEX_CHECK(tensors.count(bias), "predict: ", model_path, " lacks '", bias, "'");
       std::vector<Tensor> keep;
       for (size_t l = 0; tensors.count("keep." + std::to_string(l)); ++l) keep.push_back(tensors.at("keep." + std::to_string(l)));

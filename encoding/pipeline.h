@@ -102,6 +102,9 @@ std::shared_ptr<models::Readout> make_readout(const EncodingSpec& o, const std::
 // fwrf's kept channels per tap (empty: all; finetuned_keep reads them back from a model file).
 std::shared_ptr<models::BackboneReadout> make_finetuned(const EncodingSpec& o, std::shared_ptr<models::Backbone> bb,
                                                         int64_t V, const std::vector<Tensor>& keep = {});
+// The name of a trained readout's output bias in a model file (its length is the voxel count):
+// readout.bias (core), head.bias (channel-align), fc2.bias (two-layer), fc.bias (linear), else bias.
+std::string readout_bias_key(const std::string& readout);
 // The kept channels a fine-tuned model file records ("readout.keep.<l>"; empty when not pruned).
 std::vector<Tensor> finetuned_keep(const std::map<std::string, Tensor>& tensors);
 // --keep with --finetune: channels ranked by the std over the given training rows of their spatial

@@ -1,0 +1,241 @@
+// cortex attribute (analysis/attribute_job.h): model file + images -> integrated-gradients maps.
+#include "analysis/attribute_job.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+#include <vector>
+
+#include "analysis/attribution.h"
+#include "analysis/report.h"
+#include "analysis/scores.h"
+#include "autograd/autograd.h"
+#include "autograd/ops.h"
+#include "encoding/model_fn.h"
+#include "tensor/error.h"
+#include "tensor/io/atomic_file.h"
+#include "tensor/io/image.h"
+#include "tensor/io/npy.h"
+
+namespace cortex::analysis {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string pct(double v) {
+  if (!std::isfinite(v)) return "inf";
+  std::ostringstream os;
+  os << std::setprecision(3) << 100 * v << "%";
+  return os.str();
+}
+
+std::string fmt(double v, int p = 4) {
+  std::ostringstream os;
+  os << std::setprecision(p) << v;
+  return os.str();
+}
+
+std::string xml_escape(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '<') o += "&lt;";
+    else if (c == '>') o += "&gt;";
+    else if (c == '&') o += "&amp;";
+    else if (c == '"') o += "&quot;";
+    else o += c;
+  }
+  return o;
+}
+
+// A file-name-safe label: letters, digits, '-', '_' and '.' kept, anything else '_'.
+std::string safe(const std::string& s) {
+  std::string o;
+  for (char c : s) o += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.') ? c : '_';
+  return o;
+}
+
+}  // namespace
+
+AttributeSummary run_attribute(const AttributeJob& job) {
+  CORTEX_CHECK(!job.model.empty() && !job.images.empty() && !job.out.empty(),
+               "attribute: expected --model, --images and --out");
+  CORTEX_CHECK(job.voxels.empty() != job.roi.empty(), "attribute: give exactly one of --voxels and --roi");
+  CORTEX_CHECK(job.steps >= 1, "attribute: --steps must be >= 1, found ", job.steps);
+  CORTEX_CHECK(job.batch >= 1, "attribute: --batch must be >= 1, found ", job.batch);
+  CORTEX_CHECK(job.blur_sigma >= 0 && std::isfinite(job.blur_sigma), "attribute: --blur-sigma must be >= 0, found ",
+               job.blur_sigma);
+  CORTEX_CHECK(!fs::exists(job.out) || fs::is_directory(job.out), "attribute: --out ", job.out,
+               " exists and is not a directory");
+  const Baseline base = parse_baseline(job.baseline);
+  const std::vector<int64_t> rows =
+      job.index.empty() ? std::vector<int64_t>{} : encoding::parse_index_list(job.index, -1, "--index");
+
+  const encoding::ModelFn f = encoding::load_model_fn(job.model, job.weights);
+  const int64_t S = f.size, V = f.voxels;
+  Tensor targets;
+  std::vector<std::string> labels;
+  nlohmann::json target_json = nlohmann::json::array();
+  if (!job.voxels.empty()) {
+    const std::vector<int64_t> vox = encoding::parse_index_list(job.voxels, V, "--voxels");
+    targets = voxel_targets(vox, V);
+    for (int64_t v : vox) {
+      labels.push_back("voxel " + std::to_string(v));
+      target_json.push_back({{"voxel", v}});
+    }
+  } else {
+    const auto rois = encoding::roi_columns(f, job.data);
+    auto it = rois.find(job.roi);
+    if (it == rois.end()) {
+      std::string names;
+      for (const auto& [n, c] : rois) names += (names.empty() ? "" : ", ") + n;
+      throw Error("attribute: no ROI '" + job.roi + "'; the ROIs are " + names);
+    }
+    CORTEX_CHECK(!it->second.empty(), "attribute: ROI '", job.roi, "' has no voxels");
+    targets = mean_target(it->second, V);
+    labels.push_back("ROI " + job.roi + " (mean of " + std::to_string(it->second.size()) + " voxels)");
+    target_json.push_back({{"roi", job.roi}, {"voxels", it->second}});
+  }
+  const int64_t K = targets.size(0);
+
+  std::vector<std::string> names;
+  const Tensor px = encoding::load_pixels(job.images, S, rows, &names);
+  const int64_t N = px.size(0);
+  Tensor mean_image;
+  if (base == Baseline::Mean) {
+    NoGradGuard ng;
+    mean_image = mean(rows.empty() ? px : encoding::load_pixels(job.images, S), {0}).contiguous();
+  }
+  const double bsig = blur_baseline_sigma(S);
+
+  IGOptions opt;
+  opt.steps = job.steps;
+  opt.batch = job.batch;
+  const ImageFn fn = [&f](const Tensor& x) { return f(x); };
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<Tensor> attrs, maps;
+  std::vector<double> errors;
+  nlohmann::json images = nlohmann::json::array();
+  const int64_t scale = std::max<int64_t>(1, (128 + S - 1) / S);
+  std::vector<std::vector<Tensor>> overlays(static_cast<size_t>(N));
+  for (int64_t i = 0; i < N; ++i) {
+    const Tensor x = px.select(0, i).contiguous();
+    const Tensor b = make_baseline(base, x, mean_image, bsig);
+    const IGResult r = integrated_gradients(fn, x, b, targets, opt);
+    nlohmann::json ij;
+    ij["index"] = rows.empty() ? i : rows[size_t(i)], ij["name"] = names[size_t(i)];
+    std::vector<Tensor> mk;
+    for (int64_t k = 0; k < K; ++k) {
+      const Tensor m = postprocess(r.attr.select(0, k), job.channel_mean, job.blur_sigma);
+      mk.push_back(m);
+      const auto pk = attribution_peak(m, 0);
+      nlohmann::json tj;
+      tj["target"] = labels[size_t(k)];
+      tj["f_x"] = json_number(r.f_x[size_t(k)]), tj["f_baseline"] = json_number(r.f_base[size_t(k)]);
+      tj["sum"] = json_number(r.total[size_t(k)]), tj["abs_error"] = json_number(r.abs_error[size_t(k)]);
+      tj["rel_error"] = json_number(r.rel_error[size_t(k)]);
+      tj["peak_x"] = pk[0], tj["peak_y"] = pk[1];
+      ij["targets"].push_back(tj);
+      errors.push_back(r.rel_error[size_t(k)]);
+      std::cerr << "attribute: " << names[size_t(i)] << ", " << labels[size_t(k)] << ": f(x) - f(baseline) = "
+                << fmt(r.f_x[size_t(k)] - r.f_base[size_t(k)]) << ", sum of attributions " << fmt(r.total[size_t(k)])
+                << ", completeness error " << pct(r.rel_error[size_t(k)]) << "\n";
+      NoGradGuard ng;
+      overlays[size_t(i)].push_back(overlay(x, m.dim() == 3 ? sum(m, {0}) : m, scale));
+    }
+    images.push_back(ij);
+    attrs.push_back(r.attr);
+    maps.push_back(stack(mk, 0));
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::vector<double> sorted = errors;
+  std::sort(sorted.begin(), sorted.end());
+  const double worst = sorted.back(), median = sorted[sorted.size() / 2];
+
+  nlohmann::json j;
+  j["model"] = job.model, j["images"] = job.images, j["readout"] = f.settings.readout;
+  j["image_size"] = S, j["voxels_in_model"] = V;
+  j["baseline"] = baseline_name(base);
+  if (base == Baseline::Blur) j["baseline_sigma"] = bsig;
+  if (base == Baseline::Mean) j["baseline_mean_of"] = job.images;
+  j["steps"] = job.steps, j["rule"] = "trapezoid", j["channel_mean"] = job.channel_mean, j["blur_sigma"] = job.blur_sigma;
+  j["targets"] = target_json;
+  j["results"] = images;
+  j["completeness"] = {{"max_rel_error", json_number(worst)}, {"median_rel_error", json_number(median)},
+                       {"definition", "|sum of attributions - (f(x) - f(baseline))| / |f(x) - f(baseline)|"}};
+  j["seconds"] = seconds;
+
+  ReportData rep;
+  rep.title = "cortex attribute: " + f.settings.readout + ", " + job.model;
+  rep.summary = {{"images", std::to_string(N) + " (" + job.images + ")"},
+                 {"targets", std::to_string(K) + (job.roi.empty() ? " voxels" : ": " + labels[0])},
+                 {"baseline", std::string(baseline_name(base)) +
+                                  (base == Baseline::Blur ? " (Gaussian sigma " + fmt(bsig, 3) + " px)" : "")},
+                 {"steps (trapezoid rule)", std::to_string(job.steps)},
+                 {"completeness error, largest / median", pct(worst) + " / " + pct(median)},
+                 {"display maps", std::string(job.channel_mean ? "mean over colour channels" : "channels summed") +
+                                      (job.blur_sigma > 0 ? ", blurred sigma " + fmt(job.blur_sigma, 3) + " px" : "")},
+                 {"time", fmt(seconds, 3) + " s"}};
+  {
+    // The overlays as one grid: a row per image, a column per target (the first 16 images).
+    const int64_t cell = S * scale + 8, rowsn = std::min<int64_t>(N, 16);
+    std::ostringstream svg;
+    svg << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << 160 + K * cell << "\" height=\""
+        << 20 + rowsn * cell << "\">";
+    for (int64_t k = 0; k < K; ++k)
+      svg << "<text x=\"" << 160 + k * cell << "\" y=\"14\" font-size=\"11\">" << xml_escape(labels[size_t(k)])
+          << "</text>";
+    for (int64_t i = 0; i < rowsn; ++i) {
+      svg << "<text x=\"0\" y=\"" << 20 + i * cell + cell / 2 << "\" font-size=\"11\">" << xml_escape(names[size_t(i)])
+          << "</text>";
+      for (int64_t k = 0; k < K; ++k)
+        svg << "<image x=\"" << 160 + k * cell << "\" y=\"" << 20 + i * cell << "\" width=\"" << S * scale
+            << "\" height=\"" << S * scale << "\" href=\"data:image/png;base64,"
+            << base64(io::encode_png(overlays[size_t(i)][size_t(k)])) << "\"/>";
+    }
+    svg << "</svg>";
+    rep.figures.push_back({svg.str(), "Integrated gradients over each image: red raises the prediction, blue lowers "
+                                      "it (opacity: |attribution| / its largest)"});
+  }
+  Table t;
+  t.caption = "Completeness: the attributions sum to f(x) - f(baseline)";
+  t.header = {"image", "target", "f(x)", "f(baseline)", "sum of attributions", "error"};
+  for (int64_t i = 0; i < N; ++i)
+    for (int64_t k = 0; k < K; ++k) {
+      const auto& tj = images[size_t(i)]["targets"][size_t(k)];
+      t.rows.push_back({names[size_t(i)], labels[size_t(k)], fmt(tj["f_x"].get<double>()),
+                        fmt(tj["f_baseline"].get<double>()), fmt(tj["sum"].get<double>()),
+                        pct(errors[size_t(i * K + k)])});
+    }
+  rep.tables.push_back(t);
+
+  // Everything is computed: write.
+  fs::create_directories(job.out);
+  const fs::path out(job.out);
+  io::write_npy((out / "attributions.npy").string(), stack(attrs, 0));
+  io::write_npy((out / "maps.npy").string(), stack(maps, 0));
+  for (int64_t i = 0; i < N; ++i)
+    for (int64_t k = 0; k < K; ++k) {
+      const std::string img = "i" + std::to_string(rows.empty() ? i : rows[size_t(i)]);
+      const std::string tgt = job.roi.empty() ? "v" + std::to_string(target_json[size_t(k)]["voxel"].get<int64_t>())
+                                              : "roi-" + safe(job.roi);
+      io::write_png((out / ("overlay_" + img + "_" + tgt + ".png")).string(), overlays[size_t(i)][size_t(k)]);
+    }
+  const std::string js = j.dump(2);
+  io::write_file_atomic((out / "attribution.json").string(), js.data(), js.size());
+  write_report((out / "report.html").string(), rep);
+
+  AttributeSummary s;
+  s.json = j;
+  std::ostringstream os;
+  os << "attribute: " << N << " image" << (N == 1 ? "" : "s") << " x " << K << " target" << (K == 1 ? "" : "s") << ", "
+     << job.steps << " steps, " << baseline_name(base) << " baseline: completeness error largest " << pct(worst)
+     << ", median " << pct(median) << " (" << fmt(seconds, 3) << " s)";
+  s.line = os.str();
+  return s;
+}
+
+}  // namespace cortex::analysis

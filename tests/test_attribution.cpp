@@ -1,0 +1,238 @@
+// analysis::integrated_gradients against closed forms: a linear model (IG = (x - b) * w exactly,
+// at any number of steps), a separable exponential (IG_i = e^{a x_i} - e^{a b_i}; the trapezoid
+// rule's error falls as 1 / m^2), the sum rule (completeness) and IG's linearity in the target
+// (an ROI mean's map is the mean of its voxels' maps). Two successive calls give bit-identical maps
+// and leave no .grad on the model's parameters (BOLDreams accumulated them); the path's batch size
+// does not change the map. Blur, baselines, peaks, overlays and refusals.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "analysis/attribution.h"
+#include "autograd/autograd.h"
+#include "autograd/ops.h"
+#include "tensor/random.h"
+#include "tests/test_util.h"
+
+using namespace cortex;
+using analysis::IGOptions;
+
+namespace {
+
+std::vector<double> v64(const Tensor& t) { return t.to(DType::Float64).contiguous().to_vector<double>(); }
+
+Tensor uniform(const Shape& s, uint64_t seed) {
+  Generator g(seed);
+  return rand(s, g);
+}
+
+// f(x) = flatten(x) W + c: (B, 3, H, W) -> (B, V).
+struct LinearFn {
+  Tensor W, c;
+  Tensor operator()(const Tensor& x) const { return add(matmul(x.reshape({x.size(0), -1}), W), c); }
+};
+
+// A small ReLU conv net whose weights require grad (so a leak into their .grad would show):
+// (B, 3, H, W) -> conv 3x3 (4 channels) -> relu -> mean over space -> (B, 4) -> x M -> (B, 3).
+struct ConvFn {
+  Tensor w, M;
+  Tensor operator()(const Tensor& x) const {
+    kernels::Conv2dParams p;
+    p.pad_h = p.pad_w = 1;
+    return matmul(mean(relu(conv2d(x, w, Tensor(), p)), {2, 3}), M);
+  }
+};
+
+ConvFn conv_fn() {
+  Generator g(3);
+  ConvFn f{randn({4, 3, 3, 3}, g), randn({4, 3}, g)};
+  set_requires_grad(f.w), set_requires_grad(f.M);
+  return f;
+}
+
+}  // namespace
+
+TEST(Attribution, LinearModelIsExactAtAnySteps) {
+  const int64_t H = 5, W = 7, V = 4;
+  Generator g(1);
+  const LinearFn f{randn({3 * H * W, V}, g), randn({V}, g)};
+  const Tensor x = uniform({3, H, W}, 2), b = uniform({3, H, W}, 3);
+  for (int64_t steps : {1, 7, 50}) {
+    IGOptions o;
+    o.steps = steps;
+    o.batch = 3;
+    const auto r = analysis::integrated_gradients(f, x, b, analysis::voxel_targets({0, 3}, V), o);
+    ASSERT_EQ(r.attr.shape(), (Shape{2, 3, H, W}));
+    const auto xv = v64(x), bv = v64(b), wv = v64(f.W), a = v64(r.attr);
+    double worst = 0;
+    for (int k = 0; k < 2; ++k) {
+      const int64_t vox = k == 0 ? 0 : 3;
+      for (int64_t i = 0; i < 3 * H * W; ++i) {
+        const double want = (xv[size_t(i)] - bv[size_t(i)]) * wv[size_t(i * V + vox)];
+        worst = std::max(worst, std::fabs(a[size_t(k * 3 * H * W + i)] - want));
+      }
+      EXPECT_LT(r.rel_error[size_t(k)], 1e-5) << "steps " << steps;
+    }
+    EXPECT_LT(worst, 1e-5) << "steps " << steps;
+  }
+}
+
+TEST(Attribution, SeparableExponentialConvergesAsOneOverStepsSquared) {
+  const double a = 1.3;
+  const int64_t H = 4, W = 3;
+  const auto f = [a](const Tensor& x) { return sum(exp(mul(x, scalar(a))), {1, 2, 3}).reshape({x.size(0), 1}); };
+  const Tensor x = uniform({3, H, W}, 4), b = zeros({3, H, W});
+  const auto xv = v64(x);
+  auto err = [&](int64_t steps) {
+    IGOptions o;
+    o.steps = steps;
+    const auto r = analysis::integrated_gradients(f, x, b, analysis::voxel_targets({0}, 1), o);
+    const auto av = v64(r.attr);
+    double e = 0, total = 0;
+    for (size_t i = 0; i < xv.size(); ++i) {
+      const double want = std::exp(a * xv[i]) - 1.0;
+      e += std::fabs(av[i] - want), total += want;
+    }
+    // completeness: f(x) - f(b) is the exact integral; the reported error is the rule's error.
+    EXPECT_NEAR(r.f_x[0] - r.f_base[0], total, 1e-4 * total);
+    return e / total;
+  };
+  const double e4 = err(4), e8 = err(8), e64 = err(64);
+  std::printf("exp: relative error of the attributions: m=4 %.3e, m=8 %.3e, m=64 %.3e\n", e4, e8, e64);
+  EXPECT_NEAR(e4 / e8, 4.0, 0.3);  // second order
+  EXPECT_LT(e64, 1e-4);
+  EXPECT_GT(e4, 1e-3);  // the check can fail: few steps are visibly off
+}
+
+TEST(Attribution, CompletenessIsReportedAndFailsWithFewSteps) {
+  const ConvFn f = conv_fn();
+  const Tensor x = uniform({3, 9, 9}, 5), b = zeros({3, 9, 9});
+  IGOptions o;
+  o.steps = 1;
+  auto r1 = analysis::integrated_gradients(f, x, b, analysis::voxel_targets({0, 1, 2}, 3), o);
+  o.steps = 256;
+  auto r256 = analysis::integrated_gradients(f, x, b, analysis::voxel_targets({0, 1, 2}, 3), o);
+  for (int k = 0; k < 3; ++k) {
+    const double df = r256.f_x[size_t(k)] - r256.f_base[size_t(k)];
+    // The error reported is |sum of attributions - (f(x) - f(b))| (relative to |f(x) - f(b)|).
+    EXPECT_NEAR(r256.abs_error[size_t(k)], std::fabs(r256.total[size_t(k)] - df), 1e-12);
+    EXPECT_NEAR(r256.rel_error[size_t(k)], r256.abs_error[size_t(k)] / std::fabs(df), 1e-12);
+    EXPECT_NEAR(r256.total[size_t(k)], v64(sum(r256.attr.select(0, k)))[0], 1e-4 * std::fabs(df));
+    EXPECT_LT(r256.rel_error[size_t(k)], 1e-2);
+  }
+  // One trapezoid interval is the average of the end gradients: far from the path integral of a ReLU net.
+  double worst1 = 0;
+  for (double e : r1.rel_error) worst1 = std::max(worst1, e);
+  EXPECT_GT(worst1, 1e-2);
+}
+
+TEST(Attribution, TwoCallsGiveIdenticalMapsAndNoGradLeaks) {
+  const ConvFn f = conv_fn();
+  const Tensor x = uniform({3, 11, 6}, 6), b = analysis::make_baseline(analysis::Baseline::Blur, x, Tensor(), 2.0);
+  const auto r1 = analysis::integrated_gradients(f, x, b, analysis::voxel_targets({2, 0}, 3));
+  const auto r2 = analysis::integrated_gradients(f, x, b, analysis::voxel_targets({2, 0}, 3));
+  EXPECT_EQ(v64(r1.attr), v64(r2.attr));  // bit for bit
+  EXPECT_FALSE(grad_of(f.w).defined());
+  EXPECT_FALSE(grad_of(f.M).defined());
+  // The path's batching does not change the result.
+  IGOptions one;
+  one.batch = 1;
+  const auto r3 = analysis::integrated_gradients(f, x, b, analysis::voxel_targets({2, 0}, 3), one);
+  EXPECT_TRUE(cortex::testing::allclose(r3.attr, r1.attr, 1e-5, 1e-7));
+  // Each voxel of a list is its own run.
+  const auto r4 = analysis::integrated_gradients(f, x, b, analysis::voxel_targets({0}, 3));
+  EXPECT_TRUE(cortex::testing::allclose(r4.attr.select(0, 0), r1.attr.select(0, 1), 1e-5, 1e-7));
+}
+
+TEST(Attribution, RoiMeanIsTheMeanOfItsVoxelsMaps) {
+  const ConvFn f = conv_fn();
+  const Tensor x = uniform({3, 8, 8}, 7), b = zeros({3, 8, 8});
+  const auto each = analysis::integrated_gradients(f, x, b, analysis::voxel_targets({0, 2}, 3));
+  const auto roi = analysis::integrated_gradients(f, x, b, analysis::mean_target({0, 2}, 3));
+  ASSERT_EQ(roi.attr.size(0), 1);
+  const Tensor want = mul(add(each.attr.select(0, 0), each.attr.select(0, 1)), scalar(0.5));
+  EXPECT_TRUE(cortex::testing::allclose(roi.attr.select(0, 0), want, 1e-5, 1e-7));
+  EXPECT_NEAR(roi.f_x[0], (each.f_x[0] + each.f_x[1]) / 2, 1e-5);
+}
+
+TEST(Attribution, BlurAgainstA2DGaussianAndBaselines) {
+  // An impulse far from the edges: the blur is the normalised 2-D Gaussian (cut at 3 sigma).
+  const int64_t S = 21;
+  std::vector<float> imp(size_t(S * S), 0.0f);
+  imp[size_t(10 * S + 10)] = 1.0f;
+  const double sigma = 1.5;
+  const auto out = v64(analysis::gaussian_blur(from_vector(imp, {1, S, S}), sigma));
+  double norm = 0;
+  for (int d = -5; d <= 5; ++d) norm += std::exp(-0.5 * d * d / (sigma * sigma));
+  for (int i = 0; i < S; ++i)
+    for (int j = 0; j < S; ++j) {
+      const int di = i - 10, dj = j - 10;
+      const double want = std::abs(di) > 5 || std::abs(dj) > 5 ? 0.0
+                          : std::exp(-0.5 * (di * di + dj * dj) / (sigma * sigma)) / (norm * norm);
+      EXPECT_NEAR(out[size_t(i * S + j)], want, 1e-7) << i << "," << j;
+    }
+  // A constant image stays constant (the kernel is renormalised at the edges).
+  for (double v : v64(analysis::gaussian_blur(full({2, 5, 4}, 0.25), 3.0))) EXPECT_NEAR(v, 0.25, 1e-6);
+  const Tensor x = uniform({3, 6, 6}, 8);
+  EXPECT_EQ(v64(analysis::make_baseline(analysis::Baseline::Black, x, Tensor(), 0)), std::vector<double>(108, 0.0));
+  const Tensor m = uniform({3, 6, 6}, 9);
+  EXPECT_EQ(v64(analysis::make_baseline(analysis::Baseline::Mean, x, m, 0)), v64(m));
+  EXPECT_EQ(analysis::parse_baseline("blur"), analysis::Baseline::Blur);
+  EXPECT_CORTEX_ERROR(analysis::parse_baseline("white"), "black, mean or blur");
+  EXPECT_CORTEX_ERROR(analysis::make_baseline(analysis::Baseline::Mean, x, Tensor(), 0), "mean image");
+  // Channel mean, then blur.
+  const Tensor a = uniform({3, 6, 6}, 10);
+  const Tensor p = analysis::postprocess(a, true, 0);
+  ASSERT_EQ(p.shape(), (Shape{1, 6, 6}));
+  EXPECT_TRUE(cortex::testing::allclose(p, mean(a, {0}, true), 1e-6, 1e-7));
+  EXPECT_EQ(analysis::postprocess(a, false, 2.0).shape(), (Shape{3, 6, 6}));
+}
+
+TEST(Attribution, PeakCentreOfMassAndOverlay) {
+  const int64_t H = 10, W = 12;
+  std::vector<float> m(size_t(H * W));
+  Generator g(11);
+  const auto noise = v64(rand({H * W}, g));
+  for (int64_t i = 0; i < H; ++i)
+    for (int64_t j = 0; j < W; ++j)
+      m[size_t(i * W + j)] = float(0.05 * noise[size_t(i * W + j)] -
+                                   std::exp(-((j - 7) * (j - 7) + (i - 3) * (i - 3)) / 4.0));  // a negative bump
+  const Tensor map = from_vector(m, {H, W});
+  const auto pk = analysis::attribution_peak(map, 1.0);
+  EXPECT_EQ(pk[0], 7.0);
+  EXPECT_EQ(pk[1], 3.0);
+  const auto cm = analysis::attribution_centre_of_mass(map);
+  EXPECT_NEAR(cm[0], 7.0, 0.3);
+  EXPECT_NEAR(cm[1], 3.0, 0.3);
+  const Tensor img = full({3, H, W}, 0.5);
+  const Tensor ov = analysis::overlay(img, map, 2);
+  ASSERT_EQ(ov.shape(), (Shape{2 * H, 2 * W, 3}));
+  ASSERT_EQ(ov.dtype(), DType::UInt8);
+  // The largest |value| (negative) is pure blue.
+  int64_t best = 0;
+  for (int64_t q = 0; q < H * W; ++q)
+    if (std::fabs(m[size_t(q)]) > std::fabs(m[size_t(best)])) best = q;
+  const int64_t bi = best / W * 2, bj = best % W * 2;
+  EXPECT_EQ(ov.at({bi, bj, 0}), 0.0);
+  EXPECT_EQ(ov.at({bi + 1, bj + 1, 2}), 255.0);
+}
+
+TEST(Attribution, Refusals) {
+  const ConvFn f = conv_fn();
+  const Tensor x = uniform({3, 6, 6}, 12), b = zeros({3, 6, 6});
+  const Tensor t = analysis::voxel_targets({0}, 3);
+  IGOptions o;
+  o.steps = 0;
+  EXPECT_CORTEX_ERROR(analysis::integrated_gradients(f, x, b, t, o), "steps must be >= 1");
+  o = {};
+  o.batch = 0;
+  EXPECT_CORTEX_ERROR(analysis::integrated_gradients(f, x, b, t, o), "batch must be >= 1");
+  EXPECT_CORTEX_ERROR(analysis::integrated_gradients(f, x, zeros({3, 6, 5}), t), "differs from the image");
+  EXPECT_CORTEX_ERROR(analysis::integrated_gradients(f, zeros({6, 6}), b, t), "expected the image as float (3, H, W)");
+  EXPECT_CORTEX_ERROR(analysis::integrated_gradients(f, x, b, analysis::voxel_targets({0}, 5)), "targets weigh 5");
+  EXPECT_CORTEX_ERROR(analysis::integrated_gradients(f, full({3, 6, 6}, NAN), b, t), "non-finite");
+  EXPECT_CORTEX_ERROR(analysis::voxel_targets({3}, 3), "out of range");
+  EXPECT_CORTEX_ERROR(analysis::mean_target({}, 3), "no voxels");
+  EXPECT_CORTEX_ERROR(analysis::gaussian_blur(zeros({4, 4}), 1.0), "expected maps (C, H, W)");
+  EXPECT_CORTEX_ERROR(analysis::overlay(zeros({3, 4, 4}), zeros({4, 5}), 1), "expected a map (4, 4)");
+}
