@@ -18,6 +18,7 @@
 #include "analysis/scores.h"
 #include "autograd/autograd.h"
 #include "data/dataset.h"
+#include "dist/comm.h"
 #include "encoding/model_file.h"
 #include "encoding/pipeline.h"
 #include "tensor/error.h"
@@ -320,19 +321,21 @@ LinBridgeSummary run_linbridge(const LinBridgeJob& job) {
   }
   rep.tables.push_back(t);
 
-  // Everything is computed: write.
-  fs::create_directories(job.out);
-  const fs::path out(job.out);
-  auto npy = [&](const char* name, const std::vector<double>& v) {
-    io::write_npy((out / name).string(), from_vector(v, {int64_t(v.size())}));
-  };
-  npy("energy_share.npy", share), npy("afd.npy", afd), npy("afd_slope.npy", slope);
-  npy("r_full.npy", r_full), npy("r_linear.npy", r_lin), npy("r2_full.npy", r2_full), npy("r2_linear.npy", r2_lin);
-  if (!r_ctl.empty()) npy("r_control.npy", r_ctl), npy("r2_control.npy", r2_ctl);
-  io::write_npy((out / "pred_linear.npy").string(), r.pred_linear);
-  const std::string js = j.dump(2);
-  io::write_file_atomic((out / "linbridge.json").string(), js.data(), js.size());
-  write_report((out / "report.html").string(), rep);
+  // Everything is computed: write (under MPI ranks, rank 0 only: docs/distributed.md).
+  if (dist::is_root()) {
+    fs::create_directories(job.out);
+    const fs::path out(job.out);
+    auto npy = [&](const char* name, const std::vector<double>& v) {
+      io::write_npy((out / name).string(), from_vector(v, {int64_t(v.size())}));
+    };
+    npy("energy_share.npy", share), npy("afd.npy", afd), npy("afd_slope.npy", slope);
+    npy("r_full.npy", r_full), npy("r_linear.npy", r_lin), npy("r2_full.npy", r2_full), npy("r2_linear.npy", r2_lin);
+    if (!r_ctl.empty()) npy("r_control.npy", r_ctl), npy("r2_control.npy", r2_ctl);
+    io::write_npy((out / "pred_linear.npy").string(), r.pred_linear);
+    const std::string js = j.dump(2);
+    io::write_file_atomic((out / "linbridge.json").string(), js.data(), js.size());
+    write_report((out / "report.html").string(), rep);
+  }
 
   LinBridgeSummary s;
   s.json = j;
