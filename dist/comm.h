@@ -65,9 +65,9 @@ inline bool is_root() { return rank() == 0; }
 // one-line cortex::Error naming the first differing rank and what differs. No-op with one rank.
 void check_same_job(int argc, char** argv);
 
-// Prints "cortex: rank R: <message>" on one line to stderr and ends every rank with a non-zero
-// exit code (MPI_Abort), so no rank waits forever in a collective for a rank that failed.
-// With one rank it only prints and exits(1).
+// Prints "cortex: rank R: <message>" on one line to stderr and exits 1 at once, without
+// MPI_Finalize: the launcher (mpirun; srun with --kill-on-bad-exit) then ends every other rank, so
+// none waits forever in a collective for the rank that failed. With one rank: print, exit(1).
 [[noreturn]] void abort_job(const std::string& message);
 
 void barrier();

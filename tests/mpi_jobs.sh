@@ -28,7 +28,7 @@ run() {
   if [[ $k == 0 ]]; then
     "$cortex" "$@" > "$out.stdout" 2> "$out.log" || { rc=$?; cat "$out.log" >&2; fail "$name as one process exited with $rc"; }
   else
-    timeout 300 mpirun --oversubscribe --allow-run-as-root -np "$k" "$cortex" "$@" > "$out.stdout" 2> "$out.log" ||
+    timeout -k 10 300 mpirun --oversubscribe --allow-run-as-root -np "$k" "$cortex" "$@" < /dev/null > "$out.stdout" 2> "$out.log" ||
       { rc=$?; cat "$out.log" >&2; fail "$name with $k ranks exited with $rc"; }
     [[ $k == 1 || $(grep -o "rank [0-9]*/$k: sent" "$out.log" | sort -u | wc -l) == "$k" ]] || { cat "$out.log" >&2; fail "$name: expected $k ranks"; }
   fi
