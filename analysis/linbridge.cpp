@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "autograd/autograd.h"
+#include "dist/comm.h"
 #include "tensor/error.h"
 
 namespace cortex::analysis {
@@ -30,6 +31,11 @@ Tensor from_mat(const RowMat& m, DType dt) {
   Tensor t = empty({int64_t(m.rows()), int64_t(m.cols())}, DType::Float64);
   Eigen::Map<RowMat>(t.data<double>(), m.rows(), m.cols()) = m;
   return dt == DType::Float64 ? t : t.to(dt);
+}
+Tensor from_matf(const RowMatF& m) {
+  Tensor t = empty({int64_t(m.rows()), int64_t(m.cols())}, DType::Float32);
+  Eigen::Map<RowMatF>(t.data<float>(), m.rows(), m.cols()) = m;
+  return t;
 }
 Tensor from_vec(const Vec& v) {
   Tensor t = empty({int64_t(v.size())}, DType::Float64);
@@ -138,18 +144,31 @@ LinBridgeResult linbridge_two_layer(const TwoLayerParams& p, const Tensor& Z, co
   MapF pred(pred_t.data<float>(), N, V), lin(lin_t.data<float>(), N, V);
   RowVec zsum = RowVec::Zero(F), msum = RowVec::Zero(H);
   RowMat SS = RowMat::Zero(H, H);
-  for (int64_t s = 0; s < N; s += blk) {
-    const int64_t b = std::min(blk, N - s);
-    const RowMat Zb = to_mat(Z.narrow(0, s, b), b, F);
-    RowMat Hb = (Zb * W1.transpose()).rowwise() + b1;
-    RowMat Sb = Hb.unaryExpr([](double x) { return sigmoid(x); });
-    const RowMat Sp = Sb.array() * (1.0 - Sb.array());
-    pred.middleRows(s, b) = ((Sb * A.transpose()).rowwise() + b2).cast<float>();
-    zsum += Zb.colwise().sum();
-    msum += Sp.colwise().sum();
-    SS.noalias() += Sp.transpose() * Sp;
-    if (opt.progress) opt.progress(s + b, total_work);
-  }
+  // Blocks of stimuli are the units that MPI ranks share (docs/distributed.md): a block's partial
+  // sums are added in block order on every rank, as one process adds them, so the sums are the
+  // same bits for any number of ranks.
+  const int64_t nblocks = (N + blk - 1) / blk;
+  dist::for_units(
+      nblocks,
+      [&](int64_t u) {
+        const int64_t s = u * blk, b = std::min(blk, N - s);
+        const RowMat Zb = to_mat(Z.narrow(0, s, b), b, F);
+        RowMat Hb = (Zb * W1.transpose()).rowwise() + b1;
+        RowMat Sb = Hb.unaryExpr([](double x) { return sigmoid(x); });
+        const RowMat Sp = Sb.array() * (1.0 - Sb.array());
+        const RowMatF pb = ((Sb * A.transpose()).rowwise() + b2).cast<float>();
+        const RowMat zs = Zb.colwise().sum(), ms = Sp.colwise().sum(), ss = Sp.transpose() * Sp;
+        if (opt.progress) opt.progress(s + b, total_work);
+        return std::vector<Tensor>{from_matf(pb), from_mat(zs, DType::Float64), from_mat(ms, DType::Float64),
+                                   from_mat(ss, DType::Float64)};
+      },
+      [&](int64_t u, std::vector<Tensor>& t) {
+        const int64_t s = u * blk, b = std::min(blk, N - s);
+        pred.middleRows(s, b) = Eigen::Map<const RowMatF>(t[0].data<float>(), b, V);
+        zsum += Eigen::Map<const RowVec>(t[1].data<double>(), F);
+        msum += Eigen::Map<const RowVec>(t[2].data<double>(), H);
+        SS += Eigen::Map<const RowMat>(t[3].data<double>(), H, H);
+      });
   const RowVec zbar = zsum / double(N), m = msum / double(N);
   const RowMat C = SS / double(N) - m.transpose() * m;  // Cov(s')
   const RowMat G = W1 * W1.transpose();                  // (H, H)
@@ -170,27 +189,40 @@ LinBridgeResult linbridge_two_layer(const TwoLayerParams& p, const Tensor& Z, co
   for (int64_t v = 0; v < V; ++v) inv_norm2[v] = norm2[v] > 0 ? 1.0 / norm2[v] : 0.0;
   Vec cross = Vec::Zero(V), ecross = Vec::Zero(V);
   const Vec inv_total = inverse_or_zero(total);
-  for (int64_t s = 0; s < N; s += blk) {
-    const int64_t b = std::min(blk, N - s);
-    const RowMat Zb = to_mat(Z.narrow(0, s, b), b, F);
-    const RowMat Hb = (Zb * W1.transpose()).rowwise() + b1;
-    const RowMat Sb = Hb.unaryExpr([](double x) { return sigmoid(x); });
-    const RowMat D = (Sb.array() * (1.0 - Sb.array())).matrix().rowwise() - m;  // d(z) = s'(h) - m
-    RowMat Gb = (D * B.transpose()) * inv_norm2.asDiagonal();                  // gain_v(z)
-    cross += Gb.cwiseProduct(centred(T, s, b)).colwise().sum().transpose();
-    if (opt.keep_gain) gain_all.middleRows(s, b) = Gb;
-    if (opt.energy_afd) {  // ||dJM_v(z)||^2 = (a_v * d)^T G (a_v * d), stimulus by stimulus
-      const RowMat Tc = centred(T, s, b);
-      for (int64_t i = 0; i < b; ++i) {
-        const RowMat Ad = A * D.row(i).asDiagonal();
-        const Vec e = (Ad * G).cwiseProduct(Ad).rowwise().sum();
-        ecross += e.cwiseProduct(inv_total).cwiseProduct(Tc.row(i).transpose());
-      }
-    }
-    const RowMat U = ((Zb.rowwise() - zbar) * W1.transpose()) * m.asDiagonal();
-    lin.middleRows(s, b) = ((U * A.transpose()).rowwise() + fbar).cast<float>();
-    if (opt.progress) opt.progress(N + s + b, total_work);
-  }
+  dist::for_units(
+      nblocks,
+      [&](int64_t u) {
+        const int64_t s = u * blk, b = std::min(blk, N - s);
+        const RowMat Zb = to_mat(Z.narrow(0, s, b), b, F);
+        const RowMat Hb = (Zb * W1.transpose()).rowwise() + b1;
+        const RowMat Sb = Hb.unaryExpr([](double x) { return sigmoid(x); });
+        const RowMat D = (Sb.array() * (1.0 - Sb.array())).matrix().rowwise() - m;  // d(z) = s'(h) - m
+        RowMat Gb = (D * B.transpose()) * inv_norm2.asDiagonal();                  // gain_v(z)
+        const RowMat cb = Gb.cwiseProduct(centred(T, s, b)).colwise().sum();
+        const RowMat U = ((Zb.rowwise() - zbar) * W1.transpose()) * m.asDiagonal();
+        const RowMatF lb = ((U * A.transpose()).rowwise() + fbar).cast<float>();
+        if (opt.progress) opt.progress(N + s + b, total_work);
+        std::vector<Tensor> out{from_mat(cb, DType::Float64), from_matf(lb)};
+        if (opt.keep_gain) out.push_back(from_mat(Gb, DType::Float64));
+        if (opt.energy_afd) {  // ||dJM_v(z)||^2 = (a_v * d)^T G (a_v * d), stimulus by stimulus
+          const RowMat Tc = centred(T, s, b);
+          Vec eb = Vec::Zero(V);
+          for (int64_t i = 0; i < b; ++i) {
+            const RowMat Ad = A * D.row(i).asDiagonal();
+            const Vec e = (Ad * G).cwiseProduct(Ad).rowwise().sum();
+            eb += e.cwiseProduct(inv_total).cwiseProduct(Tc.row(i).transpose());
+          }
+          out.push_back(from_mat(RowMat(eb.transpose()), DType::Float64));
+        }
+        return out;
+      },
+      [&](int64_t u, std::vector<Tensor>& t) {
+        const int64_t s = u * blk, b = std::min(blk, N - s);
+        cross += Eigen::Map<const Vec>(t[0].data<double>(), V);
+        lin.middleRows(s, b) = Eigen::Map<const RowMatF>(t[1].data<float>(), b, V);
+        if (opt.keep_gain) gain_all.middleRows(s, b) = Eigen::Map<const RowMat>(t[2].data<double>(), b, V);
+        if (opt.energy_afd) ecross += Eigen::Map<const Vec>(t[opt.keep_gain ? 3 : 2].data<double>(), V);
+      });
 
   LinBridgeResult r;
   r.mode = "closed-form";

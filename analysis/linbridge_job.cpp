@@ -26,6 +26,7 @@
 #include "analysis/scores.h"
 #include "autograd/autograd.h"
 #include "data/dataset.h"
+#include "dist/comm.h"
 #include "encoding/model_file.h"
 #include "encoding/pipeline.h"
 #include "tensor/error.h"
@@ -401,6 +402,11 @@ LinBridgeSummary run_linbridge(const LinBridgeJob& job) {
                "linbridge: --compressor must be none or infonce, found '", job.compressor, "'");
   CORTEX_CHECK(job.memory_budget > 0 && job.max_jacobian_bytes > 0,
                "linbridge: --memory-budget and --max-jacobian-bytes must be > 0");
+  // Under MPI ranks the closed form's stimuli are split across ranks, so one rank alone holds
+  // neither every stimulus's Jacobian nor every sketch the compressor trains on.
+  CORTEX_CHECK(dist::size() == 1 || (job.save_jacobians.empty() && job.compressor == "none"),
+               "linbridge: --save-jacobians and --compressor run in one process, not under ", dist::size(),
+               " MPI ranks (docs/distributed.md)");
   const encoding::ModelSettings ms = settings_of_file(job.model);
   const std::string& kind = ms.readout;
 
@@ -691,26 +697,28 @@ LinBridgeSummary run_linbridge(const LinBridgeJob& job) {
   }
   rep.tables.push_back(t);
 
-  // Everything is computed: write.
-  fs::create_directories(job.out);
-  const fs::path out(job.out);
-  auto npy = [&](const char* name, const std::vector<double>& v) {
-    io::write_npy((out / name).string(), from_vector(v, {int64_t(v.size())}));
-  };
-  npy("energy_share.npy", share), npy("afd.npy", afd), npy("afd_slope.npy", slope);
-  if (job.energy_afd) npy("afd_energy.npy", afd_energy);
-  if (infonce) {
-    npy("energy_share_down.npy", share_down), npy("afd_down.npy", afd_down);
-    io::write_npy((out / "inherent_down.npy").string(), down.inherent_down);
+  // Everything is computed: write (under MPI ranks, rank 0 only: docs/distributed.md).
+  if (dist::is_root()) {
+    fs::create_directories(job.out);
+    const fs::path out(job.out);
+    auto npy = [&](const char* name, const std::vector<double>& v) {
+      io::write_npy((out / name).string(), from_vector(v, {int64_t(v.size())}));
+    };
+    npy("energy_share.npy", share), npy("afd.npy", afd), npy("afd_slope.npy", slope);
+    if (job.energy_afd) npy("afd_energy.npy", afd_energy);
+    if (infonce) {
+      npy("energy_share_down.npy", share_down), npy("afd_down.npy", afd_down);
+      io::write_npy((out / "inherent_down.npy").string(), down.inherent_down);
+    }
+    npy("r_full.npy", r_full), npy("r_linear.npy", r_lin), npy("r2_full.npy", r2_full), npy("r2_linear.npy", r2_lin);
+    if (!r_ctl.empty()) npy("r_control.npy", r_ctl), npy("r2_control.npy", r2_ctl);
+    io::write_npy((out / "pred_linear.npy").string(), r.pred_linear);
+    const std::string js = j.dump(2);
+    io::write_file_atomic((out / "linbridge.json").string(), js.data(), js.size());
+    write_report((out / "report.html").string(), rep);
+    if (jfile) jfile->commit();
+    if (compact.defined()) io::write_npy(job.save_jacobians, compact);
   }
-  npy("r_full.npy", r_full), npy("r_linear.npy", r_lin), npy("r2_full.npy", r2_full), npy("r2_linear.npy", r2_lin);
-  if (!r_ctl.empty()) npy("r_control.npy", r_ctl), npy("r2_control.npy", r2_ctl);
-  io::write_npy((out / "pred_linear.npy").string(), r.pred_linear);
-  const std::string js = j.dump(2);
-  io::write_file_atomic((out / "linbridge.json").string(), js.data(), js.size());
-  write_report((out / "report.html").string(), rep);
-  if (jfile) jfile->commit();
-  if (compact.defined()) io::write_npy(job.save_jacobians, compact);
 
   LinBridgeSummary s;
   s.json = j;

@@ -24,6 +24,7 @@
 #include "autograd/ops.h"
 #include "cli/commands.h"
 #include "data/dataset.h"
+#include "dist/comm.h"
 #include "encoding/features.h"
 #include "models/backbone.h"
 #include "tensor/io/image.h"
@@ -117,10 +118,27 @@ int run(const Opts& o) {
   std::cerr << "features: " << model->type_name() << " from " << o.weights << ", " << n << " images, "
             << taps.size() - 1 << " taps\n";
   const encoding::Preprocessing prep = encoding::preprocessing_for(model.get(), o.image_size, !o.no_crop);
-  auto acts = encoding::tap_activations(
-      *model, n, [&](int64_t b, int64_t e) { return load_batch(in, b, e, prep); }, taps, o.batch, dev);
+  // Under MPI ranks (docs/distributed.md) each rank runs a contiguous block of whole batches, the
+  // same batches one process runs, so every image's activations are the same bits; rank 0 gathers
+  // them in rank order, which is image order, and writes the file.
+  const int64_t batches = (n + o.batch - 1) / o.batch;
+  const dist::Range mine = dist::block(batches, dist::size(), dist::rank());
+  const int64_t lo = mine.lo * o.batch, hi = std::min(n, mine.hi * o.batch);
+  std::vector<Tensor> local;
+  if (hi > lo) {
+    auto acts = encoding::tap_activations(
+        *model, hi - lo, [&](int64_t b, int64_t e) { return load_batch(in, lo + b, lo + e, prep); }, taps, o.batch, dev);
+    for (auto& t : taps) local.push_back(acts.at(t));
+  }
+  const std::vector<Tensor> got = dist::gather(local, false);
+  if (!dist::is_root()) return 0;
   std::vector<std::pair<std::string, Tensor>> outs;
-  for (auto& t : taps) outs.emplace_back(t, acts.at(t));
+  const size_t nt = taps.size();
+  for (size_t k = 0; k < nt; ++k) {
+    std::vector<Tensor> parts;
+    for (size_t j = k; j < got.size(); j += nt) parts.push_back(got[j]);
+    outs.emplace_back(taps[k], parts.size() == 1 ? parts[0] : concat(parts, 0));
+  }
   std::map<std::string, std::string> meta{{"weights", o.weights}, {"taps", o.taps}, {"images", o.images}};
   if (!o.arch.empty()) meta["arch"] = o.arch;
   io::write_safetensors(o.out, outs, meta);

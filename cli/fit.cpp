@@ -58,6 +58,7 @@
 
 #include "analysis/fit_report.h"
 #include "cli/commands.h"
+#include "dist/comm.h"
 #include "encoding/pipeline.h"
 
 namespace cortex::cli {
@@ -71,6 +72,7 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 int run_fit(const FitOpts& o) {
   const auto t0 = Clock::now();
   const encoding::FitResult r = encoding::fit(o);                    // model.safetensors
+  if (!dist::is_root()) return 0;  // under MPI ranks (docs/distributed.md) rank 0 writes the outputs
   const analysis::FitSummary s = analysis::write_fit_outputs(o, r);  // predictions, metrics.json, report.html
   if (s.scored) {
     std::cout << "fit: " << o.readout << " on " << r.source << ": mean r " << std::setprecision(3) << s.mean_r

@@ -13,6 +13,7 @@
 
 #include "analysis/linbridge_job.h"
 #include "cli/commands.h"
+#include "dist/comm.h"
 
 namespace cortex::cli {
 
@@ -55,7 +56,8 @@ Run add_linbridge(CLI::App& app) {
     o->max_jacobian_bytes = analysis::parse_bytes(*max_bytes, "--max-jacobian-bytes");
     o->memory_budget = analysis::parse_bytes(*budget, "--memory-budget");
     const analysis::LinBridgeSummary s = analysis::run_linbridge(*o);
-    std::cout << s.line << "\nlinbridge: " << o->out << "/report.html, linbridge.json and the .npy files written\n";
+    if (dist::is_root())  // under MPI ranks rank 0 wrote the files (docs/distributed.md)
+      std::cout << s.line << "\nlinbridge: " << o->out << "/report.html, linbridge.json and the .npy files written\n";
     return 0;
   };
 }

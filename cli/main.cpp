@@ -4,6 +4,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "dist/comm.h"
 #include "kernels/dispatch.h"
 #include "tensor/error.h"
 
@@ -21,9 +22,27 @@ void print_fallbacks() {
   std::cerr << "\n";
 }
 
+// The subcommands that run sharded over MPI ranks (docs/distributed.md); the others are refused under
+// more than one rank, so that no two ranks write the same files.
+bool sharded(const std::string& name) {
+  return name == "features" || name == "fit" || name == "ncut" || name == "linbridge";
+}
+
+int run_main(int argc, char** argv);
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  // MPI starts only when a launcher (mpirun, srun) started this process: plain cortex never uses it.
+  cortex::dist::init(argc, argv);
+  const int code = run_main(argc, argv);
+  cortex::dist::finalize();
+  return code;
+}
+
+namespace {
+
+int run_main(int argc, char** argv) {
   CLI::App app{"cortexgrad: brain encoding models from images, from scratch in C++/CUDA"};
   app.set_version_flag("--version", std::string("cortex ") + CORTEX_VERSION);
   app.require_subcommand(1);
@@ -60,20 +79,39 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     std::string msg = e.what();
     if (msg.empty()) msg = e.get_name();
+    // A rank that cannot parse its arguments would leave the others waiting in check_same_job.
+    if (cortex::dist::size() > 1) cortex::dist::abort_job(msg + " (see cortex --help)");
     std::cerr << "cortex: " << msg << " (see cortex --help)\n";
     return 2;
+  }
+  const int ranks = cortex::dist::size();
+  if (ranks > 1) {
+    // Every rank reaches the same verdict here, so each prints its line and exits cleanly.
+    try {
+      cortex::dist::check_same_job(argc, argv);
+      for (auto& [sub, run] : commands)
+        CORTEX_CHECK(!sub->parsed() || sharded(sub->get_name()), sub->get_name(), ": not sharded over MPI ranks ",
+                     "(features, fit --readout ridge, ncut --method nystrom and linbridge are); found ", ranks,
+                     " ranks: run it as one process");
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "cortex: rank %d: %s\n", cortex::dist::rank(), e.what());  // one write: ranks share stderr
+      return 1;
+    }
   }
   int code = 0;
   try {
     for (auto& [sub, run] : commands)
       if (sub->parsed()) code = run();
-  } catch (const cortex::Error& e) {
-    std::cerr << "cortex: error: " << e.what() << "\n";
-    code = 1;
   } catch (const std::exception& e) {
+    // Under several ranks the others may wait in a collective for this one: end them all.
+    if (ranks > 1) cortex::dist::abort_job(std::string("error: ") + e.what());
     std::cerr << "cortex: error: " << e.what() << "\n";
     code = 1;
   }
   if (verbose) print_fallbacks();
+  // What this rank moved (docs/distributed.md; scripts/bench-mpi.sh reads these lines).
+  if (ranks > 1) std::fprintf(stderr, "cortex: %s\n", cortex::dist::traffic_line().c_str());  // one write
   return code;
 }
+
+}  // namespace

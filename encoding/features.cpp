@@ -7,6 +7,7 @@
 
 #include "autograd/autograd.h"
 #include "autograd/ops.h"
+#include "dist/comm.h"
 #include "tensor/io/image.h"
 
 namespace cortex::encoding {
@@ -109,12 +110,18 @@ std::vector<Tensor> readout_inputs(models::Backbone* m, const data::Dataset& d, 
   if (m) m->to(s.device);
   // After the move, so the bf16 weight copies are made once, on the device.
   if (m) m->set_compute_dtype(s.compute_dtype);
-  data::BatchStream stream(d, s.batch);
+  // Under MPI ranks (docs/distributed.md) each rank runs a contiguous block of the same whole
+  // batches one process runs, and every rank gets all rows back in order (the readout needs them).
+  const int64_t batches = (d.size() + s.batch - 1) / s.batch;
+  const dist::Range mine = dist::block(batches, dist::size(), dist::rank());
+  std::vector<int64_t> rows;
+  for (int64_t i = mine.lo * s.batch; i < std::min(d.size(), mine.hi * s.batch); ++i) rows.push_back(i);
+  data::BatchStream stream(d, s.batch, dist::size() > 1 ? rows : std::vector<int64_t>{});
   std::vector<std::vector<Tensor>> parts;
   data::Batch b;
   const auto t0 = Clock::now();
   int64_t done = 0;
-  while (stream.next(b)) {
+  while ((dist::size() == 1 || !rows.empty()) && stream.next(b)) {
     // The geometry on the host (uint8), the batch moved as uint8, ToTensor + Normalize on the device.
     std::vector<Tensor> xs;
     for (int64_t i = 0; i < b.images.size(0); ++i) xs.push_back(prepare_geometry(b.images.select(0, i), s.prep));
@@ -122,15 +129,30 @@ std::vector<Tensor> readout_inputs(models::Backbone* m, const data::Dataset& d, 
     parts.resize(in.size());
     for (size_t k = 0; k < in.size(); ++k) parts[k].push_back(in[k].to(Device::cpu()));
     done += b.images.size(0);
-    std::cerr << "\r" << prefix << ": " << what << " features " << done << "/" << d.size() << " images ("
+    std::cerr << "\r" << prefix << ": " << what << " features " << done << "/"
+              << (dist::size() > 1 ? static_cast<int64_t>(rows.size()) : d.size()) << " images ("
               << std::fixed << std::setprecision(1) << done / std::max(1e-9, seconds_since(t0)) << " images/s)"
               << std::flush;
   }
   std::cerr << "\n";
-  CORTEX_CHECK(!parts.empty(), prefix, ": the ", what, " split has no images");
+  CORTEX_CHECK(!parts.empty() || (dist::size() > 1 && d.size() > 0), prefix, ": the ", what, " split has no images");
   std::vector<Tensor> out;
   for (auto& p : parts) out.push_back(p.size() == 1 ? p[0] : concat(p, 0));
-  return out;
+  if (dist::size() == 1) return out;
+  // Rank order is row order; a rank with no batches contributes nothing.
+  std::vector<std::vector<Tensor>> ranks;
+  for (const auto& b : dist::gather(dist::pack(out), true)) {
+    ranks.emplace_back();
+    dist::unpack(b, ranks.back());
+    if (ranks.back().empty()) ranks.pop_back();
+  }
+  std::vector<Tensor> all;
+  for (size_t j = 0; j < ranks[0].size(); ++j) {
+    std::vector<Tensor> ps;
+    for (const auto& r : ranks) ps.push_back(r.at(j));
+    all.push_back(ps.size() == 1 ? ps[0] : concat(ps, 0));
+  }
+  return all;
 }
 
 std::map<std::string, Tensor> tap_activations(models::Backbone& m, int64_t n,

@@ -14,6 +14,7 @@
 #include "autograd/autograd.h"
 #include "autograd/ops.h"
 #include "data/simulate.h"
+#include "dist/comm.h"
 #include "encoding/model_file.h"
 #include "models/cnn.h"
 #include "models/layers.h"
@@ -181,6 +182,7 @@ std::vector<Tensor> features(models::Backbone* m, const data::Dataset& d, const 
     }
   }
   std::vector<Tensor> out = extract(m, d, o, what);
+  if (!dist::is_root()) return out;  // under MPI ranks rank 0 writes the files
   fs::create_directories(o.cache);
   std::vector<std::pair<std::string, Tensor>> named;
   for (size_t k = 0; k < out.size(); ++k) named.emplace_back("input." + std::to_string(k), out[k]);
@@ -602,6 +604,10 @@ FitResult fit(const EncodingSpec& spec) {
   const std::vector<double> alphas = parse_positive(o.alphas, "--alphas");
   const std::vector<double> sigmas = parse_positive(o.sigmas, "--sigmas");
   check_opts(o);
+  // Under MPI ranks only ridge is sharded (docs/distributed.md); a trained readout would run whole
+  // on every rank.
+  CORTEX_CHECK(dist::size() == 1 || (o.readout == "ridge" && !o.finetune), "fit: --readout ", o.readout,
+               " is not sharded over MPI ranks (ridge is); found ", dist::size(), " ranks: run it as one process");
   const std::string reused = o.init_from.empty() ? "" : check_init_from(o);
 
   // The data: the Algonauts layout (train / test splits on disk) or plain pairs (a seeded split).
@@ -675,7 +681,7 @@ FitResult fit(const EncodingSpec& spec) {
   for (const Tensor& t : Xtr) in_shapes += (in_shapes.empty() ? "" : " + ") + shape_str(t.shape());
   if (o.finetune) in_shapes = "images " + shape_str({train.size(), 3, o.image_size, o.image_size});
   std::cerr << "fit: inputs " << in_shapes << " from " << source << "\n";
-  fs::create_directories(o.out);
+  if (dist::is_root()) fs::create_directories(o.out);
   const std::string model_path = (fs::path(o.out) / "model.safetensors").string();
   Tensor pred;  // (test images, voxels)
   std::shared_ptr<models::Readout> net;
@@ -690,8 +696,9 @@ FitResult fit(const EncodingSpec& spec) {
     fit.intercept = fit.intercept.to(Device::cpu());
     std::cerr << "fit: ridge on " << dev.str() << ", " << alphas.size() << " penalties x " << o.folds << " folds in "
               << std::fixed << std::setprecision(2) << seconds_since(t1) << " s\n";
-    write_model_file(
-        model_path, {{"weights", fit.weights}, {"intercept", fit.intercept}, {"best_alpha", fit.best_alpha}}, settings_of(o));
+    if (dist::is_root())
+      write_model_file(model_path, {{"weights", fit.weights}, {"intercept", fit.intercept}, {"best_alpha", fit.best_alpha}},
+                       settings_of(o));
     if (!Xte.empty()) pred = models::ridge_predict(Xte[0], fit.weights, fit.intercept);
   } else if (o.readout == "gaussian-fwrf") {
     std::vector<double> grid;
@@ -805,7 +812,7 @@ FitResult fit(const EncodingSpec& spec) {
     if (test.size() > 0) pred = o.finetune ? predict_images(static_cast<models::BackboneReadout&>(*net), test, o)
                                    : predict_inputs(*net, Xte, 256);
   }
-  std::cerr << "fit: wrote " << model_path << "\n";
+  if (dist::is_root()) std::cerr << "fit: wrote " << model_path << "\n";
   result.train = std::move(train);
   result.test = std::move(test);
   result.pred = pred;

@@ -355,7 +355,22 @@ def write_results(result, out_dir, started, suffix=""):
     result["load_end"] = loadavg()
     result["wall_s"] = time.monotonic() - started
     write_atomic(os.path.join(out_dir, f"results{suffix}.json"), json.dumps(result, indent=1) + "\n")
-    write_atomic(os.path.join(out_dir, f"RESULTS{suffix}.md"), render(result))
+    write_atomic(os.path.join(out_dir, f"RESULTS{suffix}.md"), render(result) + kept_sections(out_dir))
+
+
+# Sections other scripts write into RESULTS.md between these markers (scripts/bench-mpi.sh: the
+# MPI strong-scaling table) survive a regeneration.
+KEPT = ("<!-- bench-mpi:begin -->", "<!-- bench-mpi:end -->")
+
+
+def kept_sections(out_dir):
+    try:
+        with open(os.path.join(out_dir, "RESULTS.md")) as f:
+            text = f.read()
+    except OSError:
+        return ""
+    a, b = text.find(KEPT[0]), text.find(KEPT[1])
+    return "\n" + text[a:b + len(KEPT[1])] + "\n" if 0 <= a < b else ""
 
 
 def write_atomic(path, text):

@@ -16,6 +16,7 @@
 #include <limits>
 #include <vector>
 
+#include "dist/comm.h"
 #include "kernels/cpu/parallel.h"
 #include "kernels/elementwise.h"
 #include "kernels/index.h"
@@ -386,16 +387,21 @@ Tensor propagate_knn(const Tensor& values, const Tensor& x, const Tensor& xs, in
   const Tensor ys = kind == Affinity::Rbf ? kernels::binary(kernels::Binary::Sub, hs, centre) : hs;
   const KnnAffinityParams p{kind == Affinity::Cosine ? KnnKernel::Cosine : KnnKernel::Rbf, t};
   const int64_t cs = std::min(chunk, std::max<int64_t>(N, 1));
-  for (int64_t s0 = 0; s0 < N; s0 += cs) {
-    const int64_t cn = std::min(cs, N - s0);
-    Tensor xc = hx.narrow(0, s0, cn);
-    if (kind == Affinity::Rbf) xc = kernels::binary(kernels::Binary::Sub, xc, centre);
-    // the K best samples by affinity, fused with the similarity (no cn x m block kept), then the
-    // weighted average of their values (kernels/spectral.h)
-    const kernels::KnnAffinity nn = kernels::knn_affinity(xc, ys, K, p);
-    out.narrow(0, s0, cn).copy_(kernels::knn_propagate(nn.values, nn.indices, hv));
-    if (progress) progress(double(s0 + cn) / double(N));
-  }
+  // Chunks of rows are the units MPI ranks share (docs/distributed.md): each chunk is computed whole
+  // by one rank, as one process computes it, and every rank gets all rows back.
+  dist::for_units(
+      (N + cs - 1) / cs,
+      [&](int64_t u) {
+        const int64_t s0 = u * cs, cn = std::min(cs, N - s0);
+        Tensor xc = hx.narrow(0, s0, cn);
+        if (kind == Affinity::Rbf) xc = kernels::binary(kernels::Binary::Sub, xc, centre);
+        // the K best samples by affinity, fused with the similarity (no cn x m block kept), then the
+        // weighted average of their values (kernels/spectral.h)
+        const kernels::KnnAffinity nn = kernels::knn_affinity(xc, ys, K, p);
+        if (progress) progress(double(s0 + cn) / double(N));
+        return std::vector<Tensor>{kernels::knn_propagate(nn.values, nn.indices, hv)};
+      },
+      [&](int64_t u, std::vector<Tensor>& t) { out.narrow(0, u * cs, t[0].size(0)).copy_(t[0]); }, true, hx.device());
   return out;
 }
 

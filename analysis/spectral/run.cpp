@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "analysis/spectral/colour.h"
+#include "dist/comm.h"
 #include "tensor/io/npy.h"
 #include "tensor/io/safetensors.h"
 
@@ -167,8 +168,13 @@ std::vector<std::string> run_ncut_job(const NcutJob& o, const PhaseProgress& pro
   progress("read", 1, since(t0));
 
   NcutOptions no = o.options;
+  // Under MPI ranks only the Nystrom propagation is sharded (docs/distributed.md); the other methods
+  // would run whole on every rank.
+  CORTEX_CHECK(dist::size() == 1 || no.method == NcutMethod::Nystrom, "ncut: --method ", method_name(no.method),
+               " is not sharded over MPI ranks (nystrom is); found ", dist::size(), " ranks: run it as one process");
   no.progress = [&](const char* phase, double done, double s) { progress(phase, done, s); };
   const NcutResult r = ncut(feats, no);
+  if (!dist::is_root()) return {};  // every rank has the result; rank 0 colours and writes it
   const int64_t N = r.eigenvectors.size(0), k = no.k;
   char line[256];
   std::snprintf(line, sizeof line, "ncut: %s, %s affinity (%s %.4g), N = %lld, m = %lld, k = %lld; eigenvalues %.4f .. %.4f",

@@ -20,6 +20,7 @@
 #include <numeric>
 #include <random>
 
+#include "dist/comm.h"
 #include "kernels/cpu/parallel.h"
 #include "kernels/elementwise.h"
 #include "kernels/index.h"
@@ -249,55 +250,95 @@ RidgeCV fit_ridge_cv(const Tensor& X, const Tensor& Y, const std::vector<double>
   int64_t ntr_min = n;
   for (int f = 0; f < folds; ++f) ntr_min = std::min(ntr_min, n - (n * (f + 1) / folds - n * f / folds));
   const bool primal = ntr_min >= p;
-  const Tensor gram = primal ? K::matmul(xc64.t(), xc64) : K::matmul(xc64, xc64.t());
+  // The work is cut into units fixed by the problem size alone (column blocks of the Gram, voxel
+  // blocks, (fold, voxel block) pairs, refit chunks), each computed whole by one rank and gathered
+  // in unit order (dist::for_units), so the result is the same bits for any number of MPI ranks;
+  // one process runs the same units in a loop (docs/distributed.md).
+  const int64_t vblock = std::min(voxel_batch, std::max<int64_t>(128, (v + 63) / 64));
+  const int64_t nvb = (v + vblock - 1) / vblock;
+  const auto vrange = [&](int64_t b) { return std::pair<int64_t, int64_t>{b * vblock, std::min(vblock, v - b * vblock)}; };
+  // Gram of the globally centred features, in column blocks: X^T X (primal) or X X^T (dual).
+  const int64_t gd = primal ? p : n, gw = std::max<int64_t>(256, (gd + 63) / 64), ngb = (gd + gw - 1) / gw;
+  const auto gram_blocks = dist::run_units(
+      ngb,
+      [&](int64_t b) {
+        const int64_t c0 = b * gw, cw = std::min(gw, gd - c0);
+        return std::vector<Tensor>{primal ? K::matmul(xc64.t(), xc64.narrow(1, c0, cw))
+                                          : K::matmul(xc64, xc64.narrow(0, c0, cw).t())};
+      },
+      true, dev);
+  std::vector<Tensor> gcols;
+  for (const auto& u : gram_blocks) gcols.push_back(u[0]);
+  const Tensor gram = gcols.size() == 1 ? gcols[0] : K::concat(gcols, 1);
   // Primal: Xc^T Yc for every voxel, the part of each fold's right-hand side shared by all folds.
   Tensor xty, xsum;
   if (primal) {
     xty = empty({p, v}, dt, dev);
-    for (int64_t v0 = 0; v0 < v; v0 += voxel_batch) {
-      const int64_t vb = std::min(voxel_batch, v - v0);
-      xty.narrow(1, v0, vb).copy_(K::matmul(xc.t(), centred_block(v0, vb)));
-    }
+    dist::for_units(
+        nvb,
+        [&](int64_t b) {
+          const auto [v0, vb] = vrange(b);
+          return std::vector<Tensor>{K::matmul(xc.t(), centred_block(v0, vb))};
+        },
+        [&](int64_t b, std::vector<Tensor>& u) { xty.narrow(1, vrange(b).first, vrange(b).second).copy_(u[0]); }, true,
+        dev);
     xsum = sum0(xc64);
   }
 
+  // Cross-validation in (fold, voxel block) units, fold-major; a rank builds a fold's system and
+  // penalty maps once for the units it owns. Each unit returns its R^2 / folds per penalty,
+  // (na, vb); the scores are their sums in fold order, as one process adds them.
+  const Tensor one = full({}, 1.0, f64, dev), zero = full({}, 0.0, f64, dev), nfolds = full({}, double(folds), f64, dev);
+  int cached_fold = -1;
+  FoldSystem fs;
+  std::vector<Tensor> M;
+  Tensor tri, vai, xva;
+  int64_t ntr = 0;
   Tensor scores = zeros({na, v}, f64, dev);
-  const Tensor zero = scalar(0.0, scores), one = scalar(1.0, scores), nfolds = scalar(folds, scores);
-  std::vector<int64_t> tr, va;
-  for (int f = 0; f < folds; ++f) {
-    fold_rows(f, tr, va);
-    const int64_t ntr = static_cast<int64_t>(tr.size());
-    const Tensor tri = rows_index(tr, dev), vai = rows_index(va, dev);
-    const FoldSystem fs = primal ? primal_fold(gram, xc64, xsum, vai, ntr) : dual_fold(gram, tri, vai);
-    const std::vector<Tensor> M = penalty_maps(fs, alphas, dt);
-    const Tensor xva = primal ? K::index_select(xc, 0, vai) : Tensor();
-    for (int64_t v0 = 0; v0 < v; v0 += voxel_batch) {
-      const int64_t vb = std::min(voxel_batch, v - v0);
-      const Tensor yb = centred_block(v0, vb);
-      const Tensor yb64 = yb.to(f64);
-      const Tensor ytr = K::index_select(yb64, 0, tri);
-      const Tensor myf = mean0(ytr);  // the training fold's voxel means, (1, vb)
-      // Validation targets centred with the training means; R^2 about the fold's own mean
-      // (sklearn's r2_score); a voxel constant on the fold has nothing to explain and scores 0.
-      const Tensor yva = K::index_select(yb, 0, vai);
-      const Tensor y = sub(yva.to(f64), myf);
-      const Tensor sstot = sum_sq0(sub(y, mean0(y)));
-      const Tensor constant = K::reduce(K::Reduce::All, K::compare(K::Compare::Eq, y, y.narrow(0, 0, 1)), {0});
-      // Right-hand side: primal Xtr_c^T Ytr_c = (Xc^T Yc - Xva^T Yva) - ntr mxf myf^T (the
-      // cancellation is mild: the fold means are corrections to a centred whole); dual Ytr_c.
-      const Tensor rhs =
-          primal ? K::axpy(sub(xty.narrow(1, v0, vb).to(f64), K::matmul(xva.t(), yva).to(f64)),
-                           -static_cast<double>(ntr), K::matmul(fs.mxf.t(), myf))
-                       .to(dt)
-                 : sub(ytr, myf).to(dt);
-      for (int64_t a = 0; a < na; ++a) {
-        const Tensor ss = sum_sq0(sub(y, K::matmul(M[a], rhs).to(f64)));
-        const Tensor r2 = K::where(constant, zero, sub(one, div(ss, sstot)));
-        Tensor s = scores.select(0, a).narrow(0, v0, vb);
-        s.copy_(add(s, div(r2, nfolds)));
-      }
-    }
-  }
+  dist::for_units(
+      int64_t{folds} * nvb,
+      [&](int64_t u) {
+        const int f = static_cast<int>(u / nvb);
+        if (f != cached_fold) {
+          std::vector<int64_t> tr, va;
+          fold_rows(f, tr, va);
+          ntr = static_cast<int64_t>(tr.size());
+          tri = rows_index(tr, dev), vai = rows_index(va, dev);
+          fs = primal ? primal_fold(gram, xc64, xsum, vai, ntr) : dual_fold(gram, tri, vai);
+          M = penalty_maps(fs, alphas, dt);
+          xva = primal ? K::index_select(xc, 0, vai) : Tensor();
+          cached_fold = f;
+        }
+        const auto [v0, vb] = vrange(u % nvb);
+        const Tensor yb = centred_block(v0, vb);
+        const Tensor yb64 = yb.to(f64);
+        const Tensor ytr = K::index_select(yb64, 0, tri);
+        const Tensor myf = mean0(ytr);  // the training fold's voxel means, (1, vb)
+        // Validation targets centred with the training means; R^2 about the fold's own mean
+        // (sklearn's r2_score); a voxel constant on the fold has nothing to explain and scores 0.
+        const Tensor yva = K::index_select(yb, 0, vai);
+        const Tensor y = sub(yva.to(f64), myf);
+        const Tensor sstot = sum_sq0(sub(y, mean0(y)));
+        const Tensor constant = K::reduce(K::Reduce::All, K::compare(K::Compare::Eq, y, y.narrow(0, 0, 1)), {0});
+        // Right-hand side: primal Xtr_c^T Ytr_c = (Xc^T Yc - Xva^T Yva) - ntr mxf myf^T (the
+        // cancellation is mild: the fold means are corrections to a centred whole); dual Ytr_c.
+        const Tensor rhs =
+            primal ? K::axpy(sub(xty.narrow(1, v0, vb).to(f64), K::matmul(xva.t(), yva).to(f64)),
+                             -static_cast<double>(ntr), K::matmul(fs.mxf.t(), myf))
+                         .to(dt)
+                   : sub(ytr, myf).to(dt);
+        std::vector<Tensor> r2s;
+        for (int64_t a = 0; a < na; ++a) {
+          const Tensor ss = sum_sq0(sub(y, K::matmul(M[a], rhs).to(f64)));
+          r2s.push_back(div(K::where(constant, zero, sub(one, div(ss, sstot))), nfolds).reshape({1, vb}));
+        }
+        return std::vector<Tensor>{K::concat(r2s, 0)};  // (na, vb)
+      },
+      [&](int64_t u, std::vector<Tensor>& r2) {
+        Tensor s = scores.narrow(1, vrange(u % nvb).first, vrange(u % nvb).second);
+        s.copy_(add(s, r2[0]));
+      },
+      true, dev);
 
   RidgeCV out;
   out.alphas = alphas;
@@ -314,26 +355,34 @@ RidgeCV fit_ridge_cv(const Tensor& X, const Tensor& Y, const std::vector<double>
   }
 
   // Refit on all rows: one factorisation per penalty in use, solved for its voxels in chunks of
-  // voxel_batch: W = (G + aI)^-1 Xc^T Yc (primal) or Xc^T (K + aI)^-1 Yc (dual), b = my - mx W.
-  // The chunks' columns are put back in voxel order by one gather at the end.
-  std::vector<Tensor> ws, bs;
+  // vblock: W = (G + aI)^-1 Xc^T Yc (primal) or Xc^T (K + aI)^-1 Yc (dual), b = my - mx W.
+  // The chunks' columns are put back in voxel order by one gather at the end. Units: (penalty,
+  // chunk of its voxels), in penalty order; a rank factorises a penalty's system once for its units.
+  std::vector<std::pair<int64_t, std::vector<int64_t>>> chunks;  // penalty index, its voxels
   std::vector<int64_t> order;  // the voxel of each chunk column, in chunk order
-  for (int64_t a = 0; a < na; ++a) {
-    const auto& g = group[a];
-    if (g.empty()) continue;
-    const Tensor l = K::cholesky(shifted(gram, {alphas[a]})).select(0, 0);
-    for (size_t c0 = 0; c0 < g.size(); c0 += static_cast<size_t>(voxel_batch)) {
-      const std::vector<int64_t> cols(g.begin() + c0, g.begin() + std::min(g.size(), c0 + voxel_batch));
-      const Tensor gi = rows_index(cols, dev);
-      const Tensor myg = K::index_select(my, 1, gi);
-      const Tensor rhs = primal ? K::index_select(xty, 1, gi).to(f64) : sub(K::index_select(Y, 1, gi).to(f64), myg);
-      Tensor w = K::cholesky_solve(l, rhs);
-      if (!primal) w = K::matmul(xc64.t(), w);
-      ws.push_back(w.to(dt));
-      bs.push_back(sub(myg, K::matmul(mx, w)).to(dt));
-      order.insert(order.end(), cols.begin(), cols.end());
+  for (int64_t a = 0; a < na; ++a)
+    for (size_t c0 = 0; c0 < group[a].size(); c0 += static_cast<size_t>(vblock)) {
+      chunks.emplace_back(a, std::vector<int64_t>(group[a].begin() + c0,
+                                                  group[a].begin() + std::min(group[a].size(), c0 + vblock)));
+      order.insert(order.end(), chunks.back().second.begin(), chunks.back().second.end());
     }
-  }
+  int64_t cached_alpha = -1;
+  Tensor l;
+  const auto refit = dist::run_units(
+      static_cast<int64_t>(chunks.size()),
+      [&](int64_t u) {
+        const auto& [a, cols] = chunks[u];
+        if (a != cached_alpha) l = K::cholesky(shifted(gram, {alphas[a]})).select(0, 0), cached_alpha = a;
+        const Tensor gi = rows_index(cols, dev);
+        const Tensor myg = K::index_select(my, 1, gi);
+        const Tensor rhs = primal ? K::index_select(xty, 1, gi).to(f64) : sub(K::index_select(Y, 1, gi).to(f64), myg);
+        Tensor w = K::cholesky_solve(l, rhs);
+        if (!primal) w = K::matmul(xc64.t(), w);
+        return std::vector<Tensor>{w.to(dt), sub(myg, K::matmul(mx, w)).to(dt)};
+      },
+      true, dev);
+  std::vector<Tensor> ws, bs;
+  for (const auto& u : refit) ws.push_back(u[0]), bs.push_back(u[1]);
   std::vector<int64_t> pos(v);
   for (int64_t i = 0; i < v; ++i) pos[order[i]] = i;
   const Tensor back = rows_index(pos, dev);

@@ -29,8 +29,11 @@ struct RidgeCV {
 // work goes through kernel entries, so it runs where the data is; weights and intercept come back
 // on that device, best_alpha and cv_scores on the CPU). alphas: non-empty, each > 0.
 // folds in [2, n]; rows are shuffled with `seed` before being cut into folds. voxel_batch > 0:
-// voxels scored at once (memory per batch at most 16 * voxel_batch * (n + d) bytes, d =
-// min(p, n_tr)); besides, the fit holds a float64 Gram (d^2), X^T Y (p, v) when n_tr >= p, and a
+// at most this many voxels scored at once, in blocks of min(voxel_batch, max(128, ceil(v / 64)))
+// voxels (memory per block at most 16 * voxel_batch * (n + d) bytes, d = min(p, n_tr)). Under MPI
+// ranks the blocks, the Gram's column blocks and the refit's chunks are shared out and gathered in
+// a fixed order, so the result is the same bits for any number of ranks (docs/distributed.md);
+// besides, the fit holds a float64 Gram (d^2), X^T Y (p, v) when n_tr >= p, and a
 // fold's n_alphas maps (n_val, d). The intercept is handled by centring X and Y with the
 // training-fold means (the penalty does not shrink it). R^2 is taken about the validation fold's
 // own mean; a voxel constant on a fold scores 0 there.

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The sharded jobs (docs/distributed.md) give the same bytes with 1, 2 and 3 MPI ranks as one plain
+# process: cortex features, fit --readout ridge (its dual and primal forms), ncut --method nystrom
+# and linbridge on a tiny simulated subject, every output file compared with cmp (linbridge.json
+# without its time and memory fields).
+# Usage: tests/mpi_jobs.sh path/to/cortex ON|OFF   (ctest runs it as mpi_jobs, label mpi; the second
+# argument says whether cortex was built with MPI). Exit 77 (skipped) without mpirun or MPI.
+set -euo pipefail
+cortex=$(realpath "$1")
+if [[ ${2:-OFF} != ON ]]; then echo "mpi_jobs: SKIP: cortex was built without MPI (CORTEX_MPI)"; exit 77; fi
+if ! command -v mpirun > /dev/null; then echo "mpi_jobs: SKIP: no mpirun (apt-get install openmpi-bin)"; exit 77; fi
+data_dir=$(realpath "$(dirname "$0")/data")
+tmp=$(mktemp -d)
+[[ -n ${KEEP:-} ]] && echo "mpi_jobs: keeping $tmp"
+trap '[[ -n ${KEEP:-} ]] || rm -rf "$tmp"' EXIT
+cd "$tmp"
+fail() { echo "mpi_jobs: FAIL: $*" >&2; exit 1; }
+# Root in CI containers; one thread per rank (2 cores); no single-copy shared memory (containers
+# often forbid the ptrace it needs).
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
+export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive
+start=$SECONDS
+
+# run NAME OUTDIR K ARGS...: cortex ARGS with K ranks (K = 0: a plain process, no mpirun).
+run() {
+  local name=$1 out=$2 k=$3
+  shift 3
+  if [[ $k == 0 ]]; then
+    "$cortex" "$@" > "$out.stdout" 2> "$out.log" || { rc=$?; cat "$out.log" >&2; fail "$name as one process exited with $rc"; }
+  else
+    timeout -k 10 300 mpirun --oversubscribe --allow-run-as-root -np "$k" "$cortex" "$@" < /dev/null > "$out.stdout" 2> "$out.log" ||
+      { rc=$?; cat "$out.log" >&2; fail "$name with $k ranks exited with $rc"; }
+    [[ $k == 1 || $(grep -o "rank [0-9]*/$k: sent" "$out.log" | sort -u | wc -l) == "$k" ]] || { cat "$out.log" >&2; fail "$name: expected $k ranks"; }
+  fi
+}
+# same NAME FILE...: every file of the K-rank runs equals the plain run's.
+same() {
+  local name=$1
+  shift
+  for k in 1 2 3; do
+    for f in "$@"; do
+      [[ -s "$name.0/$f" ]] || fail "$name: the plain run wrote no $f"
+      cmp -s "$name.0/$f" "$name.$k/$f" || fail "$name: $f differs between one process and $k ranks"
+    done
+  done
+  echo "mpi_jobs: $name: $# files identical with 1, 2 and 3 ranks ($((SECONDS - start)) s so far)"
+}
+
+"$cortex" simulate --out sim --train 300 --test 30 --voxels 300 --image-size 16 --seed 1 > /dev/null
+data=sim/subj01
+
+# features: 30 test images in 4 batches of 8, split over the ranks.
+for k in 0 1 2 3; do
+  mkdir -p feat.$k
+  run features feat.$k $k features --config "$data_dir/models/alexnet.json" --weights "$data_dir/models/alexnet.safetensors" \
+    --images "$data/test_split/test_images" --taps features.4 --image-size 64 --batch 8 --out feat.$k/f.safetensors
+done
+same feat f.safetensors
+
+# fit --readout ridge on pixels at 16 px (256 features): 3 folds leave 200 training rows, the dual
+# form (a 300 x 300 Gram in two column blocks); 10 folds leave 270, the primal form. 300 voxels in
+# three blocks of 128.
+for form in dual:3 primal:10; do
+  for k in 0 1 2 3; do
+    run "fit ${form%%:*}" "${form%%:*}.$k" $k fit --data "$data" --hemi both --tap pixels --image-size 16 \
+      --folds "${form##*:}" --out "${form%%:*}.$k"
+  done
+  same "${form%%:*}" model.safetensors predictions.npy metrics.json
+done
+
+# ncut --method nystrom on the features (30 images x 7 x 7 = 1470 nodes), propagation in chunks of 50.
+for k in 0 1 2 3; do
+  mkdir -p ncut.$k
+  run ncut ncut.$k $k ncut --input feat.0/f.safetensors --key features.4 --k 4 --method nystrom --samples 40 --knn 5 \
+    --chunk 50 --out ncut.$k/e.safetensors
+done
+same ncut e.safetensors
+
+# linbridge on a two-layer fit (trained as one process), 30 test images in blocks of 8.
+"$cortex" fit --data "$data" --hemi both --tap pixels --image-size 16 --readout two-layer --hidden 16 --epochs 2 \
+  --out two > /dev/null 2> two.log || { cat two.log >&2; fail "two-layer fit"; }
+for k in 0 1 2 3; do
+  run linbridge lb.$k $k linbridge --model two/model.safetensors --data "$data" --block 8 --out lb.$k
+  jq 'del(.seconds, .ms_per_stimulus)' "lb.$k/linbridge.json" > "lb.$k/stats.json"
+done
+same lb energy_share.npy afd.npy afd_slope.npy r_full.npy r_linear.npy r2_full.npy r2_linear.npy pred_linear.npy stats.json
+echo "mpi_jobs: all jobs identical with 1, 2 and 3 ranks in $((SECONDS - start)) s"
