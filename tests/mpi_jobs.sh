@@ -80,8 +80,8 @@ same ncut e.safetensors
 "$cortex" fit --data "$data" --hemi both --tap pixels --image-size 16 --readout two-layer --hidden 16 --epochs 2 \
   --out two > /dev/null 2> two.log || { cat two.log >&2; fail "two-layer fit"; }
 for k in 0 1 2 3; do
-  run linbridge lb.$k $k linbridge --model two/model.safetensors --data "$data" --block 8 --out lb.$k
-  jq 'del(.seconds, .ms_per_stimulus)' "lb.$k/linbridge.json" > "lb.$k/stats.json"
+  run linbridge lb.$k $k linbridge --model two/model.safetensors --data "$data" --block 8 --energy-afd --out lb.$k
+  jq 'del(.seconds, .ms_per_stimulus, .max_rss_bytes)' "lb.$k/linbridge.json" > "lb.$k/stats.json"
 done
-same lb energy_share.npy afd.npy afd_slope.npy r_full.npy r_linear.npy r2_full.npy r2_linear.npy pred_linear.npy stats.json
+same lb energy_share.npy afd.npy afd_energy.npy afd_slope.npy r_full.npy r_linear.npy r2_full.npy r2_linear.npy pred_linear.npy stats.json
 echo "mpi_jobs: all jobs identical with 1, 2 and 3 ranks in $((SECONDS - start)) s"
