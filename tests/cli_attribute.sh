@@ -25,7 +25,12 @@ fit core --readout core --core-size 16 --epochs 2
 fit gauss --arch alexnet --random-weights 1 --image-size 64 --tap features.4 --readout gaussian --epochs 2
 
 # npy_shape FILE: the shape tuple of a .npy header, e.g. "(2, 3, 3, 32, 32)".
-npy_shape() { python3 -c "import numpy as np,sys; print(tuple(np.load(sys.argv[1]).shape))" "$1"; }
+npy_shape() { head -c 256 "$1" | tr -d '\0' | grep -ao "'shape': ([0-9, ]*)" | sed "s/'shape': //"; }
+# npy_f4 FILE FIRST COUNT: COUNT float32 values of a (version 1) .npy from flat index FIRST, one a line.
+npy_f4() {
+  local hl=$(( $(od -An -t u2 -j 8 -N 2 "$1") ))
+  od -An -v -t f4 -j $((10 + hl + 4 * $2)) -N $((4 * $3)) "$1" | tr -s ' ' '\n' | grep -v '^$'
+}
 
 "$cortex" attribute --model ridge/model.safetensors --images "$data" --index 0,2 --voxels 1,5-6 --out a1 \
   > out.txt 2> err.txt || { cat err.txt >&2; fail "attribute exited with $?"; }
@@ -43,14 +48,14 @@ jq -e '(.completeness.max_rel_error < 1e-4) and (.results | length == 2) and (.r
   > /dev/null || fail "attribution.json: $(jq -c .completeness a1/attribution.json)"
 # f(x) is the model's prediction: cortex predict's value for image 0, voxel 5.
 "$cortex" predict --model ridge/model.safetensors --images "$data/test_split/test_images" --out pred.npy > /dev/null 2>&1
-python3 - <<'PY' || fail "f(x) differs from cortex predict"
-import json, numpy as np
-j = json.load(open("a1/attribution.json")); p = np.load("pred.npy")
-assert abs(j["results"][0]["targets"][1]["f_x"] - p[0, 5]) < 1e-4, (j["results"][0]["targets"][1]["f_x"], p[0, 5])
-a = np.load("a1/attributions.npy").astype(np.float64)
-t = j["results"][1]["targets"][2]
-assert abs(a[1, 2].sum() - (t["f_x"] - t["f_baseline"])) < 1e-3 * max(1, abs(t["f_x"] - t["f_baseline"]))
-PY
+fx=$(jq '.results[0].targets[1].f_x' a1/attribution.json)
+p=$(npy_f4 pred.npy 5 1)  # pred (6 images, 16 voxels): image 0, voxel 5
+awk -v a="$fx" -v b="$p" 'BEGIN { d = a - b; exit !(d < 1e-4 && d > -1e-4) }' || fail "f(x) $fx differs from cortex predict's $p"
+# Image 1, voxel 6 (target 2): the attributions, summed here in float64, are f(x) - f(baseline).
+want=$(jq '.results[1].targets[2] | .f_x - .f_baseline' a1/attribution.json)
+sum=$(npy_f4 a1/attributions.npy $(( (1 * 3 + 2) * 3 * 32 * 32 )) $((3 * 32 * 32)) | awk '{ s += $1 } END { printf "%.9g", s }')
+awk -v a="$sum" -v b="$want" 'BEGIN { d = a - b; d = d < 0 ? -d : d; m = b < 0 ? -b : b; exit !(d <= 1e-6 + 1e-4 * m) }' ||
+  fail "the attributions sum to $sum, f(x) - f(baseline) is $want"
 
 # A smooth nonlinear model (ELU core), an ROI from metrics.json, the blurred baseline, the display options.
 "$cortex" attribute --model core/model.safetensors --images "$data" --roi simple --out a2 \
