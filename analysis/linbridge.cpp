@@ -347,36 +347,53 @@ LinBridgeResult linbridge_autodiff(const BatchFn& f, const Tensor& X, const LinB
     }
   };
 
-  // Pass 1: predictions, sum of J (V, F), sum of ||J_v||^2.
+  // Pass 1: predictions, sum of J (V, F), sum of ||J_v||^2. Blocks of b stimuli are the units MPI
+  // ranks share (docs/distributed.md): a unit returns its block's predictions and its partial sums
+  // (float64), added in block order on every rank as one process adds them, so the result is the
+  // same bits for any number of ranks. (b depends on the stimuli, --block and the memory budget,
+  // never on the ranks.)
   Tensor pred_t = empty({N, V}, DType::Float32), lin_t = empty({N, V}, DType::Float32);
   MapF pred(pred_t.data<float>(), N, V), lin(lin_t.data<float>(), N, V);
   RowMat Jsum = RowMat::Zero(V, F);
   Vec sq = Vec::Zero(V);
   RowVec zsum = RowVec::Zero(F);
-  for (int64_t s = 0; s < N; s += b) {
-    const int64_t bb = std::min(b, N - s);
-    const Tensor xb = X.narrow(0, s, bb).contiguous();
-    Tensor out;
-    jac_block(
-        xb,
-        [&](int64_t j0, int64_t kk, const RowMat& P) {
-          if (opt.jacobian_sink) opt.jacobian_sink({s, bb, j0, kk, int64_t(P.cols()), forward, P.data()});
-          for (int64_t i = 0; i < kk; ++i) {
-            const auto rows = P.middleRows(i * bb, bb);
-            if (forward) {
-              Jsum.col(j0 + i) += rows.colwise().sum().transpose();
-              sq += rows.cwiseAbs2().colwise().sum().transpose();
-            } else {
-              Jsum.row(j0 + i) += rows.colwise().sum();
-              sq[j0 + i] += rows.squaredNorm();
-            }
-          }
-        },
-        &out);
-    pred.middleRows(s, bb) = to_mat(out, bb, V).cast<float>();
-    zsum += to_mat(xb, bb, F).colwise().sum();
-    if (opt.progress) opt.progress(s + bb, total_work);
-  }
+  const int64_t nblocks = (N + b - 1) / b;
+  dist::for_units(
+      nblocks,
+      [&](int64_t u) {
+        const int64_t s = u * b, bb = std::min(b, N - s);
+        const Tensor xb = X.narrow(0, s, bb).contiguous();
+        RowMat Jb = RowMat::Zero(V, F);
+        Vec sqb = Vec::Zero(V);
+        Tensor out;
+        jac_block(
+            xb,
+            [&](int64_t j0, int64_t kk, const RowMat& P) {
+              if (opt.jacobian_sink) opt.jacobian_sink({s, bb, j0, kk, int64_t(P.cols()), forward, P.data()});
+              for (int64_t i = 0; i < kk; ++i) {
+                const auto rows = P.middleRows(i * bb, bb);
+                if (forward) {
+                  Jb.col(j0 + i) = rows.colwise().sum().transpose();
+                  sqb += rows.cwiseAbs2().colwise().sum().transpose();
+                } else {
+                  Jb.row(j0 + i) = rows.colwise().sum();
+                  sqb[j0 + i] = rows.squaredNorm();
+                }
+              }
+            },
+            &out);
+        const RowMat zs = to_mat(xb, bb, F).colwise().sum();
+        if (opt.progress) opt.progress(s + bb, total_work);
+        return std::vector<Tensor>{from_matf(to_mat(out, bb, V).cast<float>()), from_mat(Jb, DType::Float64),
+                                   from_vec(sqb), from_mat(zs, DType::Float64)};
+      },
+      [&](int64_t u, std::vector<Tensor>& t) {
+        const int64_t s = u * b, bb = std::min(b, N - s);
+        pred.middleRows(s, bb) = Eigen::Map<const RowMatF>(t[0].data<float>(), bb, V);
+        Jsum += Eigen::Map<const RowMat>(t[1].data<double>(), V, F);
+        sq += Eigen::Map<const Vec>(t[2].data<double>(), V);
+        zsum += Eigen::Map<const RowVec>(t[3].data<double>(), F);
+      });
   const RowMat Jbar = Jsum / double(N);
   const RowVec zbar = zsum / double(N);
   const Vec norm2 = Jbar.rowwise().squaredNorm();
@@ -385,42 +402,53 @@ LinBridgeResult linbridge_autodiff(const BatchFn& f, const Tensor& X, const LinB
   Vec inv_norm2(V);
   for (int64_t v = 0; v < V; ++v) inv_norm2[v] = norm2[v] > 0 ? 1.0 / norm2[v] : 0.0;
 
-  // Pass 2: gain_v(z_n) = <J_n[v], Jbar_v> / ||Jbar_v||^2 - 1, AFD's cross products.
+  // Pass 2: gain_v(z_n) = <J_n[v], Jbar_v> / ||Jbar_v||^2 - 1, AFD's cross products; the same
+  // units, each returning its block's partial cross products (and gains when kept).
   const RankMat T = ranks_of(pred);
   Vec cross = Vec::Zero(V), ecross = Vec::Zero(V);
   const Vec inv_total = inverse_or_zero(total);
   RowMat gain_all;
   if (opt.keep_gain) gain_all.resize(N, V);
-  for (int64_t s = 0; s < N; s += b) {
-    const int64_t bb = std::min(b, N - s);
-    const Tensor xb = X.narrow(0, s, bb).contiguous();
-    RowMat dot = RowMat::Zero(bb, V), sqn = RowMat::Zero(opt.energy_afd ? bb : 0, V);  // sqn: ||J_n[v]||^2
-    jac_block(
-        xb,
-        [&](int64_t j0, int64_t kk, const RowMat& P) {
-          for (int64_t i = 0; i < kk; ++i) {
-            const auto rows = P.middleRows(i * bb, bb);
-            if (forward) {  // rows (bb, V) = J_n[:, j]
-              dot += rows * Jbar.col(j0 + i).asDiagonal();
-              if (opt.energy_afd) sqn += rows.cwiseAbs2();
-            } else {  // rows (bb, F) = J_n[v, :]
-              dot.col(j0 + i) += rows * Jbar.row(j0 + i).transpose();
-              if (opt.energy_afd) sqn.col(j0 + i) += rows.rowwise().squaredNorm();
-            }
-          }
-        },
-        nullptr);
-    if (opt.energy_afd) {  // ||J_n[v] - Jbar_v||^2 = ||J_n[v]||^2 - 2 <J_n[v], Jbar_v> + ||Jbar_v||^2
-      const RowMat e = ((sqn - 2.0 * dot).rowwise() + norm2.transpose()) * inv_total.asDiagonal();
-      ecross += e.cwiseProduct(centred(T, s, bb)).colwise().sum().transpose();
-    }
-    RowMat Gb = (dot * inv_norm2.asDiagonal()).array() - 1.0;
-    for (int64_t v = 0; v < V; ++v)
-      if (norm2[v] <= 0) Gb.col(v).setZero();
-    cross += Gb.cwiseProduct(centred(T, s, bb)).colwise().sum().transpose();
-    if (opt.keep_gain) gain_all.middleRows(s, bb) = Gb;
-    if (opt.progress) opt.progress(N + s + bb, total_work);
-  }
+  dist::for_units(
+      nblocks,
+      [&](int64_t u) {
+        const int64_t s = u * b, bb = std::min(b, N - s);
+        const Tensor xb = X.narrow(0, s, bb).contiguous();
+        RowMat dot = RowMat::Zero(bb, V), sqn = RowMat::Zero(opt.energy_afd ? bb : 0, V);  // sqn: ||J_n[v]||^2
+        jac_block(
+            xb,
+            [&](int64_t j0, int64_t kk, const RowMat& P) {
+              for (int64_t i = 0; i < kk; ++i) {
+                const auto rows = P.middleRows(i * bb, bb);
+                if (forward) {  // rows (bb, V) = J_n[:, j]
+                  dot += rows * Jbar.col(j0 + i).asDiagonal();
+                  if (opt.energy_afd) sqn += rows.cwiseAbs2();
+                } else {  // rows (bb, F) = J_n[v, :]
+                  dot.col(j0 + i) += rows * Jbar.row(j0 + i).transpose();
+                  if (opt.energy_afd) sqn.col(j0 + i) += rows.rowwise().squaredNorm();
+                }
+              }
+            },
+            nullptr);
+        RowMat Gb = (dot * inv_norm2.asDiagonal()).array() - 1.0;
+        for (int64_t v = 0; v < V; ++v)
+          if (norm2[v] <= 0) Gb.col(v).setZero();
+        const RowMat cb = Gb.cwiseProduct(centred(T, s, bb)).colwise().sum();
+        std::vector<Tensor> res{from_mat(cb, DType::Float64)};
+        if (opt.energy_afd) {  // ||J_n[v] - Jbar_v||^2 = ||J_n[v]||^2 - 2 <J_n[v], Jbar_v> + ||Jbar_v||^2
+          const RowMat e = ((sqn - 2.0 * dot).rowwise() + norm2.transpose()) * inv_total.asDiagonal();
+          res.push_back(from_mat(RowMat(e.cwiseProduct(centred(T, s, bb)).colwise().sum()), DType::Float64));
+        }
+        if (opt.keep_gain) res.push_back(from_mat(Gb, DType::Float64));
+        if (opt.progress) opt.progress(N + s + bb, total_work);
+        return res;
+      },
+      [&](int64_t u, std::vector<Tensor>& t) {
+        const int64_t s = u * b, bb = std::min(b, N - s);
+        cross += Eigen::Map<const Vec>(t[0].data<double>(), V);
+        if (opt.energy_afd) ecross += Eigen::Map<const Vec>(t[1].data<double>(), V);
+        if (opt.keep_gain) gain_all.middleRows(s, bb) = Eigen::Map<const RowMat>(t.back().data<double>(), bb, V);
+      });
 
   // f_lin(z) = f(zbar) + Jbar (z - zbar).
   RowVec fbar;
