@@ -15,6 +15,7 @@
 #include "analysis/scores.h"
 #include "autograd/autograd.h"
 #include "autograd/ops.h"
+#include "dist/comm.h"
 #include "encoding/model_fn.h"
 #include "tensor/error.h"
 #include "tensor/io/atomic_file.h"
@@ -121,34 +122,56 @@ AttributeSummary run_attribute(const AttributeJob& job) {
   nlohmann::json images = nlohmann::json::array();
   const int64_t scale = std::max<int64_t>(1, (128 + S - 1) / S);
   std::vector<std::vector<Tensor>> overlays(static_cast<size_t>(N));
-  for (int64_t i = 0; i < N; ++i) {
-    const Tensor x = px.select(0, i).contiguous();
-    const Tensor b = make_baseline(base, x, mean_image, bsig);
-    const IGResult r = integrated_gradients(fn, x, b, targets, opt);
-    nlohmann::json ij;
-    ij["index"] = rows.empty() ? i : rows[size_t(i)], ij["name"] = names[size_t(i)];
-    std::vector<Tensor> mk;
-    for (int64_t k = 0; k < K; ++k) {
-      const Tensor m = postprocess(r.attr.select(0, k), job.channel_mean, job.blur_sigma);
-      mk.push_back(m);
-      const auto pk = attribution_peak(m, 0);
-      nlohmann::json tj;
-      tj["target"] = labels[size_t(k)];
-      tj["f_x"] = json_number(r.f_x[size_t(k)]), tj["f_baseline"] = json_number(r.f_base[size_t(k)]);
-      tj["sum"] = json_number(r.total[size_t(k)]), tj["abs_error"] = json_number(r.abs_error[size_t(k)]);
-      tj["rel_error"] = json_number(r.rel_error[size_t(k)]);
-      tj["peak_x"] = pk[0], tj["peak_y"] = pk[1];
-      ij["targets"].push_back(tj);
-      errors.push_back(r.rel_error[size_t(k)]);
-      std::cerr << "attribute: " << names[size_t(i)] << ", " << labels[size_t(k)] << ": f(x) - f(baseline) = "
-                << fmt(r.f_x[size_t(k)] - r.f_base[size_t(k)]) << ", sum of attributions " << fmt(r.total[size_t(k)])
-                << ", completeness error " << pct(r.rel_error[size_t(k)]) << "\n";
-      NoGradGuard ng;
-      overlays[size_t(i)].push_back(overlay(x, m.dim() == 3 ? sum(m, {0}) : m, scale));
-    }
-    images.push_back(ij);
-    attrs.push_back(r.attr);
-    maps.push_back(stack(mk, 0));
+  // One image is one unit that MPI ranks share (docs/distributed.md): its attributions, display
+  // maps and per-target numbers are computed whole by one rank and gathered to rank 0 in image
+  // order, where the overlays, the JSON and the files are made; an image's maps do not depend on
+  // the other images, so the files are the same bytes for any number of ranks.
+  dist::for_units(
+      N,
+      [&](int64_t i) {
+        const Tensor x = px.select(0, i).contiguous();
+        const Tensor b = make_baseline(base, x, mean_image, bsig);
+        const IGResult r = integrated_gradients(fn, x, b, targets, opt);
+        std::vector<Tensor> mk;
+        for (int64_t k = 0; k < K; ++k) mk.push_back(postprocess(r.attr.select(0, k), job.channel_mean, job.blur_sigma));
+        std::vector<double> nums;  // (5, K): f(x), f(baseline), the sum, the absolute and relative errors
+        for (const auto* v : {&r.f_x, &r.f_base, &r.total, &r.abs_error, &r.rel_error})
+          nums.insert(nums.end(), v->begin(), v->end());
+        return std::vector<Tensor>{r.attr, stack(mk, 0), from_vector(nums, {5, K})};
+      },
+      [&](int64_t i, std::vector<Tensor>& t) {
+        const Tensor x = px.select(0, i).contiguous();
+        const double* nums = t[2].data<double>();
+        auto num = [&](int row, int64_t k) { return nums[row * K + k]; };
+        nlohmann::json ij;
+        ij["index"] = rows.empty() ? i : rows[size_t(i)], ij["name"] = names[size_t(i)];
+        for (int64_t k = 0; k < K; ++k) {
+          const Tensor m = t[1].select(0, k);
+          const auto pk = attribution_peak(m, 0);
+          nlohmann::json tj;
+          tj["target"] = labels[size_t(k)];
+          tj["f_x"] = json_number(num(0, k)), tj["f_baseline"] = json_number(num(1, k));
+          tj["sum"] = json_number(num(2, k)), tj["abs_error"] = json_number(num(3, k));
+          tj["rel_error"] = json_number(num(4, k));
+          tj["peak_x"] = pk[0], tj["peak_y"] = pk[1];
+          ij["targets"].push_back(tj);
+          errors.push_back(num(4, k));
+          std::cerr << "attribute: " << names[size_t(i)] << ", " << labels[size_t(k)] << ": f(x) - f(baseline) = "
+                    << fmt(num(0, k) - num(1, k)) << ", sum of attributions " << fmt(num(2, k))
+                    << ", completeness error " << pct(num(4, k)) << "\n";
+          NoGradGuard ng;
+          overlays[size_t(i)].push_back(overlay(x, m.dim() == 3 ? sum(m, {0}) : m, scale));
+        }
+        images.push_back(ij);
+        attrs.push_back(t[0]);
+        maps.push_back(t[1]);
+      },
+      /*all=*/false);
+  if (!dist::is_root()) {  // rank 0 makes and writes everything
+    AttributeSummary s;
+    s.line = "attribute: rank " + std::to_string(dist::rank()) + " computed its share of the " + std::to_string(N) +
+             " images";
+    return s;
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::vector<double> sorted = errors;

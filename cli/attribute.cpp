@@ -13,6 +13,7 @@
 
 #include "analysis/attribute_job.h"
 #include "cli/commands.h"
+#include "dist/comm.h"
 
 namespace cortex::cli {
 
@@ -41,6 +42,7 @@ Run add_attribute(CLI::App& app) {
   sub->add_option("--weights", o->weights, "The backbone's weights, when they moved since the fit");
   return [o] {
     const analysis::AttributeSummary s = analysis::run_attribute(*o);
+    if (!dist::is_root()) return 0;  // under MPI ranks rank 0 wrote the files (docs/distributed.md)
     std::cout << s.line << "\nattribute: " << o->out << "/report.html, attribution.json, the .npy maps and the "
               << "overlays written\n";
     return 0;

@@ -25,7 +25,8 @@ void print_fallbacks() {
 // The subcommands that run sharded over MPI ranks (docs/distributed.md); the others are refused under
 // more than one rank, so that no two ranks write the same files.
 bool sharded(const std::string& name) {
-  return name == "features" || name == "fit" || name == "ncut" || name == "linbridge";
+  return name == "features" || name == "fit" || name == "ncut" || name == "linbridge" ||
+         name == "attribute";
 }
 
 int run_main(int argc, char** argv);
@@ -91,7 +92,7 @@ int run_main(int argc, char** argv) {
       cortex::dist::check_same_job(argc, argv);
       for (auto& [sub, run] : commands)
         CORTEX_CHECK(!sub->parsed() || sharded(sub->get_name()), sub->get_name(), ": not sharded over MPI ranks ",
-                     "(features, fit --readout ridge, ncut --method nystrom and linbridge are); found ", ranks,
+                     "(features, fit --readout ridge, ncut --method nystrom, linbridge and attribute are); found ", ranks,
                      " ranks: run it as one process");
     } catch (const std::exception& e) {
       std::fprintf(stderr, "cortex: rank %d: %s\n", cortex::dist::rank(), e.what());  // one write: ranks share stderr

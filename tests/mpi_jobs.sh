@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The sharded jobs (docs/distributed.md) give the same bytes with 1, 2 and 3 MPI ranks as one plain
-# process: cortex features, fit --readout ridge (its dual and primal forms), ncut --method nystrom
-# and linbridge on a tiny simulated subject, every output file compared with cmp (linbridge.json
-# without its time and memory fields).
+# process: cortex features, fit --readout ridge (its dual and primal forms), ncut --method nystrom,
+# linbridge (closed form, autodiff in forward and reverse mode) and attribute on tiny simulated
+# subjects, every output file compared with cmp (the JSON files and the report without their time
+# and memory fields).
 # Usage: tests/mpi_jobs.sh path/to/cortex ON|OFF   (ctest runs it as mpi_jobs, label mpi; the second
 # argument says whether cortex was built with MPI). Exit 77 (skipped) without mpirun or MPI.
 set -euo pipefail
@@ -84,4 +85,47 @@ for k in 0 1 2 3; do
   jq 'del(.seconds, .ms_per_stimulus, .max_rss_bytes)' "lb.$k/linbridge.json" > "lb.$k/stats.json"
 done
 same lb energy_share.npy afd.npy afd_energy.npy afd_slope.npy r_full.npy r_linear.npy r2_full.npy r2_linear.npy pred_linear.npy stats.json
+
+# linbridge's autodiff path, forward mode: a ridge fit on pooled pixels (256 inputs <= 300
+# voxels) with --autodiff, 30 test images in blocks of 8 (4 units per pass).
+"$cortex" fit --data "$data" --hemi both --tap pixels --image-size 16 --pool 4 --folds 3 --out rp > /dev/null 2> rp.log ||
+  { cat rp.log >&2; fail "pooled ridge fit"; }
+for k in 0 1 2 3; do
+  run "linbridge forward" lf.$k $k linbridge --model rp/model.safetensors --data "$data" --block 8 --autodiff --energy-afd \
+    --out lf.$k
+  jq 'del(.seconds, .ms_per_stimulus, .max_rss_bytes)' "lf.$k/linbridge.json" > "lf.$k/stats.json"
+done
+same lf energy_share.npy afd.npy afd_energy.npy afd_slope.npy r_full.npy r_linear.npy pred_linear.npy stats.json
+
+# A Gaussian readout on the tests' tiny AlexNet (64 px, features.4: 12 x 7 x 7) fitted on a smaller
+# subject (6 voxels, 5 test images): linbridge's autodiff path in reverse mode, with respect to the readout's input and
+# to the pixels, blocks of 2 stimuli (3 units per pass); attribute, one image per unit.
+"$cortex" simulate --out small --train 24 --test 5 --voxels 6 --image-size 32 --seed 3 > /dev/null
+small=small/subj01
+"$cortex" fit --data "$small" --hemi both --config "$data_dir/models/alexnet.json" \
+  --weights "$data_dir/models/alexnet.safetensors" --image-size 64 --tap features.4 --readout gaussian \
+  --epochs 1 --out gauss > /dev/null 2> gauss.log || { cat gauss.log >&2; fail "gaussian fit"; }
+for wrt in features pixels; do
+  for k in 0 1 2 3; do
+    run "linbridge --wrt $wrt" lg$wrt.$k $k linbridge --model gauss/model.safetensors --data "$small" --block 2 \
+      --wrt $wrt --energy-afd --out lg$wrt.$k
+    jq 'del(.seconds, .ms_per_stimulus, .max_rss_bytes)' "lg$wrt.$k/linbridge.json" > "lg$wrt.$k/stats.json"
+  done
+  same lg$wrt energy_share.npy afd.npy afd_energy.npy r_full.npy r_linear.npy pred_linear.npy stats.json
+done
+
+# attribute: the ridge fit on pixels (exact path integral) and the Gaussian readout, 3 images; the
+# JSON and the report without their times.
+"$cortex" fit --data "$small" --hemi both --tap pixels --image-size 16 --folds 3 --out sridge > /dev/null 2> sridge.log ||
+  { cat sridge.log >&2; fail "ridge fit on the small subject"; }
+for m in sridge:black gauss:mean; do
+  name=attr-${m%%:*}
+  for k in 0 1 2 3; do
+    run "attribute ${m%%:*}" $name.$k $k attribute --model "${m%%:*}/model.safetensors" --images "$small" --index 0,2-3 \
+      --voxels 0,4 --steps 3 --batch 8 --baseline "${m##*:}" --out $name.$k
+    jq 'del(.seconds)' "$name.$k/attribution.json" > "$name.$k/stats.json"
+    sed -E 's#<b>[-+.e0-9]+ s</b>#<b>(time)</b>#g' "$name.$k/report.html" > "$name.$k/report.txt"
+  done
+  same $name attributions.npy maps.npy overlay_i0_v0.png overlay_i2_v4.png overlay_i3_v0.png stats.json report.txt
+done
 echo "mpi_jobs: all jobs identical with 1, 2 and 3 ranks in $((SECONDS - start)) s"
