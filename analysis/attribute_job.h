@@ -10,6 +10,8 @@
 //   attribution.json  settings, per image and target f(x), f(baseline), the sum, the completeness
 //                     error and the map's peak; the largest and median errors;
 //   report.html       the overlays and the completeness table.
+// Under MPI ranks (mpirun / srun, docs/distributed.md) each rank computes whole images (one image per
+// unit); rank 0 gathers them in image order and alone writes the files, the same bytes as one process.
 #pragma once
 #include <cstdint>
 #include <nlohmann/json.hpp>
