@@ -34,16 +34,20 @@ declare -A jobs=(
   [fit_ridge]="fit --data $data --hemi both --tap pixels --image-size 32 --folds 5 --out OUT"
   [ncut_nystrom]="ncut --input f.safetensors --key features.4 --k 10 --method nystrom --samples 1000 --knn 10 --chunk 1024 --out OUT/e.safetensors"
   [linbridge]="linbridge --model two/model.safetensors --data $data --block 64 --out OUT"
+  [linbridge_autodiff]="linbridge --model two/model.safetensors --data $data --block 64 --autodiff --out OUT"
+  [attribute]="attribute --model two/model.safetensors --images $data --index 0-99 --voxels 0-7 --steps 50 --out OUT"
 )
 declare -A what=(
   [features]="1200 images, tiny AlexNet (tests/data/models) at 64 px, batches of 16"
   [fit_ridge]="1200 x 1024 pixels -> 4000 voxels, 5 folds x 8 penalties (dual form)"
   [ncut_nystrom]="29,400 nodes x 12 dims, m = 1000 samples, k = 10, KNN 10"
-  [linbridge]="600 stimuli, two-layer 256 -> 128 -> 4000"
+  [linbridge]="600 stimuli, two-layer 256 -> 128 -> 4000, closed form"
+  [linbridge_autodiff]="the same by autodiff (forward mode, 256 directions per stimulus)"
+  [attribute]="100 images x 8 voxels, 50 steps, the same two-layer model on 16 px pixels"
 )
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 rows=""
-for job in features fit_ridge ncut_nystrom linbridge; do
+for job in features fit_ridge ncut_nystrom linbridge linbridge_autodiff attribute; do
   declare -A t=() c=()
   for k in 1 2; do
     times=() cpus=()
