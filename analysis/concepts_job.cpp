@@ -119,8 +119,8 @@ std::vector<std::string> run_concepts_job(const ConceptsJob& job, const std::fun
   CORTEX_CHECK(head.dim() == 2 && head.size(1) == D, op, ": ", job.model, ": head.weight is ", shape_str(head.shape()),
                ", expected (V, ", D, ")");
   const int64_t V = head.size(0);
-  log("nodes " + std::to_string(N) + " (" + std::to_string(L) + " layers x " + std::to_string(B) + " images), D " +
-      std::to_string(D) + ", voxels " + std::to_string(V));
+  CORTEX_CHECK(job.concepts.concepts >= 1 && job.concepts.concepts <= N, op, ": expected 1 <= concepts <= N = ", N,
+               ", found ", job.concepts.concepts);
 
   // Optional inputs read before any long computation, so their mistakes end the job at once.
   Tensor images;
@@ -154,7 +154,7 @@ std::vector<std::string> run_concepts_job(const ConceptsJob& job, const std::fun
     }
   }
 
-  // The spectral embedding.
+  // The spectral embedding: cortex ncut's file, checked before anything long runs, or the job's own.
   Tensor eig, embedding;
   std::string source;
   if (!job.ncut.empty()) {
@@ -180,7 +180,10 @@ std::vector<std::string> run_concepts_job(const ConceptsJob& job, const std::fun
       embedding = e.at("tsne").to(DType::Float64);
       source += " (its tsne)";
     }
-  } else {
+  }
+  log("nodes " + std::to_string(N) + " (" + std::to_string(L) + " layers x " + std::to_string(B) + " images), D " +
+      std::to_string(D) + ", voxels " + std::to_string(V));
+  if (job.ncut.empty()) {
     spectral::NcutOptions no;
     no.k = std::min(job.k, N);
     no.samples = job.samples;
@@ -271,7 +274,7 @@ std::vector<std::string> run_concepts_job(const ConceptsJob& job, const std::fun
   };
   npy("concepts.npy", c.member);
   npy("nearest.npy", c.nearest);
-  npy("embedding.npy", embedding.to(DType::Float32));
+  npy("embedding.npy", embedding);  // float64: exactly what the centres were picked in
   npy("concept_mean.npy", stats.mean);
   npy("concept_std.npy", stats.std);
   npy("brain_maps.npy", bmaps);
