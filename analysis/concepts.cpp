@@ -109,35 +109,55 @@ Concepts find_concepts(const Tensor& embedding, const ConceptOptions& opt) {
   return r;
 }
 
-ConceptStats concept_activations(const Tensor& activations, const Tensor& member, int64_t concepts) {
-  const char* op = "concept_activations";
-  int64_t N = 0, D = 0;
-  const std::vector<double> a = host_matrix(activations, op, "activations", N, D);
-  CORTEX_CHECK(concepts >= 1, op, ": expected concepts >= 1, found ", concepts);
-  const std::vector<int64_t> m = host_labels(member, op, "member", N, -1, concepts);
-  std::vector<double> sum(concepts * D, 0.0), var(concepts * D, 0.0);
-  std::vector<int64_t> n(concepts, 0);
+namespace {
+
+// Sums and squared deviations per concept over rows of a (N, D) row-major array of T, in float64
+// (two passes: no cancellation for activations far from zero), without a float64 copy of the rows.
+template <class T>
+void concept_moments(const T* a, int64_t N, int64_t D, const std::vector<int64_t>& m, int64_t C,
+                     std::vector<double>& mean, std::vector<double>& sd, std::vector<int64_t>& n, const char* op) {
+  mean.assign(C * D, 0.0), sd.assign(C * D, 0.0), n.assign(C, 0);
   for (int64_t i = 0; i < N; ++i) {
+    for (int64_t j = 0; j < D; ++j)
+      CORTEX_CHECK(std::isfinite(static_cast<double>(a[i * D + j])), op, ": activations have a non-finite value at row ", i);
     if (m[i] < 0) continue;
     ++n[m[i]];
-    for (int64_t j = 0; j < D; ++j) sum[m[i] * D + j] += a[i * D + j];
+    for (int64_t j = 0; j < D; ++j) mean[m[i] * D + j] += static_cast<double>(a[i * D + j]);
   }
-  for (int64_t c = 0; c < concepts; ++c)
-    for (int64_t j = 0; j < D; ++j) sum[c * D + j] = n[c] > 0 ? sum[c * D + j] / static_cast<double>(n[c]) : 0.0;
-  // Two passes (mean, then squared deviations): no cancellation for activations far from zero.
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t j = 0; j < D; ++j) mean[c * D + j] = n[c] > 0 ? mean[c * D + j] / static_cast<double>(n[c]) : 0.0;
   for (int64_t i = 0; i < N; ++i) {
     if (m[i] < 0) continue;
     for (int64_t j = 0; j < D; ++j) {
-      const double d = a[i * D + j] - sum[m[i] * D + j];
-      var[m[i] * D + j] += d * d;
+      const double d = static_cast<double>(a[i * D + j]) - mean[m[i] * D + j];
+      sd[m[i] * D + j] += d * d;
     }
   }
-  for (int64_t c = 0; c < concepts; ++c)
-    for (int64_t j = 0; j < D; ++j)
-      var[c * D + j] = n[c] > 0 ? std::sqrt(var[c * D + j] / static_cast<double>(n[c])) : 0.0;
+  for (int64_t c = 0; c < C; ++c)
+    for (int64_t j = 0; j < D; ++j) sd[c * D + j] = n[c] > 0 ? std::sqrt(sd[c * D + j] / static_cast<double>(n[c])) : 0.0;
+}
+
+}  // namespace
+
+ConceptStats concept_activations(const Tensor& activations, const Tensor& member, int64_t concepts) {
+  const char* op = "concept_activations";
+  CORTEX_CHECK(activations.defined() && activations.dim() == 2, op, ": expected activations of shape (N, D), found ",
+               activations.defined() ? shape_str(activations.shape()) : std::string("an undefined tensor"));
+  CORTEX_CHECK(activations.dtype() == DType::Float32 || activations.dtype() == DType::Float64, op,
+               ": expected activations float32 or float64, found ", dtype_name(activations.dtype()));
+  CORTEX_CHECK(concepts >= 1, op, ": expected concepts >= 1, found ", concepts);
+  const int64_t N = activations.size(0), D = activations.size(1);
+  const std::vector<int64_t> m = host_labels(member, op, "member", N, -1, concepts);
+  const Tensor a = activations.to(Device::cpu()).contiguous();  // no copy when already so
+  std::vector<double> mean, sd;
+  std::vector<int64_t> n;
+  if (a.dtype() == DType::Float32)
+    concept_moments(a.data<float>(), N, D, m, concepts, mean, sd, n, op);
+  else
+    concept_moments(a.data<double>(), N, D, m, concepts, mean, sd, n, op);
   ConceptStats s;
-  s.mean = from_vector(sum, {concepts, D}, DType::Float64);
-  s.std = from_vector(var, {concepts, D}, DType::Float64);
+  s.mean = from_vector(mean, {concepts, D}, DType::Float64);
+  s.std = from_vector(sd, {concepts, D}, DType::Float64);
   s.counts = from_vector(n, {concepts}, DType::Int64);
   return s;
 }
@@ -194,9 +214,8 @@ Tensor align_nodes(const std::vector<Tensor>& maps, const std::vector<Tensor>& a
       row += T;
     }
   }
-  const std::vector<float> check = out.to_vector<float>();
-  for (size_t i = 0; i < check.size(); ++i)
-    CORTEX_CHECK(std::isfinite(check[i]), op, ": aligned activation of node ", static_cast<int64_t>(i) / D,
+  for (int64_t i = 0; i < N * D; ++i)
+    CORTEX_CHECK(std::isfinite(o[i]), op, ": aligned activation of node ", i / D,
                  " is not finite (non-finite features or alignment)");
   return out;
 }

@@ -337,6 +337,13 @@ TEST(Concepts, Errors) {
   EXPECT_THROW(concept_activations(x, from_vector(std::vector<int64_t>(10, 3), {10}, DType::Int64), 3), Error);
   EXPECT_THROW(concept_activations(x, from_vector(std::vector<int64_t>(9, 0), {9}, DType::Int64), 3), Error);
   EXPECT_THROW(brain_maps(randn({3, 4}, 1), randn({5, 3}, 2)), Error);
+  std::vector<float> nan_act(10 * 2, 1.0f);
+  nan_act[13] = std::nanf("");
+  EXPECT_THROW(concept_activations(from_vector(nan_act, {10, 2}, DType::Float32),
+                                   from_vector(std::vector<int64_t>(10, -1), {10}, DType::Int64), 3),
+               Error);  // refused even where no sphere reads it: a NaN there means a broken input
+  EXPECT_THROW(align_nodes({from_vector(nan_act, {1, 2, 5, 2}, DType::Float32)}, {randn({3, 2}, 3, DType::Float32)}),
+               Error);
 }
 
 }  // namespace
