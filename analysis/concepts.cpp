@@ -21,7 +21,8 @@ std::vector<double> host_matrix(const Tensor& x, const char* op, const char* nam
   rows = x.size(0), cols = x.size(1);
   std::vector<double> v = x.to(Device::cpu()).contiguous().to_vector<double>();
   for (size_t i = 0; i < v.size(); ++i)
-    CORTEX_CHECK(std::isfinite(v[i]), op, ": ", name, " has a non-finite value at row ", static_cast<int64_t>(i) / cols);
+    CORTEX_CHECK(std::isfinite(v[i]), op, ": ", name, " has a non-finite value at row ",
+                 static_cast<int64_t>(i) / cols);
   return v;
 }
 
@@ -119,7 +120,8 @@ void concept_moments(const T* a, int64_t N, int64_t D, const std::vector<int64_t
   mean.assign(C * D, 0.0), sd.assign(C * D, 0.0), n.assign(C, 0);
   for (int64_t i = 0; i < N; ++i) {
     for (int64_t j = 0; j < D; ++j)
-      CORTEX_CHECK(std::isfinite(static_cast<double>(a[i * D + j])), op, ": activations have a non-finite value at row ", i);
+      CORTEX_CHECK(std::isfinite(static_cast<double>(a[i * D + j])), op,
+                   ": activations have a non-finite value at row ", i);
     if (m[i] < 0) continue;
     ++n[m[i]];
     for (int64_t j = 0; j < D; ++j) mean[m[i] * D + j] += static_cast<double>(a[i * D + j]);
@@ -134,7 +136,8 @@ void concept_moments(const T* a, int64_t N, int64_t D, const std::vector<int64_t
     }
   }
   for (int64_t c = 0; c < C; ++c)
-    for (int64_t j = 0; j < D; ++j) sd[c * D + j] = n[c] > 0 ? std::sqrt(sd[c * D + j] / static_cast<double>(n[c])) : 0.0;
+    for (int64_t j = 0; j < D; ++j)
+      sd[c * D + j] = n[c] > 0 ? std::sqrt(sd[c * D + j] / static_cast<double>(n[c])) : 0.0;
 }
 
 }  // namespace
@@ -192,7 +195,8 @@ Tensor align_nodes(const std::vector<Tensor>& maps, const std::vector<Tensor>& a
     CORTEX_CHECK(f.defined() && f.dim() == 4 && f.size(0) == B, op, ": expected map ", l, " of shape (", B,
                  ", C, H, W) like map 0, found ", f.defined() ? shape_str(f.shape()) : std::string("undefined"));
     CORTEX_CHECK(w.defined() && w.dim() == 2 && w.size(0) == D && w.size(1) == f.size(1), op, ": expected alignment ",
-                 l, " of shape (", D, ", ", f.size(1), "), found ", w.defined() ? shape_str(w.shape()) : std::string("undefined"));
+                 l, " of shape (", D, ", ", f.size(1), "), found ",
+                 w.defined() ? shape_str(w.shape()) : std::string("undefined"));
     CORTEX_CHECK(f.dtype() == DType::Float32 || f.dtype() == DType::Float64, op, ": expected map ", l,
                  " float32 or float64, found ", dtype_name(f.dtype()));
     N += B * f.size(2) * f.size(3);
@@ -268,7 +272,8 @@ Trajectories trajectories(const Tensor& node_concept, int64_t concepts, int64_t 
       int64_t s = 0;
       for (int64_t b = 0; b < C; ++b) s += counts[(l * C + a) * C + b];
       for (int64_t b = 0; b < C; ++b)
-        trans[(l * C + a) * C + b] = s > 0 ? static_cast<double>(counts[(l * C + a) * C + b]) / static_cast<double>(s) : 0;
+        trans[(l * C + a) * C + b] =
+            s > 0 ? static_cast<double>(counts[(l * C + a) * C + b]) / static_cast<double>(s) : 0;
     }
   t.path = from_vector(traj, {images, gh, gw, L}, DType::Int64);
   t.counts = from_vector(counts, {P, C, C}, DType::Int64);
@@ -281,7 +286,8 @@ Tensor spectral_tsne(const Tensor& eigenvectors, int64_t dims, int64_t samples, 
   int64_t N = 0, k = 0;
   host_matrix(eigenvectors, op, "eigenvectors", N, k);
   CORTEX_CHECK(dims == 2 || dims == 3, op, ": expected dims 2 or 3, found ", dims);
-  CORTEX_CHECK(N >= 2 && k >= 1, op, ": expected at least 2 rows and 1 column, found ", shape_str(eigenvectors.shape()));
+  CORTEX_CHECK(N >= 2 && k >= 1, op, ": expected at least 2 rows and 1 column, found ",
+               shape_str(eigenvectors.shape()));
   CORTEX_CHECK(samples >= 2, op, ": expected samples >= 2, found ", samples);
   const Tensor ev = eigenvectors.to(Device::cpu()).to(DType::Float64).contiguous();
   const int64_t ns = std::min(samples, N);

@@ -2,6 +2,7 @@
 #include "analysis/concepts_job.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -34,12 +35,23 @@ std::array<uint8_t, 3> concept_colour(int64_t c, int64_t C) {
   const double f = h - std::floor(h), p = v * (1 - s), q = v * (1 - s * f), t = v * (1 - s * (1 - f));
   double r = v, g = t, b = p;
   switch (i) {
-    case 1: r = q, g = v, b = p; break;
-    case 2: r = p, g = v, b = t; break;
-    case 3: r = p, g = q, b = v; break;
-    case 4: r = t, g = p, b = v; break;
-    case 5: r = v, g = p, b = q; break;
-    default: break;
+    case 1:
+      r = q, g = v, b = p;
+      break;
+    case 2:
+      r = p, g = v, b = t;
+      break;
+    case 3:
+      r = p, g = q, b = v;
+      break;
+    case 4:
+      r = t, g = p, b = v;
+      break;
+    case 5:
+      r = v, g = p, b = q;
+      break;
+    default:
+      break;
   }
   auto u = [](double x) { return static_cast<uint8_t>(std::lround(std::clamp(x, 0.0, 1.0) * 255)); };
   return {u(r), u(g), u(b)};
@@ -59,7 +71,9 @@ std::string img_tag(const std::vector<uint8_t>& png, const std::string& alt) {
 
 void write_png_file(const fs::path& path, const Tensor& img) { io::write_png(path.string(), img); }
 
-void write_text(const fs::path& path, const std::string& s) { io::write_file_atomic(path.string(), s.data(), s.size()); }
+void write_text(const fs::path& path, const std::string& s) {
+  io::write_file_atomic(path.string(), s.data(), s.size());
+}
 
 }  // namespace
 
@@ -98,8 +112,9 @@ std::vector<std::string> run_concepts_job(const ConceptsJob& job, const std::fun
 
   // The channel-align model: align.<l> and head.weight, for the same taps.
   auto [tensors, settings] = encoding::read_model_file(job.model);
-  CORTEX_CHECK(settings.readout == "channel-align", op, ": ", job.model, ": expected a channel-align model file (cortex ",
-               "fit --readout channel-align), found readout '", settings.readout, "'");
+  CORTEX_CHECK(settings.readout == "channel-align", op, ": ", job.model,
+               ": expected a channel-align model file (cortex ", "fit --readout channel-align), found readout '",
+               settings.readout, "'");
   const std::vector<std::string> taps = split_commas(settings.tap, false);
   CORTEX_CHECK(taps == keys, op, ": ", job.model, " aligns taps '", settings.tap, "', --key gives '", job.keys,
                "' (the same layers in the same order are needed)");
@@ -127,8 +142,8 @@ std::vector<std::string> run_concepts_job(const ConceptsJob& job, const std::fun
   if (!job.images.empty()) {
     images = io::read_npy(job.images);
     CORTEX_CHECK(images.dtype() == DType::UInt8 && images.dim() == 4 && images.size(3) == 3 && images.size(0) == B, op,
-                 ": ", job.images, ": expected uint8 (", B, ", H, W, 3) images, found ", dtype_name(images.dtype()), " ",
-                 shape_str(images.shape()));
+                 ": ", job.images, ": expected uint8 (", B, ", H, W, 3) images, found ", dtype_name(images.dtype()),
+                 " ", shape_str(images.shape()));
   }
   std::vector<std::pair<std::string, std::vector<int64_t>>> rois;
   if (!job.rois.empty()) {
@@ -175,8 +190,8 @@ std::vector<std::string> run_concepts_job(const ConceptsJob& job, const std::fun
                        l, " (the graph's sources must be the --key layers, in order)");
     }
     source = job.ncut;
-    if (job.space == "tsne" && e.count("tsne") != 0 && e.at("tsne").dim() == 2 && e.at("tsne").size(1) == job.tsne_dims &&
-        e.at("tsne").size(0) == N) {
+    if (job.space == "tsne" && e.count("tsne") != 0 && e.at("tsne").dim() == 2 &&
+        e.at("tsne").size(1) == job.tsne_dims && e.at("tsne").size(0) == N) {
       embedding = e.at("tsne").to(DType::Float64);
       source += " (its tsne)";
     }
@@ -262,7 +277,8 @@ std::vector<std::string> run_concepts_job(const ConceptsJob& job, const std::fun
   nlohmann::json tj = nlohmann::json::array();
   for (int64_t l = 0; l + 1 < L; ++l) {
     nlohmann::json m = nlohmann::json::array();
-    for (int64_t a = 0; a < C; ++a) m.push_back(std::vector<double>(tr.begin() + (l * C + a) * C, tr.begin() + (l * C + a + 1) * C));
+    for (int64_t a = 0; a < C; ++a)
+      m.push_back(std::vector<double>(tr.begin() + (l * C + a) * C, tr.begin() + (l * C + a + 1) * C));
     tj.push_back({{"from", keys[l]}, {"to", keys[l + 1]}, {"matrix", m}});
   }
   js["transitions"] = tj;
@@ -311,7 +327,8 @@ std::vector<std::string> run_concepts_job(const ConceptsJob& job, const std::fun
         }
       const Tensor t = from_vector(img, {ph, pw, 3}, DType::UInt8);
       char name[64];
-      std::snprintf(name, sizeof name, "mask_layer%02lld_image%04lld.png", static_cast<long long>(l), static_cast<long long>(b));
+      std::snprintf(name, sizeof name, "mask_layer%02lld_image%04lld.png", static_cast<long long>(l),
+                    static_cast<long long>(b));
       write_png_file(pics / name, t);
       written.push_back((pics / name).string());
       mask_tags[l].push_back(img_tag(io::encode_png(t), keys[l] + " image " + std::to_string(b)));
@@ -377,12 +394,14 @@ std::vector<std::string> run_concepts_job(const ConceptsJob& job, const std::fun
     if (!row.empty()) d.figures.push_back({row, "Nearest concept of every node, layer " + keys[l]});
   }
   for (int64_t l = 0; l + 1 < L; ++l)
-    d.figures.push_back({trans_tags[l], "Transitions " + keys[l] + " -> " + keys[l + 1] +
-                                            " (row a, column b: fraction of the pixels in concept a that are in b at the "
-                                            "next layer; white 0, dark red 1)"});
+    d.figures.push_back(
+        {trans_tags[l], "Transitions " + keys[l] + " -> " + keys[l + 1] +
+                            " (row a, column b: fraction of the pixels in concept a that are in b at the "
+                            "next layer; white 0, dark red 1)"});
   d.figures.push_back({img_tag(io::encode_png(strip_t), "brain maps"),
                        "Brain maps: one row per concept, one column per voxel; head.weight x concept mean, blue "
-                       "negative, red positive, scaled by the largest |value| (" + std::to_string(big) + ")"});
+                       "negative, red positive, scaled by the largest |value| (" +
+                           std::to_string(big) + ")"});
   if (!rois.empty()) {
     std::vector<std::string> groups, series;
     std::vector<std::vector<double>> h(C), err(C);
@@ -411,9 +430,10 @@ std::vector<std::string> run_concepts_job(const ConceptsJob& job, const std::fun
     a << std::sqrt(nm);
     b2 << ms;
     r << lo << " .. " << hi;
-    t.rows.push_back({std::to_string(k),
-                      keys[w[0]] + ", " + std::to_string(w[1]) + ", " + std::to_string(w[2]) + ", " + std::to_string(w[3]),
-                      std::to_string(counts[k]), a.str(), b2.str(), r.str()});
+    t.rows.push_back(
+        {std::to_string(k),
+         keys[w[0]] + ", " + std::to_string(w[1]) + ", " + std::to_string(w[2]) + ", " + std::to_string(w[3]),
+         std::to_string(counts[k]), a.str(), b2.str(), r.str()});
   }
   d.tables.push_back(t);
   write_report((out / "report.html").string(), d);
@@ -423,7 +443,8 @@ std::vector<std::string> run_concepts_job(const ConceptsJob& job, const std::fun
   summary << C << " concepts over " << N << " nodes, radius " << c.radius << "; members:";
   for (int64_t k = 0; k < C; ++k) summary << " " << counts[k];
   std::vector<std::string> lines{summary.str()};
-  lines.push_back("wrote " + std::to_string(written.size()) + " files to " + job.out + " in " + std::to_string(seconds()) + " s");
+  lines.push_back("wrote " + std::to_string(written.size()) + " files to " + job.out + " in " +
+                  std::to_string(seconds()) + " s");
   return lines;
 }
 

@@ -15,8 +15,9 @@
 namespace cortex::cli {
 
 Run add_concepts(CLI::App& app) {
-  auto* sub = app.add_subcommand("concepts", "AlignedCut concepts (FPS in the spectral t-SNE space, spheres, brain "
-                                             "maps through a channel-align readout) and per-pixel trajectories");
+  auto* sub = app.add_subcommand("concepts",
+                                 "AlignedCut concepts (FPS in the spectral t-SNE space, spheres, brain "
+                                 "maps through a channel-align readout) and per-pixel trajectories");
   auto j = std::make_shared<analysis::ConceptsJob>();
   sub->add_option("--features", j->features, "Feature maps .safetensors (cortex features), one (B, C, H, W) per key")
       ->required()
@@ -25,7 +26,9 @@ Run add_concepts(CLI::App& app) {
   sub->add_option("--model", j->model, "model.safetensors of cortex fit --readout channel-align")
       ->required()
       ->check(CLI::ExistingFile);
-  sub->add_option("--concepts", j->concepts.concepts, "Concept centres C")->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--concepts", j->concepts.concepts, "Concept centres C")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   sub->add_option("--out", j->out, "Output folder")->required();
   sub->add_option("--ncut", j->ncut, "cortex ncut's output on the aligned nodes, layer-major (default: computed here)")
       ->check(CLI::ExistingFile);
@@ -45,12 +48,20 @@ Run add_concepts(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(1e-9, 1.0));
   sub->add_option("--k", j->k, "Eigenvectors of the job's own ncut")->capture_default_str()->check(CLI::PositiveNumber);
-  sub->add_option("--samples", j->samples, "Nystrom samples of the job's own ncut")->capture_default_str()->check(CLI::PositiveNumber);
-  sub->add_option("--knn", j->knn, "KNN of the job's own ncut's propagation")->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--samples", j->samples, "Nystrom samples of the job's own ncut")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--knn", j->knn, "KNN of the job's own ncut's propagation")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   sub->add_option("--seed", j->seed, "Seed of the sampling and t-SNE")->capture_default_str();
-  sub->add_option("--images", j->images, "uint8 (B, H, W, 3) .npy drawn under the concept masks")->check(CLI::ExistingFile);
-  sub->add_option("--rois", j->rois, "JSON {\"roi\": [voxel column, ...]}: brain maps per ROI")->check(CLI::ExistingFile);
-  sub->add_option("--max-images", j->max_images, "Images drawn per layer")->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub->add_option("--images", j->images, "uint8 (B, H, W, 3) .npy drawn under the concept masks")
+      ->check(CLI::ExistingFile);
+  sub->add_option("--rois", j->rois, "JSON {\"roi\": [voxel column, ...]}: brain maps per ROI")
+      ->check(CLI::ExistingFile);
+  sub->add_option("--max-images", j->max_images, "Images drawn per layer")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   return [j] {
     for (const std::string& line :
          analysis::run_concepts_job(*j, [](const std::string& l) { std::fprintf(stderr, "%s\n", l.c_str()); }))

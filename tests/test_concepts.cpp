@@ -1,6 +1,4 @@
 // Concepts and trajectories (analysis/concepts.h) against planted ground truth and float64 loops.
-#include "analysis/concepts.h"
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -9,6 +7,7 @@
 #include <numeric>
 #include <set>
 
+#include "analysis/concepts.h"
 #include "test_util.h"
 
 namespace cortex::analysis {
@@ -102,7 +101,8 @@ TEST(Concepts, MatchesDefinitionLoops) {
     for (int64_t i = 0; i < N; ++i) mx += v[2 * i] / N, my += v[2 * i + 1] / N;
     int64_t first = 0;
     for (int64_t i = 1; i < N; ++i)
-      if (std::hypot(v[2 * i] - mx, v[2 * i + 1] - my) < std::hypot(v[2 * first] - mx, v[2 * first + 1] - my)) first = i;
+      if (std::hypot(v[2 * i] - mx, v[2 * i + 1] - my) < std::hypot(v[2 * first] - mx, v[2 * first + 1] - my))
+        first = i;
     std::vector<int64_t> cen{first};
     while (static_cast<int64_t>(cen.size()) < C) {
       int64_t arg = -1;
@@ -127,7 +127,8 @@ TEST(Concepts, MatchesDefinitionLoops) {
     std::sort(s.begin(), s.end());
     const double pos = q * (N - 1);
     const double r = s[static_cast<int64_t>(pos)] +
-                     (pos - std::floor(pos)) * (s[std::min<int64_t>(static_cast<int64_t>(pos) + 1, N - 1)] - s[static_cast<int64_t>(pos)]);
+                     (pos - std::floor(pos)) *
+                         (s[std::min<int64_t>(static_cast<int64_t>(pos) + 1, N - 1)] - s[static_cast<int64_t>(pos)]);
     EXPECT_NEAR(c.radius, r, 1e-12);
     const std::vector<int64_t> m = c.member.to_vector<int64_t>(), counts = c.counts.to_vector<int64_t>();
     std::vector<int64_t> cnt(C, 0);
@@ -165,7 +166,8 @@ TEST(Concepts, ActivationsAndBrainMapsAgainstFloat64) {
     for (int64_t i = 0; i < N; ++i)
       if (member[i] == c) {
         n += 1;
-        for (int64_t j = 0; j < D; ++j) m[j] += a[i * D + j], q[j] += static_cast<long double>(a[i * D + j]) * a[i * D + j];
+        for (int64_t j = 0; j < D; ++j)
+          m[j] += a[i * D + j], q[j] += static_cast<long double>(a[i * D + j]) * a[i * D + j];
       }
     EXPECT_EQ(s.counts.to_vector<int64_t>()[c], static_cast<int64_t>(n));
     for (int64_t j = 0; j < D; ++j) {
@@ -196,7 +198,8 @@ TEST(Concepts, ActivationsAndBrainMapsAgainstFloat64) {
 
 TEST(Concepts, AlignNodesAgainstLoop) {
   const int64_t B = 2, D = 5;
-  const std::vector<Tensor> maps{randn({B, 3, 4, 3}, 31, DType::Float32), cortex::testing::noncontig(randn({B, 6, 2, 1}, 32, DType::Float32))};
+  const std::vector<Tensor> maps{randn({B, 3, 4, 3}, 31, DType::Float32),
+                                 cortex::testing::noncontig(randn({B, 6, 2, 1}, 32, DType::Float32))};
   const std::vector<Tensor> align{randn({D, 3}, 33, DType::Float32), randn({D, 6}, 34, DType::Float32)};
   const Tensor z = align_nodes(maps, align);
   ASSERT_EQ(z.shape(), (Shape{B * 12 + B * 2, D}));
@@ -237,7 +240,8 @@ TEST(Concepts, TransitionsRecoverPlantedRelabelling) {
   for (int l = 1; l <= 2; ++l)
     for (int64_t i = 0; i < B * 9; ++i) kind.push_back(perm[block[i]]);
   const int64_t N = static_cast<int64_t>(kind.size());
-  const std::vector<double> centre = randn({K, 3}, 41).to_vector<double>(), noise = randn({N, 3}, 42).to_vector<double>();
+  const std::vector<double> centre = randn({K, 3}, 41).to_vector<double>(),
+                            noise = randn({N, 3}, 42).to_vector<double>();
   std::vector<double> x(N * 3);
   for (int64_t i = 0; i < N; ++i)
     for (int64_t j = 0; j < 3; ++j) x[i * 3 + j] = 30 * centre[kind[i] * 3 + j] + noise[i * 3 + j];
@@ -270,7 +274,7 @@ TEST(Concepts, TrajectoryGridLookup) {
   const int64_t B = 2;
   const std::vector<std::pair<int64_t, int64_t>> grids{{5, 3}, {2, 2}};
   std::vector<int64_t> k;
-  for (int64_t i = 0; i < B * 15; ++i) k.push_back(i % 3);           // concepts 0..2 of 4
+  for (int64_t i = 0; i < B * 15; ++i) k.push_back(i % 3);  // concepts 0..2 of 4
   for (int64_t i = 0; i < B * 4; ++i) k.push_back((i * 3 + 1) % 4 == 3 ? 2 : (i * 3 + 1) % 4);
   const Tensor kt = from_vector(k, {static_cast<int64_t>(k.size())}, DType::Int64);
   const Trajectories t = trajectories(kt, 4, B, grids, 7, 4);
@@ -279,8 +283,10 @@ TEST(Concepts, TrajectoryGridLookup) {
   for (int64_t b = 0; b < B; ++b)
     for (int64_t i = 0; i < 7; ++i)
       for (int64_t j = 0; j < 4; ++j) {
-        const int64_t h0 = static_cast<int64_t>(std::floor((i + 0.5) * 5 / 7)), w0 = static_cast<int64_t>(std::floor((j + 0.5) * 3 / 4));
-        const int64_t h1 = static_cast<int64_t>(std::floor((i + 0.5) * 2 / 7)), w1 = static_cast<int64_t>(std::floor((j + 0.5) * 2 / 4));
+        const int64_t h0 = static_cast<int64_t>(std::floor((i + 0.5) * 5 / 7)),
+                      w0 = static_cast<int64_t>(std::floor((j + 0.5) * 3 / 4));
+        const int64_t h1 = static_cast<int64_t>(std::floor((i + 0.5) * 2 / 7)),
+                      w1 = static_cast<int64_t>(std::floor((j + 0.5) * 2 / 4));
         const int64_t a = k[(b * 5 + h0) * 3 + w0], c = k[B * 15 + (b * 2 + h1) * 2 + w1];
         EXPECT_EQ(got[((b * 7 + i) * 4 + j) * 2 + 0], a);
         EXPECT_EQ(got[((b * 7 + i) * 4 + j) * 2 + 1], c);
@@ -294,11 +300,12 @@ TEST(Concepts, TrajectoryGridLookup) {
   }
   EXPECT_EQ(cnt[3 * 4 + 0] + cnt[3 * 4 + 1] + cnt[3 * 4 + 2] + cnt[3 * 4 + 3], 0);  // concept 3 is never at layer 0
   // One layer: no pairs, an empty (0, C, C) matrix.
-  const Trajectories one = trajectories(from_vector(std::vector<int64_t>(B * 15, 1), {B * 15}, DType::Int64), 2, B, {grids[0]});
+  const Trajectories one =
+      trajectories(from_vector(std::vector<int64_t>(B * 15, 1), {B * 15}, DType::Int64), 2, B, {grids[0]});
   EXPECT_EQ(one.transitions.shape(), (Shape{0, 2, 2}));
-  EXPECT_THROW(trajectories(kt, 2, B, grids), Error);          // concept 3 >= 2
-  EXPECT_THROW(trajectories(kt, 4, B + 1, grids), Error);      // node count
-  EXPECT_THROW(trajectories(kt, 4, B, grids, 3, 0), Error);    // one side of the grid
+  EXPECT_THROW(trajectories(kt, 2, B, grids), Error);        // concept 3 >= 2
+  EXPECT_THROW(trajectories(kt, 4, B + 1, grids), Error);    // node count
+  EXPECT_THROW(trajectories(kt, 4, B, grids, 3, 0), Error);  // one side of the grid
 }
 
 // spectral_tsne keeps planted clusters of eigenvector rows apart: concepts found in its 2-D output
