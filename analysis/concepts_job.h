@@ -13,7 +13,10 @@
 //             stacked aligned activations (N, D).
 //   images    optional: uint8 (B, H, W, 3) .npy, drawn under the concept masks;
 //   rois      optional: JSON {"name": [voxel column, ...]}: brain maps as mean per ROI.
-// Writes into out (each file to a temporary file, then renamed), see write list in the .cpp and the doc.
+// Writes into out (each file to a temporary file, then renamed; nothing before every input is checked):
+// concepts.npy, nearest.npy, embedding.npy, concept_mean.npy, concept_std.npy, brain_maps.npy,
+// transitions.npy, trajectories.npy, concepts.json, pictures/*.png, report.html (docs/alignedcut.md
+// lists what each holds).
 #pragma once
 #include <cstdint>
 #include <functional>

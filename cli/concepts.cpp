@@ -5,7 +5,6 @@
 //                   --concepts 8 --out concepts/ [--ncut eig.safetensors] [--images images.npy]   (one line)
 //
 // Flags -> analysis::ConceptsJob -> run_concepts_job. Progress to stderr, what was written to stdout.
-#include <cmath>
 #include <cstdio>
 #include <iostream>
 
