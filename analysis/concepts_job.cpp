@@ -296,6 +296,19 @@ std::vector<std::string> run_concepts_job(const ConceptsJob& job, const std::fun
   npy("brain_maps.npy", bmaps);
   npy("transitions.npy", traj.transitions);
   npy("trajectories.npy", traj.path);
+  if (job.write_aligned) {
+    std::vector<std::pair<std::string, Tensor>> per_layer;
+    int64_t row = 0;
+    for (int64_t l = 0; l < L; ++l) {
+      const auto [H, W] = grids[l];
+      per_layer.emplace_back(
+          keys[l], aligned.slice(0, row, row + B * H * W).view({B, H, W, D}).permute({0, 3, 1, 2}).contiguous());
+      row += B * H * W;
+    }
+    io::write_safetensors((out / "aligned.safetensors").string(), per_layer,
+                          {{"model", job.model}, {"features", job.features}});
+    written.push_back((out / "aligned.safetensors").string());
+  }
   write_text(out / "concepts.json", js.dump(1) + "\n");
   written.push_back((out / "concepts.json").string());
 

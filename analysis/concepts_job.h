@@ -15,8 +15,8 @@
 //   rois      optional: JSON {"name": [voxel column, ...]}: brain maps as mean per ROI.
 // Writes into out (each file to a temporary file, then renamed; nothing before every input is checked):
 // concepts.npy, nearest.npy, embedding.npy, concept_mean.npy, concept_std.npy, brain_maps.npy,
-// transitions.npy, trajectories.npy, concepts.json, pictures/*.png, report.html (docs/alignedcut.md
-// lists what each holds).
+// transitions.npy, trajectories.npy, concepts.json, pictures/*.png, report.html, and with write_aligned
+// aligned.safetensors (docs/alignedcut.md lists what each holds).
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -34,7 +34,9 @@ struct ConceptsJob {
   int64_t tsne_dims = 3, tsne_samples = 1000;
   int64_t k = 10, samples = 2000, knn = 10;  // the job's own ncut (no --ncut file)
   uint64_t seed = 0;
-  int64_t max_images = 6;  // images drawn per layer in the report
+  int64_t max_images = 6;      // images drawn per layer in the report
+  bool write_aligned = false;  // also write out/aligned.safetensors: each layer's aligned maps (B, D, H_l, W_l),
+                               // keyed by layer, the input of a multi-input cortex ncut (docs/spectral.md 7.1)
 };
 
 // Runs the job; returns the lines to print on stdout (what was written); `log` gets progress.

@@ -61,6 +61,9 @@ Run add_concepts(CLI::App& app) {
   sub->add_option("--max-images", j->max_images, "Images drawn per layer")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  sub->add_flag("--write-aligned", j->write_aligned,
+                "Also write DIR/aligned.safetensors: each layer's aligned maps (B, D, H, W), keyed by layer, for "
+                "cortex ncut --key a,b,... (then rerun with --ncut)");
   return [j] {
     for (const std::string& line :
          analysis::run_concepts_job(*j, [](const std::string& l) { std::fprintf(stderr, "%s\n", l.c_str()); }))

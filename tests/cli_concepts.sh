@@ -27,11 +27,11 @@ printf '{"early": [0, 1, 2, 3, 4], "late": [10, 11, 12, 19]}' > rois.json
 
 run=(concepts --features feats.safetensors --key features.4,features.7 --model fit/model.safetensors --concepts 5
      --tsne-samples 300)
-"$cortex" "${run[@]}" --out con --images scenes/images.npy --rois rois.json > out.txt 2> log.txt ||
+"$cortex" "${run[@]}" --out con --images scenes/images.npy --rois rois.json --write-aligned > out.txt 2> log.txt ||
   { cat log.txt >&2; fail "concepts exited with $?"; }
 grep -q "5 concepts over 348 nodes" out.txt || fail "summary: $(cat out.txt)"
 for f in concepts.npy nearest.npy embedding.npy concept_mean.npy concept_std.npy brain_maps.npy transitions.npy \
-         trajectories.npy concepts.json report.html pictures/brain_maps.png pictures/transitions_00.png \
+         trajectories.npy concepts.json report.html aligned.safetensors pictures/brain_maps.png pictures/transitions_00.png \
          pictures/mask_layer00_image0000.png pictures/mask_layer01_image0005.png; do
   [[ -s con/$f ]] || fail "no con/$f"
 done
@@ -53,6 +53,10 @@ f, m = safetensors("feats.safetensors"), safetensors("fit/model.safetensors")
 keys = ["features.4", "features.7"]
 z = np.concatenate([np.einsum("dc,bchw->bhwd", m[f"align.{l}"].astype(np.float64), f[k].astype(np.float64))
                     .reshape(-1, m["align.0"].shape[0]) for l, k in enumerate(keys)])
+al = safetensors("con/aligned.safetensors")
+for l, k in enumerate(keys):
+    ref = np.einsum("dc,bchw->bdhw", m[f"align.{l}"].astype(np.float64), f[k].astype(np.float64))
+    assert al[k].shape == ref.shape and np.allclose(al[k], ref, rtol=1e-5, atol=1e-5), k
 member, near = np.load("con/concepts.npy"), np.load("con/nearest.npy")
 mean, std, maps = np.load("con/concept_mean.npy"), np.load("con/concept_std.npy"), np.load("con/brain_maps.npy")
 emb, j = np.load("con/embedding.npy"), json.load(open("con/concepts.json"))
