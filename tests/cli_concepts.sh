@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # `cortex concepts` end to end: simulated scenes through a tiny AlexNet, a tiny channel-align fit,
-# then concepts and trajectories. Checked against NumPy recomputations from the input files
+# then concepts and trajectories. Checked against recomputations (awk, float64) from the files
 # (aligned activations W_l f_l, each concept's mean and std over its sphere, brain maps head.weight
 # x mean, transition counts from the per-pixel trajectories); the --ncut path with a given embedding
 # must give the same concepts; mistakes end with one line, a non-zero exit and no output folder.
-# Usage: tests/cli_concepts.sh path/to/cortex   (ctest runs it as cli_concepts; needs python3 + numpy)
+# Usage: tests/cli_concepts.sh path/to/cortex   (ctest runs it as cli_concepts)
 set -euo pipefail
 cortex=$(realpath "$1")
 models=$(realpath "$(dirname "$0")/data/models")
@@ -38,78 +38,137 @@ done
 grep -q "Brain maps, mean per ROI" con/report.html || fail "report.html has no ROI bars"
 ls con/*.tmp* con/pictures/*.tmp* > /dev/null 2>&1 && fail "temporary files left behind"
 
-python3 - <<'EOF' || fail "the outputs disagree with NumPy recomputations"
-import json, struct, numpy as np
+# Readers and a writer for the checks below (bash, od and awk: the tests never need Python).
+# npy_shape FILE: the shape tuple of a .npy header, e.g. "(6, 7, 7, 2)".
+npy_shape() { head -c 256 "$1" | tr -d '\0' | grep -ao "'shape': ([0-9, ]*)" | sed "s/'shape': //"; }
+# npy_vals FILE: every value of a (version 1, little-endian f8/f4/i8) .npy, one a line.
+npy_vals() {
+  local hl=$(( $(od -An -t u2 -j 8 -N 2 "$1") )) t
+  case $(head -c 128 "$1" | tr -d '\0' | grep -ao "'descr': '<[a-z][0-9]'") in
+    *f8*) t=f8 ;; *f4*) t=f4 ;; *i8*) t=d8 ;; *) fail "npy_vals: unexpected dtype in $1" ;;
+  esac
+  od -An -v -t $t -j $((10 + hl)) "$1" | tr -s ' ' '\n' | grep -v '^$'
+}
+# st_header FILE: a safetensors file's JSON header. st_vals FILE NAME ODTYPE: one tensor's values.
+st_header() { local n=$(( $(od -An -t u8 -N 8 "$1") )); head -c $((8 + n)) "$1" | tail -c "$n"; }
+st_vals() {
+  local n=$(( $(od -An -t u8 -N 8 "$1") )) off
+  off=$(st_header "$1" | grep -o "\"$2\":{[^}]*}" | grep -o '"data_offsets":\[[0-9]*,[0-9]*\]' | grep -o '[0-9]*,[0-9]*')
+  [[ -n $off ]] || fail "no tensor $2 in $1"
+  od -An -v -t "$3" -j $((8 + n + ${off%,*})) -N $((${off#*,} - ${off%,*})) "$1" | tr -s ' ' '\n' | grep -v '^$'
+}
+# st_write OUT NAME:DTYPE:SHAPE:RAWFILE...: a safetensors file of raw little-endian tensors.
+st_write() {
+  local out=$1 header="{" off=0 sep="" spec name dtype shape raw n
+  shift
+  for spec in "$@"; do
+    IFS=: read -r name dtype shape raw <<< "$spec"
+    n=$(stat -c %s "$raw")
+    header+="$sep\"$name\":{\"dtype\":\"$dtype\",\"shape\":[$shape],\"data_offsets\":[$off,$((off + n))]}"
+    off=$((off + n)) sep=","
+  done
+  header+="}"
+  while (( ${#header} % 8 )); do header+=" "; done
+  { printf "$(printf '%016x' ${#header} | sed -E 's/(..)(..)(..)(..)(..)(..)(..)(..)/\\x\8\\x\7\\x\6\\x\5\\x\4\\x\3\\x\2\\x\1/')"
+    printf '%s' "$header"
+    for spec in "$@"; do cat "${spec##*:}"; done; } > "$out"
+}
+# npy_raw FILE: the data bytes of a .npy (after its header).
+npy_raw() { local hl=$(( $(od -An -t u2 -j 8 -N 2 "$1") )); tail -c +$((11 + hl)) "$1"; }
+# i8_raw V...: int64 little-endian bytes of the given values (0 or 1 here).
+i8_raw() { local v; for v in "$@"; do printf "\\x0$v\\x00\\x00\\x00\\x00\\x00\\x00\\x00"; done; }
 
-def safetensors(path):
-    b = open(path, "rb").read()
-    n = struct.unpack("<Q", b[:8])[0]
-    h = json.loads(b[8:8 + n])
-    dt = {"F32": np.float32, "F64": np.float64, "I64": np.int64}
-    return {k: np.frombuffer(b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], dt[v["dtype"]]).reshape(v["shape"])
-            for k, v in h.items() if k != "__metadata__"}
+C=5 D=16 V=20 N=348
+# Brain maps are head.weight x each concept's mean: (C, V) = (C, D) (V, D)^T. (od prints float32 in
+# their shortest form, which awk reads as a double 1e-8 away: hence the tolerances below.)
+npy_vals con/concept_mean.npy > mean.txt
+npy_vals con/concept_std.npy > std.txt
+npy_vals con/brain_maps.npy > maps.txt
+st_vals fit/model.safetensors head.weight f4 > headw.txt
+awk -v C=$C -v D=$D -v V=$V 'FILENAME == ARGV[1] { m[FNR - 1] = $1; next } FILENAME == ARGV[2] { w[FNR - 1] = $1; next }
+  { x[FNR - 1] = $1 }
+  END { for (c = 0; c < C; ++c) for (v = 0; v < V; ++v) {
+          s = 0; for (d = 0; d < D; ++d) s += m[c * D + d] * w[v * D + d]
+          e = s - x[c * V + v]; if (e < 0) e = -e; a = s < 0 ? -s : s
+          if (e > 1e-6 * (1 + a)) { print "brain map", c, v, s, x[c * V + v]; bad = 1 } }
+        exit bad }' mean.txt headw.txt maps.txt || fail "brain maps are not head.weight x concept means"
 
-f, m = safetensors("feats.safetensors"), safetensors("fit/model.safetensors")
-keys = ["features.4", "features.7"]
-z = np.concatenate([np.einsum("dc,bchw->bhwd", m[f"align.{l}"].astype(np.float64), f[k].astype(np.float64))
-                    .reshape(-1, m["align.0"].shape[0]) for l, k in enumerate(keys)])
-al = safetensors("con/aligned.safetensors")
-for l, k in enumerate(keys):
-    ref = np.einsum("dc,bchw->bdhw", m[f"align.{l}"].astype(np.float64), f[k].astype(np.float64))
-    assert al[k].shape == ref.shape and np.allclose(al[k], ref, rtol=1e-5, atol=1e-5), k
-member, near = np.load("con/concepts.npy"), np.load("con/nearest.npy")
-mean, std, maps = np.load("con/concept_mean.npy"), np.load("con/concept_std.npy"), np.load("con/brain_maps.npy")
-emb, j = np.load("con/embedding.npy"), json.load(open("con/concepts.json"))
-C = 5
-assert z.shape == (348, 16) and member.shape == (348,) and emb.shape == (348, 3), (z.shape, member.shape, emb.shape)
-cen = np.array([c["centre_node"] for c in j["list"]])
-d = np.linalg.norm(emb[:, None, :] - emb[cen][None], axis=2)
-assert (near == d.argmin(1)).all(), "nearest centre"
-r = np.quantile(d.min(1), 0.5)
-assert abs(j["radius"] - r) < 1e-12, (j["radius"], r)
-assert (member == np.where(d.min(1) <= r, near, -1)).all(), "sphere members"
-for c in range(C):
-    zc = z[member == c]
-    assert len(zc) == j["list"][c]["count"] >= 1
-    assert np.allclose(mean[c], zc.mean(0), rtol=1e-5, atol=1e-5), c
-    assert np.allclose(std[c], zc.std(0), rtol=1e-4, atol=1e-5), c
-ref = mean @ m["head.weight"].astype(np.float64).T
-assert np.allclose(maps, ref, rtol=1e-12, atol=1e-12), "brain maps"
-assert np.allclose(np.array([c["brain_map"] for c in j["list"]]), maps)
-# Trajectories on the finer (7x7) grid: layer 1 (3x3) cell of (i, j) is ((2i+1)*3 // 14, ...).
-tr, T = np.load("con/trajectories.npy"), np.load("con/transitions.npy")
-assert tr.shape == (6, 7, 7, 2) and T.shape == (1, C, C)
-a = near[:294].reshape(6, 7, 7)
-b = near[294:].reshape(6, 3, 3)
-idx = (2 * np.arange(7) + 1) * 3 // 14
-assert (tr[..., 0] == a).all() and (tr[..., 1] == b[:, idx][:, :, idx]).all(), "trajectories"
-cnt = np.zeros((C, C))
-np.add.at(cnt, (tr[..., 0].ravel(), tr[..., 1].ravel()), 1)
-rows = cnt.sum(1, keepdims=True)
-assert np.allclose(T[0], np.where(rows > 0, cnt / np.maximum(rows, 1), 0)), "transitions"
-print(f"cli_concepts: numpy checks passed (radius {r:.4f}, members {[c['count'] for c in j['list']]})")
-np.save("emb64.npy", emb)
-EOF
+# Nearest centre, the median radius and the sphere members, from the embedding and concepts.json.
+npy_vals con/embedding.npy > emb.txt
+npy_vals con/nearest.npy > near.txt
+npy_vals con/concepts.npy > member.txt
+centres=$(grep -o '"centre_node": [0-9]*' con/concepts.json | grep -o '[0-9]*$' | tr '\n' ' ')
+radius=$(grep -o '"radius": [-0-9.e+]*' con/concepts.json | head -1 | grep -o '[-0-9.e+]*$')
+awk -v cen="$centres" 'FILENAME == ARGV[1] { e[FNR - 1] = $1; next } { near[FNR - 1] = $1 }
+  END { C = split(cen, c, " "); n = length(near)
+        for (i = 0; i < n; ++i) { best = -1
+          for (k = 1; k <= C; ++k) { d = 0; for (j = 0; j < 3; ++j) d += (e[i * 3 + j] - e[c[k] * 3 + j]) ^ 2
+            if (best < 0 || d < bd) { best = k - 1; bd = d } }
+          if (best != near[i]) { print "node", i, "nearest", best, "file says", near[i]; exit 1 }
+          printf "%.17g\n", sqrt(bd) > "dmin.txt" } }' emb.txt near.txt || fail "nearest centres"
+median=$(sort -g dmin.txt | awk '{ v[NR] = $1 } END { printf "%.17g", (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+awk -v a="$median" -v b="$radius" 'BEGIN { e = a - b; exit !(e < 1e-12 && e > -1e-12) }' ||
+  fail "radius $radius is not the median nearest-centre distance $median"
+paste dmin.txt near.txt member.txt | awk -v r="$radius" '{ want = ($1 <= r) ? $2 : -1; if (want != $3) exit 1 }' ||
+  fail "sphere members"
+
+st_vals con/aligned.safetensors features.4 f4 > al0.txt
+st_vals con/aligned.safetensors features.7 f4 > al1.txt
+# The aligned maps are W_l f_l (align.l (16, c_l) times the tap's (6, c_l, h, w) maps).
+for l in 0 1; do
+  key=$( ((l == 0)) && echo features.4 || echo features.7) cin=$( ((l == 0)) && echo 12 || echo 16) P=$( ((l == 0)) && echo 49 || echo 9)
+  st_vals feats.safetensors $key f4 > f$l.txt
+  st_vals fit/model.safetensors align.$l f4 > w$l.txt
+  awk -v D=$D -v K=$cin -v P=$P 'FILENAME == ARGV[1] { f[FNR - 1] = $1; next } FILENAME == ARGV[2] { w[FNR - 1] = $1; next }
+    { a[FNR - 1] = $1 }
+    END { for (b = 0; b < 6; ++b) for (d = 0; d < D; ++d) for (p = 0; p < P; ++p) {
+            s = 0; for (k = 0; k < K; ++k) s += w[d * K + k] * f[(b * K + k) * P + p]
+            e = s - a[(b * D + d) * P + p]; if (e * e > 1e-10 * (1 + s * s)) { print b, d, p, s, a[(b * D + d) * P + p]; exit 1 } } }' \
+    f$l.txt w$l.txt al$l.txt || fail "aligned $key is not align.$l x the features"
+done
+
+# Each concept's mean and std over its sphere, from the aligned maps (node order: layer, image, row, col).
+awk -v C=$C -v D=$D 'FILENAME == ARGV[1] { a0[FNR - 1] = $1; next } FILENAME == ARGV[2] { a1[FNR - 1] = $1; next }
+  FILENAME == ARGV[3] { mem[FNR - 1] = $1; next } FILENAME == ARGV[4] { m[FNR - 1] = $1; next } { sd[FNR - 1] = $1 }
+  function z(node, d,   b, p) {  # features.4 maps are (6, 16, 7, 7), features.7 (6, 16, 3, 3)
+    if (node < 294) { b = int(node / 49); p = node % 49; return a0[(b * D + d) * 49 + p] }
+    node -= 294; b = int(node / 9); p = node % 9; return a1[(b * D + d) * 9 + p] }
+  END { for (c = 0; c < C; ++c) for (d = 0; d < D; ++d) {
+          n = 0; s = 0; q = 0
+          for (i = 0; i < 348; ++i) if (mem[i] == c) { x = z(i, d); n++; s += x; q += x * x }
+          if (n == 0) { print "empty concept", c; exit 1 }
+          mu = s / n; var = q / n - mu * mu; sdv = sqrt(var > 0 ? var : 0)
+          e1 = mu - m[c * D + d]; e2 = sdv - sd[c * D + d]
+          if (e1 * e1 > 1e-10 * (1 + mu * mu) || e2 * e2 > 1e-8 * (1 + sdv * sdv)) {
+            print "concept", c, "channel", d, mu, m[c * D + d], sdv, sd[c * D + d]; exit 1 } } }' \
+  al0.txt al1.txt member.txt mean.txt std.txt || fail "concept means and stds disagree with the aligned maps"
+
+# Trajectories on the finer (7 x 7) grid: the layer-1 (3 x 3) cell of (i, j) is ((2i+1)*3 // 14, ...);
+# transitions are their row-normalised counts.
+npy_vals con/trajectories.npy > traj.txt
+npy_vals con/transitions.npy > trans.txt
+[[ $(npy_shape con/trajectories.npy) == "(6, 7, 7, 2)" && $(npy_shape con/transitions.npy) == "(1, 5, 5)" ]] ||
+  fail "trajectory shapes $(npy_shape con/trajectories.npy) $(npy_shape con/transitions.npy)"
+awk -v C=$C 'FILENAME == ARGV[1] { near[FNR - 1] = $1; next } FILENAME == ARGV[2] { t[FNR - 1] = $1; next } { T[FNR - 1] = $1 }
+  END { for (b = 0; b < 6; ++b) for (i = 0; i < 7; ++i) for (j = 0; j < 7; ++j) {
+          k = ((b * 7 + i) * 7 + j) * 2; ii = int((2 * i + 1) * 3 / 14); jj = int((2 * j + 1) * 3 / 14)
+          if (t[k] != near[(b * 7 + i) * 7 + j] || t[k + 1] != near[294 + (b * 3 + ii) * 3 + jj]) { print "cell", b, i, j; exit 1 }
+          cnt[t[k], t[k + 1]]++; row[t[k]]++ }
+        for (a = 0; a < C; ++a) for (c = 0; c < C; ++c) {
+          want = row[a] > 0 ? cnt[a, c] / row[a] : 0; e = want - T[a * C + c]
+          if (e * e > 1e-20) { print "transition", a, c, want, T[a * C + c]; exit 1 } } }' \
+  near.txt traj.txt trans.txt || fail "trajectories or transitions"
+echo "cli_concepts: recomputed checks passed (radius $radius)"
 
 # --ncut: a file with the same embedding as its tsne (and node_input) gives the same concepts.
-python3 - <<'EOF'
-import json, struct, numpy as np
-emb = np.load("emb64.npy")
-def write(path, arrays):
-    header, off, blobs = {}, 0, []
-    for k, a in arrays.items():
-        b = np.ascontiguousarray(a).tobytes()
-        header[k] = {"dtype": {"float64": "F64", "float32": "F32", "int64": "I64"}[str(a.dtype)], "shape": list(a.shape),
-                     "data_offsets": [off, off + len(b)]}
-        off += len(b); blobs.append(b)
-    h = json.dumps(header).encode(); h += b" " * (-len(h) % 8)
-    open(path, "wb").write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
-ni = np.concatenate([np.zeros(294, np.int64), np.ones(54, np.int64)])
-write("eig.safetensors", {"eigenvectors": emb.astype(np.float32), "tsne": emb, "node_input": ni})
-ni[300] = 0
-write("eig_badinput.safetensors", {"eigenvectors": emb.astype(np.float32), "node_input": ni})
-write("eig_short.safetensors", {"eigenvectors": emb[:300].astype(np.float32)})
-EOF
+npy_raw con/embedding.npy > emb.raw
+head -c $((300 * 3 * 8)) emb.raw > emb300.raw
+i8_raw $(for ((i = 0; i < N; ++i)); do (( i < 294 )) && echo 0 || echo 1; done) > ni.raw
+i8_raw $(for ((i = 0; i < N; ++i)); do (( i < 294 || i == 300 )) && echo 0 || echo 1; done) > ni_bad.raw
+st_write eig.safetensors eigenvectors:F64:$N,3:emb.raw tsne:F64:$N,3:emb.raw node_input:I64:$N:ni.raw
+st_write eig_badinput.safetensors eigenvectors:F64:$N,3:emb.raw node_input:I64:$N:ni_bad.raw
+st_write eig_short.safetensors eigenvectors:F64:300,3:emb300.raw
+cp con/embedding.npy emb64.npy
 "$cortex" "${run[@]}" --out con2 --ncut eig.safetensors > out2.txt 2> log2.txt || { cat log2.txt >&2; fail "concepts --ncut"; }
 grep -q "its tsne" con2/concepts.json || fail "--ncut did not use the file's tsne"
 cmp -s con/concepts.npy con2/concepts.npy || fail "--ncut with the same embedding gave other concepts"
