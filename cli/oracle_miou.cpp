@@ -8,10 +8,12 @@
 // (B, h, w, k); nodes in the order of ncut (image, row, column). --masks: a folder of PNG masks
 // (palette or grey; with --figure-ground read as binary masks) or a .npy (B, H, W) of labels.
 // The masks are brought to the grid by area majority; --grid defaults to the square grid
-// sqrt(N / B) x sqrt(N / B).
+// sqrt(N / B) x sqrt(N / B). A multi-input file of cortex ncut (node_input; docs/spectral.md 7.1)
+// is scored per source, each with its own grid, against the same masks.
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "analysis/segmentation.h"
@@ -37,10 +39,11 @@ Run add_oracle_miou(CLI::App& app) {
   sub->add_option("--out", o->out, "Write the scores as JSON here");
   return [o] {
     Tensor eig;
+    std::map<std::string, Tensor> m;
     if (o->eig.size() > 4 && o->eig.substr(o->eig.size() - 4) == ".npy") {
       eig = io::read_npy(o->eig);
     } else {
-      auto m = io::load_safetensors(o->eig);
+      m = io::load_safetensors(o->eig);
       CORTEX_CHECK(m.count("eigenvectors") != 0, o->eig, ": expected a tensor named \"eigenvectors\" (as cortex ncut ",
                    "writes), found none");
       eig = m.at("eigenvectors");
@@ -49,6 +52,67 @@ Run add_oracle_miou(CLI::App& app) {
                  shape_str(eig.shape()));
     const Tensor masks = analysis::load_masks(o->masks, o->figure);
     const int64_t B = masks.size(0), k = eig.size(eig.dim() - 1), N = eig.numel() / std::max<int64_t>(k, 1);
+    analysis::OracleOptions opt;
+    opt.include_background = !o->no_background;
+    auto to_json = [&](const analysis::OracleResult& r, int64_t gh, int64_t gw) {
+      nlohmann::json j;
+      j["miou"] = r.miou, j["grid"] = {gh, gw}, j["images"] = B, j["eigenvectors"] = k;
+      j["figure_ground"] = o->figure;
+      for (size_t c = 0; c < r.classes.size(); ++c)
+        j["classes"].push_back({{"label", r.classes[c]}, {"iou", r.iou[c]}, {"threshold", r.best_threshold[c]},
+                                {"patches", r.patches[c]}});
+      return j;
+    };
+    auto write_json = [&](const nlohmann::json& j) {
+      if (o->out.empty()) return;
+      const std::string text = j.dump(2) + "\n";
+      io::write_file_atomic(o->out, text.data(), text.size());
+    };
+    if (m.count("node_input") != 0) {
+      // cortex ncut over several sources (docs/spectral.md 7.1): each source scored on its own, its
+      // picture nodes only (rows offset + b * per_image + skip .. + H * W), against the same masks.
+      CORTEX_CHECK(o->grid.empty(), "oracle-miou: --grid applies to single-input eigenvectors; ", o->eig,
+                   " holds several sources, each with its own grid in its metadata");
+      const auto meta = io::SafeTensors::open(o->eig).metadata();
+      CORTEX_CHECK(meta.count("sources") != 0, o->eig, ": has node_input but no \"sources\" metadata (as cortex ncut ",
+                   "writes)");
+      const nlohmann::json src = nlohmann::json::parse(meta.at("sources"));
+      const Tensor ev = eig.reshape({N, k});
+      nlohmann::json all;
+      all["per_input"] = nlohmann::json::array();
+      double best = -1;
+      int64_t best_i = -1;
+      for (size_t i = 0; i < src.size(); ++i) {
+        const nlohmann::json& s = src[i];
+        const std::string name = s["file"].get<std::string>() +
+                                 (s["key"].get<std::string>().empty() ? "" : ":" + s["key"].get<std::string>());
+        CORTEX_CHECK(!s["grid"].is_null(), "oracle-miou: source ", i, " (", name, ") has no picture grid (an (N, d) ",
+                     "input without --grid, or a token count that is not a square); rerun cortex ncut with --grid H,W");
+        const int64_t gh = s["grid"][0], gw = s["grid"][1], images = s["images"], skip = s["skip"],
+                      offset = s["offset"], nodes = s["nodes"];
+        CORTEX_CHECK(images == B, "oracle-miou: source ", i, " (", name, ") has ", images, " images, but ", o->masks,
+                     " has ", B, " masks");
+        const int64_t per = nodes / images;
+        CORTEX_CHECK(per * images == nodes && offset + nodes <= N && per >= skip + gh * gw, "oracle-miou: source ", i,
+                     " (", name, "): its metadata (offset ", offset, ", nodes ", nodes, ") does not fit ", N, " rows");
+        Tensor rows = empty({B * gh * gw, k}, ev.dtype());
+        for (int64_t b = 0; b < B; ++b)
+          rows.narrow(0, b * gh * gw, gh * gw).copy_(ev.narrow(0, offset + b * per + skip, gh * gw));
+        const analysis::OracleResult r = analysis::oracle_miou(rows, analysis::downsample_mask(masks, gh, gw), opt);
+        nlohmann::json j = to_json(r, gh, gw);
+        j["input"] = i, j["source"] = name;
+        all["per_input"].push_back(j);
+        if (r.miou > best) best = r.miou, best_i = static_cast<int64_t>(i);
+        std::printf("input %2zu %s: oracle mIoU %.4f over %zu classes (grid %lldx%lld)\n", i, name.c_str(), r.miou,
+                    r.classes.size(), static_cast<long long>(gh), static_cast<long long>(gw));
+      }
+      all["miou"] = best, all["best_input"] = best_i, all["images"] = B, all["eigenvectors"] = k;
+      all["figure_ground"] = o->figure;
+      write_json(all);
+      std::printf("best: input %lld, oracle mIoU %.4f (%lld images, k %lld)\n", static_cast<long long>(best_i), best,
+                  static_cast<long long>(B), static_cast<long long>(k));
+      return 0;
+    }
     CORTEX_CHECK(N % B == 0, "oracle-miou: ", N, " eigenvector rows do not split over the ", B, " masks of ", o->masks);
     int64_t gh = 0, gw = 0;
     if (!o->grid.empty()) {
@@ -63,19 +127,8 @@ Run add_oracle_miou(CLI::App& app) {
     }
     CORTEX_CHECK(gh * gw * B == N, "oracle-miou: --grid ", gh, "x", gw, " times ", B, " masks is ", gh * gw * B,
                  " nodes, but the eigenvectors have ", N);
-    analysis::OracleOptions opt;
-    opt.include_background = !o->no_background;
     const analysis::OracleResult r = analysis::oracle_miou(eig, analysis::downsample_mask(masks, gh, gw), opt);
-    nlohmann::json j;
-    j["miou"] = r.miou, j["grid"] = {gh, gw}, j["images"] = B, j["eigenvectors"] = k;
-    j["figure_ground"] = o->figure;
-    for (size_t c = 0; c < r.classes.size(); ++c)
-      j["classes"].push_back({{"label", r.classes[c]}, {"iou", r.iou[c]}, {"threshold", r.best_threshold[c]},
-                              {"patches", r.patches[c]}});
-    if (!o->out.empty()) {
-      const std::string text = j.dump(2) + "\n";
-      io::write_file_atomic(o->out, text.data(), text.size());
-    }
+    write_json(to_json(r, gh, gw));
     std::printf("oracle mIoU %.4f over %zu classes (%lld images, grid %lldx%lld, k %lld)\n", r.miou, r.classes.size(),
                 static_cast<long long>(B), static_cast<long long>(gh), static_cast<long long>(gw),
                 static_cast<long long>(k));

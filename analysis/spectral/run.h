@@ -16,11 +16,18 @@ namespace cortex::analysis::spectral {
 struct NcutJob {
   std::string input;     // .npy, .npz or .safetensors: (N, d), (B, T, d) or (B, C, H, W) floats
   std::string key;       // the array (needed when the file holds more than one; refused for .npy)
+  // One graph over many inputs (docs/spectral.md 7.1): the sources are every file of `inputs` (or
+  // `input`) with every key of `keys` (or `key`), files first. One source is the single-input path.
+  std::vector<std::string> inputs;
+  std::vector<std::string> keys;
   std::string out;       // .safetensors: eigenvalues (k), eigenvectors (N, k), sample_indices (m)[, rgb (N, 3)]
   std::string rgb_dir;   // when set: one PNG per image there (implies rgb)
   std::string grid;      // "H,W" of the pictures: for (N, d) inputs and token counts that are not a square (+1)
   bool rgb = false;      // store rgb: t-SNE of the eigenvectors, quantile-normalised
   int64_t tsne_samples = 1000;
+  int64_t tsne_dims = 0;      // 2 or 3: store the spectral t-SNE as tsne (N, dims); 0: not stored
+  std::string heatmap;        // "[INPUT:]IMG,ROW,COL[;...]": one-pixel cosine heatmaps of the eigenvectors
+  std::string heatmap_dir;    // where the heatmaps' .npy and PNGs go (needed with heatmap)
   NcutOptions options;   // its progress is replaced by run_ncut_job's
 };
 
