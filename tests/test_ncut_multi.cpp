@@ -303,6 +303,42 @@ TEST_F(NcutMulti, HeatmapIsHighOverThePlantedObject) {
   }
 }
 
+TEST_F(NcutMulti, ClsTokenIsOutsideThePicture) {
+  // Source 1 is source 0 with a leading CLS token per image (T + 1 tokens): its picture nodes are
+  // the same features, so a query at (0, 2, 4) in either source gives the same heatmaps (exact
+  // method: identical features give identical eigenvector rows), and the CLS rows sit at (b, -1, -1).
+  Tensor cls = empty({B, T + 1, D}, DType::Float32);
+  cls.narrow(1, 0, 1).copy_(cortex::testing::randn({B, 1, D}, 9, DType::Float32));
+  cls.narrow(1, 1, T).copy_(s.feats);
+  io::write_safetensors(dir / "c.safetensors", std::vector<std::pair<std::string, Tensor>>{{"a", cls}});
+  NcutJob j = job_for(dir, {"a"});
+  j.inputs = {dir / "f.safetensors", dir / "c.safetensors"};
+  j.heatmap = "0:0,2,4;1:0,2,4";
+  j.heatmap_dir = dir / "hc";
+  j.rgb_dir = dir / "rc";
+  run_ncut_job(j);
+  const auto got = io::load_safetensors(j.out);
+  const std::vector<int64_t> pos = got.at("node_position").to_vector<int64_t>();
+  ASSERT_EQ(pos.size(), size_t(3 * (B * T + B * (T + 1))));
+  for (int64_t b2 = 0; b2 < B; ++b2) {
+    const int64_t n = B * T + b2 * (T + 1);  // the CLS node of image b2 in source 1
+    EXPECT_EQ(pos[3 * n], b2);
+    EXPECT_EQ(pos[3 * n + 1], -1);
+    EXPECT_EQ(pos[3 * n + 2], -1);
+    EXPECT_EQ(pos[3 * (n + 1 + 2 * G + 4) + 1], 2);
+    EXPECT_EQ(pos[3 * (n + 1 + 2 * G + 4) + 2], 4);
+  }
+  for (const char* in : {"_input_00.npy", "_input_01.npy"}) {
+    const Tensor h0 = io::read_npy(j.heatmap_dir + "/heatmap_00" + in);
+    const Tensor h1 = io::read_npy(j.heatmap_dir + "/heatmap_01" + in);
+    ASSERT_EQ(h1.shape(), (Shape{B, G, G}));
+    const std::vector<double> a = h0.to_vector<double>(), c = h1.to_vector<double>();
+    for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], c[i], 1e-5) << in << " " << i;
+    EXPECT_NEAR(c[2 * G + 4], 1.0, 1e-5);
+  }
+  EXPECT_TRUE(fs::exists(dir.path() / "rc/input_01/image_0002.png"));
+}
+
 TEST_F(NcutMulti, Refusals) {
   NcutJob j = job_for(dir, {"a", "narrow"});
   EXPECT_CORTEX_ERROR(run_ncut_job(j), "[3, 64, 12] (d = 12) and");
