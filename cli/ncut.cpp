@@ -144,6 +144,8 @@ Run add_ncut(CLI::App& app) {
       ->check(CLI::IsMember({2, 3}));
   sub->add_option("--heatmap", j.heatmap, "One-pixel cosine heatmaps of the eigenvectors: [INPUT:]IMG,ROW,COL[;...]");
   sub->add_option("--heatmap-dir", j.heatmap_dir, "Where the heatmaps go (.npy per input and PNGs)");
+  sub->add_flag("--heatmap-features", j.heatmap_features,
+                "Heatmaps of the cosine between feature rows instead of eigenvector rows");
   return [o] { return run(*o); };
 }
 

@@ -291,7 +291,9 @@ TEST_F(NcutMulti, HeatmapIsHighOverThePlantedObject) {
                 in, out);
     EXPECT_GT(in, 0.7);
     EXPECT_GT(in - out, 0.6);
-    if (!multi) EXPECT_NEAR(v[2 * G + 4], 1.0, 1e-5);  // the query itself
+    if (!multi) {
+      EXPECT_NEAR(v[2 * G + 4], 1.0, 1e-5);  // the query itself
+    }
     const auto got = io::load_safetensors(j.out);
     ASSERT_EQ(got.at("heatmap").shape(), (Shape{multi ? 2 : 1, (multi ? 2 : 1) * B * T}));
     if (multi) {
@@ -300,6 +302,33 @@ TEST_F(NcutMulti, HeatmapIsHighOverThePlantedObject) {
     } else {
       EXPECT_TRUE(fs::exists(j.heatmap_dir + "/heatmap_00/image_0000.png"));
     }
+  }
+}
+
+TEST_F(NcutMulti, HeatmapValuesAreRowCosines) {
+  // Against float64 cosines computed here: of eigenvector rows (default) and of feature rows.
+  for (bool features : {false, true}) {
+    NcutJob j = job_for(dir, {"a", "b"});
+    j.heatmap = "1:2,5,1";
+    j.heatmap_dir = dir / "hv";
+    j.heatmap_features = features;
+    run_ncut_job(j);
+    const auto got = io::load_safetensors(j.out);
+    const int64_t N = B * T, node = N + 2 * T + 5 * G + 1;
+    std::vector<double> x = got.at("eigenvectors").to_vector<double>();
+    int64_t c = j.options.k;
+    if (features) {
+      const std::vector<double> fa = s.feats.to_vector<double>(), fb = b.to_vector<double>();
+      x = fa;
+      x.insert(x.end(), fb.begin(), fb.end());
+      c = D;
+    }
+    const std::vector<double> h = got.at("heatmap").to_vector<double>();
+    ASSERT_EQ(h.size(), size_t(2 * N));
+    for (int64_t n = 0; n < 2 * N; ++n) ASSERT_NEAR(h[n], row_cos(x, c, node, n), 1e-5) << features << " " << n;
+    const Tensor second = io::read_npy(j.heatmap_dir + "/heatmap_00_input_01.npy");
+    EXPECT_NEAR(second.to_vector<double>()[2 * T + 5 * G + 1], 1.0, 1e-6);
+    EXPECT_EQ(io::SafeTensors::open(j.out).metadata().at("heatmap_of"), features ? "features" : "eigenvectors");
   }
 }
 

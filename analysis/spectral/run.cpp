@@ -133,7 +133,8 @@ Tensor picture_rows(const Tensor& rgb, const Pictures& p) {
 // One source of a multi-input graph: a file and a key, its features, its rows in the stacked graph.
 struct Source {
   std::string file, key;
-  Tensor feats;        // as read (float16/bfloat16 already float32)
+  Tensor feats;        // as read (float16/bfloat16 already float32); released once stacked
+  Shape shape;         // its shape, kept for the metadata
   int64_t offset = 0;  // first row in the graph
   int64_t nodes = 0;
   bool has_pics = false;
@@ -212,6 +213,40 @@ void write_scatter(const std::string& path, const Tensor& emb2, const Tensor& rg
   io::write_png(path, img);
 }
 
+// Cosine similarity of the rows `nodes` of x (N, c) to every row, (Q, N) float32, accumulated in
+// float64; a zero row is similar to nothing (0).
+template <class T>
+void cosine_rows_impl(const T* x, int64_t N, int64_t c, const std::vector<int64_t>& nodes, float* h) {
+  std::vector<double> norm(N);
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < N; ++n) {
+    double s2 = 0;
+    for (int64_t j = 0; j < c; ++j) s2 += double(x[n * c + j]) * double(x[n * c + j]);
+    norm[n] = std::sqrt(s2);
+  }
+  for (size_t qi = 0; qi < nodes.size(); ++qi) {
+    const T* q = x + nodes[qi] * c;
+#pragma omp parallel for schedule(static)
+    for (int64_t n = 0; n < N; ++n) {
+      double dot = 0;
+      for (int64_t j = 0; j < c; ++j) dot += double(q[j]) * double(x[n * c + j]);
+      const double den = norm[nodes[qi]] * norm[n];
+      h[int64_t(qi) * N + n] = static_cast<float>(den > 0 ? dot / den : 0.0);
+    }
+  }
+}
+Tensor cosine_rows(const Tensor& x_in, const std::vector<int64_t>& nodes) {
+  const Tensor x = x_in.dtype() == DType::Float64 ? x_in.contiguous() : x_in.to(DType::Float32).contiguous();
+  const int64_t N = x.size(0), c = x.size(1);
+  Tensor h = empty({static_cast<int64_t>(nodes.size()), N}, DType::Float32);
+  if (x.dtype() == DType::Float64) {
+    cosine_rows_impl(x.data<double>(), N, c, nodes, h.data<float>());
+  } else {
+    cosine_rows_impl(x.data<float>(), N, c, nodes, h.data<float>());
+  }
+  return h;
+}
+
 std::filesystem::path make_dir(const std::filesystem::path& dir, const char* flag) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
@@ -287,6 +322,7 @@ std::vector<std::string> run_ncut_job(const NcutJob& o, const PhaseProgress& pro
       s.feats = read_features(f, k);
       // Half-precision storage computes in float32; integers are refused by ncut() with a clear message.
       if (s.feats.dtype() == DType::Float16 || s.feats.dtype() == DType::BFloat16) s.feats = s.feats.to(DType::Float32);
+      s.shape = s.feats.shape();
       log("ncut: " + f + (k.empty() ? "" : " : ") + k + ": " + shape_str(s.feats.shape()) + " " +
           dtype_name(s.feats.dtype()));
       src.push_back(std::move(s));
@@ -327,8 +363,10 @@ std::vector<std::string> run_ncut_job(const NcutJob& o, const PhaseProgress& pro
       N += flat[a].size(0);
     }
     feats = empty({N, flat[0].size(1)}, dt);
-    for (size_t a = 0; a < src.size(); ++a)
+    for (size_t a = 0; a < src.size(); ++a) {
       if (src[a].nodes > 0) feats.narrow(0, src[a].offset, src[a].nodes).copy_(flat[a].to(dt));
+      flat[a] = Tensor(), src[a].feats = Tensor();  // the stacked copy is the only one the Ncut needs
+    }
     log("ncut: one graph over " + std::to_string(src.size()) + " sources: " + shape_str(feats.shape()));
   }
   for (const Query& q : queries) {
@@ -426,26 +464,14 @@ std::vector<std::string> run_ncut_job(const NcutJob& o, const PhaseProgress& pro
   if (!queries.empty()) {
     t0 = Clock::now();
     const std::filesystem::path dir = make_dir(o.heatmap_dir, "--heatmap-dir");
-    const std::vector<double> ev = r.eigenvectors.to_vector<double>();
-    std::vector<double> norm(N);
-    for (int64_t n = 0; n < N; ++n) {
-      double s2 = 0;
-      for (int64_t j = 0; j < k; ++j) s2 += ev[n * k + j] * ev[n * k + j];
-      norm[n] = std::sqrt(s2);
-    }
     const int64_t Q = static_cast<int64_t>(queries.size());
-    Tensor heat = empty({Q, N}, DType::Float32);
-    float* h = heat.data<float>();
-    for (int64_t qi = 0; qi < Q; ++qi) {
-      const Query& q = queries[qi];
+    std::vector<int64_t> query_nodes;
+    for (const Query& q : queries) {
       const Source& s = src[q.input];
-      const int64_t node = s.offset + q.image * s.pics.per_image + s.pics.skip + q.row * s.pics.W + q.col;
-      for (int64_t n = 0; n < N; ++n) {
-        double dot = 0;
-        for (int64_t j = 0; j < k; ++j) dot += ev[node * k + j] * ev[n * k + j];
-        const double den = norm[node] * norm[n];
-        h[qi * N + n] = static_cast<float>(den > 0 ? dot / den : 0.0);  // a zero row is similar to nothing
-      }
+      query_nodes.push_back(s.offset + q.image * s.pics.per_image + s.pics.skip + q.row * s.pics.W + q.col);
+    }
+    const Tensor heat = cosine_rows(o.heatmap_features ? flatten_features(feats) : r.eigenvectors, query_nodes);
+    for (int64_t qi = 0; qi < Q; ++qi) {
       for (size_t a = 0; a < src.size(); ++a) {
         const Pictures& p = src[a].pics;
         const std::string stem = "heatmap_" + two(qi) + (multi ? "_input_" + two(a) : std::string());
@@ -477,10 +503,10 @@ std::vector<std::string> run_ncut_job(const NcutJob& o, const PhaseProgress& pro
   if (multi) {
     nlohmann::json js = nlohmann::json::array();
     for (const Source& s : src) {
-      const int64_t d = s.feats.dim();
+      const int64_t d = static_cast<int64_t>(s.shape.size());
       js.push_back({{"file", s.file},
                     {"key", s.key},
-                    {"shape", s.feats.shape()},
+                    {"shape", s.shape},
                     {"offset", s.offset},
                     {"nodes", s.nodes},
                     {"node_order", d == 4 ? "(b * H + h) * W + w" : d == 3 ? "b * T + t" : "n"},
@@ -493,7 +519,7 @@ std::vector<std::string> run_ncut_job(const NcutJob& o, const PhaseProgress& pro
     meta["sources"] = js.dump();
   }
   if (o.tsne_dims > 0) meta["tsne_dims"] = std::to_string(o.tsne_dims);
-  if (!queries.empty()) meta["heatmap"] = o.heatmap;
+  if (!queries.empty()) meta["heatmap"] = o.heatmap, meta["heatmap_of"] = o.heatmap_features ? "features" : "eigenvectors";
   io::write_safetensors(o.out, outs, meta);  // a temporary file renamed into place
   progress("write", 1, since(t0));
   progress("total", 1, since(t_start));

@@ -28,6 +28,7 @@ struct NcutJob {
   int64_t tsne_dims = 0;      // 2 or 3: store the spectral t-SNE as tsne (N, dims); 0: not stored
   std::string heatmap;        // "[INPUT:]IMG,ROW,COL[;...]": one-pixel cosine heatmaps of the eigenvectors
   std::string heatmap_dir;    // where the heatmaps' .npy and PNGs go (needed with heatmap)
+  bool heatmap_features = false;  // the heatmaps compare feature rows instead of eigenvector rows
   NcutOptions options;   // its progress is replaced by run_ncut_job's
 };
 
