@@ -38,6 +38,12 @@ b=$(sed -n 's/^input  1 .*oracle mIoU \([0-9.]*\).*/\1/p' o.txt)
 grep -q "(grid 16x16)" o.txt || fail "grid: $(cat o.txt)"
 grep -q '"per_input"' s.json && grep -q '"best_input": 0' s.json || fail "json: $(cat s.json)"
 
+# float32 and float64 sources compute in float32.
+"$cortex" randn --shape 3,8,16,16 --names a --dtype float64 --out g.safetensors --seed 3 > /dev/null
+"$cortex" ncut --input f.safetensors,g.safetensors --key a --k 3 --samples 100 --out m.safetensors > /dev/null 2> em.txt \
+  || fail "mixed dtypes exited with $?: $(cat em.txt)"
+head -c 4000 m.safetensors | grep -aq '"eigenvectors":{"dtype":"F32","shape":\[1536,3\]' || fail "mixed dtypes: not float32"
+
 # Refusals: different widths (naming the shapes and the way out), --grid with a multi-input file.
 if "$cortex" ncut --input f.safetensors,n.safetensors --key a --out w.safetensors > /dev/null 2> e1.txt; then
   fail "different widths accepted"
