@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "analysis/segmentation.h"
+#include "analysis/spectral/run.h"
 #include "cli/commands.h"
 #include "tensor/io/atomic_file.h"
 #include "tensor/io/npy.h"
@@ -73,31 +74,22 @@ Run add_oracle_miou(CLI::App& app) {
       // picture nodes only (rows offset + b * per_image + skip .. + H * W), against the same masks.
       CORTEX_CHECK(o->grid.empty(), "oracle-miou: --grid applies to single-input eigenvectors; ", o->eig,
                    " holds several sources, each with its own grid in its metadata");
-      const auto meta = io::SafeTensors::open(o->eig).metadata();
-      CORTEX_CHECK(meta.count("sources") != 0, o->eig, ": has node_input but no \"sources\" metadata (as cortex ncut ",
-                   "writes)");
-      const nlohmann::json src = nlohmann::json::parse(meta.at("sources"));
+      const std::vector<analysis::spectral::NcutSource> src =
+          analysis::spectral::ncut_sources(io::SafeTensors::open(o->eig).metadata());
       const Tensor ev = eig.reshape({N, k});
       nlohmann::json all;
       all["per_input"] = nlohmann::json::array();
       double best = -1;
       int64_t best_i = -1;
       for (size_t i = 0; i < src.size(); ++i) {
-        const nlohmann::json& s = src[i];
-        const std::string name = s["file"].get<std::string>() +
-                                 (s["key"].get<std::string>().empty() ? "" : ":" + s["key"].get<std::string>());
-        CORTEX_CHECK(!s["grid"].is_null(), "oracle-miou: source ", i, " (", name, ") has no picture grid (an (N, d) ",
-                     "input without --grid, or a token count that is not a square); rerun cortex ncut with --grid H,W");
-        const int64_t gh = s["grid"][0], gw = s["grid"][1], images = s["images"], skip = s["skip"],
-                      offset = s["offset"], nodes = s["nodes"];
-        CORTEX_CHECK(images == B, "oracle-miou: source ", i, " (", name, ") has ", images, " images, but ", o->masks,
-                     " has ", B, " masks");
-        const int64_t per = nodes / images;
-        CORTEX_CHECK(per * images == nodes && offset + nodes <= N && per >= skip + gh * gw, "oracle-miou: source ", i,
-                     " (", name, "): its metadata (offset ", offset, ", nodes ", nodes, ") does not fit ", N, " rows");
-        Tensor rows = empty({B * gh * gw, k}, ev.dtype());
-        for (int64_t b = 0; b < B; ++b)
-          rows.narrow(0, b * gh * gw, gh * gw).copy_(ev.narrow(0, offset + b * per + skip, gh * gw));
+        const analysis::spectral::NcutSource& s = src[i];
+        const std::string name = s.key.empty() ? s.file : s.file + ":" + s.key;
+        CORTEX_CHECK(s.has_grid, "oracle-miou: source ", i, " (", name, ") has no picture grid (an (N, d) input ",
+                     "without --grid, or a token count that is not a square); rerun cortex ncut with --grid H,W");
+        CORTEX_CHECK(s.images == B, "oracle-miou: source ", i, " (", name, ") has ", s.images, " images, but ",
+                     o->masks, " has ", B, " masks");
+        const int64_t gh = s.H, gw = s.W;
+        const Tensor rows = analysis::spectral::source_picture_rows(ev, s);
         const analysis::OracleResult r = analysis::oracle_miou(rows, analysis::downsample_mask(masks, gh, gw), opt);
         nlohmann::json j = to_json(r, gh, gw);
         j["input"] = i, j["source"] = name;

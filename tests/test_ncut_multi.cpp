@@ -366,6 +366,36 @@ TEST_F(NcutMulti, ClsTokenIsOutsideThePicture) {
     EXPECT_NEAR(c[2 * G + 4], 1.0, 1e-5);
   }
   EXPECT_TRUE(fs::exists(dir.path() / "rc/input_01/image_0002.png"));
+  // ncut_sources / source_picture_rows split the file back: both sources' picture rows agree.
+  const std::vector<NcutSource> srcs = ncut_sources(io::SafeTensors::open(j.out).metadata());
+  ASSERT_EQ(srcs.size(), 2u);
+  EXPECT_EQ(srcs[1].offset, B * T);
+  EXPECT_EQ(srcs[1].nodes, B * (T + 1));
+  EXPECT_EQ(srcs[1].skip, 1);
+  EXPECT_EQ(srcs[1].images, B);
+  EXPECT_EQ(srcs[1].H, G);
+  EXPECT_EQ(srcs[1].shape, (Shape{B, T + 1, D}));
+  const Tensor ev = got.at("eigenvectors");
+  const std::vector<double> p0 = source_picture_rows(ev, srcs[0]).to_vector<double>();
+  const std::vector<double> p1 = source_picture_rows(ev, srcs[1]).to_vector<double>();
+  ASSERT_EQ(p0.size(), size_t(B * T * j.options.k));
+  for (size_t i = 0; i < p0.size(); ++i) ASSERT_NEAR(p0[i], p1[i], 1e-5) << i;
+  // A single-input file: the one source its input_shape describes (T + 1 tokens: a CLS token left out).
+  NcutJob one;
+  one.input = dir / "c.safetensors";
+  one.out = dir / "c_eig.safetensors";
+  one.options.k = 3;
+  run_ncut_job(one);
+  const std::vector<NcutSource> single = ncut_sources(io::SafeTensors::open(one.out).metadata());
+  ASSERT_EQ(single.size(), 1u);
+  EXPECT_EQ(single[0].nodes, B * (T + 1));
+  EXPECT_EQ(single[0].skip, 1);
+  EXPECT_EQ(single[0].W, G);
+  EXPECT_TRUE(single[0].has_grid);
+  NcutSource flat;
+  flat.nodes = 5;
+  EXPECT_CORTEX_ERROR(source_picture_rows(ev, flat), "no picture grid");
+  EXPECT_CORTEX_ERROR(ncut_sources({{"sources", "[{\"file\": 1}]"}}), "lacks a field");
 }
 
 TEST_F(NcutMulti, Refusals) {

@@ -2,11 +2,11 @@
 // the outputs.
 #include "analysis/spectral/run.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -283,6 +283,75 @@ EigSolver parse_solver(const std::string& s) {
   for (EigSolver e : {EigSolver::Auto, EigSolver::Dense, EigSolver::Lanczos, EigSolver::Subspace})
     if (s == solver_name(e)) return e;
   throw Error("ncut: expected a solver auto, dense, lanczos or subspace, found '" + s + "'");
+}
+
+std::vector<NcutSource> ncut_sources(const std::map<std::string, std::string>& meta) {
+  std::vector<NcutSource> out;
+  const auto sources = meta.find("sources");
+  if (sources != meta.end()) {
+    nlohmann::json js;
+    try {
+      js = nlohmann::json::parse(sources->second);
+    } catch (const std::exception& e) {
+      throw Error(std::string("ncut_sources: the \"sources\" metadata is not JSON: ") + e.what());
+    }
+    CORTEX_CHECK(js.is_array() && !js.empty(), "ncut_sources: expected \"sources\" to be a non-empty JSON array");
+    for (const nlohmann::json& e : js) {
+      NcutSource s;
+      try {
+        s.file = e.at("file").get<std::string>(), s.key = e.at("key").get<std::string>();
+        s.shape = e.at("shape").get<Shape>();
+        s.offset = e.at("offset").get<int64_t>(), s.nodes = e.at("nodes").get<int64_t>();
+        s.has_grid = !e.at("grid").is_null();
+        if (s.has_grid) {
+          s.images = e.at("images").get<int64_t>(), s.skip = e.at("skip").get<int64_t>();
+          s.H = e.at("grid").at(0).get<int64_t>(), s.W = e.at("grid").at(1).get<int64_t>();
+        }
+      } catch (const nlohmann::json::exception& x) {
+        throw Error(std::string("ncut_sources: a \"sources\" entry lacks a field or has the wrong type: ") + x.what());
+      }
+      CORTEX_CHECK(s.offset >= 0 && s.nodes >= 0 && (!s.has_grid || (s.images >= 0 && s.H > 0 && s.W > 0 &&
+                                                                     s.skip >= 0 && s.images * (s.skip + s.H * s.W) == s.nodes)),
+                   "ncut_sources: inconsistent source ", out.size(), " (offset ", s.offset, ", nodes ", s.nodes,
+                   ", images ", s.images, ", grid ", s.H, "x", s.W, ", skip ", s.skip, ")");
+      out.push_back(s);
+    }
+    return out;
+  }
+  const auto shape = meta.find("input_shape");
+  CORTEX_CHECK(shape != meta.end(), "ncut_sources: expected \"sources\" or \"input_shape\" metadata (as cortex ncut ",
+               "writes), found neither");
+  NcutSource s;
+  std::string text = shape->second;
+  for (char& ch : text)
+    if (ch == '[' || ch == ']' || ch == ',') ch = ' ';
+  std::istringstream is(text);
+  for (int64_t v = 0; is >> v;) s.shape.push_back(v);
+  CORTEX_CHECK(s.shape.size() >= 2 && s.shape.size() <= 4 && is.eof(), "ncut_sources: cannot read input_shape '",
+               shape->second, "'");
+  s.file = meta.count("input") ? meta.at("input") : "", s.key = meta.count("key") ? meta.at("key") : "";
+  s.nodes = s.shape.size() == 4 ? s.shape[0] * s.shape[2] * s.shape[3]   // as flatten_features
+            : s.shape.size() == 3 ? s.shape[0] * s.shape[1] : s.shape[0];
+  try {
+    const Pictures p = plan_pictures(s.shape, "");
+    s.has_grid = true, s.images = p.B, s.H = p.H, s.W = p.W, s.skip = p.skip;
+  } catch (const Error&) {
+    s.has_grid = false;  // (N, d) or a token count without a square: the grid was not recorded
+  }
+  out.push_back(s);
+  return out;
+}
+
+Tensor source_picture_rows(const Tensor& rows, const NcutSource& s) {
+  CORTEX_CHECK(rows.defined() && rows.dim() == 2, "source_picture_rows: expected rows (N, c), found ",
+               rows.defined() ? shape_str(rows.shape()) : std::string("undefined"));
+  CORTEX_CHECK(s.has_grid, "source_picture_rows: source ", s.file, s.key.empty() ? "" : ":", s.key,
+               " has no picture grid (an (N, d) input, or a token count that is not a square; cortex ncut --grid H,W)");
+  CORTEX_CHECK(s.offset + s.nodes <= rows.size(0), "source_picture_rows: the source's rows ", s.offset, " .. ",
+               s.offset + s.nodes - 1, " are outside the ", rows.size(0), " rows given");
+  Pictures p;
+  p.B = s.images, p.H = s.H, p.W = s.W, p.skip = s.skip, p.per_image = s.skip + s.H * s.W;
+  return picture_rows(rows.narrow(0, s.offset, s.nodes), p).contiguous();
 }
 
 std::vector<std::string> run_ncut_job(const NcutJob& o, const PhaseProgress& progress_in,

@@ -6,6 +6,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -44,5 +45,21 @@ EigSolver parse_solver(const std::string& s);       // auto, dense, lanczos, sub
 using PhaseProgress = std::function<void(const char* phase, double done, double seconds)>;
 std::vector<std::string> run_ncut_job(const NcutJob& job, const PhaseProgress& progress = {},
                                       const std::function<void(const std::string&)>& log = {});
+
+// The sources of a file run_ncut_job wrote (docs/spectral.md 7.1), for splitting its per-node
+// tensors (eigenvectors, rgb, tsne, heatmap rows) back per source: from the "sources" metadata of a
+// multi-input file, or, for a single-input file, the one source its input_shape describes (picture
+// layout as the command decides it without --grid: (B, C, H, W), or T a square or one more).
+struct NcutSource {
+  std::string file, key;
+  Shape shape;               // the source's feature shape
+  int64_t offset = 0;        // its first row
+  int64_t nodes = 0;         // its rows: offset .. offset + nodes - 1
+  bool has_grid = false;     // a picture layout is known (else images, H, W, skip are 0)
+  int64_t images = 0, H = 0, W = 0, skip = 0;  // skip: leading tokens per image outside the picture
+};
+std::vector<NcutSource> ncut_sources(const std::map<std::string, std::string>& metadata);
+// rows (N, c) of the whole file -> the source's picture rows (images * H * W, c), image-major, row-major.
+Tensor source_picture_rows(const Tensor& rows, const NcutSource& s);
 
 }  // namespace cortex::analysis::spectral
