@@ -9,7 +9,9 @@
 // (palette or grey; with --figure-ground read as binary masks) or a .npy (B, H, W) of labels.
 // The masks are brought to the grid by area majority; --grid defaults to the square grid
 // sqrt(N / B) x sqrt(N / B). A multi-input file of cortex ncut (node_input; docs/spectral.md 7.1)
-// is scored per source, each with its own grid, against the same masks.
+// is scored per source, each with its own grid, against the same masks. --center subtracts the mean
+// eigenvector row (per source) first: unaligned sources of one graph differ by such an offset
+// (docs/alignedcut.md, "One graph over layers and models").
 #include <cmath>
 #include <cstdio>
 #include <iostream>
@@ -24,12 +26,29 @@
 #include "tensor/io/safetensors.h"
 
 namespace cortex::cli {
+namespace {
+
+// rows (P, k) minus their mean row, float64: removes the offset that tells the sources of a joint
+// graph apart (and Ncut's near-constant first eigenvector) before the cosine to a class centre.
+Tensor centre_rows(const Tensor& rows_in) {
+  const Tensor rows = rows_in.reshape({-1, rows_in.size(rows_in.dim() - 1)});
+  const int64_t n = rows.size(0), k = rows.size(1);
+  std::vector<double> v = rows.to_vector<double>(), mean(k, 0.0);
+  for (int64_t a = 0; a < n; ++a)
+    for (int64_t e = 0; e < k; ++e) mean[e] += v[a * k + e];
+  for (double& m : mean) m /= double(std::max<int64_t>(n, 1));
+  for (int64_t a = 0; a < n; ++a)
+    for (int64_t e = 0; e < k; ++e) v[a * k + e] -= mean[e];
+  return from_vector(v, {n, k});
+}
+
+}  // namespace
 
 Run add_oracle_miou(CLI::App& app) {
   auto* sub = app.add_subcommand("oracle-miou", "Oracle mIoU of Ncut eigenvectors against PNG or .npy masks");
   struct Opts {
     std::string eig, masks, grid, out;
-    bool figure = false, no_background = false;
+    bool figure = false, no_background = false, centre = false;
   };
   auto o = std::make_shared<Opts>();
   sub->add_option("--eig", o->eig, "Eigenvectors: cortex ncut's .safetensors, or .npy (N, k) / (B, h, w, k)")->required();
@@ -38,6 +57,8 @@ Run add_oracle_miou(CLI::App& app) {
   sub->add_flag("--figure-ground", o->figure, "Score figure (labels > 0) against background");
   sub->add_flag("--no-background", o->no_background, "Do not score class 0");
   sub->add_option("--out", o->out, "Write the scores as JSON here");
+  sub->add_flag("--center", o->centre,
+                "Subtract the mean eigenvector row (of each source of a multi-input file) before scoring");
   return [o] {
     Tensor eig;
     std::map<std::string, Tensor> m;
@@ -59,6 +80,7 @@ Run add_oracle_miou(CLI::App& app) {
       nlohmann::json j;
       j["miou"] = r.miou, j["grid"] = {gh, gw}, j["images"] = B, j["eigenvectors"] = k;
       j["figure_ground"] = o->figure;
+      j["centred"] = o->centre;
       for (size_t c = 0; c < r.classes.size(); ++c)
         j["classes"].push_back({{"label", r.classes[c]}, {"iou", r.iou[c]}, {"threshold", r.best_threshold[c]},
                                 {"patches", r.patches[c]}});
@@ -89,7 +111,8 @@ Run add_oracle_miou(CLI::App& app) {
         CORTEX_CHECK(s.images == B, "oracle-miou: source ", i, " (", name, ") has ", s.images, " images, but ",
                      o->masks, " has ", B, " masks");
         const int64_t gh = s.H, gw = s.W;
-        const Tensor rows = analysis::spectral::source_picture_rows(ev, s);
+        const Tensor picked = analysis::spectral::source_picture_rows(ev, s);
+        const Tensor rows = o->centre ? centre_rows(picked) : picked;
         const analysis::OracleResult r = analysis::oracle_miou(rows, analysis::downsample_mask(masks, gh, gw), opt);
         nlohmann::json j = to_json(r, gh, gw);
         j["input"] = i, j["source"] = name;
@@ -99,7 +122,7 @@ Run add_oracle_miou(CLI::App& app) {
                     r.classes.size(), static_cast<long long>(gh), static_cast<long long>(gw));
       }
       all["miou"] = best, all["best_input"] = best_i, all["images"] = B, all["eigenvectors"] = k;
-      all["figure_ground"] = o->figure;
+      all["figure_ground"] = o->figure, all["centred"] = o->centre;
       write_json(all);
       std::printf("best: input %lld, oracle mIoU %.4f (%lld images, k %lld)\n", static_cast<long long>(best_i), best,
                   static_cast<long long>(B), static_cast<long long>(k));
@@ -119,7 +142,8 @@ Run add_oracle_miou(CLI::App& app) {
     }
     CORTEX_CHECK(gh * gw * B == N, "oracle-miou: --grid ", gh, "x", gw, " times ", B, " masks is ", gh * gw * B,
                  " nodes, but the eigenvectors have ", N);
-    const analysis::OracleResult r = analysis::oracle_miou(eig, analysis::downsample_mask(masks, gh, gw), opt);
+    const analysis::OracleResult r =
+        analysis::oracle_miou(o->centre ? centre_rows(eig) : eig, analysis::downsample_mask(masks, gh, gw), opt);
     write_json(to_json(r, gh, gw));
     std::printf("oracle mIoU %.4f over %zu classes (%lld images, grid %lldx%lld, k %lld)\n", r.miou, r.classes.size(),
                 static_cast<long long>(B), static_cast<long long>(gh), static_cast<long long>(gw),

@@ -38,6 +38,14 @@ b=$(sed -n 's/^input  1 .*oracle mIoU \([0-9.]*\).*/\1/p' o.txt)
 grep -q "(grid 16x16)" o.txt || fail "grid: $(cat o.txt)"
 grep -q '"per_input"' s.json && grep -q '"best_input": 0' s.json || fail "json: $(cat s.json)"
 
+# --center: each source's mean row removed; the two copies still score the same.
+"$cortex" oracle-miou --eig d.safetensors --masks sc/figure --figure-ground --center --out sc.json > oc.txt \
+  || fail "oracle-miou --center exited with $?"
+a=$(sed -n 's/^input  0 .*oracle mIoU \([0-9.]*\).*/\1/p' oc.txt)
+b=$(sed -n 's/^input  1 .*oracle mIoU \([0-9.]*\).*/\1/p' oc.txt)
+[ -n "$a" ] && [ "$a" = "$b" ] || fail "--center: per-input scores differ or are missing: $(cat oc.txt)"
+grep -q '"centred": true' sc.json || fail "--center json: $(cat sc.json)"
+
 # float32 and float64 sources compute in float32.
 "$cortex" randn --shape 3,8,16,16 --names a --dtype float64 --out g.safetensors --seed 3 > /dev/null
 "$cortex" ncut --input f.safetensors,g.safetensors --key a --k 3 --samples 100 --out m.safetensors > /dev/null 2> em.txt \
