@@ -135,7 +135,8 @@ Run add_ncut(CLI::App& app) {
   sub->add_option("--out", j.out, "Output .safetensors (eigenvalues, eigenvectors, sample_indices[, rgb])")->required();
   sub->add_flag("--rgb", j.rgb, "Also store rgb (N, 3): t-SNE of the eigenvectors, quantile-normalised");
   sub->add_option("--rgb-dir", j.rgb_dir, "Write one PNG per image here (implies --rgb)");
-  sub->add_option("--grid", j.grid, "H,W of the pictures for (N, d) inputs or non-square token counts");
+  sub->add_option("--grid", j.grid, "H,W of the pictures for (N, d) inputs or non-square token counts; several sources: one H,W "
+                                     "for all or H,W;H,W;... one per source");
   sub->add_option("--tsne-samples", j.tsne_samples, "Nodes the t-SNE runs on (the rest copy their nearest)")
       ->capture_default_str()
       ->check(kPositive);

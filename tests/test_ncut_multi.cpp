@@ -372,6 +372,21 @@ TEST_F(NcutMulti, ClsTokenIsOutsideThePicture) {
     EXPECT_NEAR(c[2 * G + 4], 1.0, 1e-5);
   }
   EXPECT_TRUE(fs::exists(dir.path() / "rc/input_01/image_0002.png"));
+  // One grid per source: the same layout said explicitly; a wrong count or size is refused.
+  NcutJob g = j;
+  g.out = dir / "g.safetensors";
+  g.heatmap.clear(), g.heatmap_dir.clear(), g.rgb_dir = dir / "rg";
+  g.grid = "8,8;8,8";
+  run_ncut_job(g);
+  EXPECT_TRUE(same_bits(io::load_safetensors(g.out).at("node_position"), got.at("node_position")));
+  g.grid = "8,8;8,8;8,8";
+  EXPECT_CORTEX_ERROR(run_ncut_job(g), "one per source (2, separated by ';'), found 3");
+  g.grid = "8,8;4,4";  // source 1: the last 16 of 65 tokens
+  run_ncut_job(g);
+  const std::vector<NcutSource> gs = ncut_sources(io::SafeTensors::open(g.out).metadata());
+  EXPECT_EQ(gs[1].skip, T + 1 - 16);
+  EXPECT_EQ(gs[1].H, 4);
+  EXPECT_EQ(gs[0].H, 8);
   // ncut_sources / source_picture_rows split the file back: both sources' picture rows agree.
   const std::vector<NcutSource> srcs = ncut_sources(io::SafeTensors::open(j.out).metadata());
   ASSERT_EQ(srcs.size(), 2u);

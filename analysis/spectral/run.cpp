@@ -399,12 +399,24 @@ std::vector<std::string> run_ncut_job(const NcutJob& o, const PhaseProgress& pro
   // Pictures are decided before any computation, so a layout that cannot be drawn fails in a second.
   // Several sources record their layout when they have one (node_position), needed or not.
   const bool need_pics = !o.rgb_dir.empty() || !queries.empty();
-  for (Source& s : src) {
+  // One grid for every source, or one per source separated by ';' (models with different token counts).
+  std::vector<std::string> grids;
+  {
+    std::string g;
+    std::istringstream is(o.grid);
+    while (std::getline(is, g, ';')) grids.push_back(g);
+    if (grids.empty()) grids.push_back("");
+    CORTEX_CHECK(grids.size() == 1 || grids.size() == src.size(), "ncut: --grid: expected one H,W or one per source (",
+                 src.size(), ", separated by ';'), found ", grids.size(), " in '", o.grid, "'");
+  }
+  for (size_t a = 0; a < src.size(); ++a) {
+    Source& s = src[a];
+    const std::string& grid = grids.size() == 1 ? grids[0] : grids[a];
     if (need_pics) {
-      s.pics = plan_pictures(s.feats.shape(), o.grid), s.has_pics = true;
+      s.pics = plan_pictures(s.feats.shape(), grid), s.has_pics = true;
     } else if (multi) {
       try {
-        s.pics = plan_pictures(s.feats.shape(), o.grid), s.has_pics = true;
+        s.pics = plan_pictures(s.feats.shape(), grid), s.has_pics = true;
       } catch (const Error&) {
         s.has_pics = false;  // no picture layout: node_position is not written
       }

@@ -23,7 +23,8 @@ struct NcutJob {
   std::vector<std::string> keys;
   std::string out;       // .safetensors: eigenvalues (k), eigenvectors (N, k), sample_indices (m)[, rgb (N, 3)]
   std::string rgb_dir;   // when set: one PNG per image there (implies rgb)
-  std::string grid;      // "H,W" of the pictures: for (N, d) inputs and token counts that are not a square (+1)
+  std::string grid;      // "H,W" of the pictures: for (N, d) inputs and token counts that are not a square (+1);
+                         // several sources: one for all, or "H,W;H,W;..." one per source
   bool rgb = false;      // store rgb: t-SNE of the eigenvectors, quantile-normalised
   int64_t tsne_samples = 1000;
   int64_t tsne_dims = 0;      // 2 or 3: store the spectral t-SNE as tsne (N, dims); 0: not stored
