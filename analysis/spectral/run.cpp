@@ -173,7 +173,7 @@ std::vector<Query> parse_heatmap(const std::string& spec) {
   return qs;
 }
 
-// Cosine -1 .. 1 -> blue .. white .. red, uint8 (n, 3) rows for to_images-like output.
+// Cosine values (B * H * W) -> uint8 pictures (B, H, W, 3): -1 .. 1 as blue .. white .. red.
 Tensor diverging_colours(const Tensor& v, int64_t B, int64_t H, int64_t W) {
   const std::vector<double> x = v.to_vector<double>();
   Tensor img = empty({B, H, W, 3}, DType::UInt8);
