@@ -68,6 +68,7 @@ int run_main(int argc, char** argv) {
   add(cortex::cli::add_compare);
   add(cortex::cli::add_linbridge);
   add(cortex::cli::add_prune_sweep);
+  add(cortex::cli::add_concepts);
   add(cortex::cli::add_attribute);
   try {
     app.parse(argc, argv);
