@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # `cortex ncut` over several sources end to end (docs/spectral.md 7.1): one graph over two keys, the
 # per-source PNG folders, the 2-D t-SNE scatter, the heatmap files, `cortex oracle-miou` scoring each
-# source of the file (two copies of one array score the same), and the one-line refusals.
+# source of the file (two copies of one array score the same), the one-line refusals, and the chain
+# cortex concepts --write-aligned -> cortex ncut -> oracle-miou per layer and concepts --ncut.
 # Usage: tests/cli_ncut_multi.sh path/to/cortex   (ctest runs it as cli_ncut_multi)
 set -euo pipefail
 cortex=$(realpath "$1")
+models=$(realpath "$(dirname "$0")/data/models")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
@@ -66,4 +68,25 @@ if "$cortex" ncut --input f.safetensors --key a --out h.safetensors --heatmap 0,
   fail "--heatmap without --heatmap-dir accepted"
 fi
 grep -q "go together" e3.txt || fail "heatmap refusal: $(cat e3.txt)"
+# After alignment, end to end with cortex concepts: a tiny channel-align fit, its aligned maps
+# (--write-aligned) as two sources of one graph, oracle mIoU per layer on each layer's own grid, and
+# concepts reading the file's tsne back (docs/alignedcut.md).
+backbone=(--config "$models/alexnet.json" --weights "$models/alexnet.safetensors" --image-size 64)
+"$cortex" simulate --out sim --train 60 --test 10 --voxels 20 --image-size 32 --seed 3 > /dev/null
+"$cortex" fit --data sim/subj01 --hemi both --out fit "${backbone[@]}" --readout channel-align \
+  --tap features.4,features.7 --hidden 16 --epochs 1 > /dev/null 2>&1 || fail "channel-align fit"
+"$cortex" simulate-scenes --out scenes --images 6 --size 64 --classes 3 --seed 1 > /dev/null
+"$cortex" features "${backbone[@]}" --no-crop --images scenes/images.npy --taps features.4,features.7 \
+  --out feats.safetensors > /dev/null 2>&1 || fail "features"
+con=(concepts --features feats.safetensors --key features.4,features.7 --model fit/model.safetensors --concepts 5
+     --tsne-samples 300)
+"$cortex" "${con[@]}" --out con --write-aligned > /dev/null 2>&1 || fail "concepts --write-aligned"
+"$cortex" ncut --input con/aligned.safetensors --key features.4,features.7 --k 10 --tsne-dims 3 --tsne-samples 300 \
+  --out al.safetensors > al.txt 2> /dev/null || fail "ncut on the aligned maps exited with $?"
+grep -q "eigenvectors \[348, 10\].*node_input \[348\].*tsne \[348, 3\]" al.txt || fail "aligned: $(cat al.txt)"
+"$cortex" oracle-miou --eig al.safetensors --masks scenes/figure --figure-ground > ao.txt || fail "oracle-miou (aligned)"
+grep -q "^input  0 con/aligned.safetensors:features.4: .*(grid 7x7)" ao.txt && \
+  grep -q "^input  1 con/aligned.safetensors:features.7: .*(grid 3x3)" ao.txt || fail "per-layer scores: $(cat ao.txt)"
+"$cortex" "${con[@]}" --out con2 --ncut al.safetensors > /dev/null 2>&1 || fail "concepts --ncut"
+grep -q "al.safetensors (its tsne)" con2/concepts.json || fail "concepts did not read the file's tsne"
 echo "cli_ncut_multi: ok"
