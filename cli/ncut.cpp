@@ -2,6 +2,8 @@
 //
 //   cortex ncut --input feats.safetensors --key layer3 --k 20 --method nystrom --samples 4096 --knn 10
 //               --out eig.safetensors --rgb-dir seg/ --device cuda   (one line)
+//   cortex ncut --input feats.safetensors --key layer3,layer6,layer9 --out joint.safetensors --rgb-dir seg/
+//               --tsne-dims 2 --heatmap "0:3,7,7" --heatmap-dir heat/   (one graph over three layers)
 //
 // Flags -> analysis::spectral::NcutJob -> run_ncut_job (analysis/spectral/run.h says what is read and
 // written). Progress and the time of each phase go to stderr, what was written to stdout.
@@ -21,6 +23,7 @@ namespace sp = cortex::analysis::spectral;
 
 struct Opts {
   sp::NcutJob job;
+  std::vector<std::string> inputs, keys;  // several: one graph over every file x key (docs/spectral.md 7.1)
   std::string method = "nystrom", sampling = "fps", affinity = "cosine", solver = "auto", device = "cpu";
 };
 
@@ -46,6 +49,14 @@ class Progress {
 };
 
 int run(Opts o) {
+  // One file and at most one key: the single-input path; more: the sources of one graph.
+  if (o.inputs.size() == 1 && o.keys.size() <= 1) {
+    o.job.input = o.inputs[0];
+    o.job.key = o.keys.empty() ? std::string() : o.keys[0];
+  } else {
+    o.job.inputs = o.inputs;
+    o.job.keys = o.keys;
+  }
   sp::NcutOptions& no = o.job.options;
   no.method = sp::parse_method(o.method);
   no.sampling = sp::parse_sampling(o.sampling);
@@ -84,10 +95,16 @@ Run add_ncut(CLI::App& app) {
   auto o = std::make_shared<Opts>();
   sp::NcutJob& j = o->job;
   sp::NcutOptions& n = j.options;
-  sub->add_option("--input", j.input, "Features: .npy, .npz or .safetensors; (N, d), (B, T, d) or (B, C, H, W)")
+  sub->add_option("--input", o->inputs,
+                  "Features: .npy, .npz or .safetensors; (N, d), (B, T, d) or (B, C, H, W). Repeat it or separate by ',' "
+                  "for one graph over several files")
       ->required()
+      ->delimiter(',')
       ->check(CLI::ExistingFile);
-  sub->add_option("--key", j.key, "Array name (needed when the file holds more than one)");
+  sub->add_option("--key", o->keys,
+                  "Array name (needed when the file holds more than one); several, separated by ',': one graph over "
+                  "every key of every file")
+      ->delimiter(',');
   sub->add_option("--k", n.k, "Eigenvectors")->capture_default_str()->check(kPositive);
   sub->add_option("--method", o->method, "exact, nystrom (AlignedCut: KNN propagation) or fowlkes")
       ->capture_default_str()
@@ -118,10 +135,18 @@ Run add_ncut(CLI::App& app) {
   sub->add_option("--out", j.out, "Output .safetensors (eigenvalues, eigenvectors, sample_indices[, rgb])")->required();
   sub->add_flag("--rgb", j.rgb, "Also store rgb (N, 3): t-SNE of the eigenvectors, quantile-normalised");
   sub->add_option("--rgb-dir", j.rgb_dir, "Write one PNG per image here (implies --rgb)");
-  sub->add_option("--grid", j.grid, "H,W of the pictures for (N, d) inputs or non-square token counts");
+  sub->add_option("--grid", j.grid, "H,W of the pictures for (N, d) inputs or non-square token counts; several sources: one H,W "
+                                     "for all or H,W;H,W;... one per source");
   sub->add_option("--tsne-samples", j.tsne_samples, "Nodes the t-SNE runs on (the rest copy their nearest)")
       ->capture_default_str()
       ->check(kPositive);
+  sub->add_option("--tsne-dims", j.tsne_dims, "Store the spectral t-SNE as tsne (N, dims): 2 or 3 (2 with --rgb-dir "
+                                              "also draws tsne_2d.png)")
+      ->check(CLI::IsMember({2, 3}));
+  sub->add_option("--heatmap", j.heatmap, "One-pixel cosine heatmaps of the eigenvectors: [INPUT:]IMG,ROW,COL[;...]");
+  sub->add_option("--heatmap-dir", j.heatmap_dir, "Where the heatmaps go (.npy per input and PNGs)");
+  sub->add_flag("--heatmap-features", j.heatmap_features,
+                "Heatmaps of the cosine between feature rows instead of eigenvector rows");
   return [o] { return run(*o); };
 }
 

@@ -271,6 +271,22 @@ Colouring colour_eigenvectors(const Tensor& eigenvectors, const ColourOptions& o
   return r;
 }
 
+Tensor spectral_tsne(const Tensor& eigenvectors, const ColourOptions& opt) {
+  const char* op = "spectral_tsne";
+  const Tensor ev = detail::host_features(eigenvectors, op, "eigenvectors");
+  const int64_t N = ev.size(0);
+  CORTEX_CHECK(N >= 2, op, ": expected at least 2 rows, found ", N);
+  CORTEX_CHECK(opt.samples >= 2, op, ": expected samples >= 2, found ", opt.samples);
+  CORTEX_CHECK(opt.knn >= 1, op, ": expected knn >= 1, found ", opt.knn);
+  const int64_t ns = std::min(opt.samples, N);
+  const Tensor sample = farthest_point_sampling(ev, ns, opt.seed);
+  const std::vector<int64_t> idx = sample.to_vector<int64_t>();
+  Tensor sub = empty({ns, ev.size(1)}, ev.dtype());
+  for (int64_t i = 0; i < ns; ++i) sub.select(0, i).copy_(ev.select(0, idx[i]));
+  const Tensor emb = tsne(sub, opt.tsne);  // checks dims
+  return propagate_knn(emb, ev, sub, opt.knn, Affinity::Cosine, 1.0).to(DType::Float64);
+}
+
 Tensor to_images(const Tensor& rgb, int64_t B, int64_t H, int64_t W) {
   const char* op = "to_images";
   const Tensor h = detail::host_features(rgb, op, "rgb").to(DType::Float64);

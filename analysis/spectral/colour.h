@@ -55,6 +55,11 @@ struct Colouring {
 // eigenvectors (N, k) float32/float64 (from ncut(), rows in node order).
 Colouring colour_eigenvectors(const Tensor& eigenvectors, const ColourOptions& opt = {});
 
+// The spectral t-SNE alone, in opt.tsne.dims (1, 2 or 3) dimensions: the farthest-point subsample,
+// t-SNE and nearest-sample copy of colour_eigenvectors, without the quantile normalisation. With
+// dims 3 it equals colour_eigenvectors(...).embedding. Returns (N, dims) float64.
+Tensor spectral_tsne(const Tensor& eigenvectors, const ColourOptions& opt = {});
+
 // rgb (N, 3) in [0, 1] -> uint8 (B, H, W, 3) with N = B * H * W, row n = (b * H + h) * W + w (the
 // order ncut() flattens [B, C, H, W] features in); values are rounded to the nearest of 0..255.
 Tensor to_images(const Tensor& rgb, int64_t B, int64_t H, int64_t W);
