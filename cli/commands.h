@@ -53,5 +53,6 @@ Run add_prune_sweep(CLI::App& app);
 // cortex fit's flags on `sub`, into `o` (cortex prune-sweep takes the same ones).
 void add_fit_options(CLI::App* sub, encoding::EncodingSpec* o);
 Run add_attribute(CLI::App& app);
+Run add_dream(CLI::App& app);
 
 }  // namespace cortex::cli
