@@ -21,7 +21,7 @@ using namespace cortex;
 
 namespace {
 
-void BM_dream_alexnet_gaussian(benchmark::State& st) {
+void run(benchmark::State& st, analysis::DreamParam param) {
   const int64_t steps = st.range(0), V = 1000;
   std::shared_ptr<models::Backbone> bb = std::make_shared<models::AlexNet>();
   models::init_random(*bb, 1);
@@ -36,7 +36,7 @@ void BM_dream_alexnet_gaussian(benchmark::State& st) {
   };
   const Tensor t = analysis::voxel_targets({17}, V);
   analysis::DreamOptions o;
-  o.steps = steps, o.seeds = 1, o.param = analysis::DreamParam::Fourier, o.lr = 0.05, o.jitter = 4, o.tv = 0.01,
+  o.steps = steps, o.seeds = 1, o.param = param, o.lr = 0.05, o.jitter = 4, o.tv = 0.01,
   o.l2 = 0.01;
   double resp = 0;
   for (auto _ : st) {
@@ -45,9 +45,15 @@ void BM_dream_alexnet_gaussian(benchmark::State& st) {
     resp = r.response[0];
   }
   st.counters["response"] = resp;
-  st.SetLabel("alexnet features.9 + gaussian V=1000, fourier, " + std::to_string(steps) + " steps");
+  st.SetLabel(std::string("alexnet features.9 + gaussian V=1000, ") + analysis::dream_param_name(param) + ", " +
+              std::to_string(steps) + " steps");
 }
+
+void BM_dream_alexnet_gaussian(benchmark::State& st) { run(st, analysis::DreamParam::Fourier); }
+// The same with the pixel parameterisation: the difference is the cost of the DFT-as-matmul pair.
+void BM_dream_alexnet_gaussian_pixels(benchmark::State& st) { run(st, analysis::DreamParam::Pixels); }
 BENCHMARK(BM_dream_alexnet_gaussian)->Arg(200)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_dream_alexnet_gaussian_pixels)->Arg(200)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 
