@@ -209,4 +209,23 @@ TABLES = [
              "peer": "ig alexnet+gaussian steps=50", "quick": True},
         ],
     },
+    {
+        "key": "dream",
+        # Two threads only, like the other analyses; one pass per round (a pass is 200 forward and
+        # backward passes already), no warm-up pass.
+        "threads": [2],
+        "title": "Maximally exciting image, one 224 px image, 200 Adam steps, AlexNet + Gaussian readout (1,000 voxels)",
+        "about": "bench/bench_dream.cpp `BM_dream_alexnet_gaussian` (`analysis::dream`: frequency-space "
+                 "parameterisation, jitter 4 px, TV and L2 penalties, Adam; docs/dream.md) beside "
+                 "bench/peers/dream_peer.py (the same model, parameterisation and loop in PyTorch eager: "
+                 "torch.fft.irfft2, torch.roll, torch.optim.Adam) (issue 17).",
+        "binary": "bench_dream",
+        "peer": {"script": "bench/peers/dream_peer.py", "args": ["--repeat", "1"], "needs": TORCH},
+        "min_time": 0.0,
+        "warmup": False,
+        "rows": [
+            {"row": "AlexNet features.9 + Gaussian, 200 steps", "cortex": "BM_dream_alexnet_gaussian/200/real_time",
+             "peer": "dream alexnet+gaussian steps=200"},
+        ],
+    },
 ]

@@ -54,5 +54,6 @@ Run add_prune_sweep(CLI::App& app);
 void add_fit_options(CLI::App* sub, encoding::EncodingSpec* o);
 Run add_attribute(CLI::App& app);
 Run add_concepts(CLI::App& app);
+Run add_dream(CLI::App& app);
 
 }  // namespace cortex::cli

@@ -70,6 +70,7 @@ int run_main(int argc, char** argv) {
   add(cortex::cli::add_prune_sweep);
   add(cortex::cli::add_concepts);
   add(cortex::cli::add_attribute);
+  add(cortex::cli::add_dream);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,0 +1,181 @@
+// Maximally exciting images (analysis/dream.h, docs/dream.md).
+#include "analysis/dream.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "autograd/autograd.h"
+#include "autograd/ops.h"
+#include "autograd/optim.h"
+#include "tensor/error.h"
+#include "tensor/random.h"
+
+namespace cortex::analysis {
+
+DreamParam parse_dream_param(const std::string& s) {
+  if (s == "fourier") return DreamParam::Fourier;
+  if (s == "pixels") return DreamParam::Pixels;
+  throw Error("dream: expected the parameterisation fourier or pixels, found '" + s + "'");
+}
+
+const char* dream_param_name(DreamParam p) { return p == DreamParam::Fourier ? "fourier" : "pixels"; }
+
+Tensor fourier_image(const Tensor& re, const Tensor& im, int64_t S) {
+  CORTEX_CHECK(re.defined() && im.defined() && re.dim() == 4 && re.shape() == im.shape() && S >= 1 &&
+                   re.size(2) == S && re.size(3) == S / 2 + 1,
+               "fourier_image: expected re and im (B, C, ", S, ", ", S / 2 + 1, "), found ",
+               re.defined() ? shape_str(re.shape()) : "undefined", " and ", im.defined() ? shape_str(im.shape()) : "undefined");
+  const Tensor s = fft_scale(S, S, re.dtype(), re.device());  // (S, S/2 + 1): 1 / max(|f|, 1/S)
+  // Lucid's constants: the ortho inverse of the scaled spectrum, / 4 before the sigmoid, so that a
+  // start of sd 0.01 is a near-grey image with a 1/f spectrum.
+  return sigmoid(div(irfft2(mul(re, s), mul(im, s), S, FftNorm::Ortho), 4.0));
+}
+
+Tensor roll2(const Tensor& x, int64_t dy, int64_t dx) {
+  CORTEX_CHECK(x.defined() && x.dim() == 4, "roll2: expected (B, C, H, W), found ",
+               x.defined() ? shape_str(x.shape()) : "an undefined tensor");
+  Tensor y = x;
+  for (int d = 0; d < 2; ++d) {
+    const int64_t n = y.size(2 + d), k = ((d == 0 ? dy : dx) % n + n) % n;
+    if (k == 0) continue;
+    // torch.roll: out[i] = in[(i - k) mod n], i.e. the last k entries first.
+    y = concat({y.narrow(2 + d, n - k, k), y.narrow(2 + d, 0, n - k)}, 2 + d);
+  }
+  return y;
+}
+
+Tensor dream_loss(const ImageFn& f, const Tensor& x, const Tensor& target, const DreamOptions& opt,
+                  const std::vector<std::array<int64_t, 2>>& shifts, std::vector<double>* targets) {
+  CORTEX_CHECK(x.defined() && x.dim() == 4 && x.size(1) == 3, "dream_loss: expected images (B, 3, S, S), found ",
+               x.defined() ? shape_str(x.shape()) : "an undefined tensor");
+  const int64_t B = x.size(0);
+  CORTEX_CHECK(int64_t(shifts.size()) == B, "dream_loss: expected ", B, " shifts, found ", shifts.size());
+  std::vector<Tensor> rolled;
+  for (int64_t b = 0; b < B; ++b) rolled.push_back(roll2(x.narrow(0, b, 1), shifts[size_t(b)][0], shifts[size_t(b)][1]));
+  const Tensor y = f(B == 1 ? rolled[0] : concat(rolled, 0));
+  CORTEX_CHECK(y.defined() && y.dim() == 2 && y.size(0) == B && target.dim() == 2 && target.size(0) == 1 &&
+                   y.size(1) == target.size(1),
+               "dream_loss: the model gave ", y.defined() ? shape_str(y.shape()) : "nothing", " for ", B,
+               " images; the target weighs ", target.size(1), " outputs");
+  const Tensor t = matmul(y, target.to(y.dtype()).t());  // (B, 1)
+  if (targets) {
+    NoGradGuard ng;
+    *targets = detach(t).to(DType::Float64).contiguous().to_vector<double>();
+  }
+  Tensor loss = neg(sum(t));
+  if (opt.tv > 0) {
+    const int64_t S = x.size(2), W = x.size(3);
+    Tensor tvb;  // (B): mean |vertical difference| + mean |horizontal difference| per image
+    if (S > 1) tvb = mean(abs(sub(x.narrow(2, 1, S - 1), x.narrow(2, 0, S - 1))), {1, 2, 3});
+    if (W > 1) {
+      const Tensor h = mean(abs(sub(x.narrow(3, 1, W - 1), x.narrow(3, 0, W - 1))), {1, 2, 3});
+      tvb = tvb.defined() ? add(tvb, h) : h;
+    }
+    if (tvb.defined()) loss = add(loss, mul(sum(tvb), opt.tv));
+  }
+  if (opt.l2 > 0) loss = add(loss, mul(sum(mean(square(sub(x, 0.5)), {1, 2, 3})), opt.l2));
+  if (opt.diversity > 0 && B >= 2) {
+    const Tensor p = x.reshape({B, -1});
+    const Tensor c = sub(p, mean(p, {1}, true));
+    const Tensor u = div(c, sqrt(add(sum(square(c), {1}, true), 1e-12)));  // unit rows
+    const Tensor g = matmul(u, u.t());                                       // (B, B) cosines
+    const Tensor off = sub(sum(g), sum(square(u)));                          // the off-diagonal sum
+    loss = add(loss, mul(off, opt.diversity * double(B) / double(B * (B - 1))));
+  }
+  return loss;
+}
+
+std::vector<double> target_values(const ImageFn& f, const Tensor& images, const Tensor& target, int64_t batch) {
+  CORTEX_CHECK(images.defined() && images.dim() == 4 && batch >= 1, "target_values: expected images (N, 3, S, S) "
+               "and batch >= 1");
+  NoGradGuard ng;
+  std::vector<double> out;
+  for (int64_t lo = 0; lo < images.size(0); lo += batch) {
+    const int64_t n = std::min(batch, images.size(0) - lo);
+    const Tensor y = f(images.narrow(0, lo, n).contiguous());
+    CORTEX_CHECK(y.dim() == 2 && y.size(0) == n && y.size(1) == target.size(1), "target_values: the model gave ",
+                 shape_str(y.shape()), " for ", n, " images; the target weighs ", target.size(1), " outputs");
+    const std::vector<double> t = matmul(y, target.to(y.dtype()).t()).to(DType::Float64).contiguous().to_vector<double>();
+    out.insert(out.end(), t.begin(), t.end());
+  }
+  return out;
+}
+
+DreamResult dream(const ImageFn& f, int64_t S, const Tensor& target, const DreamOptions& opt,
+                  const std::function<void(int64_t, double)>& progress) {
+  CORTEX_CHECK(S >= 2, "dream: expected an image size >= 2, found ", S);
+  CORTEX_CHECK(opt.steps >= 1, "dream: steps must be >= 1, found ", opt.steps);
+  CORTEX_CHECK(opt.seeds >= 1, "dream: seeds must be >= 1, found ", opt.seeds);
+  CORTEX_CHECK(opt.lr > 0 && std::isfinite(opt.lr), "dream: lr must be > 0, found ", opt.lr);
+  CORTEX_CHECK(opt.jitter >= 0 && opt.jitter < S, "dream: jitter must be in [0, ", S, "), found ", opt.jitter);
+  for (auto [name, v] : {std::pair{"tv", opt.tv}, {"l2", opt.l2}, {"diversity", opt.diversity}, {"init_sd", opt.init_sd}})
+    CORTEX_CHECK(v >= 0 && std::isfinite(v), "dream: ", name, " must be >= 0, found ", v);
+  CORTEX_CHECK(opt.diversity == 0 || opt.seeds >= 2, "dream: the diversity term needs seeds >= 2, found ", opt.seeds);
+  CORTEX_CHECK(target.defined() && target.dim() == 2 && target.size(0) == 1 && target.size(1) >= 1,
+               "dream: expected a target (1, V), found ", target.defined() ? shape_str(target.shape()) : "undefined");
+  const int64_t B = opt.seeds;
+  const Tensor T = target.to(DType::Float32).contiguous();
+
+  // One generator per image: its start, then its jitter, so image b depends on seed + b alone.
+  std::vector<Generator> gens;
+  for (int64_t b = 0; b < B; ++b) gens.emplace_back(opt.seed + uint64_t(b));
+  std::vector<Tensor> params;
+  if (opt.param == DreamParam::Fourier) {
+    std::vector<Tensor> re, im;
+    for (auto& g : gens) {
+      re.push_back(randn({1, 3, S, S / 2 + 1}, g, 0.0, opt.init_sd));
+      im.push_back(randn({1, 3, S, S / 2 + 1}, g, 0.0, opt.init_sd));
+    }
+    params = {with_grad(concat(re, 0).contiguous()), with_grad(concat(im, 0).contiguous())};
+  } else {
+    std::vector<Tensor> z;
+    for (auto& g : gens) z.push_back(randn({1, 3, S, S}, g, 0.0, opt.init_sd));
+    params = {with_grad(concat(z, 0).contiguous())};
+  }
+  auto image = [&] { return opt.param == DreamParam::Fourier ? fourier_image(params[0], params[1], S) : sigmoid(params[0]); };
+
+  AdamOptions ao;
+  ao.lr = opt.lr;
+  Adam adam(params, ao);
+  DreamResult r;
+  std::vector<std::array<int64_t, 2>> shifts(size_t(B), {0, 0});
+  for (int64_t step = 1; step <= opt.steps; ++step) {
+    if (opt.jitter > 0)
+      for (int64_t b = 0; b < B; ++b) {
+        const std::vector<int64_t> d = randint(-opt.jitter, opt.jitter + 1, {2}, gens[size_t(b)]).to_vector<int64_t>();
+        shifts[size_t(b)] = {d[0], d[1]};
+      }
+    std::vector<double> tb;
+    const Tensor loss = dream_loss(f, image(), T, opt, shifts, &tb);
+    const double lv = loss.item() / double(B);
+    CORTEX_CHECK(std::isfinite(lv), "dream: the loss is not finite at step ", step, " (lower --lr?)");
+    double mt = 0;
+    for (double v : tb) mt += v / double(B);
+    r.loss.push_back(lv), r.objective.push_back(mt);
+    adam.zero_grad();
+    backward(loss);
+    adam.step();
+    if (progress) progress(step, lv);
+  }
+  {
+    NoGradGuard ng;
+    r.images = image().contiguous();
+  }
+  r.response = target_values(f, r.images, T, B);
+  return r;
+}
+
+double pearson(const std::vector<double>& a, const std::vector<double>& b) {
+  CORTEX_CHECK(a.size() == b.size() && !a.empty(), "pearson: expected two equally long non-empty vectors, found ",
+               a.size(), " and ", b.size());
+  double ma = 0, mb = 0;
+  for (size_t i = 0; i < a.size(); ++i) ma += a[i], mb += b[i];
+  ma /= double(a.size()), mb /= double(b.size());
+  double sab = 0, saa = 0, sbb = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    sab += (a[i] - ma) * (b[i] - mb), saa += (a[i] - ma) * (a[i] - ma), sbb += (b[i] - mb) * (b[i] - mb);
+  }
+  return (saa > 0 && sbb > 0) ? sab / std::sqrt(saa * sbb) : NAN;
+}
+
+}  // namespace cortex::analysis
