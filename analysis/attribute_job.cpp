@@ -72,6 +72,7 @@ AttributeSummary run_attribute(const AttributeJob& job) {
   CORTEX_CHECK(!fs::exists(job.out) || fs::is_directory(job.out), "attribute: --out ", job.out,
                " exists and is not a directory");
   const Baseline base = parse_baseline(job.baseline);
+  const Quadrature rule = parse_quadrature(job.quadrature);
   const std::vector<int64_t> rows =
       job.index.empty() ? std::vector<int64_t>{} : encoding::parse_index_list(job.index, -1, "--index");
 
@@ -115,6 +116,7 @@ AttributeSummary run_attribute(const AttributeJob& job) {
   IGOptions opt;
   opt.steps = job.steps;
   opt.batch = job.batch;
+  opt.rule = rule;
   const ImageFn fn = [&f](const Tensor& x) { return f(x); };
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<Tensor> attrs, maps;
@@ -184,7 +186,7 @@ AttributeSummary run_attribute(const AttributeJob& job) {
   j["baseline"] = baseline_name(base);
   if (base == Baseline::Blur) j["baseline_sigma"] = bsig;
   if (base == Baseline::Mean) j["baseline_mean_of"] = job.images;
-  j["steps"] = job.steps, j["rule"] = "trapezoid", j["channel_mean"] = job.channel_mean, j["blur_sigma"] = job.blur_sigma;
+  j["steps"] = job.steps, j["rule"] = quadrature_name(rule), j["channel_mean"] = job.channel_mean, j["blur_sigma"] = job.blur_sigma;
   j["targets"] = target_json;
   j["results"] = images;
   j["completeness"] = {{"max_rel_error", json_number(worst)}, {"median_rel_error", json_number(median)},
@@ -197,7 +199,8 @@ AttributeSummary run_attribute(const AttributeJob& job) {
                  {"targets", std::to_string(K) + (job.roi.empty() ? " voxels" : ": " + labels[0])},
                  {"baseline", std::string(baseline_name(base)) +
                                   (base == Baseline::Blur ? " (Gaussian sigma " + fmt(bsig, 3) + " px)" : "")},
-                 {"steps (trapezoid rule)", std::to_string(job.steps)},
+                 {"steps", std::to_string(job.steps) + " (" + std::to_string(job.steps + 1) + " gradient evaluations, " +
+                                quadrature_name(rule) + " rule)"},
                  {"completeness error, largest / median", pct(worst) + " / " + pct(median)},
                  {"display maps", std::string(job.channel_mean ? "mean over colour channels" : "channels summed") +
                                       (job.blur_sigma > 0 ? ", blurred sigma " + fmt(job.blur_sigma, 3) + " px" : "")},
@@ -256,7 +259,7 @@ AttributeSummary run_attribute(const AttributeJob& job) {
   std::ostringstream os;
   os << "attribute: " << N << " image" << (N == 1 ? "" : "s") << " x " << K << " target" << (K == 1 ? "" : "s") << ", "
      << job.steps << " steps, " << baseline_name(base) << " baseline: completeness error largest " << pct(worst)
-     << ", median " << pct(median) << " (" << fmt(seconds, 3) << " s)";
+     << ", median " << pct(median) << " (" << quadrature_name(rule) << " rule, " << fmt(seconds, 3) << " s)";
   s.line = os.str();
   return s;
 }
