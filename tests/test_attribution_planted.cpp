@@ -12,7 +12,9 @@
 // ReLU kinks cost accuracy"); the adaptive rule (the default) puts the evaluations where the kinks
 // cost: at 64 gradient evaluations its median and 90th-percentile completeness errors are within 1 %
 // (asserted), the uniform rule's are not. QuadratureSweep prints the rules against evaluations (the
-// table of docs/attribution.md) when CORTEX_IG_SWEEP=1.
+// table of docs/attribution.md) when CORTEX_IG_SWEEP=1; with CORTEX_IG_MAPREF=1 as well, the maps'
+// errors against a 2048-point uniform reference instead (CORTEX_IG_RULE, CORTEX_IG_N, CORTEX_IG_ROUNDS,
+// CORTEX_IG_INITIAL, CORTEX_IG_SWEEP_IMAGES, CORTEX_IG_VERBOSE narrow or detail the sweep).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -265,6 +267,38 @@ TEST(AttributionPlanted, QuadratureSweep) {
   if (std::getenv("CORTEX_IG_RULE")) rules = {analysis::parse_quadrature(std::getenv("CORTEX_IG_RULE"))};
   std::vector<int64_t> ns = {16, 32, 64, 128, 256};
   if (std::getenv("CORTEX_IG_N")) ns = {std::atoll(std::getenv("CORTEX_IG_N"))};
+  if (std::getenv("CORTEX_IG_MAPREF")) {
+    // The maps themselves against a reference (uniform trapezoid, 2048 evaluations), 2 images: the
+    // completeness error is what the adaptive rule steers by, so check the maps independently.
+    const Tensor px = encoding::load_pixels(planted().dir, m.f.size);
+    const analysis::ImageFn fn = [&m](const Tensor& x) { return m.f(x); };
+    std::vector<Tensor> ref;
+    for (int64_t i = 0; i < 2; ++i) {
+      analysis::IGOptions ro;
+      ro.steps = 2047, ro.batch = 128, ro.rule = analysis::Quadrature::Trapezoid;
+      const Tensor x = px.select(0, i).contiguous();
+      ref.push_back(analysis::integrated_gradients(fn, x, zeros(x.shape()), analysis::voxel_targets(m.vox, m.f.voxels), ro).attr);
+    }
+    for (auto rule : rules)
+      for (int64_t n : ns) {
+        std::vector<double> e;
+        for (int64_t i = 0; i < 2; ++i) {
+          analysis::IGOptions o = io;
+          o.steps = n - 1, o.batch = 65, o.rule = rule;
+          const Tensor x = px.select(0, i).contiguous();
+          const Tensor a = analysis::integrated_gradients(fn, x, zeros(x.shape()), analysis::voxel_targets(m.vox, m.f.voxels), o).attr;
+          NoGradGuard ng;
+          for (int64_t k = 0; k < a.size(0); ++k)
+            e.push_back(sum(abs(sub(a.select(0, k), ref[size_t(i)].select(0, k)))).item() /
+                        sum(abs(ref[size_t(i)].select(0, k))).item());
+        }
+        std::printf("mapref %s %lld evaluations: map L1 error vs 2048-point trapezoid, median %.3f%% p90 %.3f%% max %.3f%% (%zu)\n",
+                    analysis::quadrature_name(rule), (long long)n, 100 * quantile(e, 0.5), 100 * quantile(e, 0.9),
+                    100 * quantile(e, 1.0), e.size());
+        std::fflush(stdout);
+      }
+    return;
+  }
   for (auto rule : rules)
     for (int64_t n : ns) {
       const auto e = completeness(m, rule, n - 1, images, io);
