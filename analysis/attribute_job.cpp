@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <limits>
 #include <sstream>
 #include <vector>
 
@@ -72,6 +73,7 @@ AttributeSummary run_attribute(const AttributeJob& job) {
   CORTEX_CHECK(!fs::exists(job.out) || fs::is_directory(job.out), "attribute: --out ", job.out,
                " exists and is not a directory");
   const Baseline base = parse_baseline(job.baseline);
+  const Quadrature rule = parse_quadrature(job.quadrature);
   const std::vector<int64_t> rows =
       job.index.empty() ? std::vector<int64_t>{} : encoding::parse_index_list(job.index, -1, "--index");
 
@@ -115,6 +117,7 @@ AttributeSummary run_attribute(const AttributeJob& job) {
   IGOptions opt;
   opt.steps = job.steps;
   opt.batch = job.batch;
+  opt.rule = rule;
   const ImageFn fn = [&f](const Tensor& x) { return f(x); };
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<Tensor> attrs, maps;
@@ -177,6 +180,38 @@ AttributeSummary run_attribute(const AttributeJob& job) {
   std::vector<double> sorted = errors;
   std::sort(sorted.begin(), sorted.end());
   const double worst = sorted.back(), median = sorted[sorted.size() / 2];
+  // The error on a scale that stays meaningful when f(x) is near f(baseline): relative to
+  // max(|f(x) - f(b)|, sd_k), sd_k the target's prediction standard deviation over the images given
+  // (docs/attribution.md, "Measured: rules against gradient evaluations"); with one image sd_k = 0.
+  std::vector<double> sd(static_cast<size_t>(K), 0.0), scaled;
+  if (N >= 2) {
+    NoGradGuard ng;
+    std::vector<double> y;  // (N, K)
+    for (int64_t lo = 0; lo < N; lo += job.batch) {
+      const int64_t n = std::min(job.batch, N - lo);
+      const std::vector<double> yb =
+          matmul(f(px.narrow(0, lo, n).contiguous()), targets.t()).to(DType::Float64).contiguous().to_vector<double>();
+      y.insert(y.end(), yb.begin(), yb.end());
+    }
+    for (int64_t k = 0; k < K; ++k) {
+      double mu = 0, v = 0;
+      for (int64_t i = 0; i < N; ++i) mu += y[size_t(i * K + k)] / double(N);
+      for (int64_t i = 0; i < N; ++i) v += (y[size_t(i * K + k)] - mu) * (y[size_t(i * K + k)] - mu) / double(N - 1);
+      sd[size_t(k)] = std::sqrt(v);
+    }
+  }
+  for (int64_t i = 0; i < N; ++i)
+    for (int64_t k = 0; k < K; ++k) {
+      auto& tj = images[size_t(i)]["targets"][size_t(k)];
+      auto val = [&](const char* key) { return tj[key].is_number() ? tj[key].get<double>() : NAN; };  // null: not finite
+      const double df = std::fabs(val("f_x") - val("f_baseline"));
+      const double scale = std::max(df, sd[size_t(k)]), err = val("abs_error");
+      scaled.push_back(scale > 0 ? err / scale : (err == 0 ? 0.0 : std::numeric_limits<double>::infinity()));
+      tj["scaled_error"] = json_number(scaled.back());
+    }
+  std::vector<double> ssorted = scaled;
+  std::sort(ssorted.begin(), ssorted.end());
+  const double sworst = ssorted.back(), smedian = ssorted[ssorted.size() / 2];
 
   nlohmann::json j;
   j["model"] = job.model, j["images"] = job.images, j["readout"] = f.settings.readout;
@@ -184,11 +219,14 @@ AttributeSummary run_attribute(const AttributeJob& job) {
   j["baseline"] = baseline_name(base);
   if (base == Baseline::Blur) j["baseline_sigma"] = bsig;
   if (base == Baseline::Mean) j["baseline_mean_of"] = job.images;
-  j["steps"] = job.steps, j["rule"] = "trapezoid", j["channel_mean"] = job.channel_mean, j["blur_sigma"] = job.blur_sigma;
+  j["steps"] = job.steps, j["rule"] = quadrature_name(rule), j["channel_mean"] = job.channel_mean, j["blur_sigma"] = job.blur_sigma;
   j["targets"] = target_json;
   j["results"] = images;
   j["completeness"] = {{"max_rel_error", json_number(worst)}, {"median_rel_error", json_number(median)},
-                       {"definition", "|sum of attributions - (f(x) - f(baseline))| / |f(x) - f(baseline)|"}};
+                       {"definition", "|sum of attributions - (f(x) - f(baseline))| / |f(x) - f(baseline)|"},
+                       {"max_scaled_error", json_number(sworst)}, {"median_scaled_error", json_number(smedian)},
+                       {"scaled_definition", "|sum of attributions - (f(x) - f(baseline))| / max(|f(x) - f(baseline)|, "
+                                             "the target's prediction sd over the images)"}};
   j["seconds"] = seconds;
 
   ReportData rep;
@@ -197,8 +235,11 @@ AttributeSummary run_attribute(const AttributeJob& job) {
                  {"targets", std::to_string(K) + (job.roi.empty() ? " voxels" : ": " + labels[0])},
                  {"baseline", std::string(baseline_name(base)) +
                                   (base == Baseline::Blur ? " (Gaussian sigma " + fmt(bsig, 3) + " px)" : "")},
-                 {"steps (trapezoid rule)", std::to_string(job.steps)},
+                 {"steps", std::to_string(job.steps) + " (" + std::to_string(job.steps + 1) + " gradient evaluations, " +
+                                quadrature_name(rule) + " rule)"},
                  {"completeness error, largest / median", pct(worst) + " / " + pct(median)},
+                 {"the same relative to max(|f(x) - f(b)|, prediction sd over the images)",
+                  pct(sworst) + " / " + pct(smedian)},
                  {"display maps", std::string(job.channel_mean ? "mean over colour channels" : "channels summed") +
                                       (job.blur_sigma > 0 ? ", blurred sigma " + fmt(job.blur_sigma, 3) + " px" : "")},
                  {"time", fmt(seconds, 3) + " s"}};
@@ -256,7 +297,8 @@ AttributeSummary run_attribute(const AttributeJob& job) {
   std::ostringstream os;
   os << "attribute: " << N << " image" << (N == 1 ? "" : "s") << " x " << K << " target" << (K == 1 ? "" : "s") << ", "
      << job.steps << " steps, " << baseline_name(base) << " baseline: completeness error largest " << pct(worst)
-     << ", median " << pct(median) << " (" << fmt(seconds, 3) << " s)";
+     << ", median " << pct(median) << "; relative to max(|f(x) - f(b)|, prediction sd) largest " << pct(sworst)
+     << ", median " << pct(smedian) << " (" << quadrature_name(rule) << " rule, " << fmt(seconds, 3) << " s)";
   s.line = os.str();
   return s;
 }

@@ -29,7 +29,8 @@ struct AttributeJob {
   std::string out;              // output folder
   std::string weights;          // the backbone's weights when they moved since the fit
   std::string baseline = "black";  // black, mean (of the images given) or blur
-  int64_t steps = 50;           // trapezoid intervals
+  int64_t steps = 50;           // path intervals: steps + 1 gradient evaluations per image and target group
+  std::string quadrature = "adaptive";  // trapezoid, adaptive or gausslegendre (analysis/attribution.h)
   int64_t batch = 32;           // path points per forward pass
   bool channel_mean = false;    // maps averaged over colour channels
   double blur_sigma = 0;        // maps blurred by this Gaussian sigma in pixels (0: not blurred)

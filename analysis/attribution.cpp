@@ -73,6 +73,45 @@ Tensor mean_target(const std::vector<int64_t>& cols, int64_t V) {
   return from_vector(w, {1, V}, DType::Float64).to(DType::Float32);
 }
 
+namespace {
+
+// Gauss-Legendre nodes and weights on [0, 1] (n points): Newton's method on P_n from the
+// Chebyshev guesses, in float64 (Golub-Welsch gives the same to rounding; n <= a few thousand here).
+void gauss_legendre(int64_t n, std::vector<double>& a, std::vector<double>& w) {
+  a.assign(size_t(n), 0), w.assign(size_t(n), 0);
+  for (int64_t i = 0; i < n; ++i) {
+    double t = std::cos(M_PI * (double(i) + 0.75) / (double(n) + 0.5)), dp = 1;
+    for (int it = 0; it < 100; ++it) {
+      double p0 = 1, p1 = t;  // P_0, P_1, then the recurrence up to P_n
+      for (int64_t k = 2; k <= n; ++k) {
+        const double p2 = ((2 * double(k) - 1) * t * p1 - (double(k) - 1) * p0) / double(k);
+        p0 = p1, p1 = p2;
+      }
+      if (n == 1) p0 = 1, p1 = t;
+      dp = double(n) * (t * p1 - p0) / (t * t - 1);
+      const double dt = p1 / dp;
+      t -= dt;
+      if (std::fabs(dt) < 1e-15) break;
+    }
+    // Nodes from the right end down; stored in increasing alpha.
+    a[size_t(n - 1 - i)] = (1 + t) / 2;
+    w[size_t(n - 1 - i)] = 1 / ((1 - t * t) * dp * dp);  // 2 / ((1 - t^2) P_n'(t)^2), halved for [0, 1]
+  }
+}
+
+}  // namespace
+
+Quadrature parse_quadrature(const std::string& s) {
+  if (s == "trapezoid") return Quadrature::Trapezoid;
+  if (s == "adaptive") return Quadrature::Adaptive;
+  if (s == "gausslegendre") return Quadrature::GaussLegendre;
+  throw Error("integrated_gradients: the quadrature must be trapezoid, adaptive or gausslegendre, found '" + s + "'");
+}
+
+const char* quadrature_name(Quadrature q) {
+  return q == Quadrature::Trapezoid ? "trapezoid" : q == Quadrature::Adaptive ? "adaptive" : "gausslegendre";
+}
+
 IGResult integrated_gradients(const ImageFn& f, const Tensor& x_in, const Tensor& b_in, const Tensor& targets,
                               const IGOptions& opt) {
   check_image(x_in, "the image");
@@ -81,6 +120,8 @@ IGResult integrated_gradients(const ImageFn& f, const Tensor& x_in, const Tensor
                " differs from the image ", shape_str(x_in.shape()));
   CORTEX_CHECK(opt.steps >= 1, "integrated_gradients: steps must be >= 1, found ", opt.steps);
   CORTEX_CHECK(opt.batch >= 1, "integrated_gradients: batch must be >= 1, found ", opt.batch);
+  CORTEX_CHECK(opt.rounds >= 1, "integrated_gradients: rounds must be >= 1, found ", opt.rounds);
+  CORTEX_CHECK(opt.initial >= 0, "integrated_gradients: initial must be >= 0, found ", opt.initial);
   CORTEX_CHECK(targets.defined() && targets.dim() == 2 && targets.size(0) >= 1,
                "integrated_gradients: expected targets (K >= 1, V), found ",
                targets.defined() ? shape_str(targets.shape()) : "an undefined tensor");
@@ -88,63 +129,185 @@ IGResult integrated_gradients(const ImageFn& f, const Tensor& x_in, const Tensor
   const Tensor b = b_in.to(Device::cpu()).to(DType::Float32).contiguous();
   CORTEX_CHECK(all_finite(host64(x)) && all_finite(host64(b)), "integrated_gradients: the image or the baseline has "
                "non-finite values");
-  const int64_t K = targets.size(0), m = opt.steps, P = m + 1;
-  const Tensor T = targets.to(DType::Float32).contiguous();
+  const Tensor T = targets.to(Device::cpu()).to(DType::Float32).contiguous();
+  const int64_t K = T.size(0), H = x.size(1), W = x.size(2), P = opt.steps + 1;
   const Tensor diff = sub(x, b);
+  const Tensor diff64 = diff.to(DType::Float64);
 
-  std::vector<Tensor> acc(static_cast<size_t>(K));  // float64 (3, H, W): sum_k w_k g(a_k) per target
-  std::vector<double> f0(static_cast<size_t>(K)), f1(static_cast<size_t>(K));
-  for (int64_t lo = 0; lo < P; lo += opt.batch) {
-    const int64_t n = std::min(opt.batch, P - lo);
-    std::vector<float> alpha(static_cast<size_t>(n)), wt(static_cast<size_t>(n));
-    for (int64_t j = 0; j < n; ++j) {
-      const int64_t k = lo + j;
-      alpha[size_t(j)] = float(double(k) / double(m));
-      wt[size_t(j)] = float((k == 0 || k == m ? 0.5 : 1.0) / double(m));
+  // The path points a through f, `batch` at a time. With weights wt (one per point) each target's
+  // backward pass carries wt * t as the cotangent and its gradients are summed into acc (nothing
+  // per point is kept); without, each point's gradient map is kept (grads[k]: float32 (n, 3, H, W))
+  // with s[p * Kt + k] = g_k(a_p) . (x - b), the integrand. F[p * Kt + k] = t_k . f(b + a_p (x - b)).
+  struct Eval {
+    std::vector<double> F, s;
+    std::vector<std::vector<Tensor>> grads;  // per target, per batch
+  };
+  auto evaluate = [&](const std::vector<double>& a, const std::vector<double>* wt, const Tensor& Tk,
+                      std::vector<Tensor>& acc) {
+    const int64_t Kt = Tk.size(0), n_all = int64_t(a.size());
+    Eval e;
+    e.grads.resize(size_t(Kt));
+    for (int64_t lo = 0; lo < n_all; lo += opt.batch) {
+      const int64_t n = std::min(opt.batch, n_all - lo);
+      std::vector<float> alpha(static_cast<size_t>(n));
+      for (int64_t j = 0; j < n; ++j) alpha[size_t(j)] = float(a[size_t(lo + j)]);
+      Tensor pts;
+      {
+        NoGradGuard ng;
+        pts = add(b.reshape({1, 3, H, W}), mul(from_vector(alpha, {n, 1, 1, 1}), diff.reshape({1, 3, H, W})))
+                  .contiguous();
+      }
+      pts = with_grad(pts);
+      const Tensor y = f(pts);
+      CORTEX_CHECK(y.defined() && y.dim() == 2 && y.size(0) == n && y.size(1) == Tk.size(1),
+                   "integrated_gradients: the model gave ", y.defined() ? shape_str(y.shape()) : "nothing", " for ", n,
+                   " images; the targets weigh ", Tk.size(1), " outputs");
+      {
+        NoGradGuard ng;
+        const std::vector<double> ytv = matmul(detach(y), Tk.t()).to(DType::Float64).contiguous().to_vector<double>();
+        e.F.insert(e.F.end(), ytv.begin(), ytv.end());  // (n, Kt)
+      }
+      std::vector<float> wv(static_cast<size_t>(n), 1.0f);
+      if (wt)
+        for (int64_t j = 0; j < n; ++j) wv[size_t(j)] = float((*wt)[size_t(lo + j)]);
+      const Tensor w = from_vector(wv, {n, 1});
+      std::vector<double> sb(static_cast<size_t>(n * Kt));
+      for (int64_t k = 0; k < Kt; ++k) {
+        const Tensor cot = mul(w, Tk.narrow(0, k, 1)).contiguous();
+        const Tensor g = grad({y}, {pts}, {cot}, false, /*retain_graph=*/k + 1 < Kt)[0];
+        NoGradGuard ng;
+        if (wt) {
+          const Tensor sg = sum(g.to(DType::Float64), {0});
+          acc[size_t(k)] = acc[size_t(k)].defined() ? add(acc[size_t(k)], sg) : sg;
+        } else {
+          const Tensor gc = g.contiguous();
+          const std::vector<double> sk =
+              sum(mul(gc.to(DType::Float64), diff64.reshape({1, 3, H, W})), {1, 2, 3}).to_vector<double>();
+          for (int64_t j = 0; j < n; ++j) sb[size_t(j * Kt + k)] = sk[size_t(j)];
+          e.grads[size_t(k)].push_back(gc);
+        }
+      }
+      if (!wt) e.s.insert(e.s.end(), sb.begin(), sb.end());
     }
-    Tensor pts;
-    {
-      NoGradGuard ng;
-      pts = add(b.reshape({1, 3, x.size(1), x.size(2)}),
-                mul(from_vector(alpha, {n, 1, 1, 1}), diff.reshape({1, 3, x.size(1), x.size(2)})))
-                .contiguous();
-    }
-    pts = with_grad(pts);
-    const Tensor y = f(pts);
-    CORTEX_CHECK(y.defined() && y.dim() == 2 && y.size(0) == n && y.size(1) == T.size(1),
-                 "integrated_gradients: the model gave ", y.defined() ? shape_str(y.shape()) : "nothing", " for ", n,
-                 " images; the targets weigh ", T.size(1), " outputs");
-    const Tensor yt = [&] {
-      NoGradGuard ng;
-      return matmul(detach(y), T.t()).to(DType::Float64).contiguous();  // (n, K)
-    }();
-    const std::vector<double> ytv = yt.to_vector<double>();
-    if (lo == 0)
-      for (int64_t k = 0; k < K; ++k) f0[size_t(k)] = ytv[size_t(k)];
-    if (lo + n == P)
-      for (int64_t k = 0; k < K; ++k) f1[size_t(k)] = ytv[size_t((n - 1) * K + k)];
-    const Tensor w = from_vector(wt, {n, 1});
-    for (int64_t k = 0; k < K; ++k) {
-      // Cotangent (n, V): the target's weights times each point's trapezoid weight.
-      const Tensor cot = mul(w, T.narrow(0, k, 1)).contiguous();
-      const Tensor g = grad({y}, {pts}, {cot}, false, /*retain_graph=*/k + 1 < K)[0];
-      NoGradGuard ng;
-      const Tensor s = sum(g.to(DType::Float64), {0});
-      acc[size_t(k)] = acc[size_t(k)].defined() ? add(acc[size_t(k)], s) : s;
-    }
-  }
+    return e;
+  };
 
+  // Adaptive: one target at a time, each with its own grid (and its gradient maps kept until the
+  // grid is final: 4 (steps + 1) 3 H W bytes). The fixed rules: all targets share the forward passes.
+  const int64_t group = opt.rule == Quadrature::Adaptive ? 1 : K;
   IGResult r;
+  r.rule = opt.rule;
   std::vector<Tensor> maps;
-  NoGradGuard ng;
-  for (int64_t k = 0; k < K; ++k) {
-    const Tensor a = mul(diff.to(DType::Float64), acc[size_t(k)]).contiguous();
-    const double tot = sum(a).item();
-    const double df = f1[size_t(k)] - f0[size_t(k)], err = std::fabs(tot - df);
-    r.f_x.push_back(f1[size_t(k)]), r.f_base.push_back(f0[size_t(k)]), r.total.push_back(tot);
-    r.abs_error.push_back(err);
-    r.rel_error.push_back(df != 0 ? err / std::fabs(df) : (err == 0 ? 0.0 : std::numeric_limits<double>::infinity()));
-    maps.push_back(a.to(DType::Float32));
+  for (int64_t k0 = 0; k0 < K; k0 += group) {
+    const int64_t Kt = std::min(group, K - k0);
+    const Tensor Tk = T.narrow(0, k0, Kt).contiguous();
+    std::vector<Tensor> acc(static_cast<size_t>(Kt));  // float64 (3, H, W): sum_p w_p g(a_p) per target
+    std::vector<double> f0(static_cast<size_t>(Kt)), f1(static_cast<size_t>(Kt));
+    std::vector<double> nodes;
+    if (opt.rule == Quadrature::Trapezoid) {
+      const int64_t m = opt.steps;
+      std::vector<double> a(static_cast<size_t>(P)), wt(static_cast<size_t>(P));
+      for (int64_t p = 0; p < P; ++p)
+        a[size_t(p)] = double(p) / double(m), wt[size_t(p)] = (p == 0 || p == m ? 0.5 : 1.0) / double(m);
+      const Eval e = evaluate(a, &wt, Tk, acc);
+      for (int64_t k = 0; k < Kt; ++k) f0[size_t(k)] = e.F[size_t(k)], f1[size_t(k)] = e.F[size_t(m * Kt + k)];
+      nodes = a;
+    } else if (opt.rule == Quadrature::GaussLegendre) {
+      std::vector<double> a, wt;
+      gauss_legendre(P, a, wt);
+      evaluate(a, &wt, Tk, acc);
+      // The end points are not nodes: one forward pass of the two, for the completeness check.
+      NoGradGuard ng;
+      const Tensor ends = stack({b, x}, 0).contiguous();
+      const std::vector<double> yv = matmul(f(ends), Tk.t()).to(DType::Float64).contiguous().to_vector<double>();
+      for (int64_t k = 0; k < Kt; ++k) f0[size_t(k)] = yv[size_t(k)], f1[size_t(k)] = yv[size_t(Kt + k)];
+      nodes = a;
+    } else {
+      // Adaptive (docs/attribution.md, "Adaptive quadrature"): a uniform grid of steps / 2 intervals,
+      // then rounds that bisect the intervals with the largest trapezoid error, measured exactly per
+      // interval as |h (g_l + g_r) / 2 - (F_r - F_l)| (the gradient theorem on the interval), summed
+      // over the group's targets relative to each one's variation along the path (the group is one
+      // target today; the sum keeps the code right for any grouping).
+      const int64_t m0 = std::clamp<int64_t>(opt.initial > 0 ? opt.initial : opt.steps / 2, 1, opt.steps);
+      std::vector<double> a(static_cast<size_t>(m0 + 1));
+      for (int64_t p = 0; p <= m0; ++p) a[size_t(p)] = double(p) / double(m0);
+      std::vector<double> F, s;
+      std::vector<std::vector<Tensor>> per(static_cast<size_t>(Kt));  // per target, per node: (3, H, W)
+      auto take = [&](const std::vector<double>& an) {
+        const Eval e = evaluate(an, nullptr, Tk, acc);
+        F.insert(F.end(), e.F.begin(), e.F.end());
+        s.insert(s.end(), e.s.begin(), e.s.end());
+        for (int64_t k = 0; k < Kt; ++k)
+          for (const Tensor& gb : e.grads[size_t(k)])
+            for (int64_t j = 0; j < gb.size(0); ++j) per[size_t(k)].push_back(gb.select(0, j));
+      };
+      take(a);
+      std::vector<double> scale(static_cast<size_t>(Kt), 0.0);  // total variation of F on the first grid
+      for (int64_t k = 0; k < Kt; ++k) {
+        for (int64_t p = 0; p < m0; ++p) scale[size_t(k)] += std::fabs(F[size_t((p + 1) * Kt + k)] - F[size_t(p * Kt + k)]);
+        if (!(scale[size_t(k)] > 0)) scale[size_t(k)] = 1;
+      }
+      int64_t left = opt.steps - m0;
+      const int64_t round = std::max<int64_t>(1, (left + opt.rounds - 1) / opt.rounds);
+      while (left > 0) {
+        // Nodes in increasing alpha (indices into a, F, s, per).
+        std::vector<size_t> ord(a.size());
+        for (size_t i = 0; i < ord.size(); ++i) ord[i] = i;
+        std::sort(ord.begin(), ord.end(), [&](size_t i, size_t j) { return a[i] < a[j]; });
+        std::vector<std::pair<double, size_t>> err;  // (score, interval's left position in ord)
+        for (size_t q = 0; q + 1 < ord.size(); ++q) {
+          const size_t l = ord[q], rr = ord[q + 1];
+          const double h = a[rr] - a[l];
+          double e = 0;
+          for (int64_t k = 0; k < Kt; ++k) {
+            const double tr = h * (s[l * size_t(Kt) + size_t(k)] + s[rr * size_t(Kt) + size_t(k)]) / 2;
+            const double ex = F[rr * size_t(Kt) + size_t(k)] - F[l * size_t(Kt) + size_t(k)];
+            e += std::fabs(tr - ex) / scale[size_t(k)];
+          }
+          err.push_back({e, q});
+        }
+        const int64_t n = std::min({left, round, int64_t(err.size())});
+        // The n largest errors; ties broken by position, so the grid is a function of the values alone.
+        std::stable_sort(err.begin(), err.end(), [](const auto& u, const auto& v) { return u.first > v.first; });
+        std::vector<double> an;
+        for (int64_t i = 0; i < n; ++i) {
+          const size_t q = err[size_t(i)].second;
+          an.push_back((a[ord[q]] + a[ord[q + 1]]) / 2);
+        }
+        std::sort(an.begin(), an.end());
+        a.insert(a.end(), an.begin(), an.end());
+        take(an);
+        left -= n;
+      }
+      // The trapezoid weights of the final grid: w_p = (a_{p+1} - a_{p-1}) / 2.
+      std::vector<size_t> ord(a.size());
+      for (size_t i = 0; i < ord.size(); ++i) ord[i] = i;
+      std::sort(ord.begin(), ord.end(), [&](size_t i, size_t j) { return a[i] < a[j]; });
+      std::vector<double> wts(ord.size());
+      for (size_t q = 0; q < ord.size(); ++q)
+        wts[q] = ((q + 1 < ord.size() ? a[ord[q + 1]] : a[ord[q]]) - (q > 0 ? a[ord[q - 1]] : a[ord[q]])) / 2;
+      NoGradGuard ng;
+      for (int64_t k = 0; k < Kt; ++k) {
+        std::vector<Tensor> gs;
+        for (size_t q = 0; q < ord.size(); ++q) gs.push_back(per[size_t(k)][ord[q]]);
+        const Tensor w = from_vector(wts, {int64_t(wts.size()), 1, 1, 1}, DType::Float64);
+        acc[size_t(k)] = sum(mul(stack(gs, 0).to(DType::Float64), w), {0});
+      }
+      for (int64_t k = 0; k < Kt; ++k)
+        f0[size_t(k)] = F[ord.front() * size_t(Kt) + size_t(k)], f1[size_t(k)] = F[ord.back() * size_t(Kt) + size_t(k)];
+      for (size_t q = 0; q < ord.size(); ++q) nodes.push_back(a[ord[q]]);
+    }
+    for (int64_t k = 0; k < Kt; ++k) r.nodes.push_back(nodes);
+    NoGradGuard ng;
+    for (int64_t k = 0; k < Kt; ++k) {
+      const Tensor am = mul(diff64, acc[size_t(k)]).contiguous();
+      const double tot = sum(am).item();
+      const double df = f1[size_t(k)] - f0[size_t(k)], err = std::fabs(tot - df);
+      r.f_x.push_back(f1[size_t(k)]), r.f_base.push_back(f0[size_t(k)]), r.total.push_back(tot);
+      r.abs_error.push_back(err);
+      r.rel_error.push_back(df != 0 ? err / std::fabs(df) : (err == 0 ? 0.0 : std::numeric_limits<double>::infinity()));
+      maps.push_back(am.to(DType::Float32));
+    }
   }
   r.attr = stack(maps, 0).contiguous();
   return r;

@@ -1,13 +1,15 @@
 // Integrated gradients (Sundararajan et al. 2017) of an encoding model with respect to its input
 // pixels, for any linear combination of its outputs: one voxel, an ROI's mean, or each voxel of a
-// list (targets as rows of weights over the voxels). The maths, the trapezoid rule, the
+// list (targets as rows of weights over the voxels). The maths, the quadrature rules, the
 // completeness check and why ReLU kinks cost accuracy: docs/attribution.md.
 //
 //   IG_i(x) = (x_i - b_i) * integral_0^1 d f(b + a (x - b)) / d x_i da
-//          ~= (x_i - b_i) * sum_{k=0..m} w_k g_i(a_k),   a_k = k / m, w_0 = w_m = 1 / 2m, else 1 / m
+//          ~= (x_i - b_i) * sum_{k=0..m} w_k g_i(a_k)
 //
-// The m + 1 path points go through the model `batch` at a time; each target's gradient is one
-// backward pass of the same forward with the trapezoid weights in the cotangent. Gradients are
+// with m + 1 nodes a_k and weights w_k of the rule (uniform trapezoid, adaptive trapezoid, or
+// Gauss-Legendre). The path points go through the model `batch` at a time; with a fixed rule each
+// target's gradient is one backward pass of the same forward with the weights in the cotangent;
+// the adaptive rule keeps each node's gradient until its grid is final. Gradients are
 // taken with cortex::grad (nothing accumulates in any .grad), so the same call twice gives the same
 // map (BOLDreams' code accumulated .grad across calls without zeroing it).
 #pragma once
@@ -24,9 +26,25 @@ namespace cortex::analysis {
 // (B, 3, S, S) float32 pixels in [0, 1] -> (B, V): e.g. an encoding::ModelFn.
 using ImageFn = std::function<Tensor(const Tensor&)>;
 
+// The rule for the path integral (docs/attribution.md, "Quadrature rules"). All three use
+// steps + 1 gradient evaluations, so they cost the same at equal steps.
+//   trapezoid: a_k = k / steps, uniform;
+//   adaptive: the trapezoid rule on a grid refined where it is wrong: steps / 2 uniform intervals,
+//     then `rounds` rounds that bisect the intervals whose exact error |trapezoid - (F(a_r) - F(a_l))|
+//     is largest. Each target has its own grid (its own forward passes), so a target's map does not
+//     depend on the other targets of the call;
+//   gausslegendre: steps + 1 Gauss-Legendre nodes on [0, 1] (Captum's default), plus one forward
+//     pass of x and the baseline for the completeness check.
+enum class Quadrature { Trapezoid, Adaptive, GaussLegendre };
+Quadrature parse_quadrature(const std::string& s);  // "trapezoid", "adaptive" or "gausslegendre"
+const char* quadrature_name(Quadrature q);
+
 struct IGOptions {
-  int64_t steps = 50;  // m: intervals of the trapezoid rule (m + 1 gradient evaluations)
+  int64_t steps = 50;  // m: intervals of the trapezoid rule; every rule takes m + 1 gradient evaluations
   int64_t batch = 32;  // path points per forward pass
+  Quadrature rule = Quadrature::Adaptive;
+  int64_t rounds = 8;   // adaptive: refinement rounds (each one batch of new nodes)
+  int64_t initial = 0;  // adaptive: intervals of the first, uniform grid (0: steps / 2; at most steps)
 };
 
 struct IGResult {
@@ -35,6 +53,8 @@ struct IGResult {
   std::vector<double> total;        // per target: the sum of the attributions (float64)
   std::vector<double> abs_error;    // |total - (f_x - f_base)|
   std::vector<double> rel_error;    // abs_error / |f_x - f_base| (infinite when f_x == f_base and abs_error > 0)
+  Quadrature rule = Quadrature::Adaptive;
+  std::vector<std::vector<double>> nodes;  // per target: the path positions a in [0, 1] evaluated, increasing
 };
 
 // x, baseline: float32 (3, S, S); targets: (K, V) weights over f's V outputs (one-hot rows for

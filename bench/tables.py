@@ -197,7 +197,8 @@ TABLES = [
         "threads": [2],
         "title": "Integrated gradients, one 224 px image, 50 steps, AlexNet + Gaussian readout (1,000 voxels)",
         "about": "bench/bench_attribute.cpp `BM_attribute_alexnet_gaussian` (`analysis::integrated_gradients`: "
-                 "51 path points in one batch, one forward and one backward, trapezoid rule; docs/attribution.md) "
+                 "51 gradient evaluations, the default adaptive rule: a batch of 26 path points then 8 small "
+                 "batches; the uniform trapezoid rule's 51 points in one batch as a second row; docs/attribution.md) "
                  "beside bench/peers/attribute_peer.py (the same model in PyTorch eager, random weights, the "
                  "Captum-style batched path: one forward of the scaled inputs, torch.autograd.grad) (issue 17).",
         "binary": "bench_attribute",
@@ -205,8 +206,10 @@ TABLES = [
         "min_time": 0.0,
         "warmup": True,
         "rows": [
-            {"row": "AlexNet features.9 + Gaussian, 50 steps", "cortex": "BM_attribute_alexnet_gaussian/50/real_time",
+            {"row": "AlexNet features.9 + Gaussian, 50 steps, adaptive", "cortex": "BM_attribute_alexnet_gaussian/0/real_time",
              "peer": "ig alexnet+gaussian steps=50", "quick": True},
+            {"row": "AlexNet features.9 + Gaussian, 50 steps, trapezoid", "cortex": "BM_attribute_alexnet_gaussian/1/real_time",
+             "peer": "ig alexnet+gaussian steps=50"},
         ],
     },
     {

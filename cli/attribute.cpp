@@ -3,6 +3,7 @@
 //
 //   cortex attribute --model fit/model.safetensors --images SUBJ|DIR|X.npy --voxels 3,7,10-12 --out DIR
 //                    [--roi NAME [--data SUBJ]] [--index 0,2-4] [--baseline black|mean|blur] [--steps 50]
+//                    [--quadrature adaptive|trapezoid|gausslegendre]
 //                    [--channel-mean] [--blur-sigma 2] [--batch 32] [--weights W]
 //
 // Any cortex fit model (every readout, frozen or fine-tuned backbone). Writes attributions.npy,
@@ -32,8 +33,11 @@ Run add_attribute(CLI::App& app) {
   sub->add_option("--index", o->index, "Which images, e.g. 0,2-4 (default: all)");
   sub->add_option("--baseline", o->baseline, "black, mean (of the images) or blur (Gaussian, sigma S/8)")
       ->check(CLI::IsMember({"black", "mean", "blur"}))->capture_default_str();
-  sub->add_option("--steps", o->steps, "Trapezoid-rule intervals along the path")->capture_default_str()
-      ->check(CLI::PositiveNumber);
+  sub->add_option("--steps", o->steps, "Intervals along the path (steps + 1 gradient evaluations)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--quadrature", o->quadrature, "trapezoid (uniform), adaptive (refined where the completeness "
+                                                 "error is, docs/attribution.md) or gausslegendre")
+      ->check(CLI::IsMember({"trapezoid", "adaptive", "gausslegendre"}))->capture_default_str();
   sub->add_flag("--channel-mean", o->channel_mean, "Average the maps over colour channels");
   sub->add_option("--blur-sigma", o->blur_sigma, "Blur the maps by a Gaussian of this sigma in pixels (0: none)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);

@@ -43,8 +43,8 @@ for f in overlay_i0_v1 overlay_i0_v5 overlay_i2_v6; do [[ -s a1/$f.png ]] || fai
 [[ -s a1/report.html ]] || fail "no report.html"
 grep -q "data:image/png;base64" a1/report.html || fail "report.html lacks the overlays"
 # A linear model: the trapezoid rule is exact, so the sums are f(x) - f(b) to float rounding.
-jq -e '(.completeness.max_rel_error < 1e-4) and (.results | length == 2) and (.results[1].index == 2)
-       and (.results[0].targets | length == 3) and (.steps == 50) and (.baseline == "black")' a1/attribution.json \
+jq -e '(.completeness.max_rel_error < 1e-4) and (.completeness.max_scaled_error < 1e-4) and (.results | length == 2) and (.results[1].index == 2)
+       and (.results[0].targets | length == 3) and (.steps == 50) and (.baseline == "black") and (.rule == "adaptive")' a1/attribution.json \
   > /dev/null || fail "attribution.json: $(jq -c .completeness a1/attribution.json)"
 # f(x) is the model's prediction: cortex predict's value for image 0, voxel 5.
 "$cortex" predict --model ridge/model.safetensors --images "$data/test_split/test_images" --out pred.npy > /dev/null 2>&1
@@ -64,12 +64,13 @@ awk -v a="$sum" -v b="$want" 'BEGIN { d = a - b; d = d < 0 ? -d : d; m = b < 0 ?
 grep -q "6 images x 1 target, 64 steps, blur baseline" out2.txt || fail "no summary line: $(cat out2.txt)"
 [[ $(npy_shape a2/maps.npy) == "(6, 1, 1, 16, 16)" ]] || fail "maps.npy with --channel-mean: $(npy_shape a2/maps.npy)"
 [[ -s a2/overlay_i1_roi-simple.png ]] || fail "no ROI overlay"
-jq -e '(.completeness.max_rel_error < 0.01) and (.targets[0].roi == "simple") and (.baseline_sigma == 2)' \
+jq -e '(.completeness.max_rel_error < 0.01) and (.completeness.max_scaled_error <= .completeness.max_rel_error)
+       and (.results[0].targets[0].scaled_error | numbers) and (.targets[0].roi == "simple") and (.baseline_sigma == 2)' \
   a2/attribution.json > /dev/null || fail "ROI run: $(jq -c '.completeness' a2/attribution.json)"
 # The ROI from the subject's masks, and the mean baseline.
 "$cortex" attribute --model gauss/model.safetensors --images "$data" --index 0 --roi complex --data "$data" \
-  --baseline mean --steps 8 --out a3 > a3.out 2>&1 || fail "attribute --roi --data"
-jq -e '.baseline == "mean" and (.targets[0].voxels | length == 4) and (.completeness.max_rel_error | numbers)
+  --baseline mean --steps 8 --quadrature gausslegendre --out a3 > a3.out 2>&1 || fail "attribute --roi --data"
+jq -e '.baseline == "mean" and .rule == "gausslegendre" and (.targets[0].voxels | length == 4) and (.completeness.max_rel_error | numbers)
        and (.results[0].targets[0].abs_error | numbers)' a3/attribution.json > /dev/null || fail "a3"
 grep -q "completeness error largest" a3.out || fail "a ReLU model's completeness error is not printed"
 
@@ -92,6 +93,7 @@ refuse "no ROI 'V9'" --model $m --images "$data" --roi V9
 refuse "image 9 is out of range" --model $m --images "$data" --voxels 1 --index 9
 refuse "--baseline: white not in" --model $m --images "$data" --voxels 1 --baseline white
 refuse "--steps" --model $m --images "$data" --voxels 1 --steps 0
+refuse "--quadrature: simpson not in" --model $m --images "$data" --voxels 1 --quadrature simpson
 refuse "no-such.safetensors" --model no-such.safetensors --images "$data" --voxels 1
 refuse "--model is required" --images "$data" --voxels 1
 echo "cli_attribute: ok"

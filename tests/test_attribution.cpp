@@ -86,6 +86,7 @@ TEST(Attribution, SeparableExponentialConvergesAsOneOverStepsSquared) {
   auto err = [&](int64_t steps) {
     IGOptions o;
     o.steps = steps;
+    o.rule = analysis::Quadrature::Trapezoid;  // the uniform rule's order (adaptive refines unevenly)
     const auto r = analysis::integrated_gradients(f, x, b, analysis::voxel_targets({0}, 1), o);
     const auto av = v64(r.attr);
     double e = 0, total = 0;
@@ -108,6 +109,7 @@ TEST(Attribution, CompletenessIsReportedAndFailsWithFewSteps) {
   const ConvFn f = conv_fn();
   const Tensor x = uniform({3, 9, 9}, 5), b = zeros({3, 9, 9});
   IGOptions o;
+  o.rule = analysis::Quadrature::Trapezoid;
   o.steps = 1;
   auto r1 = analysis::integrated_gradients(f, x, b, analysis::voxel_targets({0, 1, 2}, 3), o);
   o.steps = 256;
@@ -144,11 +146,95 @@ TEST(Attribution, TwoCallsGiveIdenticalMapsAndNoGradLeaks) {
   EXPECT_TRUE(cortex::testing::allclose(r4.attr.select(0, 0), r1.attr.select(0, 1), 1e-5, 1e-7));
 }
 
+// Gauss-Legendre with n nodes integrates polynomials of degree 2n - 1 exactly: f = sum x_i^4 from a
+// black baseline has the integrand 4 a^3 x_i^4 (degree 3), so IG_i = x_i^4 at n = 2 (steps 1), where
+// the trapezoid rule is far off; the end points (not nodes) come from their own forward pass.
+TEST(Attribution, GaussLegendreIsExactForCubicIntegrands) {
+  const auto f = [](const Tensor& x) {
+    const Tensor x2 = mul(x, x);
+    return sum(mul(x2, x2), {1, 2, 3}).reshape({x.size(0), 1});
+  };
+  const Tensor x = uniform({3, 4, 5}, 13), b = zeros({3, 4, 5});
+  const auto xv = v64(x);
+  IGOptions o;
+  o.steps = 1;
+  o.rule = analysis::Quadrature::GaussLegendre;
+  const auto r = analysis::integrated_gradients(f, x, b, analysis::voxel_targets({0}, 1), o);
+  ASSERT_EQ(r.nodes[0].size(), 2u);
+  EXPECT_NEAR(r.nodes[0][0], 0.5 - 0.5 / std::sqrt(3.0), 1e-12);
+  const auto a = v64(r.attr);
+  double total = 0;
+  for (size_t i = 0; i < xv.size(); ++i) {
+    EXPECT_NEAR(a[i], std::pow(xv[i], 4), 1e-5) << i;
+    total += std::pow(xv[i], 4);
+  }
+  EXPECT_NEAR(r.f_x[0], total, 1e-4);
+  EXPECT_EQ(r.f_base[0], 0.0);
+  EXPECT_LT(r.rel_error[0], 1e-5);
+  o.rule = analysis::Quadrature::Trapezoid;
+  EXPECT_GT(analysis::integrated_gradients(f, x, b, analysis::voxel_targets({0}, 1), o).rel_error[0], 0.5);
+  // Nodes and weights at a larger n: the weights sum to 1 and integrate a^9 (degree 9 <= 2n - 1).
+  o.rule = analysis::Quadrature::GaussLegendre;
+  o.steps = 6;
+  const auto r7 = analysis::integrated_gradients(f, x, b, analysis::voxel_targets({0}, 1), o);
+  ASSERT_EQ(r7.nodes[0].size(), 7u);
+  for (size_t i = 0; i + 1 < 7; ++i) EXPECT_LT(r7.nodes[0][i], r7.nodes[0][i + 1]);
+  EXPECT_NEAR(r7.nodes[0][3], 0.5, 1e-14);
+  EXPECT_LT(r7.rel_error[0], 1e-5);
+}
+
+// One kink: F(x) = relu(sum(x) - c) from a black baseline. The gradient is 0 before a* = c / sum(x)
+// and 1 after, so IG_i = x_i (1 - a*) exactly. The uniform trapezoid rule errs by up to
+// (1 / 2 steps) sum(x); the adaptive rule keeps bisecting the one interval that holds the kink (its
+// error is the only nonzero one), so the kink's interval ends 2^(rounds) times narrower.
+TEST(Attribution, AdaptiveRuleHomesInOnAKink) {
+  const Tensor x = uniform({3, 4, 4}, 14), b = zeros({3, 4, 4});
+  const auto xv = v64(x);
+  double sx = 0;
+  for (double v : xv) sx += v;
+  const double astar = 0.3141;  // not a dyadic fraction: the kink is inside an interval at every level
+  const double c = astar * sx;
+  const auto f = [c](const Tensor& p) {
+    return relu(sub(sum(p, {1, 2, 3}), scalar(float(c)))).reshape({p.size(0), 1});
+  };
+  auto err = [&](analysis::Quadrature rule, analysis::IGResult* out) {
+    IGOptions o;
+    o.steps = 16;
+    o.rounds = 4;
+    o.batch = 5;
+    o.rule = rule;
+    const auto r = analysis::integrated_gradients(f, x, b, analysis::voxel_targets({0}, 1), o);
+    const auto a = v64(r.attr);
+    double e = 0, tot = 0;
+    for (size_t i = 0; i < xv.size(); ++i) e += std::fabs(a[i] - xv[i] * (1 - astar)), tot += xv[i] * (1 - astar);
+    if (out) *out = r;
+    return e / tot;
+  };
+  analysis::IGResult ra;
+  const double et = err(analysis::Quadrature::Trapezoid, nullptr), ea = err(analysis::Quadrature::Adaptive, &ra);
+  std::printf("one kink, 17 evaluations: map error trapezoid %.3e, adaptive %.3e\n", et, ea);
+  // 8 uniform intervals, then 4 rounds of 2 bisections: the kink's interval is 1/8 / 2^4 = 1/128 wide.
+  ASSERT_EQ(ra.nodes[0].size(), 17u);
+  EXPECT_EQ(ra.nodes[0].front(), 0.0);
+  EXPECT_EQ(ra.nodes[0].back(), 1.0);
+  double width = 1;
+  for (size_t i = 0; i + 1 < ra.nodes[0].size(); ++i)
+    if (ra.nodes[0][i] <= astar && astar < ra.nodes[0][i + 1]) width = ra.nodes[0][i + 1] - ra.nodes[0][i];
+  EXPECT_DOUBLE_EQ(width, 1.0 / 128);
+  // The error of a jump inside an interval of width h is at most h / 2 of the jump (relative to 1 - a*).
+  EXPECT_LT(ea, 0.5 / 128 / (1 - astar) + 1e-5);
+  EXPECT_GT(et, 4 * ea);
+  EXPECT_NEAR(ra.rel_error[0], ea, 1e-4);  // one kink: the completeness error is the map's error
+}
+
 TEST(Attribution, RoiMeanIsTheMeanOfItsVoxelsMaps) {
+  // Linearity in the target holds for a fixed rule (the adaptive grid depends on the target).
   const ConvFn f = conv_fn();
   const Tensor x = uniform({3, 8, 8}, 7), b = zeros({3, 8, 8});
-  const auto each = analysis::integrated_gradients(f, x, b, analysis::voxel_targets({0, 2}, 3));
-  const auto roi = analysis::integrated_gradients(f, x, b, analysis::mean_target({0, 2}, 3));
+  IGOptions o;
+  o.rule = analysis::Quadrature::Trapezoid;
+  const auto each = analysis::integrated_gradients(f, x, b, analysis::voxel_targets({0, 2}, 3), o);
+  const auto roi = analysis::integrated_gradients(f, x, b, analysis::mean_target({0, 2}, 3), o);
   ASSERT_EQ(roi.attr.size(0), 1);
   const Tensor want = mul(add(each.attr.select(0, 0), each.attr.select(0, 1)), scalar(0.5));
   EXPECT_TRUE(cortex::testing::allclose(roi.attr.select(0, 0), want, 1e-5, 1e-7));
@@ -231,6 +317,13 @@ TEST(Attribution, Refusals) {
   EXPECT_CORTEX_ERROR(analysis::integrated_gradients(f, zeros({6, 6}), b, t), "expected the image as float (3, H, W)");
   EXPECT_CORTEX_ERROR(analysis::integrated_gradients(f, x, b, analysis::voxel_targets({0}, 5)), "targets weigh 5");
   EXPECT_CORTEX_ERROR(analysis::integrated_gradients(f, full({3, 6, 6}, NAN), b, t), "non-finite");
+  o = {};
+  o.rounds = 0;
+  EXPECT_CORTEX_ERROR(analysis::integrated_gradients(f, x, b, t, o), "rounds must be >= 1");
+  o = {};
+  o.initial = -1;
+  EXPECT_CORTEX_ERROR(analysis::integrated_gradients(f, x, b, t, o), "initial must be >= 0");
+  EXPECT_CORTEX_ERROR(analysis::parse_quadrature("simpson"), "trapezoid, adaptive or gausslegendre");
   EXPECT_CORTEX_ERROR(analysis::voxel_targets({3}, 3), "out of range");
   EXPECT_CORTEX_ERROR(analysis::mean_target({}, 3), "no voxels");
   EXPECT_CORTEX_ERROR(analysis::gaussian_blur(zeros({4, 4}), 1.0), "expected maps (C, H, W)");
