@@ -359,8 +359,9 @@ def write_results(result, out_dir, started, suffix=""):
 
 
 # Sections other scripts write into RESULTS.md between these markers (scripts/bench-mpi.sh: the
-# MPI strong-scaling table) survive a regeneration.
-KEPT = ("<!-- bench-mpi:begin -->", "<!-- bench-mpi:end -->")
+# MPI strong-scaling table; scripts/bench-ncut-scale.sh: Ncut at 2.4M nodes) survive a regeneration.
+KEPT = (("<!-- bench-mpi:begin -->", "<!-- bench-mpi:end -->"),
+        ("<!-- bench-ncut-scale:begin -->", "<!-- bench-ncut-scale:end -->"))
 
 
 def kept_sections(out_dir):
@@ -369,8 +370,11 @@ def kept_sections(out_dir):
             text = f.read()
     except OSError:
         return ""
-    a, b = text.find(KEPT[0]), text.find(KEPT[1])
-    return "\n" + text[a:b + len(KEPT[1])] + "\n" if 0 <= a < b else ""
+    kept = ""
+    for begin, end in KEPT:
+        a, b = text.find(begin), text.find(end)
+        kept += "\n" + text[a:b + len(end)] + "\n" if 0 <= a < b else ""
+    return kept
 
 
 def write_atomic(path, text):

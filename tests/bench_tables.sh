@@ -82,4 +82,25 @@ python3 "$root/scripts/bench_tables.py" run --build "$build" --spec "$d/spec.py"
   --out-dir "$d/missing" --work-dir "$d/work" >/dev/null
 grep -Eq '^\| forward mode \| 1 \| [0-9.]+ ms \| peer skipped: Python module no_such_module_cortex not installed \| — \| — \| — \|$' \
   "$d/missing/RESULTS.md" || { cat "$d/missing/RESULTS.md"; fail "the missing peer is not reported in its row"; }
+# Sections written by other scripts (bench-mpi.sh, bench-ncut-scale.sh) survive a regeneration.
+mkdir -p "$d/kept"
+printf '%s\n' '# old' '<!-- bench-mpi:begin -->' MPI '<!-- bench-mpi:end -->' x '<!-- bench-ncut-scale:begin -->' NCUT \
+  '<!-- bench-ncut-scale:end -->' >"$d/kept/RESULTS.md"
+python3 - "$root/scripts" "$d/kept" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[1])
+import bench_tables
+k = bench_tables.kept_sections(sys.argv[2])
+assert "MPI" in k and "NCUT" in k and "# old" not in k and "x\n" not in k, k
+PY
+
+# bench/ncut_scale (scripts/bench-ncut-scale.sh's cortex side): its flags are checked.
+if [[ -x $build/bench/ncut_scale ]]; then
+  "$build/bench/ncut_scale" --help | grep -q '^usage: ncut_scale' || fail "ncut_scale --help gives no usage"
+  for bad in "--bogus 1" "--n 0" "--n 10 --k 20" "--n 100 --accuracy 101" "--m"; do
+    # shellcheck disable=SC2086
+    rc=0; "$build/bench/ncut_scale" $bad >/dev/null 2>"$d/err" || rc=$?
+    [[ $rc == 2 && -s $d/err ]] || fail "ncut_scale $bad: expected exit 2 with a message, found exit $rc"
+  done
+fi
 echo "bench_tables.sh: OK"
