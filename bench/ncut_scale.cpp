@@ -12,7 +12,8 @@
 //    angles between the top-k subspaces of the exact ncut and Nystrom on the first N_SUB nodes, same
 //    settings; m is clamped to N_SUB)}
 // Usage: ncut_scale [--n 300000] [--d 768] [--m 4096] [--k 20] [--knn 10] [--seed 1] [--threads T]
-//                   [--clusters 50] [--accuracy N_SUB]
+//                   [--clusters 50] [--accuracy N_SUB] [--search-dims P]
+// --search-dims P: NcutOptions::search_dims (the propagation's neighbour search on P principal axes).
 #include <omp.h>
 #include <sys/resource.h>
 
@@ -101,13 +102,14 @@ int64_t int_flag(const char* name, const char* value, int64_t lo) {
 
 const char* kUsage =
     "usage: ncut_scale [--n 300000] [--d 768] [--m 4096] [--k 20] [--knn 10] [--seed 1] [--threads T] "
-    "[--clusters 50] [--accuracy N_SUB]\n";
+    "[--clusters 50] [--accuracy N_SUB] [--search-dims P]\n";
 
 }  // namespace
 
 int main(int argc, char** argv) {
   try {
-    int64_t n = 300000, d = 768, m = 4096, k = 20, knn = 10, seed = 1, threads = 0, acc = 0, clusters = 50;
+    int64_t n = 300000, d = 768, m = 4096, k = 20, knn = 10, seed = 1, threads = 0, acc = 0, clusters = 50,
+            search_dims = 0;
     for (int i = 1; i < argc; ++i) {
       const std::string f = argv[i];
       if (f == "--help" || f == "-h") {
@@ -125,6 +127,7 @@ int main(int argc, char** argv) {
       else if (f == "--threads") threads = int_flag("--threads", v, 1);
       else if (f == "--clusters") clusters = int_flag("--clusters", v, 1);
       else if (f == "--accuracy") acc = int_flag("--accuracy", v, 0);
+      else if (f == "--search-dims") search_dims = int_flag("--search-dims", v, 0);
       else throw Error("ncut_scale: unknown flag '" + f + "'\n" + kUsage);
     }
     if (k > std::min(n, m)) throw Error("ncut_scale: --k expects at most min(--n, --m), found " + std::to_string(k));
@@ -141,6 +144,7 @@ int main(int argc, char** argv) {
     o.samples = m;
     o.knn = knn;
     o.seed = uint64_t(seed);
+    o.search_dims = search_dims;
     const double rss0 = peak_rss_mb();  // the input and the process's fixed costs
     const double c0 = cpu_seconds();
     const auto t0 = std::chrono::steady_clock::now();
@@ -174,10 +178,10 @@ int main(int argc, char** argv) {
       accuracy = buf;
     }
     std::printf("{\"impl\": \"cortex\", \"n\": %lld, \"d\": %lld, \"m\": %lld, \"k\": %lld, \"knn\": %lld, "
-                "\"clusters\": %lld, \"threads\": %d, \"seconds\": %.4f, \"cpu_seconds\": %.4f, "
+                "\"clusters\": %lld, \"search_dims\": %lld, \"threads\": %d, \"seconds\": %.4f, \"cpu_seconds\": %.4f, "
                 "\"peak_rss_mb\": %.1f, \"rss_before_mb\": %.1f, \"input_mb\": %.1f%s%s}\n",
                 (long long)n, (long long)d, (long long)m, (long long)k, (long long)knn, (long long)clusters,
-                omp_get_max_threads(), wall, cpu, rss, rss0, double(n) * double(d) * 4 / (1024.0 * 1024.0),
+                (long long)search_dims, omp_get_max_threads(), wall, cpu, rss, rss0, double(n) * double(d) * 4 / (1024.0 * 1024.0),
                 phases, accuracy.c_str());
     return 0;
   } catch (const std::exception& e) {

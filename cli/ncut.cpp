@@ -113,6 +113,9 @@ Run add_ncut(CLI::App& app) {
       ->capture_default_str()
       ->check(kPositive);
   sub->add_option("--knn", n.knn, "Neighbours K of the propagation")->capture_default_str()->check(kPositive);
+  sub->add_option("--search-dims", n.search_dims,
+                  "Nystrom: search the propagation's neighbours on the sample's top P principal axes (0: all features)")
+      ->capture_default_str();
   sub->add_option("--sampling", o->sampling, "fps or random")
       ->capture_default_str()
       ->check(CLI::IsMember({"fps", "random"}));

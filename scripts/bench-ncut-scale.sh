@@ -11,24 +11,26 @@
 #
 # Usage: scripts/bench-ncut-scale.sh [--build DIR] [--sizes 300000,600000,1200000,2400000] [--d 768]
 #          [--m 4096] [--k 20] [--knn 10] [--clusters 20] [--accuracy 20000 (0: none)] [--threads T]
-#          [--rounds 1] [--results FILE (default bench/RESULTS.md)]
+#          [--rounds 1] [--results FILE (default bench/RESULTS.md)] [--search-dims 64]
+# --search-dims P: cortex's propagation searches neighbours on the sample's top P principal axes
+# (NcutOptions::search_dims, docs/spectral.md; 0: all d features); its accuracy line is measured with it.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$root/build sizes=300000,600000,1200000,2400000 d=768 m=4096 k=20 knn=10 clusters=20 acc=20000
-threads=${OMP_NUM_THREADS:-$(nproc)} rounds=1 res=$root/bench/RESULTS.md
+threads=${OMP_NUM_THREADS:-$(nproc)} rounds=1 res=$root/bench/RESULTS.md search=64
 usage() { sed -n '/^# Usage:/,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 while (($#)); do
   [[ $# -ge 2 ]] || { echo "bench-ncut-scale: $1 expects a value" >&2; usage; }
   case $1 in
     --build) build=$2 ;; --sizes) sizes=$2 ;; --d) d=$2 ;; --m) m=$2 ;; --k) k=$2 ;; --knn) knn=$2 ;;
     --clusters) clusters=$2 ;; --accuracy) acc=$2 ;; --threads) threads=$2 ;; --rounds) rounds=$2 ;;
-    --results) res=$2 ;;
+    --results) res=$2 ;; --search-dims) search=$2 ;;
     *) echo "bench-ncut-scale: unknown flag '$1'" >&2; usage ;;
   esac
   shift 2
 done
 [[ $sizes =~ ^[0-9]+(,[0-9]+)*$ ]] || { echo "bench-ncut-scale: --sizes expects N,N,..., found '$sizes'" >&2; exit 2; }
-for v in "$d" "$m" "$k" "$knn" "$clusters" "$acc" "$threads" "$rounds"; do
+for v in "$d" "$m" "$k" "$knn" "$clusters" "$acc" "$threads" "$rounds" "$search"; do
   [[ $v =~ ^[0-9]+$ ]] || { echo "bench-ncut-scale: expected a non-negative integer, found '$v'" >&2; exit 2; }
 done
 cortex=$(realpath -m "$build/bench/ncut_scale")
@@ -50,7 +52,7 @@ run() {
   shift 2
   echo "bench-ncut-scale: $impl N = $n $*" >&2
   if [[ $impl == cortex ]]; then
-    "$cortex" --n "$n" "${common[@]}" "$@" > "$tmp/out" 2> "$tmp/err" || rc=$?
+    "$cortex" --n "$n" "${common[@]}" --search-dims "$search" "$@" > "$tmp/out" 2> "$tmp/err" || rc=$?
   else
     python3 "$peer" --n "$n" "${common[@]}" "$@" > "$tmp/out" 2> "$tmp/err" || rc=$?
   fi
@@ -134,13 +136,15 @@ def acc_line(impl):
             f"(N_sub = {r['acc_n']:,}, m = {r['acc_m']:,})")
 
 d, m, k, knn, cl, th = (first[f] for f in ("d", "m", "k", "knn", "clusters", "threads"))
+sd = next((r.get("search_dims", 0) for r in main if r["impl"] == "cortex" and "failed" not in r), 0)
+search = (f"its neighbour search on the sample's top {sd} principal axes (`--search-dims {sd}`)" if sd else "its neighbour search on all d features")
 fill = lambda t: textwrap.fill(" ".join(t.split()), 100, break_on_hyphens=False)
 intro = fill(f"""**CPU figures** on {machine}; {started}, commit {commit}; load average {load0} at the start,
 {load1} at the end; {versions}. Written by `scripts/bench-ncut-scale.sh` (not by make bench, which
 keeps this section). One graph of N nodes (issue #18: 1,000 images x 197 patches x 12 layers =
 2,364,000 ≈ 2.4M), d = {d}, float32, {cl} Gaussian clusters (bench/ncut_scale.cpp), AlignedCut
 Nystrom with m = {m:,} FPS samples, k = {k}, K = {knn}, cosine affinity, {th} threads on each side.
-cortex: `bench/ncut_scale.cpp`; peer: ncut-pytorch's `ncut_fn` (`bench/peers/ncut_scale_peer.py`,
+cortex: `bench/ncut_scale.cpp`, {search}; peer: ncut-pytorch's `ncut_fn` (`bench/peers/ncut_scale_peer.py`,
 n_sample = n_sample2 = m, n_neighbors = K; same distribution, not the same numbers; its kernel, FPS
 and randomized SVD differ: docs/spectral.md). One process per run, the sides interleaved size by
 size; seconds: wall-clock of the Ncut call alone (the drawing of the features excluded), the median

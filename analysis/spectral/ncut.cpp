@@ -5,6 +5,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // Eigen + GCC 12 AVX-512 (GCC bug 105593)
 #endif
 #include <Eigen/Core>
+#include <Eigen/Eigenvalues>
 #include <Eigen/QR>
 #include <algorithm>
 #include <chrono>
@@ -13,6 +14,7 @@
 
 #include "kernels/cpu/parallel.h"
 #include "kernels/index.h"
+#include "kernels/matmul.h"
 
 namespace cortex::analysis::spectral {
 
@@ -48,6 +50,28 @@ Tensor orthonormalise(const Tensor& v) {
   });
   fix_signs(out);
   return out;
+}
+
+// The projection of NcutOptions::search_dims: the top-P principal axes (uncentred, as cosine
+// compares directions) of the sample's unit-normalised rows, as a (d, P) basis in xs's dtype and on
+// its device. Eigen on one thread, so the basis does not depend on the thread count.
+Tensor search_basis(const Tensor& xs, int64_t P) {
+  const Tensor h = xs.to(Device::cpu()).to(DType::Float64).contiguous();
+  const int64_t m = h.size(0), d = h.size(1);
+  using RowMatD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  Eigen::MatrixXd Y = Eigen::Map<const RowMatD>(h.data<double>(), m, d);
+  for (int64_t i = 0; i < m; ++i) {
+    const double n = Y.row(i).norm();
+    if (n > 0) Y.row(i) /= n;
+  }
+  parallel::SerialEigen serial_eigen;
+  const Eigen::MatrixXd C = Y.transpose() * Y;
+  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(C);  // ascending eigenvalues
+  Tensor B = empty({d, P}, DType::Float64);
+  double* pb = B.data<double>();
+  for (int64_t i = 0; i < d; ++i)
+    for (int64_t j = 0; j < P; ++j) pb[i * P + j] = es.eigenvectors()(i, d - 1 - j);
+  return B.to(xs.dtype()).to(xs.device());
 }
 
 // The bandwidth / temperature: given, the cosine default, or the reference's rbf search on a
@@ -103,6 +127,10 @@ NcutResult ncut(const Tensor& features, const NcutOptions& opt) {
   CORTEX_CHECK(opt.samples >= 1, "ncut: expected samples >= 1, found ", opt.samples);
   CORTEX_CHECK(opt.knn >= 1, "ncut: expected knn >= 1, found ", opt.knn);
   CORTEX_CHECK(opt.chunk >= 1, "ncut: expected chunk >= 1, found ", opt.chunk);
+  CORTEX_CHECK(opt.search_dims >= 0, "ncut: expected search_dims >= 0 (0: all features), found ", opt.search_dims);
+  CORTEX_CHECK(opt.search_dims == 0 || opt.affinity == Affinity::Cosine,
+               "ncut: search_dims projects the cosine affinity's neighbour search; expected 0 with the rbf affinity, found ",
+               opt.search_dims);
   CORTEX_CHECK(std::isfinite(opt.t) && opt.t >= 0, "ncut: expected t >= 0 (0: automatic), found ", opt.t);
   CORTEX_CHECK(opt.sigma_quantile > 0 && opt.sigma_quantile < 1, "ncut: expected sigma_quantile in (0, 1), found ",
                opt.sigma_quantile);
@@ -186,7 +214,12 @@ NcutResult ncut(const Tensor& features, const NcutOptions& opt) {
   report("eigensolve", 1, tm.eigensolve);
   res.eigenvalues = res.solve.values;
   t0 = Clock::now();
-  res.eigenvectors = propagate_knn(res.solve.vectors, x, xs, opt.knn, opt.affinity, res.t, opt.chunk, [&](double f) {
+  Tensor xq = x, xsq = xs;  // where the neighbours are searched: all features, or their projection
+  if (opt.search_dims > 0 && opt.search_dims < x.size(1)) {
+    const Tensor basis = search_basis(xs, opt.search_dims);
+    xq = kernels::matmul(x, basis), xsq = kernels::matmul(xs, basis);
+  }
+  res.eigenvectors = propagate_knn(res.solve.vectors, xq, xsq, opt.knn, opt.affinity, res.t, opt.chunk, [&](double f) {
                        if (f < 1) report("propagate", f, since(t0));
                      }).to(Device::cpu());
   // The subgraph's signs make each column's sum over the sample positive; the propagation is linear,

@@ -33,6 +33,11 @@ struct NcutOptions {
   NcutMethod method = NcutMethod::Nystrom;
   int64_t samples = 4096;                   // m; m > N is clamped to N (then no propagation is needed)
   int64_t knn = 10;                         // K of the propagation; clamped to m (as the reference)
+  // Nystrom: run the propagation's neighbour search and weights on the sample's top search_dims
+  // principal axes instead of all d features (cosine affinity only; 0 or >= d: all features). Its
+  // cost is O(N m P) instead of O(N m d); docs/spectral.md ("Projected neighbour search") has the
+  // accuracy it keeps.
+  int64_t search_dims = 0;
   Sampling sampling = Sampling::Fps;
   Affinity affinity = Affinity::Cosine;
   double t = 0;                             // cosine temperature or rbf sigma; 0: automatic (cosine

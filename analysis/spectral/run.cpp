@@ -578,6 +578,7 @@ std::vector<std::string> run_ncut_job(const NcutJob& o, const PhaseProgress& pro
       {"t", tval.str()},                         {"k", std::to_string(k)},
       {"samples", std::to_string(r.sample_indices.numel())},
       {"knn", std::to_string(no.knn)},           {"sampling", sampling_name(no.sampling)},
+      {"search_dims", std::to_string(no.search_dims)},
       {"seed", std::to_string(no.seed)},         {"input", join(files)},
       {"key", join(keys)},                       {"input_shape", shape_str(feats.shape())},
       {"node_order", feats.dim() == 4 ? "(b * H + h) * W + w" : feats.dim() == 3 ? "b * T + t" : "n"}};
