@@ -41,18 +41,6 @@ std::string fmt(double v, int p = 4) {
   return os.str();
 }
 
-std::string xml_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '<') o += "&lt;";
-    else if (c == '>') o += "&gt;";
-    else if (c == '&') o += "&amp;";
-    else if (c == '"') o += "&quot;";
-    else o += c;
-  }
-  return o;
-}
-
 // A file-name-safe label: letters, digits, '-', '_' and '.' kept, anything else '_'.
 std::string safe(const std::string& s) {
   std::string o;
@@ -250,10 +238,10 @@ AttributeSummary run_attribute(const AttributeJob& job) {
     svg << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << 160 + K * cell << "\" height=\""
         << 20 + rowsn * cell << "\">";
     for (int64_t k = 0; k < K; ++k)
-      svg << "<text x=\"" << 160 + k * cell << "\" y=\"14\" font-size=\"11\">" << xml_escape(labels[size_t(k)])
+      svg << "<text x=\"" << 160 + k * cell << "\" y=\"14\" font-size=\"11\">" << html_escape(labels[size_t(k)])
           << "</text>";
     for (int64_t i = 0; i < rowsn; ++i) {
-      svg << "<text x=\"0\" y=\"" << 20 + i * cell + cell / 2 << "\" font-size=\"11\">" << xml_escape(names[size_t(i)])
+      svg << "<text x=\"0\" y=\"" << 20 + i * cell + cell / 2 << "\" font-size=\"11\">" << html_escape(names[size_t(i)])
           << "</text>";
       for (int64_t k = 0; k < K; ++k)
         svg << "<image x=\"" << 160 + k * cell << "\" y=\"" << 20 + i * cell << "\" width=\"" << S * scale

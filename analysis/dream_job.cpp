@@ -32,18 +32,6 @@ std::string fmt(double v, int p = 4) {
   return os.str();
 }
 
-std::string xml_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '<') o += "&lt;";
-    else if (c == '>') o += "&gt;";
-    else if (c == '&') o += "&amp;";
-    else if (c == '"') o += "&quot;";
-    else o += c;
-  }
-  return o;
-}
-
 // (3, S, S) float in [0, 1] -> uint8 (S*scale, S*scale, 3), each pixel repeated `scale` times.
 Tensor to_rgb8(const Tensor& x, int64_t scale) {
   const int64_t S = x.size(1), W = x.size(2);
@@ -183,11 +171,11 @@ DreamSummary run_dream(const DreamJob& job) {
       if (cols == 2)
         svg << "<image x=\"" << cell << "\" y=\"" << y << "\" width=\"" << S * scale << "\" height=\"" << S * scale
             << "\" href=\"data:image/png;base64," << best_png << "\"/><text x=\"" << cell << "\" y=\""
-            << y + S * scale + 13 << "\" font-size=\"11\">best image " << xml_escape(best_name) << ": " << fmt(best)
+            << y + S * scale + 13 << "\" font-size=\"11\">best image " << html_escape(best_name) << ": " << fmt(best)
             << "</text>";
     }
     svg << "</svg>";
-    rep.figures.push_back({svg.str(), "Each dream with its predicted " + xml_escape(label) +
+    rep.figures.push_back({svg.str(), "Each dream with its predicted " + html_escape(label) +
                                           (job.images.empty() ? "" : ", beside the best of the given images and its own")});
   }
   {

@@ -16,20 +16,6 @@ constexpr int kW = 420, kH = 300;                        // plot size in SVG uni
 constexpr int kL = 48, kR = 12, kT = 14, kB = 36;        // margins: left (axis labels), right, top, bottom
 constexpr size_t kMaxScatter = 5000;                     // points drawn (evenly strided beyond this)
 
-std::string esc(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    switch (c) {
-      case '&': o += "&amp;"; break;
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '"': o += "&quot;"; break;
-      default: o += c;
-    }
-  }
-  return o;
-}
-
 std::string num(double v, int prec = 3) {
   char b[32];
   std::snprintf(b, sizeof b, "%.*g", prec, v);
@@ -53,9 +39,9 @@ void frame(std::ostringstream& o, const Axis& x, const Axis& y, const std::strin
       << "</text><text x='" << kL - 4 << "' y='" << y(vy) + 3 << "' font-size='10' text-anchor='end'>" << num(vy, 2)
       << "</text>";
   }
-  o << "<text x='" << (kL + kW - kR) / 2 << "' y='" << kH - 4 << "' font-size='11' text-anchor='middle'>" << esc(xl)
+  o << "<text x='" << (kL + kW - kR) / 2 << "' y='" << kH - 4 << "' font-size='11' text-anchor='middle'>" << html_escape(xl)
     << "</text><text x='12' y='" << (kT + kH - kB) / 2 << "' font-size='11' text-anchor='middle' transform='rotate(-90 12 "
-    << (kT + kH - kB) / 2 << ")'>" << esc(yl) << "</text>";
+    << (kT + kH - kB) / 2 << ")'>" << html_escape(yl) << "</text>";
 }
 
 std::string svg_open(int w = kW, int h = kH) {
@@ -137,9 +123,9 @@ std::string roi_bars(const std::vector<double>& r, const std::vector<std::string
     const double x = kL + slot * i + slot * 0.15;
     const double y = ay(std::max(0.0, m));
     o << "<rect x='" << x << "' y='" << y << "' width='" << slot * 0.7 << "' height='" << ay(0) - y
-      << "' fill='#228833'><title>" << esc(name) << ": mean r " << num(m) << " over " << v.second
+      << "' fill='#228833'><title>" << html_escape(name) << ": mean r " << num(m) << " over " << v.second
       << " voxels</title></rect><text x='" << x + slot * 0.35 << "' y='" << kH - kB + 14
-      << "' font-size='10' text-anchor='middle'>" << esc(name) << "</text>";
+      << "' font-size='10' text-anchor='middle'>" << html_escape(name) << "</text>";
     ++i;
   }
   o << "<line x1='" << kL << "' y1='" << kH - kB << "' x2='" << kW - kR << "' y2='" << kH - kB << "' stroke='#333'/>";
@@ -218,7 +204,7 @@ std::string svg_grouped_bars(const std::vector<std::string>& groups, const std::
   o << svg_open(w, h);
   for (int s = 0; s < ns; ++s)
     o << "<rect x='" << kL + 90 * s << "' y='" << kT - 8 << "' width='10' height='10' fill='" << colour(s)
-      << "'/><text x='" << kL + 90 * s + 14 << "' y='" << kT + 1 << "' font-size='10'>" << esc(series[s]) << "</text>";
+      << "'/><text x='" << kL + 90 * s + 14 << "' y='" << kT + 1 << "' font-size='10'>" << html_escape(series[s]) << "</text>";
   const double slot = static_cast<double>(w - kL - kR) / ng;
   for (int g = 0; g < ng; ++g) {
     const double x0 = kL + slot * g + (slot - ns * kBar) / 2;
@@ -227,7 +213,7 @@ std::string svg_grouped_bars(const std::vector<std::string>& groups, const std::
       if (!std::isfinite(m)) continue;
       const double x = x0 + s * kBar, top = ay(std::max(0.0, m)), bot = ay(std::min(0.0, m));
       o << "<rect x='" << num(x, 5) << "' y='" << num(top, 5) << "' width='" << kBar - 2 << "' height='"
-        << num(bot - top, 5) << "' fill='" << colour(s) << "'><title>" << esc(groups[g]) << ", " << esc(series[s])
+        << num(bot - top, 5) << "' fill='" << colour(s) << "'><title>" << html_escape(groups[g]) << ", " << html_escape(series[s])
         << ": " << num(m) << (std::isfinite(e) ? " +- " + num(e) : "") << "</title></rect>";
       if (std::isfinite(e) && e > 0) {
         const double cx = x + (kBar - 2) / 2.0;
@@ -240,7 +226,7 @@ std::string svg_grouped_bars(const std::vector<std::string>& groups, const std::
     }
     const double lx = kL + slot * (g + 0.5), ly = h - kBottom + 12;
     o << "<text x='" << num(lx, 5) << "' y='" << num(ly, 5) << "' font-size='10' text-anchor='end' transform='rotate(-35 "
-      << num(lx, 5) << " " << num(ly, 5) << ")'>" << esc(groups[g]) << "</text>";
+      << num(lx, 5) << " " << num(ly, 5) << ")'>" << html_escape(groups[g]) << "</text>";
   }
   o << "<line x1='" << kL << "' y1='" << ay(0) << "' x2='" << w - kR << "' y2='" << ay(0) << "' stroke='#333'/><line x1='"
     << kL << "' y1='" << ay(hi) << "' x2='" << kL << "' y2='" << ay(lo) << "' stroke='#333'/>";
@@ -249,8 +235,22 @@ std::string svg_grouped_bars(const std::vector<std::string>& groups, const std::
       << num(lo + (hi - lo) * t / 4, 2) << "</text>";
   const int mid = (kT + kLegend + h - kBottom) / 2;
   o << "<text x='12' y='" << mid << "' font-size='11' text-anchor='middle' transform='rotate(-90 12 " << mid << ")'>"
-    << esc(ylabel) << "</text></svg>";
+    << html_escape(ylabel) << "</text></svg>";
   return o.str();
+}
+
+std::string html_escape(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    switch (c) {
+      case '&': o += "&amp;"; break;
+      case '<': o += "&lt;"; break;
+      case '>': o += "&gt;"; break;
+      case '"': o += "&quot;"; break;
+      default: o += c;
+    }
+  }
+  return o;
 }
 
 std::string base64(const std::vector<uint8_t>& b) {
@@ -274,12 +274,12 @@ std::string render_report(const ReportData& d) {
   CORTEX_CHECK(d.roi.empty() || d.roi.size() == d.r.size(), "report: ", d.r.size(), " voxel correlations but ",
                d.roi.size(), " ROI labels");
   std::ostringstream o;
-  o << "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>" << esc(d.title) << "</title><style>"
+  o << "<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>" << html_escape(d.title) << "</title><style>"
     << "body{font-family:sans-serif;margin:24px;color:#222}table{border-collapse:collapse}"
     << "td{padding:2px 12px 2px 0}figure{display:inline-block;margin:8px 16px 8px 0;vertical-align:top}"
     << "figcaption{font-size:12px;color:#555}img{image-rendering:pixelated;width:128px;border:1px solid #ccc}"
-    << "</style></head><body>\n<h1>" << esc(d.title) << "</h1>\n<table>";
-  for (auto& [k, v] : d.summary) o << "<tr><td>" << esc(k) << "</td><td><b>" << esc(v) << "</b></td></tr>";
+    << "</style></head><body>\n<h1>" << html_escape(d.title) << "</h1>\n<table>";
+  for (auto& [k, v] : d.summary) o << "<tr><td>" << html_escape(k) << "</td><td><b>" << html_escape(v) << "</b></td></tr>";
   const size_t bad = d.r.size() - finite(d.r).size();
   if (!d.r.empty())
     o << "<tr><td>voxels</td><td><b>" << d.r.size() << "</b>" << (bad ? " (" + std::to_string(bad) + " without r)" : "")
@@ -293,19 +293,19 @@ std::string render_report(const ReportData& d) {
   if (!d.images.empty()) {
     o << "<h2>Receptive fields</h2>\n";
     for (auto& [caption, m] : d.images)
-      o << "<figure><img alt='" << esc(caption) << "' src='data:image/png;base64," << base64(map_png(caption, m))
-        << "'><figcaption>" << esc(caption) << "</figcaption></figure>\n";
+      o << "<figure><img alt='" << html_escape(caption) << "' src='data:image/png;base64," << base64(map_png(caption, m))
+        << "'><figcaption>" << html_escape(caption) << "</figcaption></figure>\n";
   }
-  for (const auto& f : d.figures) o << "<figure>" << f.svg << "<figcaption>" << esc(f.caption) << "</figcaption></figure>\n";
+  for (const auto& f : d.figures) o << "<figure>" << f.svg << "<figcaption>" << html_escape(f.caption) << "</figcaption></figure>\n";
   for (const auto& t : d.tables) {
-    o << "<h2>" << esc(t.caption) << "</h2>\n<table border='1'><tr>";
-    for (const auto& h : t.header) o << "<th>" << esc(h) << "</th>";
+    o << "<h2>" << html_escape(t.caption) << "</h2>\n<table border='1'><tr>";
+    for (const auto& h : t.header) o << "<th>" << html_escape(h) << "</th>";
     o << "</tr>";
     for (const auto& row : t.rows) {
       CORTEX_CHECK(row.size() == t.header.size(), "report: table '", t.caption, "' has ", t.header.size(),
                    " columns but a row of ", row.size());
       o << "<tr>";
-      for (const auto& c : row) o << "<td>" << esc(c) << "</td>";
+      for (const auto& c : row) o << "<td>" << html_escape(c) << "</td>";
       o << "</tr>";
     }
     o << "</table>\n";

@@ -67,6 +67,9 @@ std::string svg_grouped_bars(const std::vector<std::string>& groups, const std::
 std::string render_report(const ReportData& d);
 void write_report(const std::string& path, const ReportData& d);
 
+// Text for HTML and SVG: &, <, > and " as entities (the pages other jobs write use it too).
+std::string html_escape(const std::string& s);
+
 // Base64 (RFC 4648, with padding), for data: URIs.
 std::string base64(const std::vector<uint8_t>& bytes);
 
