@@ -249,42 +249,41 @@ Tensor quantile_normalize(const Tensor& x, double q) {
   return out;
 }
 
-Colouring colour_eigenvectors(const Tensor& eigenvectors, const ColourOptions& opt) {
-  const char* op = "colour_eigenvectors";
+namespace {
+
+// The spectral t-SNE both entries share: t-SNE of a farthest-point sample of the eigenvector rows,
+// copied (knn = 1) or averaged (knn > 1) to every row by cosine similarity of eigenvectors. `op`
+// names the caller in errors; *sample receives the sampled rows' indices.
+Tensor sampled_tsne(const Tensor& eigenvectors, const ColourOptions& opt, const char* op, Tensor* sample) {
   const Tensor ev = detail::host_features(eigenvectors, op, "eigenvectors");
   const int64_t N = ev.size(0);
   CORTEX_CHECK(N >= 2, op, ": expected at least 2 rows, found ", N);
   CORTEX_CHECK(opt.samples >= 2, op, ": expected samples >= 2, found ", opt.samples);
   CORTEX_CHECK(opt.knn >= 1, op, ": expected knn >= 1, found ", opt.knn);
-  CORTEX_CHECK(opt.tsne.dims == 3, op, ": expected tsne.dims = 3 (one per colour channel), found ", opt.tsne.dims);
-  CORTEX_CHECK(opt.q > 0.5 && opt.q <= 1, op, ": expected q in (0.5, 1], found ", opt.q);
   const int64_t ns = std::min(opt.samples, N);
-  Colouring r;
-  r.sample_indices = farthest_point_sampling(ev, ns, opt.seed);
-  const std::vector<int64_t> idx = r.sample_indices.to_vector<int64_t>();
+  *sample = farthest_point_sampling(ev, ns, opt.seed);
+  const std::vector<int64_t> idx = sample->to_vector<int64_t>();
   Tensor sub = empty({ns, ev.size(1)}, ev.dtype());
   for (int64_t i = 0; i < ns; ++i) sub.select(0, i).copy_(ev.select(0, idx[i]));
-  const Tensor emb = tsne(sub, opt.tsne);
-  // Copy (knn = 1) or average (knn > 1) the sampled rows' embedding by cosine similarity of eigenvectors.
-  r.embedding = propagate_knn(emb, ev, sub, opt.knn, Affinity::Cosine, 1.0).to(DType::Float64);
+  const Tensor emb = tsne(sub, opt.tsne);  // checks dims
+  return propagate_knn(emb, ev, sub, opt.knn, Affinity::Cosine, 1.0).to(DType::Float64);
+}
+
+}  // namespace
+
+Colouring colour_eigenvectors(const Tensor& eigenvectors, const ColourOptions& opt) {
+  const char* op = "colour_eigenvectors";
+  CORTEX_CHECK(opt.tsne.dims == 3, op, ": expected tsne.dims = 3 (one per colour channel), found ", opt.tsne.dims);
+  CORTEX_CHECK(opt.q > 0.5 && opt.q <= 1, op, ": expected q in (0.5, 1], found ", opt.q);
+  Colouring r;
+  r.embedding = sampled_tsne(eigenvectors, opt, op, &r.sample_indices);
   r.rgb = quantile_normalize(r.embedding, opt.q);
   return r;
 }
 
 Tensor spectral_tsne(const Tensor& eigenvectors, const ColourOptions& opt) {
-  const char* op = "spectral_tsne";
-  const Tensor ev = detail::host_features(eigenvectors, op, "eigenvectors");
-  const int64_t N = ev.size(0);
-  CORTEX_CHECK(N >= 2, op, ": expected at least 2 rows, found ", N);
-  CORTEX_CHECK(opt.samples >= 2, op, ": expected samples >= 2, found ", opt.samples);
-  CORTEX_CHECK(opt.knn >= 1, op, ": expected knn >= 1, found ", opt.knn);
-  const int64_t ns = std::min(opt.samples, N);
-  const Tensor sample = farthest_point_sampling(ev, ns, opt.seed);
-  const std::vector<int64_t> idx = sample.to_vector<int64_t>();
-  Tensor sub = empty({ns, ev.size(1)}, ev.dtype());
-  for (int64_t i = 0; i < ns; ++i) sub.select(0, i).copy_(ev.select(0, idx[i]));
-  const Tensor emb = tsne(sub, opt.tsne);  // checks dims
-  return propagate_knn(emb, ev, sub, opt.knn, Affinity::Cosine, 1.0).to(DType::Float64);
+  Tensor sample;
+  return sampled_tsne(eigenvectors, opt, "spectral_tsne", &sample);
 }
 
 Tensor to_images(const Tensor& rgb, int64_t B, int64_t H, int64_t W) {
