@@ -8,6 +8,7 @@
 # Usage: tests/cli_attribute.sh path/to/cortex   (ctest runs it as cli_attribute)
 set -euo pipefail
 cortex=$(realpath "$1")
+source "$(dirname "$(realpath "$0")")/npy.sh"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
@@ -24,13 +25,6 @@ fit ridge --tap pixels --image-size 32 --folds 3
 fit core --readout core --core-size 16 --epochs 2
 fit gauss --arch alexnet --random-weights 1 --image-size 64 --tap features.4 --readout gaussian --epochs 2
 
-# npy_shape FILE: the shape tuple of a .npy header, e.g. "(2, 3, 3, 32, 32)".
-npy_shape() { head -c 256 "$1" | tr -d '\0' | grep -ao "'shape': ([0-9, ]*)" | sed "s/'shape': //"; }
-# npy_f4 FILE FIRST COUNT: COUNT float32 values of a (version 1) .npy from flat index FIRST, one a line.
-npy_f4() {
-  local hl=$(( $(od -An -t u2 -j 8 -N 2 "$1") ))
-  od -An -v -t f4 -j $((10 + hl + 4 * $2)) -N $((4 * $3)) "$1" | tr -s ' ' '\n' | grep -v '^$'
-}
 
 "$cortex" attribute --model ridge/model.safetensors --images "$data" --index 0,2 --voxels 1,5-6 --out a1 \
   > out.txt 2> err.txt || { cat err.txt >&2; fail "attribute exited with $?"; }

@@ -7,6 +7,7 @@
 # Usage: tests/cli_concepts.sh path/to/cortex   (ctest runs it as cli_concepts)
 set -euo pipefail
 cortex=$(realpath "$1")
+source "$(dirname "$(realpath "$0")")/npy.sh"
 models=$(realpath "$(dirname "$0")/data/models")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -38,17 +39,8 @@ done
 grep -q "Brain maps, mean per ROI" con/report.html || fail "report.html has no ROI bars"
 ls con/*.tmp* con/pictures/*.tmp* > /dev/null 2>&1 && fail "temporary files left behind"
 
-# Readers and a writer for the checks below (bash, od and awk: the tests never need Python).
-# npy_shape FILE: the shape tuple of a .npy header, e.g. "(6, 7, 7, 2)".
-npy_shape() { head -c 256 "$1" | tr -d '\0' | grep -ao "'shape': ([0-9, ]*)" | sed "s/'shape': //"; }
-# npy_vals FILE: every value of a (version 1, little-endian f8/f4/i8) .npy, one a line.
-npy_vals() {
-  local hl=$(( $(od -An -t u2 -j 8 -N 2 "$1") )) t
-  case $(head -c 128 "$1" | tr -d '\0' | grep -ao "'descr': '<[a-z][0-9]'") in
-    *f8*) t=f8 ;; *f4*) t=f4 ;; *i8*) t=d8 ;; *) fail "npy_vals: unexpected dtype in $1" ;;
-  esac
-  od -An -v -t $t -j $((10 + hl)) "$1" | tr -s ' ' '\n' | grep -v '^$'
-}
+# safetensors readers and a writer for the checks below (bash, od and awk: the tests never need
+# Python; the .npy readers are in tests/npy.sh).
 # st_header FILE: a safetensors file's JSON header. st_vals FILE NAME ODTYPE: one tensor's values.
 st_header() { local n=$(( $(od -An -t u8 -N 8 "$1") )); head -c $((8 + n)) "$1" | tail -c "$n"; }
 st_vals() {
@@ -73,8 +65,6 @@ st_write() {
     printf '%s' "$header"
     for spec in "$@"; do cat "${spec##*:}"; done; } > "$out"
 }
-# npy_raw FILE: the data bytes of a .npy (after its header).
-npy_raw() { local hl=$(( $(od -An -t u2 -j 8 -N 2 "$1") )); tail -c +$((11 + hl)) "$1"; }
 # i8_raw V...: int64 little-endian bytes of the given values (0 or 1 here).
 i8_raw() { local v; for v in "$@"; do printf "\\x0$v\\x00\\x00\\x00\\x00\\x00\\x00\\x00"; done; }
 

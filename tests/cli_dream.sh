@@ -7,6 +7,7 @@
 # Usage: tests/cli_dream.sh path/to/cortex   (ctest runs it as cli_dream)
 set -euo pipefail
 cortex=$(realpath "$1")
+source "$(dirname "$(realpath "$0")")/npy.sh"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
@@ -17,7 +18,6 @@ data=sim/subj01
 "$cortex" fit --data "$data" --hemi both --out ridge --tap pixels --image-size 32 --folds 3 > /dev/null 2> fit.log \
   || { cat fit.log >&2; fail "fit"; }
 m=ridge/model.safetensors
-npy_shape() { head -c 256 "$1" | tr -d '\0' | grep -ao "'shape': ([0-9, ]*)" | sed "s/'shape': //"; }
 
 "$cortex" dream --model $m --voxel 1 --jitter 1 --out d1 --seeds 3 --images "$data/training_split/training_images" \
   > out.txt 2> err.txt || { cat err.txt >&2; fail "dream exited with $?"; }
