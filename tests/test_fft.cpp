@@ -1,7 +1,7 @@
 // The CPU FFT of kernels/fft.h (kernels/cpu/fft.cpp, docs/fft.md), which rfft2 / irfft2 run on CPU
 // tensors: values against a direct float64 DFT written here (separable sums, every twiddle's angle
 // reduced in integers) over many sizes (every radix, primes up to 97 that take the generic odd
-// butterfly, 224 = 2^5 7, 225 = 3^2 5^2), odd and even widths, size-1 dims, batch dims and
+// butterfly, 64 = 8 8, 224 = 8 4 7, 225 = 3 3 5 5), odd and even widths, size-1 dims, batch dims and
 // non-contiguous inputs, in float64 and float32 (tolerances relative to the RMS of the spectrum or
 // of the image); irfft2 on half spectra that are not Hermitian (the DC / Nyquist imaginary parts
 // ignored); the ops on the CPU against the emulated device's cos/sin products; bit-identical results
@@ -27,7 +27,7 @@ using cortex::testing::randn;
 
 namespace {
 
-const std::vector<int64_t> kSmall = {1, 2, 3, 5, 7, 8, 11, 13, 16, 17, 31};
+const std::vector<int64_t> kSmall = {1, 2, 3, 5, 7, 8, 11, 13, 16, 17, 31, 64};
 const std::vector<int64_t> kLarge = {97, 224, 225};
 
 // cos, sin of 2 pi q / n for q < n (double).
@@ -190,7 +190,7 @@ TEST(Fft, Irfft2MatchesDirectSumOnNonHermitianSpectraEverySmallSizePair) {
 }
 
 TEST(Fft, LargeSizesPrimesAndImageSizes) {
-  // 97 (prime: one generic odd stage), 224 = 4 4 2 7, 225 = 3 3 5 5, against small and each other
+  // 97 (prime: one generic odd stage), 224 = 8 4 7, 225 = 3 3 5 5, against small and each other
   uint64_t seed = 2000;
   for (int64_t h : kLarge)
     for (int64_t w : {int64_t{1}, int64_t{16}, int64_t{97}, int64_t{224}, int64_t{225}}) {

@@ -3,7 +3,7 @@
 // Each 1-D pass is a Stockham autosort FFT run on many signals at once: the data of one pass is an
 // (n, L) array, split into real and imaginary arrays, holding L signals of length n along axis 0,
 // and every butterfly loops over the L (times the stride) contiguous values, which the compiler
-// vectorises. The radices are 4, 2 and the odd prime factors of n; an odd radix p runs the
+// vectorises. The radices are 8, 4, 2 and the odd prime factors of n; an odd radix p runs the
 // symmetric p-point DFT (pairs r, p - r), so any length is handled (a large prime factor p costs
 // O(p) per point instead of O(log p)). Twiddles are computed once per length in double, rounded to
 // the dtype, and cached.
@@ -27,14 +27,16 @@
 namespace cortex::kernels::cpu {
 namespace {
 
-// The radices of a length-n FFT, in the order the stages run: 4s, then a 2, then odd primes ascending.
+// The radices of a length-n FFT, in the order the stages run: 8s, then a 4 or a 2, then odd primes
+// ascending (fewer stages: each is one pass over the data).
 std::vector<int64_t> factor(int64_t n) {
   std::vector<int64_t> f;
-  for (; n % 4 == 0; n /= 4) f.push_back(4);
-  if (n % 2 == 0) {
-    f.push_back(2);
-    n /= 2;
-  }
+  for (; n % 8 == 0; n /= 8) f.push_back(8);
+  for (int64_t p : {4, 2})
+    if (n % p == 0) {
+      f.push_back(p);
+      n /= p;
+    }
   for (int64_t p = 3; p * p <= n; p += 2)
     for (; n % p == 0; n /= p) f.push_back(p);
   if (n > 1) f.push_back(n);
@@ -107,7 +109,10 @@ std::shared_ptr<const Plan<T>> plan_for(int64_t n) {
 
 // One Stockham stage of radix p over vectors of U = s * L values (s: the product of the earlier
 // radices): input r of butterfly j is the vector j + r m of x, output t goes to vector p j + t of y,
-// times the twiddle exp(sg 2 pi i j t / (p m)). sg = -1 forward, +1 inverse (unscaled).
+// times the twiddle exp(sg 2 pi i j t / (p m)). sg = -1 forward, +1 inverse (unscaled). The vectors
+// a loop touches are one array at offsets that are multiples of U, which the compiler cannot prove
+// disjoint: `#pragma GCC ivdep` lets it vectorise them (x and y never overlap, and within each the
+// vectors are distinct because U >= 1).
 template <class T>
 void radix2(const Stage<T>& st, int64_t U, const T* __restrict xr, const T* __restrict xi, T* __restrict yr,
             T* __restrict yi, T sg) {
@@ -154,6 +159,61 @@ void radix4(const Stage<T>& st, int64_t U, const T* __restrict xr, const T* __re
       y2i[u] = b2r * w2i + b2i * w2r;
       y3r[u] = b3r * w3r - b3i * w3i;
       y3i[u] = b3r * w3i + b3i * w3r;
+    }
+  }
+}
+
+// Radix 8 as a radix-2 step then two 4-point DFTs (decimation in frequency): with
+// u_r = a_r + a_{r+4}, v_r = (a_r - a_{r+4}) e^{sg 2 pi i r / 8} (r < 4), b_{2t} = DFT4(u)_t and
+// b_{2t+1} = DFT4(v)_t.
+template <class T>
+void radix8(const Stage<T>& st, int64_t U, const T* __restrict xr, const T* __restrict xi, T* __restrict yr,
+            T* __restrict yi, T sg) {
+  const int64_t m = st.m;
+  const T h = static_cast<T>(std::sqrt(0.5));
+  for (int64_t j = 0; j < m; ++j) {
+    T wr[8], wi[8];
+    for (int t = 0; t < 8; ++t) {
+      wr[t] = st.wr[static_cast<size_t>(8 * j + t)];
+      wi[t] = sg * st.wi[static_cast<size_t>(8 * j + t)];
+    }
+    const T* x0r = xr + j * U;
+    const T* x0i = xi + j * U;
+    T* y0r = yr + 8 * j * U;
+    T* y0i = yi + 8 * j * U;
+    const int64_t mU = m * U;
+#pragma GCC ivdep
+    for (int64_t u = 0; u < U; ++u) {
+      T ur[4], ui[4], vr[4], vi[4];
+#pragma GCC unroll 4
+      for (int r = 0; r < 4; ++r) {
+        const T pr = x0r[r * mU + u], pi = x0i[r * mU + u], qr = x0r[(r + 4) * mU + u], qi = x0i[(r + 4) * mU + u];
+        ur[r] = pr + qr, ui[r] = pi + qi, vr[r] = pr - qr, vi[r] = pi - qi;
+      }
+      // v1 *= (h, sg h), v2 *= (0, sg), v3 *= (-h, sg h)
+      const T v1r = h * (vr[1] - sg * vi[1]), v1i = h * (vi[1] + sg * vr[1]);
+      const T v2r = -sg * vi[2], v2i = sg * vr[2];
+      const T v3r = -h * (vr[3] + sg * vi[3]), v3i = h * (sg * vr[3] - vi[3]);
+      vr[1] = v1r, vi[1] = v1i, vr[2] = v2r, vi[2] = v2i, vr[3] = v3r, vi[3] = v3i;
+      T br[8], bi[8];
+#pragma GCC unroll 2
+      for (int e = 0; e < 2; ++e) {
+        const T* cr = e ? vr : ur;
+        const T* ci = e ? vi : ui;
+        const T t0r = cr[0] + cr[2], t0i = ci[0] + ci[2], t1r = cr[0] - cr[2], t1i = ci[0] - ci[2];
+        const T t2r = cr[1] + cr[3], t2i = ci[1] + ci[3], t3r = cr[1] - cr[3], t3i = ci[1] - ci[3];
+        br[e] = t0r + t2r, bi[e] = t0i + t2i;
+        br[e + 2] = t1r - sg * t3i, bi[e + 2] = t1i + sg * t3r;
+        br[e + 4] = t0r - t2r, bi[e + 4] = t0i - t2i;
+        br[e + 6] = t1r + sg * t3i, bi[e + 6] = t1i - sg * t3r;
+      }
+      y0r[u] = br[0];
+      y0i[u] = bi[0];
+#pragma GCC unroll 7
+      for (int t = 1; t < 8; ++t) {
+        y0r[t * U + u] = br[t] * wr[t] - bi[t] * wi[t];
+        y0i[t * U + u] = br[t] * wi[t] + bi[t] * wr[t];
+      }
     }
   }
 }
@@ -317,7 +377,9 @@ CSpan<T> fft_axis0(const Plan<T>& plan, int64_t L, const T* inr, const T* ini, T
   int64_t s = 1;
   for (const Stage<T>& st : plan.stages) {
     const int64_t U = s * L;
-    if (st.p == 4)
+    if (st.p == 8)
+      radix8(st, U, xr, xi, yr, yi, sg);
+    else if (st.p == 4)
       radix4(st, U, xr, xi, yr, yi, sg);
     else if (st.p == 2)
       radix2(st, U, xr, xi, yr, yi, sg);
