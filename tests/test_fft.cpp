@@ -207,6 +207,34 @@ TEST(Fft, LargeSizesPrimesAndImageSizes) {
     }
 }
 
+TEST(Fft, LargePlaneAgainstTheClosedFormOfTwoImpulses) {
+  // 700 x 512: the work buffers (6 or 8 times 700 * 257 values) are past what a thread keeps
+  // between calls, so both transforms take the other buffer path. x = delta(7, 3) + 2 delta(400, 301) (the
+  // second in the other half of the rows: the imaginary part of the packed signals) has the spectrum
+  // X[k, l] = e^{-2 pi i (7 k / H + 3 l / W)} + 2 e^{-2 pi i (400 k / H + 301 l / W)}.
+  const int64_t h = 700, w = 512, wf = w / 2 + 1;
+  std::vector<double> xv(static_cast<size_t>(h * w), 0.0);
+  xv[7 * w + 3] = 1.0;
+  xv[400 * w + 301] = 2.0;
+  const Tensor x = from_vector(xv, {1, h, w}, DType::Float64);
+  const kernels::RealSpectrum y = kernels::rfft2(x, 1.0);
+  const std::vector<double> re = y.re.to_vector<double>(), im = y.im.to_vector<double>();
+  double worst = 0;
+  for (int64_t k = 0; k < h; ++k)
+    for (int64_t l = 0; l < wf; ++l) {
+      const double a = 2.0 * M_PI * (static_cast<double>((7 * k) % h) / h + static_cast<double>((3 * l) % w) / w);
+      const double b = 2.0 * M_PI * (static_cast<double>((400 * k) % h) / h + static_cast<double>((301 * l) % w) / w);
+      const size_t at = static_cast<size_t>(k * wf + l);
+      worst = std::max(worst, std::abs(re[at] - (std::cos(a) + 2.0 * std::cos(b))));
+      worst = std::max(worst, std::abs(im[at] + (std::sin(a) + 2.0 * std::sin(b))));
+    }
+  EXPECT_LT(worst, 1e-12);
+  const std::vector<double> back = kernels::irfft2(y.re, y.im, w, 1.0 / static_cast<double>(h * w)).to_vector<double>();
+  double worst_back = 0;
+  for (size_t i = 0; i < back.size(); ++i) worst_back = std::max(worst_back, std::abs(back[i] - xv[i]));
+  EXPECT_LT(worst_back, 1e-14);
+}
+
 TEST(Fft, StridedInputsBatchDimsAndSizeOneDims) {
   for (DType dt : {DType::Float64, DType::Float32}) {
     SCOPED_TRACE(dtype_name(dt));

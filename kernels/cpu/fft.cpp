@@ -399,26 +399,34 @@ CSpan<T> fft_axis0(const Plan<T>& plan, int64_t L, const T* inr, const T* ini, T
   return {xr, xi};
 }
 
-// Work buffers of the calling thread, kept between calls (grown, never shrunk) so that a plane's
-// passes do not allocate and fault in fresh pages every time.
+// Work buffers: those of up to kKeep values are the calling thread's, kept between calls, so that
+// the planes of the usual image sizes do not allocate and fault in fresh pages every time (at most
+// kKeep values of each dtype per thread stay allocated); a larger plane gets its own buffer, freed
+// when it is done.
+constexpr size_t kKeep = size_t{1} << 20;
 template <class T>
-struct Scratch {
-  std::vector<T> buf, odd;
+class Scratch {
+ public:
+  // n values for the plane being transformed.
+  T* get(size_t n) {
+    thread_local std::vector<T> kept;
+    std::vector<T>& v = n <= kKeep ? kept : own_;
+    if (v.size() < n) v.resize(n);
+    return v.data();
+  }
+  std::vector<T> odd;  // the blocks of the generic odd radix
+
+ private:
+  std::vector<T> own_;
 };
-template <class T>
-Scratch<T>& thread_scratch() {
-  thread_local Scratch<T> s;
-  return s;
-}
 
 // rfft2 of one (h, w) plane x (contiguous) into ore, oim (h, wf), times scale.
 template <class T>
 void rfft2_plane(const T* x, int64_t h, int64_t w, T scale, const Plan<T>& ph, const Plan<T>& pw, T* ore, T* oim) {
   const int64_t wf = w / 2 + 1, h2 = (h + 1) / 2;
   const int64_t sz = std::max(w * h2, h * wf);
-  Scratch<T>& sc = thread_scratch<T>();
-  if (sc.buf.size() < static_cast<size_t>(8 * sz)) sc.buf.resize(static_cast<size_t>(8 * sz));
-  T *pr = sc.buf.data(), *pi = pr + sz, *ar = pi + sz, *ai = ar + sz, *br = ai + sz, *bi = br + sz, *sr = bi + sz,
+  Scratch<T> sc;
+  T *pr = sc.get(static_cast<size_t>(8 * sz)), *pi = pr + sz, *ar = pi + sz, *ai = ar + sz, *br = ai + sz, *bi = br + sz, *sr = bi + sz,
     *si = sr + sz;
   // (w, h2): signal l is row l of x (real part) and row l + h2 (imaginary part, zero past the end)
   for (int64_t c = 0; c < w; ++c)
@@ -461,9 +469,8 @@ void irfft2_plane(const T* yr, const T* yi, int64_t h, int64_t w, T scale, const
                   T* x) {
   const int64_t wf = w / 2 + 1, h2 = (h + 1) / 2;
   const int64_t sz = std::max(w * h2, h * wf);
-  Scratch<T>& sc = thread_scratch<T>();
-  if (sc.buf.size() < static_cast<size_t>(6 * sz)) sc.buf.resize(static_cast<size_t>(6 * sz));
-  T *pr = sc.buf.data(), *pi = pr + sz, *ar = pi + sz, *ai = ar + sz, *br = ai + sz, *bi = br + sz;
+  Scratch<T> sc;
+  T *pr = sc.get(static_cast<size_t>(6 * sz)), *pi = pr + sz, *ar = pi + sz, *ai = ar + sz, *br = ai + sz, *bi = br + sz;
   const CSpan<T> y = fft_axis0(ph, wf, yr, yi, ar, ai, br, bi, T(1), sc.odd);
   // The full spectrum of rows l and l + h2 along w, as Z = Ya + i Yb (w, h2): column k >= wf is
   // conj(column w - k); the imaginary parts of the DC and (w even) Nyquist columns are dropped, as
