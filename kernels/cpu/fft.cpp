@@ -426,8 +426,8 @@ void rfft2_plane(const T* x, int64_t h, int64_t w, T scale, const Plan<T>& ph, c
   const int64_t wf = w / 2 + 1, h2 = (h + 1) / 2;
   const int64_t sz = std::max(w * h2, h * wf);
   Scratch<T> sc;
-  T *pr = sc.get(static_cast<size_t>(8 * sz)), *pi = pr + sz, *ar = pi + sz, *ai = ar + sz, *br = ai + sz, *bi = br + sz, *sr = bi + sz,
-    *si = sr + sz;
+  T* const pr = sc.get(static_cast<size_t>(8 * sz));
+  T *pi = pr + sz, *ar = pi + sz, *ai = ar + sz, *br = ai + sz, *bi = br + sz, *sr = bi + sz, *si = sr + sz;
   // (w, h2): signal l is row l of x (real part) and row l + h2 (imaginary part, zero past the end)
   for (int64_t c = 0; c < w; ++c)
     for (int64_t l = 0; l < h2; ++l) {
@@ -470,7 +470,8 @@ void irfft2_plane(const T* yr, const T* yi, int64_t h, int64_t w, T scale, const
   const int64_t wf = w / 2 + 1, h2 = (h + 1) / 2;
   const int64_t sz = std::max(w * h2, h * wf);
   Scratch<T> sc;
-  T *pr = sc.get(static_cast<size_t>(6 * sz)), *pi = pr + sz, *ar = pi + sz, *ai = ar + sz, *br = ai + sz, *bi = br + sz;
+  T* const pr = sc.get(static_cast<size_t>(6 * sz));
+  T *pi = pr + sz, *ar = pi + sz, *ai = ar + sz, *br = ai + sz, *bi = br + sz;
   const CSpan<T> y = fft_axis0(ph, wf, yr, yi, ar, ai, br, bi, T(1), sc.odd);
   // The full spectrum of rows l and l + h2 along w, as Z = Ya + i Yb (w, h2): column k >= wf is
   // conj(column w - k); the imaginary parts of the DC and (w even) Nyquist columns are dropped, as
