@@ -2,9 +2,10 @@
 // (1, 3, 224, 224) float32 on the CPU: rfft2, irfft2 and the pair, through the ops (no autograd
 // recording: no input requires a gradient). On the CPU the ops run the FFT kernel of
 // kernels/cpu/fft.cpp; before it they were products with cos/sin matrices (figures in bench/NOTES.md,
-// "dream"). The peer is numpy.fft / torch.fft on the same machine (bench/NOTES.md).
+// "dream", and docs/fft.md). The peer is bench/peers/fft_peer.py (torch.fft, the same cases).
 //
 //   OMP_NUM_THREADS=1 ./build/bench/bench_fft
+//   python3 bench/peers/fft_peer.py --threads 1
 #include <benchmark/benchmark.h>
 
 #include "autograd/ops.h"
