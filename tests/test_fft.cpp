@@ -276,11 +276,14 @@ TEST(Fft, BitIdenticalAtEveryThreadCount) {
   const int saved = omp_get_max_threads();
   for (DType dt : {DType::Float32, DType::Float64}) {
     const Tensor x = randn({2, 3, 31, 224}, 30, dt), re = randn({5, 97, 13}, 31, dt), im = randn({5, 97, 13}, 32, dt);
+    const Tensor small = randn({400, 5, 6}, 33, dt);  // many small planes, grouped several to a chunk
     std::vector<std::vector<double>> ref;
     for (int nt : {1, 2, 3, 8}) {
       omp_set_num_threads(nt);
       const kernels::RealSpectrum y = kernels::rfft2(x, 1.0);
-      const std::vector<Tensor> outs = {y.re, y.im, kernels::irfft2(re, im, 24, 0.5), kernels::irfft2(re, im, 25, 0.5)};
+      const kernels::RealSpectrum ys = kernels::rfft2(small, 1.0);
+      const std::vector<Tensor> outs = {y.re,  y.im, kernels::irfft2(re, im, 24, 0.5), kernels::irfft2(re, im, 25, 0.5),
+                                        ys.re, ys.im, kernels::irfft2(ys.re, ys.im, 6, 1.0)};
       std::vector<std::vector<double>> got;
       for (const Tensor& t : outs) got.push_back(t.to(DType::Float64).to_vector<double>());
       if (nt == 1) {

@@ -12,7 +12,8 @@
 // l + ceil(H/2) as the real and imaginary parts of one complex signal (two real FFTs for the price of
 // one), the FFT over W separates them into the half spectra of both rows, written as (H, W/2 + 1),
 // and the FFT over H runs on that. irfft2 runs the inverse steps in reverse order. Planes (leading
-// dims) run in parallel, one owner per plane, so the bytes do not depend on the thread count.
+// dims) run in parallel (parallel::for_each: small planes grouped by size), one owner per plane, so
+// the bytes do not depend on the thread count.
 #include "kernels/cpu/fft.h"
 
 #include <algorithm>
@@ -520,9 +521,8 @@ RealSpectrum rfft2(const Tensor& x, double scale) {
     const std::shared_ptr<const Plan<T>> ph = plan_for<T>(h), pw = plan_for<T>(w);
     const T* xp = xc.data<T>();
     T *re = y.re.data<T>(), *im = y.im.data<T>();
-    parallel::for_chunks(planes, 1, static_cast<double>(planes) * plane_work(h, w), [&](int64_t lo, int64_t hi) {
-      for (int64_t b = lo; b < hi; ++b)
-        rfft2_plane<T>(xp + b * h * w, h, w, static_cast<T>(scale), *ph, *pw, re + b * h * wf, im + b * h * wf);
+    parallel::for_each(planes, static_cast<double>(planes) * plane_work(h, w), [&](int64_t b) {
+      rfft2_plane<T>(xp + b * h * w, h, w, static_cast<T>(scale), *ph, *pw, re + b * h * wf, im + b * h * wf);
     });
   });
   return y;
@@ -541,9 +541,8 @@ Tensor irfft2(const Tensor& re, const Tensor& im, int64_t w, double scale) {
     const std::shared_ptr<const Plan<T>> ph = plan_for<T>(h), pw = plan_for<T>(w);
     const T *rp = rc.data<T>(), *ip = ic.data<T>();
     T* xp = x.data<T>();
-    parallel::for_chunks(planes, 1, static_cast<double>(planes) * plane_work(h, w), [&](int64_t lo, int64_t hi) {
-      for (int64_t b = lo; b < hi; ++b)
-        irfft2_plane<T>(rp + b * h * wf, ip + b * h * wf, h, w, static_cast<T>(scale), *ph, *pw, xp + b * h * w);
+    parallel::for_each(planes, static_cast<double>(planes) * plane_work(h, w), [&](int64_t b) {
+      irfft2_plane<T>(rp + b * h * wf, ip + b * h * wf, h, w, static_cast<T>(scale), *ph, *pw, xp + b * h * w);
     });
   });
   return x;
