@@ -149,10 +149,10 @@ Tensor tril(const Tensor& x, int64_t k = 0);
 Tensor triu(const Tensor& x, int64_t k = 0);
 
 // ---------------------------------------------------------------- 2-D real DFT (ops_fft.cpp)
-// numpy.fft's rfft2 / irfft2 over the last two dims, as products with precomputed cos/sin matrices
-// (DFT-as-matmul: exact to rounding, deterministic, O(H^2 W + H W^2) per image, fine for the image
-// sizes of a frequency-space parameterisation; not an O(HW log HW) FFT). Differentiable to any
-// order in both modes. docs/autodiff.md, section 4.13.
+// numpy.fft's rfft2 / irfft2 over the last two dims: on the CPU an O(HW log HW) FFT (kernels/fft.h,
+// docs/fft.md), elsewhere products with precomputed cos/sin matrices (O(H^2 W + H W^2) per image);
+// deterministic at any thread count. Differentiable to any order in both modes. docs/autodiff.md,
+// section 4.13.
 enum class FftNorm {
   Backward,  // rfft2 unscaled, irfft2 by 1/(HW) (numpy's default)
   Ortho,     // both by 1/sqrt(HW): then rfft2 and irfft2 are each other's adjoints up to the weights c

@@ -1,5 +1,7 @@
-// The 2-D real DFT pair as matrix products: forward (kernels/matmul.h with precomputed cos/sin
-// matrices), VJP and JVP side by side. Derivations, conventions and cost: docs/autodiff.md, 4.13.
+// The 2-D real DFT pair: forward, VJP and JVP side by side. Derivations, conventions and cost:
+// docs/autodiff.md, 4.13. On the CPU the forward is an FFT (kernels/fft.h, docs/fft.md); on the
+// emulated device and CUDA it is the product with precomputed cos/sin matrices below
+// (kernels/matmul.h), which tests/test_backend_ops.cpp compares with the CPU's FFT:
 //
 // With C_H[k,h] = cos(2 pi k h / H), S_H likewise (H x H), C_W[w,l] = cos(2 pi w l / W), S_W
 // (W x Wf, Wf = W/2 + 1) and s the forward scale of the norm:
@@ -17,6 +19,7 @@
 #include "autograd/node.h"
 #include "autograd/ops.h"
 #include "kernels/elementwise.h"
+#include "kernels/fft.h"
 #include "kernels/matmul.h"
 
 namespace cortex {
@@ -76,8 +79,9 @@ void check_float(const char* op, const char* what, const Tensor& t) {
 Tensor kmm(const Tensor& a, const Tensor& b) { return kernels::matmul(a, b); }
 Tensor kop(Binary op, const Tensor& a, const Tensor& b) { return kernels::binary(op, a, b); }
 
-// The forward computations (no autograd): x (..., H, W) -> re, im (..., H, Wf), and back.
-Spectrum2 rfft2_raw(const Tensor& x, double s) {
+// The forward computations (no autograd): x (..., H, W) -> re, im (..., H, Wf), and back. The
+// products with cos/sin matrices (any device; the only path off the CPU):
+Spectrum2 rfft2_matmul(const Tensor& x, double s) {
   const int64_t h = x.size(-2), w = x.size(-1), wf = w / 2 + 1;
   const DType dt = x.dtype();
   const Device dev = x.device();
@@ -90,7 +94,7 @@ Spectrum2 rfft2_raw(const Tensor& x, double s) {
   return out;
 }
 
-Tensor irfft2_raw(const Tensor& re, const Tensor& im, int64_t w, double t) {
+Tensor irfft2_matmul(const Tensor& re, const Tensor& im, int64_t w, double t) {
   const int64_t h = re.size(-2), wf = w / 2 + 1;
   const DType dt = re.dtype();
   const Device dev = re.device();
@@ -102,6 +106,16 @@ Tensor irfft2_raw(const Tensor& re, const Tensor& im, int64_t w, double t) {
   const Tensor p = kop(Binary::Mul, trig(wf, w, w, false, t, dt, dev), c);
   const Tensor q = kop(Binary::Mul, trig(wf, w, w, true, t, dt, dev), c);
   return kop(Binary::Sub, kmm(yr, p), kmm(yi, q));
+}
+
+// The FFT on CPU tensors, the products elsewhere.
+Spectrum2 rfft2_raw(const Tensor& x, double s) {
+  if (!x.device().is_cpu()) return rfft2_matmul(x, s);
+  kernels::RealSpectrum y = kernels::rfft2(x, s);
+  return {y.re, y.im};
+}
+Tensor irfft2_raw(const Tensor& re, const Tensor& im, int64_t w, double t) {
+  return re.device().is_cpu() ? kernels::irfft2(re, im, w, t) : irfft2_matmul(re, im, w, t);
 }
 
 }  // namespace

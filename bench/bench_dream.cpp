@@ -50,7 +50,8 @@ void run(benchmark::State& st, analysis::DreamParam param) {
 }
 
 void BM_dream_alexnet_gaussian(benchmark::State& st) { run(st, analysis::DreamParam::Fourier); }
-// The same with the pixel parameterisation: the difference is the cost of the DFT-as-matmul pair.
+// The same with the pixel parameterisation: the difference is the cost of the DFT pair (an FFT on
+// the CPU since bench/NOTES.md's FFT note; products with cos/sin matrices before).
 void BM_dream_alexnet_gaussian_pixels(benchmark::State& st) { run(st, analysis::DreamParam::Pixels); }
 BENCHMARK(BM_dream_alexnet_gaussian)->Arg(200)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_dream_alexnet_gaussian_pixels)->Arg(200)->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -28,6 +28,7 @@
 #include "kernels/attention.h"
 #include "kernels/conv.h"
 #include "kernels/elementwise.h"
+#include "kernels/fft.h"
 #include "kernels/index.h"
 #include "kernels/linalg.h"
 #include "kernels/matmul.h"

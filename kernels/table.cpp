@@ -20,6 +20,7 @@
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/conv.h"
 #include "kernels/cpu/elementwise.h"
+#include "kernels/cpu/fft.h"
 #include "kernels/cpu/index.h"
 #include "kernels/cpu/linalg.h"
 #include "kernels/cpu/matmul.h"

@@ -477,9 +477,11 @@ std::vector<OpCase> cases() {
                   Generator g(2024);
                   return Inputs{dropout(in[0], 0.3, true, g)};
                 }, nullptr, 1e-7, false});
-  // -- fft: the 2-D real DFT pair as products with cos/sin matrices (autograd/ops_fft.cpp); odd and
-  //    even widths share the half-spectrum width 4; tests/test_dft.cpp checks values against numpy
-  //    (small: the gradient mode's finite differences run every input element through the emulator)
+  // -- fft: the 2-D real DFT pair (autograd/ops_fft.cpp): an FFT on the cpu (kernels/fft.h), products
+  //    with cos/sin matrices on the other devices, so this compares the two; odd and even widths
+  //    share the half-spectrum width 4; tests/test_dft.cpp checks values against numpy, test_fft.cpp
+  //    against a float64 direct sum (small: the gradient mode's finite differences run every input
+  //    element through the emulator)
   cs.push_back({"rfft2/irfft2 [2,3,5], [3,4] to widths 6 and 7", [](DType dt) {
                   return Inputs{transposed(rnd({2, 3, 5}, 170, dt)), rnd({3, 4}, 171, dt), rnd({3, 4}, 172, dt)};
                 }, [](const Inputs& in) {
