@@ -69,7 +69,7 @@ Tensor gram_cosines(const Tensor& a) {
     const Tensor Y = X.reshape({B * P, C});
     inner = sum(square(matmul(Y, Y.t())).reshape({B, P, B, P}), {1, 3});
   }
-  // cos = <G_b, G_c> / (|G_b| |G_c|), with Lucid's l2_normalize epsilon under the root.
+  // cos = <G_b, G_c> / (|G_b| |G_c|); 1e-10 is added to |G_b|^2 under the root (Lucid's l2_normalize clamps at it).
   const Tensor n = sqrt(add(sum(mul(inner, eye(B, B, inner.dtype(), inner.device())), {1}, true), 1e-10));  // (B, 1): |G_b|
   return div(div(inner, n), n.t());
 }

@@ -24,6 +24,7 @@
 #include "data/simulate.h"
 #include "encoding/model_fn.h"
 #include "encoding/pipeline.h"
+#include "models/readouts/train.h"
 #include "tensor/random.h"
 #include "tests/test_util.h"
 
@@ -148,62 +149,70 @@ TEST(Dream, PlantedSimpleCellsDreamTheirGabors) {
   EXPECT_GE(med, 0.5);
 }
 
-// The planted check on a model that is nonlinear in the pixels: the two-layer encoder (fc1 -> sigmoid ->
-// fc2, 128 hidden units, on the z-scored grey pixels), trained by encoding::fit with early stopping.
-// The dream is no longer the weight map, so it tests the optimisation itself. Numbers: docs/dream.md.
-TEST(Dream, PlantedSimpleCellsThroughANonlinearEncoder) {
+// The planted check on models that are nonlinear in the pixels, where the dream is no longer the
+// weight map, so that it tests the optimisation itself: (1) the two-layer encoder (fc1 -> sigmoid ->
+// fc2, 128 hidden units, on the z-scored grey pixels), trained by encoding::fit with early stopping;
+// (2) a Gaussian fwRF (closed-form grid search of Gaussian pooling fields + ridge) on a backbone tap,
+// the ReLU of random AlexNet's first convolution (features.1, 64 channels of 11 x 11 px, stride 4).
+// The same simulation as the linear check. Numbers: docs/dream.md.
+TEST(Dream, PlantedSimpleCellsThroughNonlinearModels) {
   cortex::testing::TempDir tmp;
   data::SimConfig cfg;
   cfg.n_train = 800, cfg.n_test = 50, cfg.voxels = 24, cfg.image_size = 32, cfg.seed = 5, cfg.snr = 4.0;
   const data::Simulation sim = data::simulate(cfg);
   const std::string dir = data::write_simulation(sim, tmp / "sim");
   const auto truth = data::read_ground_truth(dir, "both").voxels;
-  encoding::EncodingSpec o;
-  o.data = dir, o.hemi = "both", o.out = tmp / "mlp", o.device = "cpu", o.tap = "pixels", o.image_size = 32;
-  o.readout = "two-layer", o.epochs = 40, o.batch = 32;
-  const encoding::FitResult fr = encoding::fit(o);
-  const std::vector<double> r = analysis::pearson_r(fr.pred, fr.test.responses).to(DType::Float64).to_vector<double>();
-  const encoding::ModelFn f = encoding::load_model_fn(tmp / "mlp/model.safetensors");
-  ASSERT_EQ(f.size, 32);
-  const Tensor train = sim.train_images.permute({0, 3, 1, 2}).to(DType::Float32).contiguous();
-  const Tensor px = div(train, 255.0);
-  // A model without a backbone has no tap to give to the feature-space diversity.
-  EXPECT_THROW(f.with_features(px.narrow(0, 0, 2)), Error);
-  std::vector<int64_t> vox;
-  for (size_t v = 0; v < truth.size(); ++v)
-    if (truth[v].kind == data::VoxelKind::Simple && r[v] > 0.5 && vox.size() < 6) vox.push_back(int64_t(v));
-  ASSERT_GE(vox.size(), 4u) << "too few well-predicted simple voxels";
-  const analysis::ImageFn fn = [&f](const Tensor& x) { return f(x); };
-
-  analysis::DreamOptions d;
-  d.seeds = 2, d.steps = 100, d.tv = 0.05, d.l2 = 100, d.jitter = 1;
-  std::vector<double> rs;
-  for (int64_t v : vox) {
-    const Tensor t = analysis::voxel_targets({v}, f.voxels);
-    const std::vector<double> tr = analysis::target_values(fn, px, t, 200);
-    const double best = *std::max_element(tr.begin(), tr.end());
-    const analysis::DreamResult res = analysis::dream(fn, f.size, t, d);
-    const auto& p = truth[size_t(v)];
-    const Tensor G = data::gabor_filter(cfg.image_size, p.x, p.y, p.size, p.orientation, p.frequency, p.phase);
-    for (int64_t b = 0; b < d.seeds; ++b) {
-      EXPECT_GT(res.response[size_t(b)], best) << "voxel " << v << ", dream " << b;
-      const Tensor grey = mean(res.images.select(0, b), {0}).to(DType::Float64).contiguous();
-      std::vector<double> a, g;
-      for (int64_t i = 0; i < cfg.image_size; ++i)
-        for (int64_t j = 0; j < cfg.image_size; ++j)
-          if (std::abs(double(i) - p.y) <= 3 * p.size && std::abs(double(j) - p.x) <= 3 * p.size)
-            a.push_back(grey.at({i, j})), g.push_back(G.at({i, j}));
-      const double rr = std::abs(analysis::pearson(a, g));
-      rs.push_back(rr);
-      std::printf("two-layer: voxel %lld (test r %.2f, sigma %.1f px): dream %lld drives %.3f (best training image "
-                  "%.3f), |r| with the planted Gabor %.3f\n",
-                  (long long)v, r[size_t(v)], p.size, (long long)b, res.response[size_t(b)], best, rr);
+  const Tensor px = div(sim.train_images.permute({0, 3, 1, 2}).to(DType::Float32), 255.0).contiguous();
+  for (const std::string model : {"two-layer", "gaussian-fwrf"}) {
+    encoding::EncodingSpec o;
+    o.data = dir, o.hemi = "both", o.out = tmp / model.c_str(), o.device = "cpu", o.image_size = 32, o.readout = model;
+    if (model == "two-layer") {
+      o.tap = "pixels", o.epochs = 40, o.batch = 32;
+    } else {
+      o.arch = "alexnet", o.random_weights = 1, o.tap = "features.1", o.folds = 3;
     }
+    const encoding::FitResult fr = encoding::fit(o);
+    const std::vector<double> r = analysis::pearson_r(fr.pred, fr.test.responses).to(DType::Float64).to_vector<double>();
+    const encoding::ModelFn f = encoding::load_model_fn(tmp / (model + "/model.safetensors").c_str());
+    ASSERT_EQ(f.size, 32);
+    // A model without a backbone has no tap to give to the feature-space diversity.
+    if (model == "two-layer") EXPECT_THROW(f.with_features(px.narrow(0, 0, 2)), Error);
+    std::vector<int64_t> vox;
+    for (size_t v = 0; v < truth.size(); ++v)
+      if (truth[v].kind == data::VoxelKind::Simple && r[v] > 0.5 && vox.size() < 6) vox.push_back(int64_t(v));
+    ASSERT_GE(vox.size(), 4u) << model << ": too few well-predicted simple voxels";
+    const analysis::ImageFn fn = [&f](const Tensor& x) { return f(x); };
+
+    analysis::DreamOptions d;
+    d.seeds = 2, d.steps = 100, d.tv = 0.05, d.l2 = 100, d.jitter = 1;
+    std::vector<double> rs;
+    for (int64_t v : vox) {
+      const Tensor t = analysis::voxel_targets({v}, f.voxels);
+      const std::vector<double> tr = analysis::target_values(fn, px, t, 200);
+      const double best = *std::max_element(tr.begin(), tr.end());
+      const analysis::DreamResult res = analysis::dream(fn, f.size, t, d);
+      const auto& p = truth[size_t(v)];
+      const Tensor G = data::gabor_filter(cfg.image_size, p.x, p.y, p.size, p.orientation, p.frequency, p.phase);
+      for (int64_t b = 0; b < d.seeds; ++b) {
+        EXPECT_GT(res.response[size_t(b)], best) << model << ", voxel " << v << ", dream " << b;
+        const Tensor grey = mean(res.images.select(0, b), {0}).to(DType::Float64).contiguous();
+        std::vector<double> a, g;
+        for (int64_t i = 0; i < cfg.image_size; ++i)
+          for (int64_t j = 0; j < cfg.image_size; ++j)
+            if (std::abs(double(i) - p.y) <= 3 * p.size && std::abs(double(j) - p.x) <= 3 * p.size)
+              a.push_back(grey.at({i, j})), g.push_back(G.at({i, j}));
+        const double rr = std::abs(analysis::pearson(a, g));
+        rs.push_back(rr);
+        std::printf("%s: voxel %lld (test r %.2f, sigma %.1f px): dream %lld drives %.3f (best training image %.3f), "
+                    "|r| with the planted Gabor %.3f\n",
+                    model.c_str(), (long long)v, r[size_t(v)], p.size, (long long)b, res.response[size_t(b)], best, rr);
+      }
+    }
+    const double med = median(rs);
+    std::printf("planted dreams, %s: %zu voxels x %lld seeds, median |r| with the planted Gabor %.3f\n", model.c_str(),
+                vox.size(), (long long)d.seeds, med);
+    EXPECT_GE(med, 0.5) << model;
   }
-  const double med = median(rs);
-  std::printf("planted dreams, two-layer encoder: %zu voxels x %lld seeds, median |r| with the planted Gabor %.3f\n",
-              vox.size(), (long long)d.seeds, med);
-  EXPECT_GE(med, 0.5);
 }
 
 TEST(Dream, SameSeedSameImagesOtherSeedsOtherImages) {
@@ -474,8 +483,8 @@ TEST(Dream, FeatureDiversitySpreadsTheDreamsInGramSpace) {
 }
 
 // encoding::ModelFn::with_features: the same outputs as the model, and the backbone tap's activations
-// of the same normalised pixels, on a ridge fit of random AlexNet features at 32 px (tests/cli_dream.sh
-// dreams through it with --diversity-space features).
+// of the same normalised pixels, on a ridge fit of random AlexNet features at 32 px and on a fine-tuned
+// fit (tests/cli_dream.sh dreams through a tap with --diversity-space features).
 TEST(Dream, ModelFnGivesItsTapForTheFeatureDiversity) {
   cortex::testing::TempDir tmp;
   data::SimConfig cfg;
@@ -490,13 +499,28 @@ TEST(Dream, ModelFnGivesItsTapForTheFeatureDiversity) {
   const Tensor px = div(sim.test_images.narrow(0, 0, 3).permute({0, 3, 1, 2}).to(DType::Float32), 255.0).contiguous();
   const auto [y, a] = f.with_features(px);
   EXPECT_EQ(y.to_vector<float>(), f(px).to_vector<float>());
-  NoGradGuard ng;
   const Tensor mean = from_vector(std::vector<float>{0.485f, 0.456f, 0.406f}, {1, 3, 1, 1});
   const Tensor sd = from_vector(std::vector<float>{0.229f, 0.224f, 0.225f}, {1, 3, 1, 1});
-  const Tensor want = f.backbone->features(div(sub(px, mean), sd), {"features.1"}).at("features.1");
-  ASSERT_EQ(a.shape(), want.shape());
-  EXPECT_EQ(a.shape().size(), 4u);
-  EXPECT_EQ(a.contiguous().to_vector<float>(), want.contiguous().to_vector<float>());
+  {
+    NoGradGuard ng;
+    const Tensor want = f.backbone->features(div(sub(px, mean), sd), {"features.1"}).at("features.1");
+    ASSERT_EQ(a.shape(), want.shape());
+    EXPECT_EQ(a.shape().size(), 4u);
+    EXPECT_EQ(a.contiguous().to_vector<float>(), want.contiguous().to_vector<float>());
+  }
+
+  // A fine-tuned model (one epoch of a Gaussian readout with the backbone): its own backbone's tap.
+  o.out = tmp / "ft", o.readout = "gaussian", o.finetune = true, o.epochs = 1;
+  encoding::fit(o);
+  const encoding::ModelFn ft = encoding::load_model_fn(tmp / "ft/model.safetensors");
+  ASSERT_FALSE(ft.backbone);
+  const auto [yf, af] = ft.with_features(px);
+  EXPECT_EQ(yf.to_vector<float>(), ft(px).to_vector<float>());
+  const auto& net = dynamic_cast<const models::BackboneReadout&>(*ft.readout);
+  NoGradGuard ng;
+  const Tensor wf = net.backbone->features(div(sub(px, mean), sd), {"features.1"}).at("features.1");
+  ASSERT_EQ(af.shape(), wf.shape());
+  EXPECT_EQ(af.contiguous().to_vector<float>(), wf.contiguous().to_vector<float>());
 }
 
 TEST(Dream, RefusesBadOptions) {
