@@ -212,6 +212,33 @@ TEST(Dream, PlantedSimpleCellsThroughNonlinearModels) {
     std::printf("planted dreams, %s: %zu voxels x %lld seeds, median |r| with the planted Gabor %.3f\n", model.c_str(),
                 vox.size(), (long long)d.seeds, med);
     EXPECT_GE(med, 0.5) << model;
+    if (model != "gaussian-fwrf") continue;
+    // The feature-space diversity through the fitted model's tap (ModelFn::with_features): four dreams
+    // of the first voxel, less alike in features.1's Gram space with the term (weight 10) than without
+    // it, and each still above the best training image.
+    const analysis::TapFn tf = [&f](const Tensor& x) { return f.with_features(x); };
+    const Tensor t = analysis::voxel_targets({vox[0]}, f.voxels);
+    const std::vector<double> tr = analysis::target_values(fn, px, t, 200);
+    const double best = *std::max_element(tr.begin(), tr.end());
+    d.seeds = 4, d.diversity_space = analysis::DiversitySpace::Features;
+    std::vector<double> cosine;
+    for (double w : {0.0, 10.0}) {
+      d.diversity = w;
+      const analysis::DreamResult res = analysis::dream(tf, f.size, t, d);
+      NoGradGuard ng;
+      const Tensor c = analysis::gram_cosines(f.with_features(res.images).second);
+      double off = 0;
+      for (int64_t b = 0; b < d.seeds; ++b)
+        for (int64_t e = 0; e < d.seeds; ++e)
+          if (b != e) off += c.at({b, e}) / double(d.seeds * (d.seeds - 1));
+      cosine.push_back(off);
+      const double low = *std::min_element(res.response.begin(), res.response.end());
+      std::printf("%s, voxel %lld, 4 dreams, feature diversity %.0f: mean pairwise Gram cosine of features.1 %.4f, "
+                  "lowest response %.3f (best training image %.3f)\n",
+                  model.c_str(), (long long)vox[0], w, off, low, best);
+      EXPECT_GT(low, best) << "feature diversity " << w;
+    }
+    EXPECT_LT(cosine[1], cosine[0] - 0.2);  // measured 0.91 -> 0.22
   }
 }
 
