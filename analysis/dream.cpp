@@ -20,7 +20,61 @@ DreamParam parse_dream_param(const std::string& s) {
 
 const char* dream_param_name(DreamParam p) { return p == DreamParam::Fourier ? "fourier" : "pixels"; }
 
-Tensor fourier_image(const Tensor& re, const Tensor& im, int64_t S) {
+DiversitySpace parse_diversity_space(const std::string& s) {
+  if (s == "pixels") return DiversitySpace::Pixels;
+  if (s == "features") return DiversitySpace::Features;
+  throw Error("dream: expected the diversity space pixels or features, found '" + s + "'");
+}
+
+const char* diversity_space_name(DiversitySpace d) { return d == DiversitySpace::Pixels ? "pixels" : "features"; }
+
+Tensor colour_correlation_sqrt() {
+  // Lucid (lucid/optvis/param/color.py, also lucent): the square root of ImageNet's colour
+  // correlation matrix from its SVD, rows R, G, B; divided by its largest column norm so that the
+  // map never lengthens a step (the first column, luminance, has norm 1 after the division).
+  const double m[3][3] = {{0.26, 0.09, 0.02}, {0.27, 0.00, -0.05}, {0.27, -0.09, 0.03}};
+  double top = 0;
+  for (int k = 0; k < 3; ++k) top = std::max(top, std::sqrt(m[0][k] * m[0][k] + m[1][k] * m[1][k] + m[2][k] * m[2][k]));
+  std::vector<double> v;
+  for (int c = 0; c < 3; ++c)
+    for (int k = 0; k < 3; ++k) v.push_back(m[c][k] / top);
+  return from_vector(v, {3, 3});
+}
+
+Tensor decorrelate_colour(const Tensor& t) {
+  CORTEX_CHECK(t.defined() && t.dim() == 4 && t.size(1) == 3, "decorrelate_colour: expected (B, 3, H, W), found ",
+               t.defined() ? shape_str(t.shape()) : "an undefined tensor");
+  const int64_t B = t.size(0), H = t.size(2), W = t.size(3);
+  // (3, 3) @ (B, 3, H W): Lucid's t_flat @ M^T with the channels first.
+  const Tensor M = colour_correlation_sqrt().to(t.dtype()).to(t.device());
+  return matmul(M, t.reshape({B, 3, H * W})).reshape({B, 3, H, W});
+}
+
+Tensor gram_cosines(const Tensor& a) {
+  CORTEX_CHECK(a.defined() && a.dim() >= 2 && a.dim() <= 4 && a.size(0) >= 1 && a.numel() > 0,
+               "gram_cosines: expected activations (B, C, H, W), (B, T, D) or (B, F), found ",
+               a.defined() ? shape_str(a.shape()) : "an undefined tensor");
+  const int64_t B = a.size(0);
+  // X (B, P, C): P positions of C channels; G_b = X_b^T X_b (C, C) and <G_b, G_c> = ||X_b X_c^T||^2.
+  Tensor X;
+  if (a.dim() == 4) X = a.reshape({B, a.size(1), -1}).transpose(1, 2);
+  else if (a.dim() == 3) X = a;
+  else X = a.unsqueeze(1);
+  const int64_t P = X.size(1), C = X.size(2);
+  Tensor inner;  // (B, B): <G_b, G_c>
+  if (C <= P) {
+    const Tensor G = matmul(X.transpose(1, 2), X).reshape({B, C * C});
+    inner = matmul(G, G.t());
+  } else {
+    const Tensor Y = X.reshape({B * P, C});
+    inner = sum(square(matmul(Y, Y.t())).reshape({B, P, B, P}), {1, 3});
+  }
+  // cos = <G_b, G_c> / (|G_b| |G_c|); 1e-10 is added to |G_b|^2 under the root (Lucid's l2_normalize clamps at it).
+  const Tensor n = sqrt(add(sum(mul(inner, eye(B, B, inner.dtype(), inner.device())), {1}, true), 1e-10));  // (B, 1): |G_b|
+  return div(div(inner, n), n.t());
+}
+
+Tensor fourier_image(const Tensor& re, const Tensor& im, int64_t S, bool decorrelate) {
   CORTEX_CHECK(re.defined() && im.defined() && re.dim() == 4 && re.shape() == im.shape() && S >= 1 &&
                    re.size(2) == S && re.size(3) == S / 2 + 1,
                "fourier_image: expected re and im (B, C, ", S, ", ", S / 2 + 1, "), found ",
@@ -28,7 +82,8 @@ Tensor fourier_image(const Tensor& re, const Tensor& im, int64_t S) {
   const Tensor s = fft_scale(S, S, re.dtype(), re.device());  // (S, S/2 + 1): 1 / max(|f|, 1/S)
   // Lucid's constants: the ortho inverse of the scaled spectrum, / 4 before the sigmoid, so that a
   // start of sd 0.01 is a near-grey image with a 1/f spectrum.
-  return sigmoid(div(irfft2(mul(re, s), mul(im, s), S, FftNorm::Ortho), 4.0));
+  const Tensor t = div(irfft2(mul(re, s), mul(im, s), S, FftNorm::Ortho), 4.0);
+  return sigmoid(decorrelate ? decorrelate_colour(t) : t);
 }
 
 Tensor roll2(const Tensor& x, int64_t dy, int64_t dx) {
@@ -44,7 +99,7 @@ Tensor roll2(const Tensor& x, int64_t dy, int64_t dx) {
   return y;
 }
 
-Tensor dream_loss(const ImageFn& f, const Tensor& x, const Tensor& target, const DreamOptions& opt,
+Tensor dream_loss(const TapFn& f, const Tensor& x, const Tensor& target, const DreamOptions& opt,
                   const std::vector<std::array<int64_t, 2>>& shifts, std::vector<double>* targets) {
   CORTEX_CHECK(x.defined() && x.dim() == 4 && x.size(1) == 3, "dream_loss: expected images (B, 3, S, S), found ",
                x.defined() ? shape_str(x.shape()) : "an undefined tensor");
@@ -52,7 +107,11 @@ Tensor dream_loss(const ImageFn& f, const Tensor& x, const Tensor& target, const
   CORTEX_CHECK(int64_t(shifts.size()) == B, "dream_loss: expected ", B, " shifts, found ", shifts.size());
   std::vector<Tensor> rolled;
   for (int64_t b = 0; b < B; ++b) rolled.push_back(roll2(x.narrow(0, b, 1), shifts[size_t(b)][0], shifts[size_t(b)][1]));
-  const Tensor y = f(B == 1 ? rolled[0] : concat(rolled, 0));
+  const auto [y, acts] = f(B == 1 ? rolled[0] : concat(rolled, 0));
+  const bool features = opt.diversity > 0 && B >= 2 && opt.diversity_space == DiversitySpace::Features;
+  CORTEX_CHECK(!features || (acts.defined() && acts.size(0) == B), "dream_loss: the feature-space diversity needs "
+               "the model's layer activations for the ", B, " images, found ",
+               acts.defined() ? shape_str(acts.shape()) : "none (a model that gives only its outputs)");
   CORTEX_CHECK(y.defined() && y.dim() == 2 && y.size(0) == B && target.dim() == 2 && target.size(0) == 1 &&
                    y.size(1) == target.size(1),
                "dream_loss: the model gave ", y.defined() ? shape_str(y.shape()) : "nothing", " for ", B,
@@ -75,14 +134,31 @@ Tensor dream_loss(const ImageFn& f, const Tensor& x, const Tensor& target, const
   }
   if (opt.l2 > 0) loss = add(loss, mul(sum(mean(square(sub(x, 0.5)), {1, 2, 3})), opt.l2));
   if (opt.diversity > 0 && B >= 2) {
-    const Tensor p = x.reshape({B, -1});
-    const Tensor c = sub(p, mean(p, {1}, true));
-    const Tensor u = div(c, sqrt(add(sum(square(c), {1}, true), 1e-12)));  // unit rows
-    const Tensor g = matmul(u, u.t());                                       // (B, B) cosines
-    const Tensor off = sub(sum(g), sum(square(u)));                          // the off-diagonal sum
+    Tensor g;  // (B, B) cosines
+    if (features) {
+      // Lucid's objectives.diversity: the layer's Gram matrices of the (jittered) images the model saw.
+      g = gram_cosines(acts);
+    } else {
+      const Tensor p = x.reshape({B, -1});
+      const Tensor c = sub(p, mean(p, {1}, true));
+      const Tensor u = div(c, sqrt(add(sum(square(c), {1}, true), 1e-12)));  // unit rows
+      g = matmul(u, u.t());
+    }
+    const Tensor off = sub(sum(g), sum(mul(g, eye(B, B, g.dtype(), g.device()))));  // the off-diagonal sum
     loss = add(loss, mul(off, opt.diversity * double(B) / double(B * (B - 1))));
   }
   return loss;
+}
+
+namespace {
+TapFn outputs_only(const ImageFn& f) {
+  return [&f](const Tensor& x) { return std::pair<Tensor, Tensor>{f(x), Tensor()}; };
+}
+}  // namespace
+
+Tensor dream_loss(const ImageFn& f, const Tensor& x, const Tensor& target, const DreamOptions& opt,
+                  const std::vector<std::array<int64_t, 2>>& shifts, std::vector<double>* targets) {
+  return dream_loss(outputs_only(f), x, target, opt, shifts, targets);
 }
 
 std::vector<double> target_values(const ImageFn& f, const Tensor& images, const Tensor& target, int64_t batch) {
@@ -101,7 +177,7 @@ std::vector<double> target_values(const ImageFn& f, const Tensor& images, const 
   return out;
 }
 
-DreamResult dream(const ImageFn& f, int64_t S, const Tensor& target, const DreamOptions& opt,
+DreamResult dream(const TapFn& f, int64_t S, const Tensor& target, const DreamOptions& opt,
                   const std::function<void(int64_t, double)>& progress) {
   CORTEX_CHECK(S >= 2, "dream: expected an image size >= 2, found ", S);
   CORTEX_CHECK(opt.steps >= 1, "dream: steps must be >= 1, found ", opt.steps);
@@ -132,7 +208,10 @@ DreamResult dream(const ImageFn& f, int64_t S, const Tensor& target, const Dream
     for (auto& g : gens) z.push_back(randn({1, 3, S, S}, g, 0.0, opt.init_sd));
     params = {with_grad(concat(z, 0).contiguous())};
   }
-  auto image = [&] { return opt.param == DreamParam::Fourier ? fourier_image(params[0], params[1], S) : sigmoid(params[0]); };
+  auto image = [&] {
+    if (opt.param == DreamParam::Fourier) return fourier_image(params[0], params[1], S, opt.decorrelate);
+    return sigmoid(opt.decorrelate ? decorrelate_colour(params[0]) : params[0]);
+  };
 
   AdamOptions ao;
   ao.lr = opt.lr;
@@ -161,8 +240,15 @@ DreamResult dream(const ImageFn& f, int64_t S, const Tensor& target, const Dream
     NoGradGuard ng;
     r.images = image().contiguous();
   }
-  r.response = target_values(f, r.images, T, B);
+  r.response = target_values([&f](const Tensor& x) { return f(x).first; }, r.images, T, B);
   return r;
+}
+
+DreamResult dream(const ImageFn& f, int64_t S, const Tensor& target, const DreamOptions& opt,
+                  const std::function<void(int64_t, double)>& progress) {
+  CORTEX_CHECK(opt.diversity == 0 || opt.diversity_space == DiversitySpace::Pixels, "dream: the feature-space "
+               "diversity needs a model that exposes a layer's activations (a TapFn); this one gives only its outputs");
+  return dream(outputs_only(f), S, target, opt, progress);
 }
 
 double pearson(const std::vector<double>& a, const std::vector<double>& b) {

@@ -16,6 +16,7 @@
 #include "autograd/autograd.h"
 #include "autograd/ops.h"
 #include "encoding/model_fn.h"
+#include "encoding/pipeline.h"
 #include "tensor/error.h"
 #include "tensor/io/atomic_file.h"
 #include "tensor/io/image.h"
@@ -58,6 +59,7 @@ DreamSummary run_dream(const DreamJob& job) {
   opt.param = parse_dream_param(job.param);
   opt.steps = job.steps, opt.seeds = job.seeds, opt.seed = uint64_t(job.seed), opt.lr = job.lr;
   opt.jitter = job.jitter, opt.tv = job.tv, opt.l2 = job.l2, opt.diversity = job.diversity;
+  opt.diversity_space = parse_diversity_space(job.diversity_space), opt.decorrelate = job.decorrelate;
   // The options are checked before the model is read: a bad flag costs nothing.
   CORTEX_CHECK(opt.steps >= 1, "dream: --steps must be >= 1, found ", opt.steps);
   CORTEX_CHECK(opt.seeds >= 1, "dream: --seeds must be >= 1, found ", opt.seeds);
@@ -92,6 +94,16 @@ DreamSummary run_dream(const DreamJob& job) {
     target_json = {{"roi", job.roi}, {"voxels", it->second}};
   }
   const ImageFn fn = [&f](const Tensor& x) { return f(x); };
+  const bool features = opt.diversity > 0 && opt.diversity_space == DiversitySpace::Features;
+  CORTEX_CHECK(!features || f.backbone || f.spec.finetune, "dream: --diversity-space features compares the "
+               "backbone tap's Gram matrices, and ", job.model, " has no backbone (",
+               f.spec.readout == "core" ? "--readout core" : "--tap pixels", "); use --diversity-space pixels");
+  std::string layer;
+  if (features) {
+    const std::vector<std::string> taps = encoding::split_commas(f.spec.tap);
+    layer = taps.empty() ? std::string("the first tap") : taps[0];
+  }
+  const TapFn tap_fn = [&f](const Tensor& x) { return f.with_features(x); };
 
   // The best of the given images first (a bad --images fails before the optimisation).
   Tensor best_image;
@@ -111,10 +123,11 @@ DreamSummary run_dream(const DreamJob& job) {
 
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t every = std::max<int64_t>(1, opt.steps / 10);
-  const DreamResult r = dream(fn, S, target, opt, [&](int64_t step, double loss) {
+  const auto progress = [&](int64_t step, double loss) {
     if (job.progress && (step % every == 0 || step == opt.steps))
       std::cerr << "dream: step " << step << "/" << opt.steps << ", loss " << fmt(loss) << "\n";
-  });
+  };
+  const DreamResult r = features ? dream(tap_fn, S, target, opt, progress) : dream(fn, S, target, opt, progress);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const int64_t B = opt.seeds;
 
@@ -123,7 +136,9 @@ DreamSummary run_dream(const DreamJob& job) {
   j["target"] = target_json, j["target_label"] = label;
   j["settings"] = {{"steps", opt.steps}, {"seeds", B},          {"seed", job.seed},   {"param", dream_param_name(opt.param)},
                    {"lr", opt.lr},       {"jitter", opt.jitter}, {"tv", opt.tv},       {"l2", opt.l2},
-                   {"diversity", opt.diversity}, {"optimizer", "adam"}, {"init_sd", opt.init_sd}};
+                   {"diversity", opt.diversity}, {"optimizer", "adam"}, {"init_sd", opt.init_sd},
+                   {"diversity_space", diversity_space_name(opt.diversity_space)}, {"decorrelate", opt.decorrelate}};
+  if (features) j["settings"]["diversity_layer"] = layer;
   nlohmann::json imgs = nlohmann::json::array();
   for (int64_t b = 0; b < B; ++b)
     imgs.push_back({{"file", "dream_" + std::to_string(b) + ".png"}, {"seed", job.seed + b},
@@ -144,10 +159,14 @@ DreamSummary run_dream(const DreamJob& job) {
   rep.summary = {{"target", label},
                  {"images", std::to_string(B) + " (seeds " + std::to_string(job.seed) + ".." +
                                 std::to_string(job.seed + B - 1) + ")"},
-                 {"parameterisation", dream_param_name(opt.param)},
+                 {"parameterisation", std::string(dream_param_name(opt.param)) +
+                                          (opt.decorrelate ? ", colour decorrelated" : ", RGB")},
                  {"steps, lr (Adam)", std::to_string(opt.steps) + ", " + fmt(opt.lr, 3)},
                  {"jitter, TV, L2, diversity", std::to_string(opt.jitter) + " px, " + fmt(opt.tv, 3) + ", " +
-                                                   fmt(opt.l2, 3) + ", " + fmt(opt.diversity, 3)},
+                                                   fmt(opt.l2, 3) + ", " + fmt(opt.diversity, 3) +
+                                                   (opt.diversity > 0 ? " (" + std::string(diversity_space_name(
+                                                       opt.diversity_space)) + (features ? " of " + layer : "") + ")"
+                                                                      : "")},
                  {"predicted response, lowest / highest dream", fmt(low) + " / " + fmt(top)},
                  {"time", fmt(seconds, 3) + " s"}};
   if (!job.images.empty())

@@ -29,6 +29,8 @@ struct DreamJob {
   double lr = 0.05;
   int64_t jitter = 4;
   double tv = 0.0, l2 = 0.0, diversity = 0.0;
+  std::string diversity_space = "pixels";  // or "features": the Gram matrices of the backbone's first tap
+  bool decorrelate = false;                // Lucid's colour decorrelation (off by default: docs/dream.md)
   bool progress = true;     // a progress line on stderr every 10 % of the steps
 };
 

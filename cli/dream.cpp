@@ -2,7 +2,8 @@
 //
 //   cortex dream --model fit/model.safetensors --voxel 7 | --roi NAME [--data SUBJ] --out DIR
 //                [--steps 200] [--seeds 4] [--seed 0] [--param fourier|pixels] [--lr 0.05] [--jitter 4]
-//                [--tv 0] [--l2 0] [--diversity 0] [--images TRAIN] [--weights W]
+//                [--tv 0] [--l2 0] [--diversity 0] [--diversity-space pixels|features]
+//                [--decorrelate | --no-decorrelate] [--images TRAIN] [--weights W]
 //
 // Writes dream_<b>.png, dream.npy, dream.json and report.html (the contact sheet: each dream's
 // predicted response beside the best --images image's). The objective: docs/dream.md. The library
@@ -42,6 +43,11 @@ Run add_dream(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--diversity", o->diversity, "Weight of the images' mean pairwise cosine (needs --seeds >= 2)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub->add_option("--diversity-space", o->diversity_space, "What --diversity compares: the centred pixels, or the "
+                                                             "Gram matrices of the backbone's first tap (Lucid's)")
+      ->check(CLI::IsMember({"pixels", "features"}))->capture_default_str();
+  sub->add_flag("--decorrelate,!--no-decorrelate", o->decorrelate, "Parameterise the image in Lucid's decorrelated "
+                                                                  "colour space (default off: docs/dream.md)");
   sub->add_option("--weights", o->weights, "The backbone's weights, when they moved since the fit");
   return [o] {
     const analysis::DreamSummary s = analysis::run_dream(*o);

@@ -81,7 +81,7 @@ Tensor prepare_rows(const data::Dataset& d, const std::vector<int64_t>& rows, co
   return stack(xs, 0);
 }
 
-std::vector<Tensor> inputs_of(models::Backbone* m, const Tensor& x, const InputSpec& s) {
+std::vector<Tensor> inputs_of(models::Backbone* m, const Tensor& x, const InputSpec& s, Tensor* first_tap) {
   const Input in = s.input;
   if (in == Input::Grey) return {mean(x, {1}, true).contiguous()};  // the core learns its own features
   if (in == Input::Images) return {x};
@@ -89,6 +89,7 @@ std::vector<Tensor> inputs_of(models::Backbone* m, const Tensor& x, const InputS
   if (taps == std::vector<std::string>{"pixels"})
     return {mean(x, {1}).reshape({x.size(0), -1}).contiguous()};  // grey pixels: the linear baseline
   const auto got = m->features(x, taps);
+  if (first_tap) *first_tap = got.at(taps.at(0));
   std::vector<Tensor> out;
   for (const auto& t : taps) {
     const Tensor& a = got.at(t);

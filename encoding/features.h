@@ -61,7 +61,8 @@ struct InputSpec {
 };
 
 // The readout's inputs for one prepared batch x (B, 3, S, S): one tensor, or one per tap (Maps).
-std::vector<Tensor> inputs_of(models::Backbone* m, const Tensor& x, const InputSpec& s);
+// *first_tap (when given): the first tap's activations as the backbone gives them (m must be set).
+std::vector<Tensor> inputs_of(models::Backbone* m, const Tensor& x, const InputSpec& s, Tensor* first_tap = nullptr);
 
 // The readout's inputs for every row of d, in batches, with a progress line on stderr
 // ("<prefix>: <what> features i/n images"). m may be null for Grey / pixels inputs.

@@ -30,7 +30,18 @@ Tensor channel_stat(const std::vector<double>& v) {
 
 }  // namespace
 
-Tensor ModelFn::operator()(const Tensor& pixels) const {
+Tensor ModelFn::operator()(const Tensor& pixels) const { return run(pixels, nullptr); }
+
+std::pair<Tensor, Tensor> ModelFn::with_features(const Tensor& pixels) const {
+  CORTEX_CHECK(backbone || spec.finetune, "model_fn: ", path, " has no backbone tap (it reads ",
+               spec.readout == "core" ? "the grey image through its own core" : "the grey pixels",
+               "), so it has no layer activations to give");
+  Tensor tap;
+  Tensor y = run(pixels, &tap);
+  return {y, tap};
+}
+
+Tensor ModelFn::run(const Tensor& pixels, Tensor* tap) const {
   CORTEX_CHECK(pixels.defined() && pixels.dim() == 4 && pixels.size(1) == 3 && pixels.size(2) == size &&
                    pixels.size(3) == size && pixels.dtype() == DType::Float32,
                "model_fn: expected float32 pixels (B, 3, ", size, ", ", size, "), found ",
@@ -43,8 +54,18 @@ Tensor ModelFn::operator()(const Tensor& pixels) const {
   InputSpec s = input_spec(spec, backbone.get());
   s.device = Device::cpu();
   s.compute_dtype = DType::Float32;
-  if (spec.finetune) return readout->read({x});
-  std::vector<Tensor> in = inputs_of(backbone.get(), x, s);
+  if (spec.finetune) {
+    if (!tap) return readout->read({x});
+    // BackboneReadout::read, with its first tap kept.
+    const auto& net = dynamic_cast<const models::BackboneReadout&>(*readout);
+    net.backbone->train(false);
+    const auto got = net.backbone->features(x, net.taps);
+    std::vector<Tensor> feats;
+    for (const auto& t : net.taps) feats.push_back(got.at(t));
+    *tap = feats[0];
+    return net.readout->read(feats);
+  }
+  std::vector<Tensor> in = inputs_of(backbone.get(), x, s, tap);
   if (z_mean.defined()) in[0] = div(sub(in[0], z_mean), z_std);
   if (readout) return readout->read(in);
   return add(matmul(in[0], ridge_w), ridge_b);

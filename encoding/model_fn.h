@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "encoding/features.h"
@@ -26,6 +27,11 @@ class ModelFn {
   // (B, 3, S, S) float32 pixels in [0, 1] -> (B, V) float32. Records on the autograd tape when
   // grad mode is on; the model's own parameters never require grad (only the pixels may).
   Tensor operator()(const Tensor& pixels) const;
+  // The outputs and, from the same forward pass, the activations of the backbone's first tap (frozen
+  // or fine-tuned) as the backbone gives them, before any pooling or standardisation: (B, C, H, W)
+  // maps, or (B, T, D) tokens for a ViT tap. What cortex dream's feature-space diversity compares
+  // (analysis::TapFn). A model without a backbone (--tap pixels, --readout core) has no tap: an error.
+  std::pair<Tensor, Tensor> with_features(const Tensor& pixels) const;
 
   std::string path;          // the model file
   ModelSettings settings;    // as read from it
@@ -42,6 +48,9 @@ class ModelFn {
   // pixels (x = column, y = row; pixel centres at integers, 0..S-1), from Readout::rf_centres
   // mapped through the feature map's pixel grid; undefined otherwise.
   Tensor rf_centres_px() const;
+
+ private:
+  Tensor run(const Tensor& pixels, Tensor* tap) const;  // *tap (when given): the first tap's activations
 };
 
 // Reads a cortex fit model file and builds its function. weights: the backbone's weights when

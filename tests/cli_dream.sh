@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `cortex dream` end to end on a tiny simulated subject (a ridge fit on the pixels): a simple-cell voxel with the
 # training images beside it (every dream above the best training image), an ROI's mean from
-# metrics.json and from --data with the pixel parameterisation and every penalty; the files
+# metrics.json and from --data with the pixel parameterisation and every penalty; colour decorrelation and
+# the feature-space diversity through a random AlexNet tap; the files
 # (dream_<b>.png, dream.npy, dream.json, report.html with the contact sheet), the same seed giving
 # the same bytes; wrong inputs refused in one line with nothing written.
 # Usage: tests/cli_dream.sh path/to/cortex   (ctest runs it as cli_dream)
@@ -43,6 +44,18 @@ jq -e '(.target.roi == "simple") and (.settings.param == "pixels") and (.setting
 "$cortex" dream --model $m --roi complex --data "$data" --out d3 --steps 5 --seeds 1 > /dev/null 2>&1 || fail "--roi --data"
 jq -e '.target.voxels | length == 4' d3/dream.json > /dev/null || fail "d3"
 
+jq -e '(.settings.decorrelate == false) and (.settings.diversity_space == "pixels")' d1/dream.json > /dev/null \
+  || fail "d1 defaults: $(jq -c .settings d1/dream.json)"
+# The feature-space diversity through a backbone tap (random AlexNet features.1, ridge), colour decorrelated.
+"$cortex" fit --data "$data" --hemi both --out rw --arch alexnet --random-weights 1 --tap features.1 --image-size 32 \
+  --folds 3 > /dev/null 2> fit2.log || { cat fit2.log >&2; fail "fit alexnet"; }
+"$cortex" dream --model rw/model.safetensors --voxel 1 --jitter 1 --out d4 --steps 20 --seeds 3 --diversity 1 \
+  --diversity-space features --decorrelate > out4.txt 2>&1 || { cat out4.txt >&2; fail "dream --diversity-space features"; }
+jq -e '(.settings.decorrelate == true) and (.settings.diversity_space == "features")
+       and (.settings.diversity_layer == "features.1") and (.dreams | length == 3)
+       and (.objective[-1] > .objective[0])' d4/dream.json > /dev/null || fail "d4: $(jq -c .settings d4/dream.json)"
+grep -q "fourier, colour decorrelated" d4/report.html || fail "d4 report lacks the parameterisation"
+
 # refuse NEEDLE ARGS...: dream fails with one line containing NEEDLE and writes nothing.
 refuse() {
   local needle=$1
@@ -62,6 +75,9 @@ refuse "--steps" --model $m --voxel 1 --steps 0
 refuse "--lr" --model $m --voxel 1 --lr -1
 refuse "--jitter must be below the image size 32" --model $m --voxel 1 --jitter 32
 refuse "--diversity needs --seeds >= 2" --model $m --voxel 1 --seeds 1 --diversity 1
+refuse "has no backbone (--tap pixels); use --diversity-space pixels" --model $m --voxel 1 --seeds 2 --diversity 1 \
+  --diversity-space features
+refuse "--diversity-space: tokens not in" --model $m --voxel 1 --diversity-space tokens
 refuse "no-such" --model $m --voxel 1 --images no-such
 refuse "no-such.safetensors" --model no-such.safetensors --voxel 1
 refuse "--model is required" --voxel 1

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <numbers>
 
 #include "analysis/dream.h"
@@ -23,6 +24,7 @@
 #include "data/simulate.h"
 #include "encoding/model_fn.h"
 #include "encoding/pipeline.h"
+#include "models/readouts/train.h"
 #include "tensor/random.h"
 #include "tests/test_util.h"
 
@@ -44,6 +46,49 @@ struct Tiny {
   }
   Tensor operator()(const Tensor& x) const { return tanh(matmul(x.reshape({x.size(0), -1}), w)); }
 };
+
+// A tiny model that exposes a layer: activations a = tanh(Wc x) (B, K, S, S) (a 1x1 convolution),
+// outputs tanh(flatten(a) R) (B, V). An analysis::TapFn.
+struct TinyMaps {
+  Tensor wc, r;
+  int64_t S;
+  TinyMaps(int64_t S_, int64_t K, int64_t V, DType dt, uint64_t seed) : S(S_) {
+    Generator g(seed);
+    wc = randn({K, 3}, g, 0.0, 1.0, dt);
+    r = randn({K * S * S, V}, g, 0.0, 1.0 / std::sqrt(double(K * S * S)), dt);
+  }
+  std::pair<Tensor, Tensor> operator()(const Tensor& x) const {
+    const int64_t B = x.size(0);
+    const Tensor a = tanh(matmul(wc, x.reshape({B, 3, S * S}))).reshape({B, wc.size(0), S, S});
+    return {tanh(matmul(a.reshape({B, -1}), r)), a};
+  }
+};
+
+// The largest error of the gradient of loss(params) against central differences, relative to
+// |fd| + 1e-3 (float64 parameters).
+double gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& loss, const std::vector<Tensor>& p0) {
+  std::vector<Tensor> p;
+  for (const Tensor& t : p0) p.push_back(with_grad(t.clone()));
+  const auto gr = grad({loss(p)}, p);
+  NoGradGuard ng;
+  const double h = 1e-6;
+  double worst = 0;
+  for (size_t w = 0; w < p0.size(); ++w) {
+    const std::vector<double> bv = p0[w].to_vector<double>(), gv = gr[w].to_vector<double>();
+    for (size_t i = 0; i < bv.size(); ++i) {
+      std::vector<double> a = bv, b = bv;
+      a[i] += h, b[i] -= h;
+      std::vector<Tensor> pa = p0, pb = p0;
+      pa[w] = from_vector(a, p0[w].shape()), pb[w] = from_vector(b, p0[w].shape());
+      const double fd = (loss(pa).item() - loss(pb).item()) / (2 * h);
+      worst = std::max(worst, std::abs(fd - gv[i]) / (1e-3 + std::abs(fd)));
+    }
+  }
+  return worst;
+}
+
+// Lucid's constants, by hand: color_correlation_svd_sqrt.
+const double kLucid[3][3] = {{0.26, 0.09, 0.02}, {0.27, 0.00, -0.05}, {0.27, -0.09, 0.03}};
 
 }  // namespace
 
@@ -102,6 +147,99 @@ TEST(Dream, PlantedSimpleCellsDreamTheirGabors) {
   std::printf("planted dreams: %zu voxels x %lld seeds, median |r| with the planted Gabor %.3f\n", vox.size(),
               (long long)d.seeds, med);
   EXPECT_GE(med, 0.5);
+}
+
+// The planted check on models that are nonlinear in the pixels, where the dream is no longer the
+// weight map, so that it tests the optimisation itself: (1) the two-layer encoder (fc1 -> sigmoid ->
+// fc2, 128 hidden units, on the z-scored grey pixels), trained by encoding::fit with early stopping;
+// (2) a Gaussian fwRF (closed-form grid search of Gaussian pooling fields + ridge) on a backbone tap,
+// the ReLU of random AlexNet's first convolution (features.1, 64 channels of 11 x 11 px, stride 4).
+// The same simulation as the linear check. Numbers: docs/dream.md.
+TEST(Dream, PlantedSimpleCellsThroughNonlinearModels) {
+  cortex::testing::TempDir tmp;
+  data::SimConfig cfg;
+  cfg.n_train = 800, cfg.n_test = 50, cfg.voxels = 24, cfg.image_size = 32, cfg.seed = 5, cfg.snr = 4.0;
+  const data::Simulation sim = data::simulate(cfg);
+  const std::string dir = data::write_simulation(sim, tmp / "sim");
+  const auto truth = data::read_ground_truth(dir, "both").voxels;
+  const Tensor px = div(sim.train_images.permute({0, 3, 1, 2}).to(DType::Float32), 255.0).contiguous();
+  for (const std::string model : {"two-layer", "gaussian-fwrf"}) {
+    encoding::EncodingSpec o;
+    o.data = dir, o.hemi = "both", o.out = tmp / model.c_str(), o.device = "cpu", o.image_size = 32, o.readout = model;
+    if (model == "two-layer") {
+      o.tap = "pixels", o.epochs = 40, o.batch = 32;
+    } else {
+      o.arch = "alexnet", o.random_weights = 1, o.tap = "features.1", o.folds = 3;
+    }
+    const encoding::FitResult fr = encoding::fit(o);
+    const std::vector<double> r = analysis::pearson_r(fr.pred, fr.test.responses).to(DType::Float64).to_vector<double>();
+    const encoding::ModelFn f = encoding::load_model_fn(tmp / (model + "/model.safetensors").c_str());
+    ASSERT_EQ(f.size, 32);
+    // A model without a backbone has no tap to give to the feature-space diversity.
+    if (model == "two-layer") EXPECT_THROW(f.with_features(px.narrow(0, 0, 2)), Error);
+    std::vector<int64_t> vox;
+    for (size_t v = 0; v < truth.size(); ++v)
+      if (truth[v].kind == data::VoxelKind::Simple && r[v] > 0.5 && vox.size() < 6) vox.push_back(int64_t(v));
+    ASSERT_GE(vox.size(), 4u) << model << ": too few well-predicted simple voxels";
+    const analysis::ImageFn fn = [&f](const Tensor& x) { return f(x); };
+
+    analysis::DreamOptions d;
+    d.seeds = 2, d.steps = 100, d.tv = 0.05, d.l2 = 100, d.jitter = 1;
+    std::vector<double> rs;
+    for (int64_t v : vox) {
+      const Tensor t = analysis::voxel_targets({v}, f.voxels);
+      const std::vector<double> tr = analysis::target_values(fn, px, t, 200);
+      const double best = *std::max_element(tr.begin(), tr.end());
+      const analysis::DreamResult res = analysis::dream(fn, f.size, t, d);
+      const auto& p = truth[size_t(v)];
+      const Tensor G = data::gabor_filter(cfg.image_size, p.x, p.y, p.size, p.orientation, p.frequency, p.phase);
+      for (int64_t b = 0; b < d.seeds; ++b) {
+        EXPECT_GT(res.response[size_t(b)], best) << model << ", voxel " << v << ", dream " << b;
+        const Tensor grey = mean(res.images.select(0, b), {0}).to(DType::Float64).contiguous();
+        std::vector<double> a, g;
+        for (int64_t i = 0; i < cfg.image_size; ++i)
+          for (int64_t j = 0; j < cfg.image_size; ++j)
+            if (std::abs(double(i) - p.y) <= 3 * p.size && std::abs(double(j) - p.x) <= 3 * p.size)
+              a.push_back(grey.at({i, j})), g.push_back(G.at({i, j}));
+        const double rr = std::abs(analysis::pearson(a, g));
+        rs.push_back(rr);
+        std::printf("%s: voxel %lld (test r %.2f, sigma %.1f px): dream %lld drives %.3f (best training image %.3f), "
+                    "|r| with the planted Gabor %.3f\n",
+                    model.c_str(), (long long)v, r[size_t(v)], p.size, (long long)b, res.response[size_t(b)], best, rr);
+      }
+    }
+    const double med = median(rs);
+    std::printf("planted dreams, %s: %zu voxels x %lld seeds, median |r| with the planted Gabor %.3f\n", model.c_str(),
+                vox.size(), (long long)d.seeds, med);
+    EXPECT_GE(med, 0.5) << model;
+    if (model != "gaussian-fwrf") continue;
+    // The feature-space diversity through the fitted model's tap (ModelFn::with_features): four dreams
+    // of the first voxel, less alike in features.1's Gram space with the term (weight 10) than without
+    // it, and each still above the best training image.
+    const analysis::TapFn tf = [&f](const Tensor& x) { return f.with_features(x); };
+    const Tensor t = analysis::voxel_targets({vox[0]}, f.voxels);
+    const std::vector<double> tr = analysis::target_values(fn, px, t, 200);
+    const double best = *std::max_element(tr.begin(), tr.end());
+    d.seeds = 4, d.diversity_space = analysis::DiversitySpace::Features;
+    std::vector<double> cosine;
+    for (double w : {0.0, 10.0}) {
+      d.diversity = w;
+      const analysis::DreamResult res = analysis::dream(tf, f.size, t, d);
+      NoGradGuard ng;
+      const Tensor c = analysis::gram_cosines(f.with_features(res.images).second);
+      double off = 0;
+      for (int64_t b = 0; b < d.seeds; ++b)
+        for (int64_t e = 0; e < d.seeds; ++e)
+          if (b != e) off += c.at({b, e}) / double(d.seeds * (d.seeds - 1));
+      cosine.push_back(off);
+      const double low = *std::min_element(res.response.begin(), res.response.end());
+      std::printf("%s, voxel %lld, 4 dreams, feature diversity %.0f: mean pairwise Gram cosine of features.1 %.4f, "
+                  "lowest response %.3f (best training image %.3f)\n",
+                  model.c_str(), (long long)vox[0], w, off, low, best);
+      EXPECT_GT(low, best) << "feature diversity " << w;
+    }
+    EXPECT_LT(cosine[1], cosine[0] - 0.2);  // measured 0.91 -> 0.22
+  }
 }
 
 TEST(Dream, SameSeedSameImagesOtherSeedsOtherImages) {
@@ -210,6 +348,206 @@ TEST(Dream, LossGradientMatchesFiniteDifferences) {
   }
   std::printf("fourier loss gradient against central differences: largest relative error %.2e\n", worst);
   EXPECT_LT(worst, 1e-6);
+}
+
+TEST(Dream, ColourDecorrelationAgainstFloat64) {
+  // Column norms of Lucid's matrix: the first (luminance) is the largest, sqrt(0.26^2 + 0.27^2 + 0.27^2).
+  const double top = std::sqrt(0.26 * 0.26 + 0.27 * 0.27 + 0.27 * 0.27);
+  const Tensor M = analysis::colour_correlation_sqrt();
+  ASSERT_EQ(M.shape(), (Shape{3, 3}));
+  ASSERT_EQ(M.dtype(), DType::Float64);
+  for (int c = 0; c < 3; ++c)
+    for (int k = 0; k < 3; ++k) EXPECT_NEAR(M.at({c, k}), kLucid[c][k] / top, 1e-15);
+  for (int k = 0; k < 3; ++k) {
+    double n = 0;
+    for (int c = 0; c < 3; ++c) n += M.at({c, k}) * M.at({c, k});
+    EXPECT_LE(std::sqrt(n), 1 + 1e-15) << "column " << k;
+  }
+  Generator g(4);
+  for (auto [B, H, W] : {std::array<int64_t, 3>{2, 5, 4}, {1, 1, 1}, {0, 3, 3}}) {
+    const Tensor t = randn({B, 3, H, W}, g, 0, 1, DType::Float64);
+    const Tensor y = analysis::decorrelate_colour(t);
+    ASSERT_EQ(y.shape(), t.shape());
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t c = 0; c < 3; ++c)
+        for (int64_t i = 0; i < H; ++i)
+          for (int64_t j = 0; j < W; ++j) {
+            double v = 0;
+            for (int64_t k = 0; k < 3; ++k) v += kLucid[c][k] / top * t.at({b, k, i, j});
+            ASSERT_NEAR(y.at({b, c, i, j}), v, 1e-14);
+          }
+  }
+  EXPECT_EQ(analysis::decorrelate_colour(randn({1, 3, 2, 2}, g)).dtype(), DType::Float32);
+  // The fourier image with it: sigmoid of the decorrelated pre-sigmoid image of the plain map (which
+  // FourierImageAndRollAgainstLoops checks against the inverse DFT).
+  const int64_t S = 5;
+  const Tensor re = randn({2, 3, S, S / 2 + 1}, g, 0, 1, DType::Float64), im = randn({2, 3, S, S / 2 + 1}, g, 0, 1, DType::Float64);
+  const Tensor x0 = analysis::fourier_image(re, im, S), x1 = analysis::fourier_image(re, im, S, true);
+  for (int64_t b = 0; b < 2; ++b)
+    for (int64_t c = 0; c < 3; ++c)
+      for (int64_t i = 0; i < S; ++i)
+        for (int64_t j = 0; j < S; ++j) {
+          double v = 0;
+          for (int64_t k = 0; k < 3; ++k) {
+            const double p = x0.at({b, k, i, j});
+            v += kLucid[c][k] / top * std::log(p / (1 - p));
+          }
+          ASSERT_NEAR(x1.at({b, c, i, j}), 1 / (1 + std::exp(-v)), 1e-12);
+        }
+  EXPECT_THROW(analysis::decorrelate_colour(zeros({1, 4, 2, 2})), Error);
+  EXPECT_THROW(analysis::decorrelate_colour(zeros({3, 2, 2})), Error);
+}
+
+TEST(Dream, GramCosinesAgainstFloat64) {
+  Generator g(8);
+  // Maps with fewer channels than positions (the Gram form) and more (the kernel form), tokens, flat
+  // features, and a batch of one.
+  for (const Shape& sh : {Shape{3, 2, 3, 2}, Shape{3, 7, 2, 1}, Shape{4, 5, 4}, Shape{3, 6}, Shape{1, 3, 2, 2}}) {
+    const Tensor a = randn(sh, g, 0, 1, DType::Float64);
+    const int64_t B = sh[0];
+    // X_b (P, C) by index arithmetic, then G_b (C, C) explicitly.
+    std::vector<std::vector<double>> G(static_cast<size_t>(B));
+    for (int64_t b = 0; b < B; ++b) {
+      int64_t P, C;
+      std::function<double(int64_t, int64_t)> x;
+      if (sh.size() == 4) P = sh[2] * sh[3], C = sh[1], x = [&, b](int64_t p, int64_t c) { return a.at({b, c, p / sh[3], p % sh[3]}); };
+      else if (sh.size() == 3) P = sh[1], C = sh[2], x = [&, b](int64_t p, int64_t c) { return a.at({b, p, c}); };
+      else P = 1, C = sh[1], x = [&, b](int64_t, int64_t c) { return a.at({b, c}); };
+      for (int64_t i = 0; i < C; ++i)
+        for (int64_t j = 0; j < C; ++j) {
+          double v = 0;
+          for (int64_t p = 0; p < P; ++p) v += x(p, i) * x(p, j);
+          G[size_t(b)].push_back(v);
+        }
+    }
+    const Tensor cs = analysis::gram_cosines(a);
+    ASSERT_EQ(cs.shape(), (Shape{B, B}));
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t c = 0; c < B; ++c) {
+        double bc = 0, bb = 0, cc = 0;
+        for (size_t k = 0; k < G[0].size(); ++k)
+          bc += G[size_t(b)][k] * G[size_t(c)][k], bb += G[size_t(b)][k] * G[size_t(b)][k], cc += G[size_t(c)][k] * G[size_t(c)][k];
+        ASSERT_NEAR(cs.at({b, c}), bc / std::sqrt(bb * cc), 1e-9) << shape_str(sh) << " " << b << " " << c;
+      }
+  }
+  EXPECT_THROW(analysis::gram_cosines(zeros({3})), Error);
+  EXPECT_THROW(analysis::gram_cosines(zeros({2, 0, 3})), Error);
+}
+
+// The whole loss's gradient with the new terms, in float64: colour decorrelation in both
+// parameterisations, and the feature-space diversity through a model's layer in both forms of the
+// Gram inner products (fewer and more channels than positions).
+TEST(Dream, DecorrelatedAndFeatureDiversityGradientsMatchFiniteDifferences) {
+  const int64_t S = 6, V = 4, B = 3, Wf = S / 2 + 1;
+  const Tensor t = analysis::voxel_targets({1}, V).to(DType::Float64);
+  const std::vector<std::array<int64_t, 2>> shifts = {{1, -2}, {0, 0}, {-3, 5}};
+  Generator g(12);
+  const Tensor re = randn({B, 3, S, Wf}, g, 0, 0.3, DType::Float64), im = randn({B, 3, S, Wf}, g, 0, 0.3, DType::Float64);
+  const Tensor z = randn({B, 3, S, S}, g, 0, 0.5, DType::Float64);
+  for (int64_t K : {3, 40}) {
+    TinyMaps m(S, K, V, DType::Float64, 7 + uint64_t(K));
+    const analysis::TapFn fn = [&m](const Tensor& x) { return m(x); };
+    for (auto space : {analysis::DiversitySpace::Pixels, analysis::DiversitySpace::Features}) {
+      analysis::DreamOptions o;
+      o.tv = 0.3, o.l2 = 0.7, o.diversity = 0.9, o.diversity_space = space, o.decorrelate = true;
+      const double ef = gradcheck([&](const std::vector<Tensor>& p) {
+        return analysis::dream_loss(fn, analysis::fourier_image(p[0], p[1], S, true), t, o, shifts);
+      }, {re, im});
+      const double ep = gradcheck([&](const std::vector<Tensor>& p) {
+        return analysis::dream_loss(fn, sigmoid(analysis::decorrelate_colour(p[0])), t, o, shifts);
+      }, {z});
+      std::printf("K %lld, diversity in %s, decorrelated: largest relative gradient error fourier %.2e, pixels %.2e\n",
+                  (long long)K, analysis::diversity_space_name(space), ef, ep);
+      // Central differences at h = 1e-6 round to about eps |L| / h ~ 1e-8 here; a wrong term is off by O(1).
+      EXPECT_LT(ef, 1e-5);
+      EXPECT_LT(ep, 1e-5);
+    }
+  }
+  // An ImageFn has no layer to give.
+  Tiny plain(S, V, DType::Float64, 5);
+  const analysis::ImageFn pf = [&plain](const Tensor& x) { return plain(x); };
+  analysis::DreamOptions o;
+  o.diversity = 1, o.diversity_space = analysis::DiversitySpace::Features, o.seeds = 2;
+  EXPECT_THROW(analysis::dream_loss(pf, sigmoid(z), t, o, shifts), Error);
+  EXPECT_THROW(analysis::dream(pf, S, t, o), Error);
+}
+
+// The feature-space term does what it is for: the B dreams of one target are less alike in the
+// layer's Gram space with it than without it, while each still drives the target.
+TEST(Dream, FeatureDiversitySpreadsTheDreamsInGramSpace) {
+  const int64_t S = 8, V = 3, B = 4;
+  TinyMaps m(S, 4, V, DType::Float32, 21);
+  const analysis::TapFn fn = [&m](const Tensor& x) { return m(x); };
+  const Tensor t = analysis::voxel_targets({0}, V);
+  auto spread = [&](double w) {
+    analysis::DreamOptions o;
+    o.seeds = B, o.steps = 60, o.jitter = 0, o.param = analysis::DreamParam::Pixels, o.lr = 0.1;
+    o.diversity = w, o.diversity_space = analysis::DiversitySpace::Features;
+    const analysis::DreamResult r = analysis::dream(fn, S, t, o);
+    NoGradGuard ng;
+    const Tensor c = analysis::gram_cosines(m(r.images).second);
+    double off = 0;
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t d = 0; d < B; ++d)
+        if (b != d) off += c.at({b, d}) / double(B * (B - 1));
+    const double low = *std::min_element(r.response.begin(), r.response.end());
+    return std::pair{off, low};
+  };
+  const auto [without, low0] = spread(0.0);
+  const auto [with, low1] = spread(1.0);
+  double grey;
+  {
+    NoGradGuard ng;
+    grey = m(full({1, 3, S, S}, 0.5)).first.at({0, 0});
+  }
+  std::printf("mean pairwise Gram cosine of the %lld dreams: %.4f without the feature diversity, %.4f with it "
+              "(weight 1); lowest response %.3f and %.3f (grey image %.3f)\n", (long long)B, without, with, low0,
+              low1, grey);
+  EXPECT_LT(with, without - 0.05);
+  // Each dream still drives the target: above the grey start, by at least half of what the dreams
+  // without the term gain.
+  EXPECT_GT(low1, grey + 0.5 * (low0 - grey));
+}
+
+// encoding::ModelFn::with_features: the same outputs as the model, and the backbone tap's activations
+// of the same normalised pixels, on a ridge fit of random AlexNet features at 32 px and on a fine-tuned
+// fit (tests/cli_dream.sh dreams through a tap with --diversity-space features).
+TEST(Dream, ModelFnGivesItsTapForTheFeatureDiversity) {
+  cortex::testing::TempDir tmp;
+  data::SimConfig cfg;
+  cfg.n_train = 60, cfg.n_test = 10, cfg.voxels = 4, cfg.image_size = 32, cfg.seed = 2;
+  const data::Simulation sim = data::simulate(cfg);
+  const std::string dir = data::write_simulation(sim, tmp / "sim");
+  encoding::EncodingSpec o;
+  o.data = dir, o.hemi = "both", o.out = tmp / "rw", o.device = "cpu", o.arch = "alexnet", o.random_weights = 1;
+  o.tap = "features.1", o.image_size = 32, o.folds = 2;
+  encoding::fit(o);
+  const encoding::ModelFn f = encoding::load_model_fn(tmp / "rw/model.safetensors");
+  const Tensor px = div(sim.test_images.narrow(0, 0, 3).permute({0, 3, 1, 2}).to(DType::Float32), 255.0).contiguous();
+  const auto [y, a] = f.with_features(px);
+  EXPECT_EQ(y.to_vector<float>(), f(px).to_vector<float>());
+  const Tensor mean = from_vector(std::vector<float>{0.485f, 0.456f, 0.406f}, {1, 3, 1, 1});
+  const Tensor sd = from_vector(std::vector<float>{0.229f, 0.224f, 0.225f}, {1, 3, 1, 1});
+  {
+    NoGradGuard ng;
+    const Tensor want = f.backbone->features(div(sub(px, mean), sd), {"features.1"}).at("features.1");
+    ASSERT_EQ(a.shape(), want.shape());
+    EXPECT_EQ(a.shape().size(), 4u);
+    EXPECT_EQ(a.contiguous().to_vector<float>(), want.contiguous().to_vector<float>());
+  }
+
+  // A fine-tuned model (one epoch of a Gaussian readout with the backbone): its own backbone's tap.
+  o.out = tmp / "ft", o.readout = "gaussian", o.finetune = true, o.epochs = 1;
+  encoding::fit(o);
+  const encoding::ModelFn ft = encoding::load_model_fn(tmp / "ft/model.safetensors");
+  ASSERT_FALSE(ft.backbone);
+  const auto [yf, af] = ft.with_features(px);
+  EXPECT_EQ(yf.to_vector<float>(), ft(px).to_vector<float>());
+  const auto& net = dynamic_cast<const models::BackboneReadout&>(*ft.readout);
+  NoGradGuard ng;
+  const Tensor wf = net.backbone->features(div(sub(px, mean), sd), {"features.1"}).at("features.1");
+  ASSERT_EQ(af.shape(), wf.shape());
+  EXPECT_EQ(af.contiguous().to_vector<float>(), wf.contiguous().to_vector<float>());
 }
 
 TEST(Dream, RefusesBadOptions) {
