@@ -191,10 +191,10 @@ Tensor grid_sample(const Tensor& x, const Tensor& grid, bool align_corners, Grid
 }
 
 GridSampleGrads grid_sample_backward(const Tensor& gy, const Tensor& x, const Tensor& grid, bool align_corners,
-                                     GridPadding padding, GridMode mode) {
+                                     GridPadding padding, GridMode mode, bool grid_grad) {
   const Tensor xc = x.contiguous(), gc = grid.contiguous(), gyc = gy.contiguous();
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3), L = grid.size(1) * grid.size(2);
-  GridSampleGrads r{zeros(x.shape(), x.dtype()), zeros(grid.shape(), grid.dtype())};
+  GridSampleGrads r{zeros(x.shape(), x.dtype()), grid_grad ? zeros(grid.shape(), grid.dtype()) : Tensor()};
   if (N * L == 0) return r;
   const bool nearest = mode == GridMode::Nearest;
   dispatch_float(x.dtype(), "grid_sample_backward", [&](auto t) {
@@ -203,7 +203,7 @@ GridSampleGrads grid_sample_backward(const Tensor& gy, const Tensor& x, const Te
     const T* xp = xc.data<T>();
     const T* gp = gyc.data<T>();
     T* gxp = r.input.data<T>();
-    T* ggp = r.grid.data<T>();
+    T* ggp = grid_grad ? r.grid.data<T>() : nullptr;
     // d/dx: scatter g * weight into the taps, one (n, c) plane per thread.
     parallel::for_each(N * C, double(N) * double(C) * double(L), [&](int64_t pl) {
       const int64_t n = pl / C;
@@ -223,6 +223,7 @@ GridSampleGrads grid_sample_backward(const Tensor& gy, const Tensor& x, const Te
           if (tp.o[k] >= 0) gxpl[tp.o[k]] += w[k] * gpl[l];
       }
     });
+    if (!grid_grad) return;
     // d/dgrid: the bilinear weights' derivatives along x and y times the unnormalisation scale,
     // summed over channels (in float64). Nearest is piecewise constant in the grid: 0 (the zeros
     // r.grid starts with), NaN at a NaN point.
