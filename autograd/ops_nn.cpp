@@ -626,7 +626,7 @@ Tensor grid_sample(const Tensor& x, const Tensor& grid, bool align_corners, kern
           // Plain backward: one fused kernel call, batched cotangents folded into N.
           kernels::GridSampleGrads r = raw([&] {
             return kernels::grid_sample_backward(fold(g[0]), rep(detach(x), B), rep(detach(grid), B), cfg.align,
-                                                 cfg.padding, cfg.mode);
+                                                 cfg.padding, cfg.mode, ng);
           });
           return {nx ? unfold(r.input, B) : Tensor(), ng ? unfold(r.grid, B) : Tensor()};
         }

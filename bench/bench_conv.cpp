@@ -116,8 +116,28 @@ void BM_alexnet_layer(benchmark::State& st) {
   }
 }
 
+// AlexNet's conv input gradients at 224 px, batch 1 (float32): the backward of a dream or an
+// integrated-gradients step (bench_dream). range(0): conv1..conv4 (0-3), the convs up to features.9.
+void BM_alexnet_input_grad(benchmark::State& st) {
+  struct Conv {
+    int64_t C, H, O, K, stride, pad;
+  };
+  const Conv convs[4] = {{3, 224, 64, 11, 4, 2}, {64, 27, 192, 5, 1, 2}, {192, 13, 384, 3, 1, 1}, {384, 13, 256, 3, 1, 1}};
+  const Conv& c = convs[st.range(0)];
+  kernels::Conv2dParams p;
+  p.stride_h = p.stride_w = c.stride;
+  p.pad_h = p.pad_w = c.pad;
+  const int64_t OH = (c.H + 2 * c.pad - c.K) / c.stride + 1;
+  const Tensor gy = rnd({1, c.O, OH, OH}, 1), w = rnd({c.O, c.C, c.K, c.K}, 2);
+  for (auto _ : st) benchmark::DoNotOptimize(kernels::conv2d_input_grad(gy, w, {1, c.C, c.H, c.H}, p).raw_data());
+  st.counters["FLOP/s"] = benchmark::Counter(2.0 * c.O * c.C * c.K * c.K * OH * OH,
+                                             benchmark::Counter::kIsIterationInvariantRate);
+  st.SetLabel("alexnet conv" + std::to_string(st.range(0) + 1) + " input grad b1");
+}
+
 }  // namespace
 
+BENCHMARK(BM_alexnet_input_grad)->DenseRange(0, 3)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_alexnet_layer)->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {1, 64}})->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // Arg 0: AlexNet conv2; arg 1: ResNet-50 3x3.

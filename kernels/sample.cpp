@@ -28,7 +28,7 @@ Tensor grid_sample(const Tensor& x, const Tensor& grid, bool align_corners, Grid
 }
 
 GridSampleGrads grid_sample_backward(const Tensor& gy, const Tensor& x, const Tensor& grid, bool align_corners,
-                                     GridPadding padding, GridMode mode) {
+                                     GridPadding padding, GridMode mode, bool grid_grad) {
   const char* op = "grid_sample_backward";
   check_grid(op, x, grid);
   check_float(op, "gy", gy);
@@ -36,7 +36,7 @@ GridSampleGrads grid_sample_backward(const Tensor& gy, const Tensor& x, const Te
   const Shape want{x.size(0), x.size(1), grid.size(1), grid.size(2)};
   CORTEX_CHECK(gy.shape() == want, op, ": expected gy of shape ", shape_str(want), ", found ",
                shape_str(gy.shape()));
-  return call(&Table::grid_sample_backward, op, gy, x, grid, align_corners, padding, mode);
+  return call(&Table::grid_sample_backward, op, gy, x, grid, align_corners, padding, mode, grid_grad);
 }
 
 Tensor resize_bilinear(const Tensor& x, int64_t out_h, int64_t out_w, bool align_corners) {

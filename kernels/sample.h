@@ -27,8 +27,10 @@ struct GridSampleGrads {
   // Every tensor of the result, for the dispatcher that moves results between devices (kernels/dispatch.h).
   template <class F> void for_each_tensor(F&& f) { f(input); f(grid); }
 };
+// grid_grad false: only the input gradient is computed, `grid` of the result is undefined (a
+// sampling readout whose grid is fixed: the grid part is about half the work).
 GridSampleGrads grid_sample_backward(const Tensor& gy, const Tensor& x, const Tensor& grid, bool align_corners,
-                                     GridPadding padding, GridMode mode = GridMode::Bilinear);
+                                     GridPadding padding, GridMode mode = GridMode::Bilinear, bool grid_grad = true);
 
 // x (N, C, H, W) -> (N, C, out_h, out_w), bilinear, no antialiasing (F.interpolate semantics).
 Tensor resize_bilinear(const Tensor& x, int64_t out_h, int64_t out_w, bool align_corners);

@@ -111,6 +111,26 @@ TEST(Autograd, ViewsAreDifferentiable) {
   EXPECT_TRUE(allclose(grad_of(x), full({3}, 2.0, DType::Float64)));
 }
 
+TEST(Autograd, PlainViewBackwardWritesThroughTheView) {
+  // The plain backward of a view that reads each element once writes g through the same view of
+  // zeros; one that reads elements several times (expand) sums them (index_add). Exact values.
+  for (bool strided_base : {false, true}) {
+    SCOPED_TRACE(strided_base ? "strided base" : "contiguous base");
+    const Tensor x0 = randn({4, 6}, 11);
+    Tensor x = with_grad(strided_base ? noncontig(x0) : x0);
+    const Tensor w = randn({3, 2}, 12);  // weights for rows 1..3, columns 1 and 4 (step 3), transposed
+    Tensor v = x.narrow(0, 1, 3).slice(1, 1, 6, 3);  // (3, 2)
+    Tensor e = x.select(0, 0).unsqueeze(0).expand({5, 6});  // row 0 read 5 times
+    backward(add(sum(mul(v, w)), sum(e)));
+    std::vector<double> want(24, 0.0);
+    const std::vector<double> wv = w.to_vector<double>();
+    for (int64_t r = 0; r < 3; ++r)
+      for (int64_t c = 0; c < 2; ++c) want[size_t((1 + r) * 6 + 1 + 3 * c)] = wv[size_t(r * 2 + c)];
+    for (int64_t c = 0; c < 6; ++c) want[size_t(c)] = 5.0;
+    EXPECT_TRUE(allclose(grad_of(x), t64(want, {4, 6})));
+  }
+}
+
 TEST(Autograd, ElementwiseOps) {
   Tensor x = randn({3, 5}, 7);
   Tensor pos = randu({3, 5}, 8, 0.5, 2.0);

@@ -240,6 +240,9 @@ TEST(Conv2d, BitIdenticalAcrossThreadCounts) {
       make(2, 3, 63, 63, 64, 11, 11, 4, 2, 1, 1, true),   // AlexNet conv1 geometry
       make(7, 32, 13, 13, 40, 3, 3, 1, 1, 1, 1, true),    // 13x13 maps side by side
       make(1, 64, 7, 7, 520, 1, 1, 1, 0, 1, 1, true),     // 1x1, >= 512 outputs
+      make(1, 8, 50, 50, 20, 3, 3, 1, 1, 1, 1, true),     // packed input grad: channel sub-blocks
+      make(2, 5, 9, 9, 400, 3, 3, 1, 1, 1, 1, false),     // packed input grad: two passes, 2 images
+      make(1, 520, 5, 6, 16, 1, 1, 1, 0, 1, 1, false),    // packed input grad: 1x1 straight into gx
   };
   const int saved = omp_get_max_threads();
   int seed = 0;
@@ -323,6 +326,38 @@ TEST(Conv2d, PackedGemmPaths) {
   omp_set_num_threads(saved);
   check_cfg(packed_cfgs()[0], DType::Float32, 9500, ct::noncontig);
   check_cfg(packed_cfgs()[2], DType::Float32, 9501, channels_last);
+}
+
+// The float input grad on the packed GEMM (AVX-512 builds: Og >= 16 and Kg >= 32, or a 1x1
+// stride-1 conv with >= 512 input channels per group): dcol = w_g^T gy_g with w_g^T packed as
+// A and gy as B strips, then col2im. Every edge: channel sub-blocks (dcol over its 2^17 budget),
+// two depth passes (Og > 384), rows not a multiple of 8, several small images side by side,
+// groups with stride and dilation, padding wider than half the kernel, a strided 1x1, the 1x1
+// stride-1 case written straight into gx (one image) or through col2im (several), batch 1 and > 1,
+// each thread count; all against the float64 loops (check_cfg checks the three ops).
+std::vector<Cfg> packed_input_grad_cfgs() {
+  return {
+      make(1, 8, 50, 50, 20, 3, 3, 1, 1, 1, 1, true),    // channel sub-blocks of 5 + 3, batch 1
+      make(2, 5, 9, 9, 400, 3, 3, 1, 1, 1, 1, false),    // Og 400: two passes; Kg 45; 2 images side by side
+      make(3, 6, 11, 10, 34, 4, 3, 2, 1, 2, 2, true),    // groups 2, stride 2, dilation 2, 4x3 kernel
+      make(1, 3, 7, 7, 16, 5, 5, 1, 4, 1, 1, true),      // padding 4 on a 5x5 kernel, odd sizes
+      make(5, 4, 7, 5, 16, 3, 3, 1, 1, 1, 1, true),      // 5 images of P 35 in one piece
+      make(1, 40, 9, 9, 16, 1, 1, 2, 0, 1, 1, true),     // 1x1 stride 2: not the identity
+      make(1, 520, 5, 6, 16, 1, 1, 1, 0, 1, 1, false),   // 1x1, 520 channels: gx written directly
+      make(2, 520, 3, 3, 17, 1, 1, 1, 0, 1, 1, true),    // the same, 2 images side by side
+  };
+}
+
+TEST(Conv2d, PackedInputGradPaths) {
+  const int saved = omp_get_max_threads();
+  int seed = 0;
+  for (int threads : {1, 2, 3}) {
+    omp_set_num_threads(threads);
+    SCOPED_TRACE("threads " + std::to_string(threads));
+    for (const Cfg& c : packed_input_grad_cfgs()) check_cfg(c, DType::Float32, 12000 + 10 * seed++);
+  }
+  omp_set_num_threads(saved);
+  check_cfg(packed_input_grad_cfgs()[2], DType::Float32, 12500, channels_last);
 }
 
 #ifdef CORTEX_CONV_GEMM

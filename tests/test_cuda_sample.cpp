@@ -275,6 +275,11 @@ TEST_F(CudaSample, GridSampleBackwardMatchesCpu) {
                     near(got.input, want.input, tol, "input gradient (atomics) " + xn + " " + gn + " " + what));
               }
             }
+            // grid_grad false: the input gradient alone, no grid gradient
+            const K::GridSampleGrads only = K::grid_sample_backward(yv[0].second, xv[0].second, gv[0].second, align,
+                                                                    pad, mode, false);
+            EXPECT_FALSE(only.grid.defined()) << what;
+            EXPECT_TRUE(near(only.input, want.input, tol, "input gradient alone " + what));
           }
 }
 

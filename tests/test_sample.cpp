@@ -181,6 +181,10 @@ TEST(GridSample, BackwardAdjointAndFiniteDifferences) {
     const K::GridSampleGrads gr = K::grid_sample_backward(ct::noncontig(gy), ct::noncontig(x), grid, align, pad);
     ASSERT_EQ(gr.input.shape(), x.shape());
     ASSERT_EQ(gr.grid.shape(), grid.shape());
+    // grid_grad false: the same input gradient, bit for bit, and no grid gradient
+    const K::GridSampleGrads gi = K::grid_sample_backward(gy, x, grid, align, pad, K::GridMode::Bilinear, false);
+    EXPECT_FALSE(gi.grid.defined());
+    EXPECT_EQ(values(gi.input), values(gr.input)) << "trial " << trial;
     // the input gradient is the adjoint of the (linear in x) forward
     const double lhs = dot(K::grid_sample(x, grid, align, pad), gy), rhs = dot(x, gr.input);
     EXPECT_NEAR(lhs, rhs, 1e-12 * (1 + std::abs(lhs))) << "trial " << trial;

@@ -188,7 +188,7 @@ struct Scratch {
 };
 template <class T>
 struct Work {
-  Scratch<T> col, buf;
+  Scratch<T> col, buf, pa;  // pa: the packed input grad's A panels
 };
 
 // Each thread's scratch, kept from call to call: fresh buffers of megabytes would be faulted in
@@ -301,15 +301,18 @@ void conv2d_packed(const Geom& g, const float* x, const float* w, const float* b
                    const std::vector<Piece>& pieces) {
   namespace cg = conv_gemm;
   const int64_t asz = cg::packed_a_size(g.Og, g.Kg);
-  std::vector<float> pa(static_cast<size_t>(asz * g.G));
-  for (int64_t gi = 0; gi < g.G; ++gi) cg::pack_a(w + gi * g.Og * g.Kg, g.Kg, g.Og, g.Kg, pa.data() + gi * asz);
+  // Kept from call to call, like the units' scratch: a fresh zeroed vector of megabytes cost a
+  // memset and its page faults on every layer (about 2% of a dream step).
+  static thread_local Scratch<float> packed_w;
+  float* pa = packed_w.get(asz * g.G);
+  for (int64_t gi = 0; gi < g.G; ++gi) cg::pack_a(w + gi * g.Og * g.Kg, g.Kg, g.Og, g.Kg, pa + gi * asz);
   const int64_t np = static_cast<int64_t>(pieces.size());
   run_units<float>(np * g.G, [&](int64_t u, Work<float>& work) {
     const Piece& pc = pieces[u / g.G];
     const int64_t gi = u % g.G, nimg = pc.n1 - pc.n0, per = (pc.oh1 - pc.oh0) * g.OW, cols = nimg * per;
     const int64_t strips = cg::b_strips(cols);
     float* pb = work.col.get(cg::packed_b_size(std::min(g.Kg, cg::kKC), cols));
-    const float* a = pa.data() + gi * asz;
+    const float* a = pa + gi * asz;
     const float* bg = bias ? bias + gi * g.Og : nullptr;
     // Straight into y[n, group rows, band columns] (row stride P) for one image; several images
     // side by side go to a buffer, then each image into y.
@@ -408,8 +411,96 @@ void conv2d_impl(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
   });
 }
 
+#ifdef CORTEX_CONV_GEMM
+constexpr int64_t kDcolBudget = 1 << 17;  // elements of one dcol block: 512 KB, kept in L2 for col2im
+
+// float input grad on the packed GEMM of conv_gemm.h: dcol (rows, cols) = w_g^T gy_g, then col2im.
+// Units (piece, group, channel block) as in input_grad_impl, but cut by the real thread count:
+// each dcol element is the sum over o in order in depth passes of kKC, whatever block or strip it
+// falls in, and each gx element is added to by one unit only (its channel), in the same order
+// (kh, kw, oh) in any cut. Per unit, gy_g of the piece is packed once into B strips, every depth
+// pass after the other (pass k0 at k0 * strips * kNR); then channel sub-blocks of about
+// kDcolBudget dcol elements each pack their rows of w_g^T, run the passes and col2im at once,
+// while dcol is still in cache.
+void input_grad_packed(const Geom& g, const float* gy, const float* w, float* gx, int64_t threads) {
+  namespace cg = conv_gemm;
+  const std::vector<Piece> pieces = make_pieces(g, 1);  // whole images: col2im overlaps rows
+  const int64_t np = static_cast<int64_t>(pieces.size());
+  const int64_t nblk = std::min(std::max<int64_t>(g.Cg, 1), split_for_threads(np * g.G, threads));
+  const int64_t per = ceil_div(g.Cg, nblk);
+  const int64_t units = np * g.G * nblk;
+  auto unit = [&](int64_t u, Work<float>& work) {
+    const Piece& pc = pieces[u / (g.G * nblk)];
+    const int64_t gi = (u / nblk) % g.G, c0 = std::min(g.Cg, (u % nblk) * per), c1 = std::min(g.Cg, c0 + per);
+    if (c0 == c1) return;
+    const int64_t nimg = pc.n1 - pc.n0, cols = nimg * g.P, strips = cg::b_strips(cols), K = g.Og;
+    // B: gy_g (Og, cols), columns (image, oh, ow); the last strip's columns past cols zero.
+    float* pb = work.buf.get(cg::packed_b_size(K, cols));
+    for (int64_t k0 = 0; k0 < K; k0 += cg::kKC) {
+      const int64_t kc = std::min(cg::kKC, K - k0), stride = cg::b_strip_offset(1, kc);
+      float* pass = pb + k0 * strips * cg::kNR;
+      if (cols % cg::kNR) std::fill_n(pass + (strips - 1) * stride, stride, 0.0f);
+      for (int64_t k = 0; k < kc; ++k)
+        for (int64_t j = 0; j < nimg; ++j) {
+          const float* src = gy + ((pc.n0 + j) * g.O + gi * g.Og + k0 + k) * g.P;
+          for (int64_t i = 0; i < g.P;) {  // runs that stay inside one strip
+            const int64_t p = j * g.P + i, n = std::min(g.P - i, cg::kNR - p % cg::kNR);
+            std::copy(src + i, src + i + n, pass + p / cg::kNR * stride + k * cg::kNR + p % cg::kNR);
+            i += n;
+          }
+        }
+    }
+    const int64_t cpb = std::clamp<int64_t>(kDcolBudget / std::max<int64_t>(g.KK * cols, 1), 1, c1 - c0);
+    for (int64_t b0 = c0; b0 < c1; b0 += cpb) {
+      const int64_t b1 = std::min(c1, b0 + cpb), rows = (b1 - b0) * g.KK;
+      // A: rows [b0 KK, b1 KK) of w_g^T, i.e. columns of w_g (Og, Kg): column k of A is row k of
+      // w_g, so each panel row of the packed A (kMR values) is a contiguous run of w.
+      float* pa = work.pa.get(cg::packed_a_size(rows, K));
+      const float* wb = w + gi * g.Og * g.Kg + b0 * g.KK;
+      // One masked 8-lane load and store per k (std::copy of 8 floats is a memmove call each:
+      // 6.5% of a dream step).
+      for (int64_t m0 = 0; m0 < rows; m0 += cg::kMR) {
+        const __mmask8 lanes = static_cast<__mmask8>((1u << std::min(cg::kMR, rows - m0)) - 1u);
+        float* panel = pa + m0 * K;
+        for (int64_t k = 0; k < K; ++k)
+          _mm256_storeu_ps(panel + k * cg::kMR, _mm256_maskz_loadu_ps(lanes, wb + k * g.Kg + m0));
+      }
+      float* gx0 = gx + (pc.n0 * g.C + gi * g.Cg + b0) * g.HW;
+      const bool direct = g.identity && pc.single();  // col2im is the identity: write gx itself
+      float* dcol = direct ? gx0 : work.col.get(rows * cols);
+      const int64_t ld = direct ? g.HW : cols;
+      for (int64_t k0 = 0; k0 < K; k0 += cg::kKC)
+        cg::gemm_pass(rows, cols, K, k0, std::min(cg::kKC, K - k0), pa, pb + k0 * strips * cg::kNR, nullptr, dcol, ld);
+      if (direct) continue;
+      for (int64_t j = 0; j < nimg; ++j) col2im(g, dcol + j * g.P, cols, b1 - b0, gx0 + j * g.C * g.HW);
+    }
+  };
+  // Threaded even with fewer units than threads (AlexNet's conv1 has 3 channels): no unit is cut.
+  if (units > 1 && threads > 1) {
+#pragma omp parallel
+    {
+      Work<float>& work = thread_work<float>();
+#pragma omp for schedule(static)
+      for (int64_t u = 0; u < units; ++u) unit(u, work);
+    }
+  } else {
+    for (int64_t u = 0; u < units; ++u) unit(u, thread_work<float>());
+  }
+}
+#endif
+
 template <class T>
 void input_grad_impl(const Geom& g, const T* gy, const T* w, T* gx) {
+#ifdef CORTEX_CONV_GEMM
+  // Chosen by the geometry only, like the forward: a 1x1 stride-1 conv reads gy in place for
+  // Eigen, so it stays there unless it has many channels (the forward's rule, measured there).
+  if constexpr (std::is_same_v<T, float>) {
+    if (g.Og >= 16 && (g.identity ? g.Cg >= 512 : g.Kg >= 32)) {
+      input_grad_packed(g, gy, w, gx, omp_get_max_threads());
+      return;
+    }
+  }
+#endif
   const std::vector<Piece> pieces = make_pieces(g, 1);  // whole images: col2im overlaps rows
   const int64_t np = static_cast<int64_t>(pieces.size());
   const int64_t nblk = std::min(std::max<int64_t>(g.Cg, 1), split_for_threads(np * g.G, kPlanThreads));

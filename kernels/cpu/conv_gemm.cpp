@@ -56,15 +56,21 @@ void micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bo
 int64_t packed_a_size(int64_t M, int64_t K) { return (M + kMR - 1) / kMR * kMR * K; }
 
 void pack_a(const float* a, int64_t lda, int64_t M, int64_t K, float* out) {
+  // Eight rows at a time, 16 columns of each: an 8x16 block transposed in registers and stored
+  // as 16 contiguous panel rows (a row-by-row scatter into the panel took 3.4% of a dream step).
   for (int64_t m0 = 0; m0 < M; m0 += kMR) {
     float* panel = out + m0 * K;  // (K, kMR)
-    for (int64_t r = 0; r < kMR; ++r) {
-      const float* row = a + (m0 + r) * lda;
-      if (m0 + r < M)
-        for (int64_t k = 0; k < K; ++k) panel[k * kMR + r] = row[k];
-      else
-        for (int64_t k = 0; k < K; ++k) panel[k * kMR + r] = 0.0f;
-    }
+    const int64_t rows = std::min(kMR, M - m0);
+    int64_t k = 0;
+    if (rows == kMR)
+      for (; k + 16 <= K; k += 16) {
+        alignas(64) float t[kMR][16];
+        for (int64_t r = 0; r < kMR; ++r) _mm512_store_ps(t[r], _mm512_loadu_ps(a + (m0 + r) * lda + k));
+        for (int64_t j = 0; j < 16; ++j)
+          for (int64_t r = 0; r < kMR; ++r) panel[(k + j) * kMR + r] = t[r][j];
+      }
+    for (; k < K; ++k)
+      for (int64_t r = 0; r < kMR; ++r) panel[k * kMR + r] = r < rows ? a[(m0 + r) * lda + k] : 0.0f;
   }
 }
 

@@ -10,7 +10,7 @@ namespace cortex::kernels::cpu {
 Tensor grid_sample(const Tensor& x, const Tensor& grid, bool align_corners, GridPadding padding,
                    GridMode mode);
 GridSampleGrads grid_sample_backward(const Tensor& gy, const Tensor& x, const Tensor& grid, bool align_corners,
-                                     GridPadding padding, GridMode mode);
+                                     GridPadding padding, GridMode mode, bool grid_grad);
 
 // x (N, C, H, W) -> (N, C, out_h, out_w); out_h, out_w >= 1 and H, W >= 1.
 Tensor resize_bilinear(const Tensor& x, int64_t out_h, int64_t out_w, bool align_corners);

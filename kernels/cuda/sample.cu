@@ -480,9 +480,10 @@ Tensor grid_sample(const Tensor& x, const Tensor& grid, bool align_corners, Grid
 }
 
 GridSampleGrads grid_sample_backward(const Tensor& gy, const Tensor& x, const Tensor& grid, bool align_corners,
-                                     GridPadding padding, GridMode mode) {
+                                     GridPadding padding, GridMode mode, bool grid_grad) {
   const GridGeom g = grid_geom(x, grid);
-  GridSampleGrads r{zeros(x.shape(), x.dtype(), x.device()), empty(grid.shape(), grid.dtype(), grid.device())};
+  GridSampleGrads r{zeros(x.shape(), x.dtype(), x.device()),
+                    grid_grad ? empty(grid.shape(), grid.dtype(), grid.device()) : Tensor()};
   const int64_t np = g.N * g.Ho * g.Wo, ny = np * g.C;
   if (np == 0) return r;
   const GridCfg cfg = grid_cfg(align_corners, padding, mode);
@@ -496,9 +497,11 @@ GridSampleGrads grid_sample_backward(const Tensor& gy, const Tensor& x, const Te
     else if (ny > 0)
       CORTEX_LAUNCH(grid_sample_input_grad_kernel<T>, blocks_for(ny), kBlock, 0, stream(), gyp, strides4(gy), gp,
                     strides4(grid), g, cfg, ny, static_cast<T*>(r.input.raw_data()));
-    CORTEX_LAUNCH(grid_sample_grid_grad_kernel<T>, blocks_for(np), kBlock, 0, stream(), gyp, strides4(gy),
-                  static_cast<const T*>(x.raw_data()), strides4(x), gp, strides4(grid), g, cfg, np,
-                  static_cast<T*>(r.grid.raw_data()));
+    if (grid_grad) {
+      CORTEX_LAUNCH(grid_sample_grid_grad_kernel<T>, blocks_for(np), kBlock, 0, stream(), gyp, strides4(gy),
+                    static_cast<const T*>(x.raw_data()), strides4(x), gp, strides4(grid), g, cfg, np,
+                    static_cast<T*>(r.grid.raw_data()));
+    }
   });
   return r;
 }
