@@ -9,6 +9,8 @@
 //      CORTEX_ATTENTION=1|2|3 bench_attention --benchmark_filter=forward   (the CUDA forward versions)
 #include <benchmark/benchmark.h>
 
+#include "bench/bench_main.h"
+
 #include <cmath>
 #include <string>
 
@@ -109,4 +111,4 @@ BENCHMARK(BM_attention_jvp)->Apply(args);
 
 }  // namespace
 
-BENCHMARK_MAIN();
+CORTEX_BENCHMARK_MAIN();

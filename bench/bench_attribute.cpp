@@ -12,6 +12,8 @@
 //   python3 bench/peers/attribute_peer.py --threads 2
 #include <benchmark/benchmark.h>
 
+#include "bench/bench_main.h"
+
 #include <string>
 
 #include "analysis/attribution.h"
@@ -60,4 +62,4 @@ BENCHMARK(BM_attribute_alexnet_gaussian)->Arg(0)->Arg(1)->Unit(benchmark::kMilli
 
 }  // namespace
 
-BENCHMARK_MAIN();
+CORTEX_BENCHMARK_MAIN();

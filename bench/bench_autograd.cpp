@@ -10,6 +10,8 @@
 //   OMP_NUM_THREADS=2 ./bench_autograd --benchmark_min_time=0.5
 #include <benchmark/benchmark.h>
 
+#include "bench/bench_main.h"
+
 #include <optional>
 #include <string>
 
@@ -191,4 +193,4 @@ BENCHMARK(BM_encoder_jacobian_reverse_nograd)->Unit(benchmark::kMillisecond)->Us
 BENCHMARK(BM_encoder_jacobian_forward_cuda)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_encoder_jacobian_reverse_cuda)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-BENCHMARK_MAIN();
+CORTEX_BENCHMARK_MAIN();

@@ -7,6 +7,8 @@
 // Run: OMP_NUM_THREADS=2 bench_conv --benchmark_min_time=0.5
 #include <benchmark/benchmark.h>
 
+#include "bench/bench_main.h"
+
 // GCC 12's AVX-512 intrinsics trip -Wmaybe-uninitialized inside Eigen (GCC bug 105593).
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -146,4 +148,4 @@ BENCHMARK(BM_gemm_peer)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealT
 BENCHMARK(BM_conv2d_input_grad)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_conv2d_weight_grad)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-BENCHMARK_MAIN();
+CORTEX_BENCHMARK_MAIN();

@@ -8,6 +8,8 @@
 // call; it reports an error where no device is present): the GPU table of docs/gemm.md.
 #include <benchmark/benchmark.h>
 
+#include "bench/bench_main.h"
+
 #include "kernels/cuda/gemm.h"
 #include "kernels/matmul.h"
 #include "tensor/cuda_runtime.h"
@@ -97,4 +99,4 @@ BENCHMARK(BM_cuda_gemm)->ArgNames({"version", "n"})->ArgsProduct({{0, 1, 2, 3, 4
 
 }  // namespace
 
-BENCHMARK_MAIN();
+CORTEX_BENCHMARK_MAIN();

@@ -9,6 +9,8 @@
 //   python3 bench/peers/dream_peer.py --threads 2
 #include <benchmark/benchmark.h>
 
+#include "bench/bench_main.h"
+
 #include <string>
 
 #include "analysis/dream.h"
@@ -58,4 +60,4 @@ BENCHMARK(BM_dream_alexnet_gaussian_pixels)->Arg(200)->Unit(benchmark::kMillisec
 
 }  // namespace
 
-BENCHMARK_MAIN();
+CORTEX_BENCHMARK_MAIN();

@@ -8,6 +8,8 @@
 //      OMP_NUM_THREADS=1 python3 bench/peers/image_peer.py
 #include <benchmark/benchmark.h>
 
+#include "bench/bench_main.h"
+
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
@@ -59,4 +61,4 @@ BENCHMARK_CAPTURE(decode_case, jpeg_progressive, std::string("jpeg_progressive")
     ->UseRealTime();
 BENCHMARK_CAPTURE(decode_case, png_rgb, std::string("png_rgb"))->Unit(benchmark::kMillisecond)->UseRealTime();
 
-BENCHMARK_MAIN();
+CORTEX_BENCHMARK_MAIN();

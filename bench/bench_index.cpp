@@ -4,6 +4,8 @@
 // Each peer is checked against the kernel once before timing; a mismatch fails the benchmark.
 #include <benchmark/benchmark.h>
 
+#include "bench/bench_main.h"
+
 #include <algorithm>
 #include <utility>
 #include <vector>
@@ -126,4 +128,4 @@ BENCHMARK(BM_topk_partial_sort_peer)->Unit(benchmark::kMillisecond)->UseRealTime
 BENCHMARK(BM_gather_lastdim_cortex)->Arg(512)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_gather_lastdim_loop_peer)->Arg(512)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-BENCHMARK_MAIN();
+CORTEX_BENCHMARK_MAIN();

@@ -8,6 +8,8 @@
 //   ./build/bench/bench_linbridge                    # 512-1024-20000 at N = 250 and 1000, 512-1024-2000 at N = 8
 //   python3 bench/peers/linbridge_peer.py --n 1000   # the peer (same sizes by default)
 #include <benchmark/benchmark.h>
+
+#include "bench/bench_main.h"
 #include <sys/resource.h>
 
 #include <chrono>
@@ -58,4 +60,4 @@ BENCHMARK(BM_linbridge_two_layer_v2000)->Arg(8)->UseRealTime()->Unit(benchmark::
 
 }  // namespace
 
-BENCHMARK_MAIN();
+CORTEX_BENCHMARK_MAIN();

@@ -7,6 +7,8 @@
 // Run: OMP_NUM_THREADS=2 bench_matmul --benchmark_min_time=0.5
 #include <benchmark/benchmark.h>
 
+#include "bench/bench_main.h"
+
 // GCC 12's AVX-512 intrinsics trip -Wmaybe-uninitialized inside Eigen (GCC bug 105593).
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -151,4 +153,4 @@ BENCHMARK(BM_bmm_small_eigen)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_linear_cortex)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_linear_eigen)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-BENCHMARK_MAIN();
+CORTEX_BENCHMARK_MAIN();

@@ -6,6 +6,8 @@
 // Run: OMP_NUM_THREADS=2 bench_models --benchmark_min_time=2   (batch 64 takes seconds per pass)
 #include <benchmark/benchmark.h>
 
+#include "bench/bench_main.h"
+
 #include <string>
 
 #include "autograd/autograd.h"
@@ -86,4 +88,4 @@ BENCHMARK(BM_backbone_cuda)->ArgsProduct({{0, 1, 2}, {256}})->Unit(benchmark::kM
 
 }  // namespace
 
-BENCHMARK_MAIN();
+CORTEX_BENCHMARK_MAIN();

@@ -5,6 +5,8 @@
 //   OMP_NUM_THREADS=2 ./bench_nn --benchmark_min_time=0.3
 #include <benchmark/benchmark.h>
 
+#include "bench/bench_main.h"
+
 // GCC 12's false -Wmaybe-uninitialized inside its AVX-512 intrinsics when Eigen's exp is inlined.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -161,4 +163,4 @@ BENCHMARK(BM_LayerNorm_Cortex)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_LayerNorm_PlainLoop)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_LayerNorm_EigenArray)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-BENCHMARK_MAIN();
+CORTEX_BENCHMARK_MAIN();

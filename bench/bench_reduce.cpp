@@ -5,6 +5,8 @@
 //   OMP_NUM_THREADS=2 ./bench_reduce --benchmark_min_time=0.3
 #include <benchmark/benchmark.h>
 
+#include "bench/bench_main.h"
+
 #include <Eigen/Core>
 
 #include "kernels/reduce.h"
@@ -71,4 +73,4 @@ BENCHMARK(BM_sum_lastdim_eigen)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_sum_dim0_cortex)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_sum_dim0_eigen)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-BENCHMARK_MAIN();
+CORTEX_BENCHMARK_MAIN();

@@ -8,6 +8,7 @@
 //     opt-in: CORTEX_BENCH_FULL=1; ~1.2e13 multiply-adds, 8e12 of them the per-penalty products).
 //   Scaled cases (n, p, v) = (2,000, 1,000, 5,000) and (4,000, 2,000, 10,000).
 // Run: OMP_NUM_THREADS=2 bench_ridge --benchmark_filter=scaled
+#include "tensor/omp_defaults.h"
 #include <benchmark/benchmark.h>
 
 #include <cmath>
@@ -63,6 +64,7 @@ BENCHMARK(BM_ridge_cv_scaled_medium)->Iterations(1)->Unit(benchmark::kSecond)->U
 // The full case runs only when asked for (CORTEX_BENCH_FULL=1): it alone takes minutes and several GB
 // here, and `make bench` runs every suite.
 int main(int argc, char** argv) {
+  cortex::apply_omp_defaults(argv);  // the wait policy cortex runs with (tensor/omp_defaults.h)
   const char* full = std::getenv("CORTEX_BENCH_FULL");
   if (full && std::string(full) == "1")
     benchmark::RegisterBenchmark("BM_ridge_cv_full", BM_ridge_cv_full)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();

@@ -5,6 +5,8 @@
 // The per_thread_op counter is the time of one operation of one CUDA thread (seconds, SI suffix).
 #include <benchmark/benchmark.h>
 
+#include "bench/bench_main.h"
+
 #include <numeric>
 #include <vector>
 
@@ -109,4 +111,4 @@ BENCHMARK(BM_reduce_2_20_plain_cpp)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
-BENCHMARK_MAIN();
+CORTEX_BENCHMARK_MAIN();

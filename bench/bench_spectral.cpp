@@ -12,6 +12,8 @@
 // Run: OMP_NUM_THREADS=2 bench_spectral   (about 4 minutes on 2 cores)
 #include <benchmark/benchmark.h>
 
+#include "bench/bench_main.h"
+
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // Eigen + GCC 12 AVX-512 (GCC bug 105593)
 #endif
@@ -220,4 +222,4 @@ BENCHMARK(BM_subgraph_eigs_m4096)
 BENCHMARK(BM_subgraph_eigs_m4096_eigen_peer)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
 BENCHMARK(BM_propagate_N100k_m4096)->Iterations(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_propagate_gemm_floor)->Iterations(2)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK_MAIN();
+CORTEX_BENCHMARK_MAIN();

@@ -14,6 +14,7 @@
 // Usage: ncut_scale [--n 300000] [--d 768] [--m 4096] [--k 20] [--knn 10] [--seed 1] [--threads T]
 //                   [--clusters 50] [--accuracy N_SUB] [--search-dims P]
 // --search-dims P: NcutOptions::search_dims (the propagation's neighbour search on P principal axes).
+#include "tensor/omp_defaults.h"
 #include <omp.h>
 #include <sys/resource.h>
 
@@ -107,6 +108,7 @@ const char* kUsage =
 }  // namespace
 
 int main(int argc, char** argv) {
+  cortex::apply_omp_defaults(argv);  // the wait policy cortex runs with (tensor/omp_defaults.h)
   try {
     int64_t n = 300000, d = 768, m = 4096, k = 20, knn = 10, seed = 1, threads = 0, acc = 0, clusters = 50,
             search_dims = 0;

@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "dist/comm.h"
+#include "tensor/omp_defaults.h"
 #include "kernels/dispatch.h"
 #include "tensor/error.h"
 
@@ -34,6 +35,8 @@ int run_main(int argc, char** argv);
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A short OpenMP spin unless the user chose a wait policy (restarts the program once; before MPI).
+  cortex::apply_omp_defaults(argv);
   // MPI starts only when a launcher (mpirun, srun) started this process: plain cortex never uses it.
   cortex::dist::init(argc, argv);
   const int code = run_main(argc, argv);
