@@ -8,6 +8,8 @@
 //   python3 bench/peers/fft_peer.py --threads 1
 #include <benchmark/benchmark.h>
 
+#include "bench/bench_main.h"
+
 #include "autograd/ops.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
@@ -49,4 +51,4 @@ BENCHMARK(BM_rfft2_irfft2)->Args({224, 224})->Args({225, 225})->Args({97, 97})->
 
 }  // namespace
 
-BENCHMARK_MAIN();
+CORTEX_BENCHMARK_MAIN();
