@@ -45,6 +45,12 @@ struct IGOptions {
   Quadrature rule = Quadrature::Adaptive;
   int64_t rounds = 8;   // adaptive: refinement rounds (each one batch of new nodes)
   int64_t initial = 0;  // adaptive: intervals of the first, uniform grid (0: steps / 2; at most steps)
+  // adaptive: after the `steps` intervals, keep bisecting (rounds of max(4, intervals / 8) nodes) while
+  // a target's completeness error |sum - (f(x) - f(b))| exceeds tol |f(x) - f(b)|, up to max_steps
+  // intervals (0: 8 steps). 0: exactly `steps` intervals. ReLU models need it for 1% on every
+  // target (docs/attribution.md, "A tolerance instead of a budget").
+  double tol = 0;
+  int64_t max_steps = 0;
 };
 
 struct IGResult {
