@@ -14,7 +14,8 @@
 // (asserted), the uniform rule's are not. QuadratureSweep prints the rules against evaluations (the
 // table of docs/attribution.md) when CORTEX_IG_SWEEP=1; with CORTEX_IG_MAPREF=1 as well, the maps'
 // errors against a 2048-point uniform reference instead (CORTEX_IG_RULE, CORTEX_IG_N, CORTEX_IG_ROUNDS,
-// CORTEX_IG_INITIAL, CORTEX_IG_SWEEP_IMAGES, CORTEX_IG_VERBOSE narrow or detail the sweep).
+// CORTEX_IG_INITIAL, CORTEX_IG_SWEEP_IMAGES, CORTEX_IG_VERBOSE narrow or detail the sweep;
+// CORTEX_IG_MODEL=2..4 sweeps other ReLU models, CORTEX_IG_FITCACHE=DIR keeps their fits).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -22,6 +23,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <string>
 
 #include "analysis/attribution.h"
@@ -111,11 +113,32 @@ std::array<double, 3> planted_px(const data::Voxel& t, double scale) {
 Fitted fit(const std::string& name, encoding::EncodingSpec o) {
   Planted& p = planted();
   o.data = p.dir, o.hemi = "both", o.out = p.tmp / name, o.device = "cpu";
-  const encoding::FitResult fr = encoding::fit(o);
-  const std::vector<double> r = analysis::pearson_r(fr.pred, fr.test.responses).to(DType::Float64).to_vector<double>();
-  Fitted m{encoding::load_model_fn(p.tmp / (name + "/model.safetensors")), {}};
-  for (size_t v = 0; v < p.truth.size(); ++v)
-    if (p.truth[v].kind == data::VoxelKind::Simple && r[v] > 0.3) m.vox.push_back(int64_t(v));
+  // CORTEX_IG_FITCACHE=DIR (sweeps only: the other models' fits take minutes): fit into DIR/name once
+  // and reuse that model and its voxel list afterwards. Not checked against the spec: clear DIR when
+  // a model's options change.
+  const char* cache = std::getenv("CORTEX_IG_FITCACHE");
+  if (cache) o.out = std::string(cache) + "/" + name;
+  Fitted m;
+  FILE* vf = cache ? std::fopen((o.out + "/vox.txt").c_str(), "r") : nullptr;
+  if (vf) {
+    long long v;
+    while (std::fscanf(vf, "%lld", &v) == 1) m.vox.push_back(v);
+    std::fclose(vf);
+    m.f = encoding::load_model_fn(o.out + "/model.safetensors");
+  } else {
+    const encoding::FitResult fr = encoding::fit(o);
+    const std::vector<double> r = analysis::pearson_r(fr.pred, fr.test.responses).to(DType::Float64).to_vector<double>();
+    m.f = encoding::load_model_fn(o.out + "/model.safetensors");
+    for (size_t v = 0; v < p.truth.size(); ++v)
+      if (p.truth[v].kind == data::VoxelKind::Simple && r[v] > 0.3) m.vox.push_back(int64_t(v));
+    if (cache) {
+      vf = std::fopen((o.out + "/vox.txt").c_str(), "w");
+      if (vf) {
+        for (int64_t v : m.vox) std::fprintf(vf, "%lld\n", (long long)v);
+        std::fclose(vf);
+      }
+    }
+  }
   const Tensor c = m.f.rf_centres_px();
   std::vector<double> e;
   const double scale = double(m.f.size) / double(p.S);
@@ -217,6 +240,21 @@ Fitted& alexnet_fwrf() {
   return m;
 }
 
+// Other ReLU models for the sweep (CORTEX_IG_MODEL=2..4: Gaussian fwRF on random AlexNets of other
+// seeds, taps and input sizes), so that the table is not read off one model (docs/attribution.md,
+// "Other ReLU models").
+Fitted& alt_model(int which) {
+  static std::map<int, Fitted> fitted;
+  auto it = fitted.find(which);
+  if (it != fitted.end()) return it->second;
+  encoding::EncodingSpec o;
+  o.arch = "alexnet", o.readout = "gaussian-fwrf", o.sigmas = "0.15";
+  if (which == 2) o.random_weights = 2, o.image_size = 64, o.tap = "features.4", o.grid = 7;
+  if (which == 3) o.random_weights = 3, o.image_size = 96, o.tap = "features.1", o.grid = 9;
+  if (which == 4) o.random_weights = 4, o.image_size = 64, o.tap = "features.1,features.4", o.grid = 7;
+  return fitted.emplace(which, fit("alt" + std::to_string(which), o)).first->second;
+}
+
 }  // namespace
 
 TEST(AttributionPlanted, CoreMapsPeakInsidePlantedFieldsAndAreComplete) {
@@ -257,7 +295,9 @@ TEST(AttributionPlanted, RandomAlexNetFwrfLocalisesAndIsCompleteAt64Evaluations)
 // only when CORTEX_IG_SWEEP=1 (a measurement, not a check).
 TEST(AttributionPlanted, QuadratureSweep) {
   if (!std::getenv("CORTEX_IG_SWEEP")) GTEST_SKIP() << "set CORTEX_IG_SWEEP=1 to print the quadrature table";
-  const Fitted& m = alexnet_fwrf();
+  const int model = std::getenv("CORTEX_IG_MODEL") ? std::atoi(std::getenv("CORTEX_IG_MODEL")) : 1;
+  ASSERT_TRUE(model >= 1 && model <= 4) << "CORTEX_IG_MODEL must be 1 to 4, found " << model;
+  const Fitted& m = model > 1 ? alt_model(model) : alexnet_fwrf();
   const int64_t images = std::getenv("CORTEX_IG_SWEEP_IMAGES") ? std::atoll(std::getenv("CORTEX_IG_SWEEP_IMAGES")) : 6;
   analysis::IGOptions io;
   if (std::getenv("CORTEX_IG_ROUNDS")) io.rounds = std::atoll(std::getenv("CORTEX_IG_ROUNDS"));
