@@ -105,13 +105,35 @@ AttributeSummary run_attribute(const AttributeJob& job) {
   }
   const double bsig = blur_baseline_sigma(S);
 
+  // The error on a scale that stays meaningful when f(x) is near f(baseline): relative to
+  // max(|f(x) - f(b)|, sd_k), sd_k the target's prediction standard deviation over the images given
+  // (docs/attribution.md, "Measured: rules against gradient evaluations"); with one image sd_k = 0.
+  // Computed first: it is also the floor of the tolerance (--tol).
+  std::vector<double> sd(static_cast<size_t>(K), 0.0);
+  if (N >= 2) {
+    NoGradGuard ng;
+    std::vector<double> y;  // (N, K)
+    for (int64_t lo = 0; lo < N; lo += job.batch) {
+      const int64_t n = std::min(job.batch, N - lo);
+      const std::vector<double> yb =
+          matmul(f(px.narrow(0, lo, n).contiguous()), targets.t()).to(DType::Float64).contiguous().to_vector<double>();
+      y.insert(y.end(), yb.begin(), yb.end());
+    }
+    for (int64_t k = 0; k < K; ++k) {
+      double mu = 0, v = 0;
+      for (int64_t i = 0; i < N; ++i) mu += y[size_t(i * K + k)] / double(N);
+      for (int64_t i = 0; i < N; ++i) v += (y[size_t(i * K + k)] - mu) * (y[size_t(i * K + k)] - mu) / double(N - 1);
+      sd[size_t(k)] = std::sqrt(v);
+    }
+  }
+
   IGOptions opt;
   opt.steps = job.steps;
   opt.batch = job.batch;
   opt.rule = rule;
   // The tolerance drives the adaptive rule only; the fixed rules spend exactly steps + 1 evaluations.
   const bool tol_on = rule == Quadrature::Adaptive && job.tol > 0;
-  if (tol_on) opt.tol = job.tol, opt.max_steps = job.max_steps > 0 ? job.max_steps : 8 * job.steps;
+  if (tol_on) opt.tol = job.tol, opt.max_steps = job.max_steps > 0 ? job.max_steps : 8 * job.steps, opt.tol_floor = sd;
   const ImageFn fn = [&f](const Tensor& x) { return f(x); };
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<Tensor> attrs, maps;
@@ -178,26 +200,7 @@ AttributeSummary run_attribute(const AttributeJob& job) {
   std::vector<double> sorted = errors;
   std::sort(sorted.begin(), sorted.end());
   const double worst = sorted.back(), median = sorted[sorted.size() / 2];
-  // The error on a scale that stays meaningful when f(x) is near f(baseline): relative to
-  // max(|f(x) - f(b)|, sd_k), sd_k the target's prediction standard deviation over the images given
-  // (docs/attribution.md, "Measured: rules against gradient evaluations"); with one image sd_k = 0.
-  std::vector<double> sd(static_cast<size_t>(K), 0.0), scaled;
-  if (N >= 2) {
-    NoGradGuard ng;
-    std::vector<double> y;  // (N, K)
-    for (int64_t lo = 0; lo < N; lo += job.batch) {
-      const int64_t n = std::min(job.batch, N - lo);
-      const std::vector<double> yb =
-          matmul(f(px.narrow(0, lo, n).contiguous()), targets.t()).to(DType::Float64).contiguous().to_vector<double>();
-      y.insert(y.end(), yb.begin(), yb.end());
-    }
-    for (int64_t k = 0; k < K; ++k) {
-      double mu = 0, v = 0;
-      for (int64_t i = 0; i < N; ++i) mu += y[size_t(i * K + k)] / double(N);
-      for (int64_t i = 0; i < N; ++i) v += (y[size_t(i * K + k)] - mu) * (y[size_t(i * K + k)] - mu) / double(N - 1);
-      sd[size_t(k)] = std::sqrt(v);
-    }
-  }
+  std::vector<double> scaled;
   for (int64_t i = 0; i < N; ++i)
     for (int64_t k = 0; k < K; ++k) {
       auto& tj = images[size_t(i)]["targets"][size_t(k)];

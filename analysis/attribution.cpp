@@ -125,6 +125,11 @@ IGResult integrated_gradients(const ImageFn& f, const Tensor& x_in, const Tensor
   CORTEX_CHECK(opt.tol >= 0 && std::isfinite(opt.tol), "integrated_gradients: tol must be >= 0, found ", opt.tol);
   CORTEX_CHECK(opt.max_steps == 0 || opt.max_steps >= opt.steps, "integrated_gradients: max_steps must be 0 or >= "
                "steps (", opt.steps, "), found ", opt.max_steps);
+  CORTEX_CHECK(opt.tol_floor.empty() || int64_t(opt.tol_floor.size()) == targets.size(0),
+               "integrated_gradients: expected tol_floor empty or one per target (", targets.size(0), "), found ",
+               opt.tol_floor.size());
+  for (double v : opt.tol_floor)
+    CORTEX_CHECK(v >= 0 && std::isfinite(v), "integrated_gradients: tol_floor must be >= 0 and finite, found ", v);
   CORTEX_CHECK(targets.defined() && targets.dim() == 2 && targets.size(0) >= 1,
                "integrated_gradients: expected targets (K >= 1, V), found ",
                targets.defined() ? shape_str(targets.shape()) : "an undefined tensor");
@@ -264,7 +269,8 @@ IGResult integrated_gradients(const ImageFn& f, const Tensor& x_in, const Tensor
           for (size_t q = 0; q + 1 < ord.size(); ++q)
             tot += (a[ord[q + 1]] - a[ord[q]]) * (s[ord[q] * size_t(Kt) + size_t(k)] + s[ord[q + 1] * size_t(Kt) + size_t(k)]) / 2;
           const double df = F[ord.back() * size_t(Kt) + size_t(k)] - F[ord.front() * size_t(Kt) + size_t(k)];
-          if (!(std::fabs(tot - df) <= opt.tol * std::fabs(df))) return false;
+          const double floor_k = opt.tol_floor.empty() ? 0.0 : opt.tol_floor[size_t(k0 + k)];
+          if (!(std::fabs(tot - df) <= opt.tol * std::max(std::fabs(df), floor_k))) return false;
         }
         return true;
       };
