@@ -56,6 +56,9 @@ AttributeSummary run_attribute(const AttributeJob& job) {
   CORTEX_CHECK(job.voxels.empty() != job.roi.empty(), "attribute: give exactly one of --voxels and --roi");
   CORTEX_CHECK(job.steps >= 1, "attribute: --steps must be >= 1, found ", job.steps);
   CORTEX_CHECK(job.batch >= 1, "attribute: --batch must be >= 1, found ", job.batch);
+  CORTEX_CHECK(job.tol >= 0 && std::isfinite(job.tol), "attribute: --tol must be >= 0, found ", job.tol);
+  CORTEX_CHECK(job.max_steps == 0 || job.max_steps >= job.steps, "attribute: --max-steps must be 0 or >= --steps (",
+               job.steps, "), found ", job.max_steps);
   CORTEX_CHECK(job.blur_sigma >= 0 && std::isfinite(job.blur_sigma), "attribute: --blur-sigma must be >= 0, found ",
                job.blur_sigma);
   CORTEX_CHECK(!fs::exists(job.out) || fs::is_directory(job.out), "attribute: --out ", job.out,
@@ -102,14 +105,40 @@ AttributeSummary run_attribute(const AttributeJob& job) {
   }
   const double bsig = blur_baseline_sigma(S);
 
+  // The error on a scale that stays meaningful when f(x) is near f(baseline): relative to
+  // max(|f(x) - f(b)|, sd_k), sd_k the target's prediction standard deviation over the images given
+  // (docs/attribution.md, "Measured: rules against gradient evaluations"); with one image sd_k = 0.
+  // Computed first: it is also the floor of the tolerance (--tol).
+  std::vector<double> sd(static_cast<size_t>(K), 0.0);
+  if (N >= 2) {
+    NoGradGuard ng;
+    std::vector<double> y;  // (N, K)
+    for (int64_t lo = 0; lo < N; lo += job.batch) {
+      const int64_t n = std::min(job.batch, N - lo);
+      const std::vector<double> yb =
+          matmul(f(px.narrow(0, lo, n).contiguous()), targets.t()).to(DType::Float64).contiguous().to_vector<double>();
+      y.insert(y.end(), yb.begin(), yb.end());
+    }
+    for (int64_t k = 0; k < K; ++k) {
+      double mu = 0, v = 0;
+      for (int64_t i = 0; i < N; ++i) mu += y[size_t(i * K + k)] / double(N);
+      for (int64_t i = 0; i < N; ++i) v += (y[size_t(i * K + k)] - mu) * (y[size_t(i * K + k)] - mu) / double(N - 1);
+      sd[size_t(k)] = std::sqrt(v);
+    }
+  }
+
   IGOptions opt;
   opt.steps = job.steps;
   opt.batch = job.batch;
   opt.rule = rule;
+  // The tolerance drives the adaptive rule only; the fixed rules spend exactly steps + 1 evaluations.
+  const bool tol_on = rule == Quadrature::Adaptive && job.tol > 0;
+  if (tol_on) opt.tol = job.tol, opt.max_steps = job.max_steps > 0 ? job.max_steps : 8 * job.steps, opt.tol_floor = sd;
   const ImageFn fn = [&f](const Tensor& x) { return f(x); };
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<Tensor> attrs, maps;
   std::vector<double> errors;
+  std::vector<int64_t> evals;  // gradient evaluations per image and target
   nlohmann::json images = nlohmann::json::array();
   const int64_t scale = std::max<int64_t>(1, (128 + S - 1) / S);
   std::vector<std::vector<Tensor>> overlays(static_cast<size_t>(N));
@@ -125,10 +154,11 @@ AttributeSummary run_attribute(const AttributeJob& job) {
         const IGResult r = integrated_gradients(fn, x, b, targets, opt);
         std::vector<Tensor> mk;
         for (int64_t k = 0; k < K; ++k) mk.push_back(postprocess(r.attr.select(0, k), job.channel_mean, job.blur_sigma));
-        std::vector<double> nums;  // (5, K): f(x), f(baseline), the sum, the absolute and relative errors
+        std::vector<double> nums;  // (6, K): f(x), f(baseline), the sum, the absolute and relative errors, evaluations
         for (const auto* v : {&r.f_x, &r.f_base, &r.total, &r.abs_error, &r.rel_error})
           nums.insert(nums.end(), v->begin(), v->end());
-        return std::vector<Tensor>{r.attr, stack(mk, 0), from_vector(nums, {5, K})};
+        for (int64_t k = 0; k < K; ++k) nums.push_back(double(r.nodes[size_t(k)].size()));
+        return std::vector<Tensor>{r.attr, stack(mk, 0), from_vector(nums, {6, K})};
       },
       [&](int64_t i, std::vector<Tensor>& t) {
         const Tensor x = px.select(0, i).contiguous();
@@ -144,12 +174,14 @@ AttributeSummary run_attribute(const AttributeJob& job) {
           tj["f_x"] = json_number(num(0, k)), tj["f_baseline"] = json_number(num(1, k));
           tj["sum"] = json_number(num(2, k)), tj["abs_error"] = json_number(num(3, k));
           tj["rel_error"] = json_number(num(4, k));
+          tj["evaluations"] = int64_t(num(5, k));
+          evals.push_back(int64_t(num(5, k)));
           tj["peak_x"] = pk[0], tj["peak_y"] = pk[1];
           ij["targets"].push_back(tj);
           errors.push_back(num(4, k));
           std::cerr << "attribute: " << names[size_t(i)] << ", " << labels[size_t(k)] << ": f(x) - f(baseline) = "
                     << fmt(num(0, k) - num(1, k)) << ", sum of attributions " << fmt(num(2, k))
-                    << ", completeness error " << pct(num(4, k)) << "\n";
+                    << ", completeness error " << pct(num(4, k)) << " (" << int64_t(num(5, k)) << " evaluations)\n";
           NoGradGuard ng;
           overlays[size_t(i)].push_back(overlay(x, m.dim() == 3 ? sum(m, {0}) : m, scale));
         }
@@ -168,26 +200,7 @@ AttributeSummary run_attribute(const AttributeJob& job) {
   std::vector<double> sorted = errors;
   std::sort(sorted.begin(), sorted.end());
   const double worst = sorted.back(), median = sorted[sorted.size() / 2];
-  // The error on a scale that stays meaningful when f(x) is near f(baseline): relative to
-  // max(|f(x) - f(b)|, sd_k), sd_k the target's prediction standard deviation over the images given
-  // (docs/attribution.md, "Measured: rules against gradient evaluations"); with one image sd_k = 0.
-  std::vector<double> sd(static_cast<size_t>(K), 0.0), scaled;
-  if (N >= 2) {
-    NoGradGuard ng;
-    std::vector<double> y;  // (N, K)
-    for (int64_t lo = 0; lo < N; lo += job.batch) {
-      const int64_t n = std::min(job.batch, N - lo);
-      const std::vector<double> yb =
-          matmul(f(px.narrow(0, lo, n).contiguous()), targets.t()).to(DType::Float64).contiguous().to_vector<double>();
-      y.insert(y.end(), yb.begin(), yb.end());
-    }
-    for (int64_t k = 0; k < K; ++k) {
-      double mu = 0, v = 0;
-      for (int64_t i = 0; i < N; ++i) mu += y[size_t(i * K + k)] / double(N);
-      for (int64_t i = 0; i < N; ++i) v += (y[size_t(i * K + k)] - mu) * (y[size_t(i * K + k)] - mu) / double(N - 1);
-      sd[size_t(k)] = std::sqrt(v);
-    }
-  }
+  std::vector<double> scaled;
   for (int64_t i = 0; i < N; ++i)
     for (int64_t k = 0; k < K; ++k) {
       auto& tj = images[size_t(i)]["targets"][size_t(k)];
@@ -207,6 +220,12 @@ AttributeSummary run_attribute(const AttributeJob& job) {
   j["baseline"] = baseline_name(base);
   if (base == Baseline::Blur) j["baseline_sigma"] = bsig;
   if (base == Baseline::Mean) j["baseline_mean_of"] = job.images;
+  std::vector<int64_t> esorted = evals;
+  std::sort(esorted.begin(), esorted.end());
+  const int64_t emax = esorted.back(), emedian = esorted[esorted.size() / 2];
+  j["tol"] = tol_on ? json_number(job.tol) : nlohmann::json(nullptr);
+  if (tol_on) j["max_steps"] = opt.max_steps;
+  j["evaluations"] = {{"median", emedian}, {"max", emax}};
   j["steps"] = job.steps, j["rule"] = quadrature_name(rule), j["channel_mean"] = job.channel_mean, j["blur_sigma"] = job.blur_sigma;
   j["targets"] = target_json;
   j["results"] = images;
@@ -224,7 +243,11 @@ AttributeSummary run_attribute(const AttributeJob& job) {
                  {"baseline", std::string(baseline_name(base)) +
                                   (base == Baseline::Blur ? " (Gaussian sigma " + fmt(bsig, 3) + " px)" : "")},
                  {"steps", std::to_string(job.steps) + " (" + std::to_string(job.steps + 1) + " gradient evaluations, " +
-                                quadrature_name(rule) + " rule)"},
+                                quadrature_name(rule) + " rule)" +
+                                (tol_on ? ", refined to a completeness error within " + pct(job.tol) + " (at most " +
+                                              std::to_string(opt.max_steps + 1) + " evaluations)" : std::string())},
+                 {"gradient evaluations per image and target, median / largest",
+                  std::to_string(emedian) + " / " + std::to_string(emax)},
                  {"completeness error, largest / median", pct(worst) + " / " + pct(median)},
                  {"the same relative to max(|f(x) - f(b)|, prediction sd over the images)",
                   pct(sworst) + " / " + pct(smedian)},
@@ -286,7 +309,9 @@ AttributeSummary run_attribute(const AttributeJob& job) {
   os << "attribute: " << N << " image" << (N == 1 ? "" : "s") << " x " << K << " target" << (K == 1 ? "" : "s") << ", "
      << job.steps << " steps, " << baseline_name(base) << " baseline: completeness error largest " << pct(worst)
      << ", median " << pct(median) << "; relative to max(|f(x) - f(b)|, prediction sd) largest " << pct(sworst)
-     << ", median " << pct(smedian) << " (" << quadrature_name(rule) << " rule, " << fmt(seconds, 3) << " s)";
+     << ", median " << pct(smedian) << " (" << quadrature_name(rule) << " rule"
+     << (tol_on ? ", tol " + pct(job.tol) : std::string()) << ", " << emedian << " evaluations median, " << emax
+     << " largest, " << fmt(seconds, 3) << " s)";
   s.line = os.str();
   return s;
 }

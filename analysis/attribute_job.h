@@ -31,6 +31,8 @@ struct AttributeJob {
   std::string baseline = "black";  // black, mean (of the images given) or blur
   int64_t steps = 50;           // path intervals: steps + 1 gradient evaluations per image and target group
   std::string quadrature = "adaptive";  // trapezoid, adaptive or gausslegendre (analysis/attribution.h)
+  double tol = 0.01;            // adaptive: refine past `steps` until every completeness error is within tol (0: off)
+  int64_t max_steps = 0;        // adaptive with tol: at most this many intervals (0: 8 steps)
   int64_t batch = 32;           // path points per forward pass
   bool channel_mean = false;    // maps averaged over colour channels
   double blur_sigma = 0;        // maps blurred by this Gaussian sigma in pixels (0: not blurred)

@@ -122,6 +122,14 @@ IGResult integrated_gradients(const ImageFn& f, const Tensor& x_in, const Tensor
   CORTEX_CHECK(opt.batch >= 1, "integrated_gradients: batch must be >= 1, found ", opt.batch);
   CORTEX_CHECK(opt.rounds >= 1, "integrated_gradients: rounds must be >= 1, found ", opt.rounds);
   CORTEX_CHECK(opt.initial >= 0, "integrated_gradients: initial must be >= 0, found ", opt.initial);
+  CORTEX_CHECK(opt.tol >= 0 && std::isfinite(opt.tol), "integrated_gradients: tol must be >= 0, found ", opt.tol);
+  CORTEX_CHECK(opt.max_steps == 0 || opt.max_steps >= opt.steps, "integrated_gradients: max_steps must be 0 or >= "
+               "steps (", opt.steps, "), found ", opt.max_steps);
+  CORTEX_CHECK(opt.tol_floor.empty() || int64_t(opt.tol_floor.size()) == targets.size(0),
+               "integrated_gradients: expected tol_floor empty or one per target (", targets.size(0), "), found ",
+               opt.tol_floor.size());
+  for (double v : opt.tol_floor)
+    CORTEX_CHECK(v >= 0 && std::isfinite(v), "integrated_gradients: tol_floor must be >= 0 and finite, found ", v);
   CORTEX_CHECK(targets.defined() && targets.dim() == 2 && targets.size(0) >= 1,
                "integrated_gradients: expected targets (K >= 1, V), found ",
                targets.defined() ? shape_str(targets.shape()) : "an undefined tensor");
@@ -248,8 +256,31 @@ IGResult integrated_gradients(const ImageFn& f, const Tensor& x_in, const Tensor
         if (!(scale[size_t(k)] > 0)) scale[size_t(k)] = 1;
       }
       int64_t left = opt.steps - m0;
-      const int64_t round = std::max<int64_t>(1, (left + opt.rounds - 1) / opt.rounds);
-      while (left > 0) {
+      int64_t round = std::max<int64_t>(1, (left + opt.rounds - 1) / opt.rounds);
+      const int64_t max_steps = opt.max_steps > 0 ? opt.max_steps : 8 * opt.steps;
+      // Whether every target of the group is within tol: the trapezoid sum of the integrand over the
+      // grid against F's end points (the attributions' sum, in float64).
+      auto within_tol = [&] {
+        std::vector<size_t> ord(a.size());
+        for (size_t i = 0; i < ord.size(); ++i) ord[i] = i;
+        std::sort(ord.begin(), ord.end(), [&](size_t i, size_t j) { return a[i] < a[j]; });
+        for (int64_t k = 0; k < Kt; ++k) {
+          double tot = 0;
+          for (size_t q = 0; q + 1 < ord.size(); ++q)
+            tot += (a[ord[q + 1]] - a[ord[q]]) * (s[ord[q] * size_t(Kt) + size_t(k)] + s[ord[q + 1] * size_t(Kt) + size_t(k)]) / 2;
+          const double df = F[ord.back() * size_t(Kt) + size_t(k)] - F[ord.front() * size_t(Kt) + size_t(k)];
+          const double floor_k = opt.tol_floor.empty() ? 0.0 : opt.tol_floor[size_t(k0 + k)];
+          if (!(std::fabs(tot - df) <= opt.tol * std::max(std::fabs(df), floor_k))) return false;
+        }
+        return true;
+      };
+      for (;;) {
+        if (left == 0) {
+          const int64_t used = int64_t(a.size()) - 1;
+          if (opt.tol <= 0 || used >= max_steps || within_tol()) break;
+          round = std::max<int64_t>(4, used / 8);
+          left = std::min(round, max_steps - used);
+        }
         // Nodes in increasing alpha (indices into a, F, s, per).
         std::vector<size_t> ord(a.size());
         for (size_t i = 0; i < ord.size(); ++i) ord[i] = i;

@@ -45,6 +45,16 @@ struct IGOptions {
   Quadrature rule = Quadrature::Adaptive;
   int64_t rounds = 8;   // adaptive: refinement rounds (each one batch of new nodes)
   int64_t initial = 0;  // adaptive: intervals of the first, uniform grid (0: steps / 2; at most steps)
+  // adaptive: after the `steps` intervals, keep bisecting (rounds of max(4, intervals / 8) nodes) while
+  // a target's completeness error |sum - (f(x) - f(b))| exceeds tol max(|f(x) - f(b)|, tol_floor[k]),
+  // up to max_steps intervals (0: 8 steps). 0: exactly `steps` intervals. ReLU models need it for
+  // 1% on every target (docs/attribution.md, "A tolerance instead of a budget"). tol_floor (empty,
+  // or one per target): the scale below which |f(x) - f(b)| does not shrink the allowed error, e.g.
+  // the target's prediction sd over a set of images (cortex attribute's choice): without it a target
+  // with f(x) close to f(b) would need an exact sum.
+  double tol = 0;
+  int64_t max_steps = 0;
+  std::vector<double> tol_floor;
 };
 
 struct IGResult {

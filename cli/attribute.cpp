@@ -3,7 +3,7 @@
 //
 //   cortex attribute --model fit/model.safetensors --images SUBJ|DIR|X.npy --voxels 3,7,10-12 --out DIR
 //                    [--roi NAME [--data SUBJ]] [--index 0,2-4] [--baseline black|mean|blur] [--steps 50]
-//                    [--quadrature adaptive|trapezoid|gausslegendre]
+//                    [--quadrature adaptive|trapezoid|gausslegendre] [--tol 0.01] [--max-steps 0]
 //                    [--channel-mean] [--blur-sigma 2] [--batch 32] [--weights W]
 //
 // Any cortex fit model (every readout, frozen or fine-tuned backbone). Writes attributions.npy,
@@ -38,6 +38,11 @@ Run add_attribute(CLI::App& app) {
   sub->add_option("--quadrature", o->quadrature, "trapezoid (uniform), adaptive (refined where the completeness "
                                                  "error is, docs/attribution.md) or gausslegendre")
       ->check(CLI::IsMember({"trapezoid", "adaptive", "gausslegendre"}))->capture_default_str();
+  sub->add_option("--tol", o->tol, "adaptive: keep refining past --steps until every completeness error is within "
+                                   "this fraction of |f(x) - f(baseline)| (0: exactly --steps)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub->add_option("--max-steps", o->max_steps, "adaptive with --tol: at most this many intervals (0: 8 x --steps)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   sub->add_flag("--channel-mean", o->channel_mean, "Average the maps over colour channels");
   sub->add_option("--blur-sigma", o->blur_sigma, "Blur the maps by a Gaussian of this sigma in pixels (0: none)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);

@@ -133,7 +133,18 @@ def machine_info(build):
         "flags": compile_flags(build, cache),
         "python": platform.python_version(),
         "packages": {d: module_version(d, m) for d, m in PY_PACKAGES},
+        "openmp": openmp_setting(),
     }
+
+
+def openmp_setting():
+    """The OpenMP wait policy of the run: the user's, or what the cortex binaries start with."""
+    chosen = [f"{v}={os.environ[v]}" for v in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if v in os.environ]
+    if chosen:
+        return "set for both sides: " + ", ".join(chosen)
+    spin = re.search(r'kDefaultSpinCount = "(\d+)"', read(os.path.join(ROOT, "tensor", "omp_defaults.h")))
+    return (f"cortex binaries GOMP_SPINCOUNT={spin.group(1) if spin else '?'} (tensor/omp_defaults.h); "
+            "peers libgomp's default (300000)")
 
 
 def loadavg():
@@ -428,6 +439,7 @@ def render(res):
         f"| system | {m['os']} |",
         f"| compiler | {m['compiler']}, {m['build_type']}: `{m['flags']}` |",
         f"| Python peers | Python {m['python']}, {pk} |",
+        f"| OpenMP wait | {m.get('openmp', 'not recorded')} |",
         f"| load average (1 min) | {res['load_start']} at the start, {res['load_end']} at the end"
         + (f", {min(loads)}–{max(loads)} at the rounds' starts" if loads else "") + " (the run's own threads count) |",
         f"| method | {s['rounds']} round{'s' if s['rounds'] > 1 else ''} per row and thread count, each the C++ binary then the peer "

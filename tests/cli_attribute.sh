@@ -67,6 +67,17 @@ jq -e '(.completeness.max_rel_error < 0.01) and (.completeness.max_scaled_error 
 jq -e '.baseline == "mean" and .rule == "gausslegendre" and (.targets[0].voxels | length == 4) and (.completeness.max_rel_error | numbers)
        and (.results[0].targets[0].abs_error | numbers)' a3/attribution.json > /dev/null || fail "a3"
 grep -q "completeness error largest" a3.out || fail "a ReLU model's completeness error is not printed"
+# The ReLU model at 64 steps: the default tolerance (1% of max(|f(x) - f(b)|, the prediction sd)) keeps
+# refining the targets that need it, so every one is within it; with --tol 0 each takes exactly 65.
+"$cortex" attribute --model gauss/model.safetensors --images "$data" --voxels 0-15 --steps 64 --out a4 > a4.out 2>&1 \
+  || fail "attribute --tol: $(cat a4.out)"
+jq -e '(.tol == 0.01) and (.completeness.max_scaled_error <= 0.01) and (.evaluations.median >= 65)
+       and ([.results[].targets[].evaluations] | all(. >= 65 and . <= 513))' a4/attribution.json > /dev/null \
+  || fail "tol: $(jq -c '[.completeness, .evaluations]' a4/attribution.json)"
+"$cortex" attribute --model gauss/model.safetensors --images "$data" --voxels 0-15 --steps 64 --tol 0 --out a5 > a5.out 2>&1 \
+  || fail "attribute --tol 0: $(cat a5.out)"
+jq -e '(.tol == null) and (.evaluations.max == 65) and (.evaluations.median == 65)' a5/attribution.json > /dev/null \
+  || fail "tol 0: $(jq -c .evaluations a5/attribution.json)"
 
 # refuse NEEDLE ARGS...: attribute fails with one line containing NEEDLE and writes nothing.
 refuse() {
@@ -87,6 +98,7 @@ refuse "no ROI 'V9'" --model $m --images "$data" --roi V9
 refuse "image 9 is out of range" --model $m --images "$data" --voxels 1 --index 9
 refuse "--baseline: white not in" --model $m --images "$data" --voxels 1 --baseline white
 refuse "--steps" --model $m --images "$data" --voxels 1 --steps 0
+refuse "--max-steps" --model $m --images "$data" --voxels 1 --steps 16 --max-steps 8
 refuse "--quadrature: simpson not in" --model $m --images "$data" --voxels 1 --quadrature simpson
 refuse "no-such.safetensors" --model no-such.safetensors --images "$data" --voxels 1
 refuse "--model is required" --images "$data" --voxels 1

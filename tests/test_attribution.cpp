@@ -227,6 +227,67 @@ TEST(Attribution, AdaptiveRuleHomesInOnAKink) {
   EXPECT_NEAR(ra.rel_error[0], ea, 1e-4);  // one kink: the completeness error is the map's error
 }
 
+// Many kinks: F_v(x) = sum_j relu(u_j . x - c_j) over 300 random units per output, kinks spread over
+// the path. At 16 intervals the completeness error is several percent; with tol the adaptive rule
+// keeps bisecting until every target is within it (the reported error is the real one: the maps'
+// float32 sum against F's end points), and a target already within tol costs nothing more.
+TEST(Attribution, ToleranceRefinesUntilEveryTargetIsComplete) {
+  const int64_t V = 3, J = 300;
+  const Tensor x = uniform({3, 4, 4}, 21), b = zeros({3, 4, 4});
+  Generator g(22);
+  const Tensor U = randn({48, V * J}, g, 0.0, 1.0);
+  std::vector<float> cv(static_cast<size_t>(V * J));
+  {
+    const auto xu = v64(matmul(x.reshape({1, 48}), U));
+    const auto pos = v64(uniform({V * J}, 24));
+    for (int64_t j = 0; j < V * J; ++j) cv[size_t(j)] = float(pos[size_t(j)] * xu[size_t(j)]);  // kink at a = pos
+  }
+  const Tensor c = from_vector(cv, {1, V * J});
+  const auto f = [&](const Tensor& p) {
+    const Tensor h = relu(sub(matmul(p.reshape({p.size(0), 48}), U), c));  // (n, V J)
+    return sum(h.reshape({p.size(0), V, J}), {2});
+  };
+  const Tensor T = analysis::voxel_targets({0, 1, 2}, V);
+  IGOptions o;
+  o.steps = 16, o.batch = 8, o.rule = analysis::Quadrature::Adaptive;
+  const auto r0 = analysis::integrated_gradients(f, x, b, T, o);
+  double worst0 = 0;
+  for (int64_t k = 0; k < V; ++k) {
+    EXPECT_EQ(r0.nodes[size_t(k)].size(), 17u);
+    worst0 = std::max(worst0, r0.rel_error[size_t(k)]);
+  }
+  EXPECT_GT(worst0, 0.01) << "the case must need refinement for the test to mean anything";
+  o.tol = 0.01;
+  const auto r1 = analysis::integrated_gradients(f, x, b, T, o);
+  for (int64_t k = 0; k < V; ++k) {
+    std::printf("target %lld: error %.3f%% at 17 evaluations, %.4f%% at %zu with tol 1%%\n", (long long)k,
+                100 * r0.rel_error[size_t(k)], 100 * r1.rel_error[size_t(k)], r1.nodes[size_t(k)].size());
+    EXPECT_LE(r1.rel_error[size_t(k)], 0.01 + 1e-5);  // the float32 maps' sum against the float64 check
+    if (r0.rel_error[size_t(k)] > 0.01)
+      EXPECT_GT(r1.nodes[size_t(k)].size(), 17u);
+    else
+      EXPECT_EQ(r1.nodes[size_t(k)].size(), 17u);  // already within tol: nothing more
+    EXPECT_LE(r1.nodes[size_t(k)].size(), 8u * 16 + 1);
+  }
+  // The same call twice: the same maps (the grid is a function of the values).
+  const auto r2 = analysis::integrated_gradients(f, x, b, T, o);
+  EXPECT_EQ(v64(r1.attr), v64(r2.attr));
+  // A cap: at most max_steps intervals even when tol is out of reach.
+  o.tol = 1e-9, o.max_steps = 24;
+  const auto r3 = analysis::integrated_gradients(f, x, b, T, o);
+  for (int64_t k = 0; k < V; ++k) EXPECT_EQ(r3.nodes[size_t(k)].size(), 25u);
+  // A linear model is exact at once: tol adds no evaluation.
+  const auto lin = [&](const Tensor& p) { return matmul(p.reshape({p.size(0), 48}), U.narrow(1, 0, V)); };
+  o.tol = 0.001, o.max_steps = 0;
+  const auto rl = analysis::integrated_gradients(lin, x, b, T, o);
+  for (int64_t k = 0; k < V; ++k) EXPECT_EQ(rl.nodes[size_t(k)].size(), 17u);
+  // Refusals.
+  o.tol = -1;
+  EXPECT_THROW(analysis::integrated_gradients(f, x, b, T, o), Error);
+  o.tol = 0.01, o.max_steps = 8;
+  EXPECT_THROW(analysis::integrated_gradients(f, x, b, T, o), Error);
+}
+
 TEST(Attribution, RoiMeanIsTheMeanOfItsVoxelsMaps) {
   // Linearity in the target holds for a fixed rule (the adaptive grid depends on the target).
   const ConvFn f = conv_fn();

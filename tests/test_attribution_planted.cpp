@@ -207,10 +207,11 @@ Outcome locate(const std::string& name, const Fitted& m, analysis::Baseline base
 // standard deviation over those images (docs/attribution.md, "Completeness": a scale that stays
 // meaningful when F(x) is near F(b)). Also returns the evaluations (steps + 1).
 std::vector<double> completeness(const Fitted& m, analysis::Quadrature rule, int64_t steps, int64_t images,
-                                 analysis::IGOptions io = {}) {
+                                 analysis::IGOptions io = {}, std::vector<int64_t>* evaluations = nullptr) {
   Planted& p = planted();
   const Tensor px = encoding::load_pixels(p.dir, m.f.size);
   const std::vector<double> sd = prediction_sd(m.f, px, m.vox);
+  if (io.tol > 0) io.tol_floor = sd;  // cortex attribute's floor: the same scale as the error below
   io.steps = steps;
   io.batch = 65;
   io.rule = rule;
@@ -220,6 +221,7 @@ std::vector<double> completeness(const Fitted& m, analysis::Quadrature rule, int
     const Tensor x = px.select(0, i).contiguous();
     const auto r = analysis::integrated_gradients(fn, x, zeros(x.shape()), analysis::voxel_targets(m.vox, m.f.voxels), io);
     for (size_t k = 0; k < m.vox.size(); ++k) {
+      if (evaluations) evaluations->push_back(int64_t(r.nodes[k].size()));
       e.push_back(r.abs_error[k] / std::max(std::fabs(r.f_x[k] - r.f_base[k]), sd[k]));
       if (std::getenv("CORTEX_IG_VERBOSE"))
         std::printf("  image %lld voxel %lld: df %.4g sd %.4g abs %.3g rel %.3f%%\n", (long long)i, (long long)m.vox[k],
@@ -289,6 +291,19 @@ TEST(AttributionPlanted, RandomAlexNetFwrfLocalisesAndIsCompleteAt64Evaluations)
   EXPECT_LT(quantile(out.scaled, 0.5), 0.01) << "adaptive, median completeness error at 64 evaluations";
   EXPECT_LT(quantile(out.scaled, 0.9), 0.01) << "adaptive, 90th percentile completeness error at 64 evaluations";
   EXPECT_GT(quantile(et, 0.9), 0.01) << "trapezoid at 64 evaluations, 90th percentile";
+  // With the tolerance (cortex attribute's default, tol 1% of max(|df|, sd)), the adaptive rule starts
+  // from the same 64 evaluations and refines only the targets that need it: every one within 1 %.
+  analysis::IGOptions io;
+  io.tol = 0.01;
+  std::vector<int64_t> ev;
+  const auto ek = completeness(m, analysis::Quadrature::Adaptive, 63, 6, io, &ev);
+  std::vector<double> evd(ev.begin(), ev.end());
+  std::printf("gfwrf-features.1 with tol 1%%: completeness largest %.3f%%, median %.3f%%; evaluations median %.0f, "
+              "largest %.0f (of %zu image-voxel pairs)\n",
+              100 * quantile(ek, 1.0), 100 * quantile(ek, 0.5), quantile(evd, 0.5), quantile(evd, 1.0), ek.size());
+  EXPECT_LE(quantile(ek, 1.0), 0.01 + 1e-6) << "adaptive with tol 1%: the largest completeness error";
+  EXPECT_GE(quantile(evd, 1.0), 64.0);
+  EXPECT_LE(quantile(evd, 1.0), 8.0 * 63 + 1);
 }
 
 // The comparison table of docs/attribution.md (quadrature rules against evaluations); minutes, so
