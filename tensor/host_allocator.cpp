@@ -1,5 +1,7 @@
 #include "tensor/host_allocator.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <mutex>
@@ -12,12 +14,30 @@
 namespace cortex::host {
 namespace {
 
-constexpr size_t kLarge = size_t(1) << 20;  // blocks from 1 MiB up are cached, in 1 MiB steps
+// Blocks from 32 MiB up (glibc's largest mmap threshold: it would mmap every one of them afresh)
+// are cached here, in 1 MiB steps; smaller ones come from glibc's heap, told below to keep them.
+constexpr size_t kStep = size_t(1) << 20;
+constexpr size_t kLarge = size_t(32) << 20;
 
 size_t rounded(size_t nbytes) {
   const size_t n = std::max<size_t>(64, (nbytes + 63) / 64 * 64);
-  return n < kLarge ? n : (n + kLarge - 1) / kLarge * kLarge;
+  return n < kLarge ? n : (n + kStep - 1) / kStep * kStep;
 }
+
+#ifdef __GLIBC__
+// glibc's defaults mmap a block from 128 KiB up (the threshold then adapts, up to 32 MiB) and hand
+// the heap's top back to the system beyond 128 KiB free, so a pass whose temporaries change size
+// page-faults and zeroes fresh memory again and again: integrated gradients of one image (the
+// first, unwarmed pass: 51 path points through AlexNet) took 1.42 s this way, 0.62 s with the
+// heap kept (docs/determinism.md has no part in this; the measurement is in bench/NOTES.md).
+// Fixed thresholds: every block below 32 MiB from the heap, whose freed space glibc reuses for
+// any size, and the heap kept up to 1 GiB of free space at its top.
+const bool kHeapKept = [] {
+  mallopt(M_MMAP_THRESHOLD, int(kLarge));
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  return true;
+}();
+#endif
 
 size_t cache_limit() {
   const char* e = std::getenv("CORTEX_HOST_CACHE_MB");

@@ -1,5 +1,7 @@
-// Host memory for CPU tensors: 64-byte aligned blocks, with large blocks (>= 1 MiB) kept in a
-// cache when freed and handed out again for the next request of the same rounded size.
+// Host memory for CPU tensors: 64-byte aligned blocks, with large blocks (>= 32 MiB) kept in a
+// cache when freed and handed out again for the next request of the same rounded size; smaller
+// blocks come from glibc's heap, with its thresholds fixed so that it keeps freed memory for reuse
+// instead of mapping and unmapping it (host_allocator.cpp).
 //
 // Why: glibc serves blocks above its mmap threshold (at most 32 MiB) with a fresh mmap each time,
 // so every forward pass of a backbone at batch 64 page-faults and zeroes its activations again.

@@ -16,7 +16,7 @@
 namespace cortex {
 
 // The spin count the cortex programs use unless the user chose one.
-inline constexpr const char* kDefaultSpinCount = "20000";
+inline constexpr const char* kDefaultSpinCount = "3000";
 
 // Call first thing in main, before any OpenMP region or MPI. When none of OMP_WAIT_POLICY,
 // GOMP_SPINCOUNT and CORTEX_OMP_DEFAULTS is set, sets GOMP_SPINCOUNT to kDefaultSpinCount and
