@@ -29,7 +29,7 @@ size_t rounded(size_t nbytes) {
 // the heap's top back to the system beyond 128 KiB free, so a pass whose temporaries change size
 // page-faults and zeroes fresh memory again and again: integrated gradients of one image (the
 // first, unwarmed pass: 51 path points through AlexNet) took 1.42 s this way, 0.62 s with the
-// heap kept (docs/determinism.md has no part in this; the measurement is in bench/NOTES.md).
+// heap kept (bench/NOTES.md, "Host memory").
 // Fixed thresholds: every block below 32 MiB from the heap, whose freed space glibc reuses for
 // any size, and the heap kept up to 1 GiB of free space at its top.
 const bool kHeapKept = [] {
