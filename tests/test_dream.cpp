@@ -87,6 +87,45 @@ double gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& loss, 
   return worst;
 }
 
+// Dreams (2 seeds, 100 steps, strong L2) for each of `vox`, each checked to drive its voxel above the
+// best of the training images `px`, and scored by |r| of its grey level with the planted Gabor inside
+// the receptive-field window (3 sigma). Returns the scores; `label` names the model in the output.
+std::vector<double> planted_dream_scores(const std::string& label, const analysis::ImageFn& fn, int64_t size,
+                                         int64_t voxels, const Tensor& px, const std::vector<data::Voxel>& truth,
+                                         const std::vector<double>& r, const std::vector<int64_t>& vox,
+                                         int64_t image_size) {
+  analysis::DreamOptions d;
+  // A strong L2 term keeps the dream inside (0, 1), where it follows the gradient's shape, instead of
+  // saturating at the gradient's sign (median |r| 0.55 with l2 = 0, 0.84 with 100; docs/dream.md).
+  d.seeds = 2, d.steps = 100, d.tv = 0.05, d.l2 = 100, d.jitter = 1;
+  std::vector<double> rs;
+  for (int64_t v : vox) {
+    const Tensor t = analysis::voxel_targets({v}, voxels);
+    const std::vector<double> tr = analysis::target_values(fn, px, t, 200);
+    const double best = *std::max_element(tr.begin(), tr.end());
+    const analysis::DreamResult res = analysis::dream(fn, size, t, d);
+    const auto& p = truth[size_t(v)];
+    const Tensor G = data::gabor_filter(image_size, p.x, p.y, p.size, p.orientation, p.frequency, p.phase);
+    for (int64_t b = 0; b < d.seeds; ++b) {
+      EXPECT_GT(res.response[size_t(b)], best) << label << ", voxel " << v << ", dream " << b;
+      const Tensor grey = mean(res.images.select(0, b), {0}).to(DType::Float64).contiguous();
+      std::vector<double> a, g;
+      for (int64_t i = 0; i < image_size; ++i)
+        for (int64_t j = 0; j < image_size; ++j)
+          if (std::abs(double(i) - p.y) <= 3 * p.size && std::abs(double(j) - p.x) <= 3 * p.size)
+            a.push_back(grey.at({i, j})), g.push_back(G.at({i, j}));
+      const double rr = std::abs(analysis::pearson(a, g));
+      rs.push_back(rr);
+      std::printf("%s: voxel %lld (test r %.2f, sigma %.1f px): dream %lld drives %.3f (best training image %.3f), "
+                  "|r| with the planted Gabor %.3f\n",
+                  label.c_str(), (long long)v, r[size_t(v)], p.size, (long long)b, res.response[size_t(b)], best, rr);
+    }
+  }
+  std::printf("planted dreams, %s: %zu voxels x %lld seeds, median |r| with the planted Gabor %.3f\n", label.c_str(),
+              vox.size(), (long long)d.seeds, median(rs));
+  return rs;
+}
+
 // Lucid's constants, by hand: color_correlation_svd_sqrt.
 const double kLucid[3][3] = {{0.26, 0.09, 0.02}, {0.27, 0.00, -0.05}, {0.27, -0.09, 0.03}};
 
@@ -115,38 +154,8 @@ TEST(Dream, PlantedSimpleCellsDreamTheirGabors) {
   const Tensor px = div(train, 255.0);
   const analysis::ImageFn fn = [&f](const Tensor& x) { return f(x); };
 
-  analysis::DreamOptions d;
-  // A strong L2 term keeps the dream inside (0, 1), where it follows the gradient's shape, instead of
-  // saturating at the gradient's sign (median |r| 0.55 with l2 = 0, 0.84 with 100; docs/dream.md).
-  d.seeds = 2, d.steps = 100, d.tv = 0.05, d.l2 = 100, d.jitter = 1;
-  std::vector<double> rs;
-  for (int64_t v : vox) {
-    const Tensor t = analysis::voxel_targets({v}, f.voxels);
-    const std::vector<double> tr = analysis::target_values(fn, px, t, 200);
-    const double best = *std::max_element(tr.begin(), tr.end());
-    const analysis::DreamResult res = analysis::dream(fn, f.size, t, d);
-    const auto& p = truth[size_t(v)];
-    const Tensor G = data::gabor_filter(cfg.image_size, p.x, p.y, p.size, p.orientation, p.frequency, p.phase);
-    for (int64_t b = 0; b < d.seeds; ++b) {
-      EXPECT_GT(res.response[size_t(b)], best) << "voxel " << v << ", dream " << b;
-      const Tensor grey = mean(res.images.select(0, b), {0}).to(DType::Float64).contiguous();
-      // The receptive-field window: where the planted Gabor is defined (3 sigma).
-      std::vector<double> a, g;
-      for (int64_t i = 0; i < cfg.image_size; ++i)
-        for (int64_t j = 0; j < cfg.image_size; ++j)
-          if (std::abs(double(i) - p.y) <= 3 * p.size && std::abs(double(j) - p.x) <= 3 * p.size)
-            a.push_back(grey.at({i, j})), g.push_back(G.at({i, j}));
-      const double rr = std::abs(analysis::pearson(a, g));
-      rs.push_back(rr);
-      std::printf("voxel %lld (test r %.2f, sigma %.1f px): dream %lld drives %.3f (best training image %.3f), "
-                  "|r| with the planted Gabor %.3f\n",
-                  (long long)v, r[size_t(v)], p.size, (long long)b, res.response[size_t(b)], best, rr);
-    }
-  }
-  const double med = median(rs);
-  std::printf("planted dreams: %zu voxels x %lld seeds, median |r| with the planted Gabor %.3f\n", vox.size(),
-              (long long)d.seeds, med);
-  EXPECT_GE(med, 0.5);
+  EXPECT_GE(median(planted_dream_scores("ridge on pixels", fn, f.size, f.voxels, px, truth, r, vox, cfg.image_size)),
+            0.5);
 }
 
 // The planted check on models that are nonlinear in the pixels, where the dream is no longer the
@@ -183,35 +192,8 @@ TEST(Dream, PlantedSimpleCellsThroughNonlinearModels) {
     ASSERT_GE(vox.size(), 4u) << model << ": too few well-predicted simple voxels";
     const analysis::ImageFn fn = [&f](const Tensor& x) { return f(x); };
 
-    analysis::DreamOptions d;
-    d.seeds = 2, d.steps = 100, d.tv = 0.05, d.l2 = 100, d.jitter = 1;
-    std::vector<double> rs;
-    for (int64_t v : vox) {
-      const Tensor t = analysis::voxel_targets({v}, f.voxels);
-      const std::vector<double> tr = analysis::target_values(fn, px, t, 200);
-      const double best = *std::max_element(tr.begin(), tr.end());
-      const analysis::DreamResult res = analysis::dream(fn, f.size, t, d);
-      const auto& p = truth[size_t(v)];
-      const Tensor G = data::gabor_filter(cfg.image_size, p.x, p.y, p.size, p.orientation, p.frequency, p.phase);
-      for (int64_t b = 0; b < d.seeds; ++b) {
-        EXPECT_GT(res.response[size_t(b)], best) << model << ", voxel " << v << ", dream " << b;
-        const Tensor grey = mean(res.images.select(0, b), {0}).to(DType::Float64).contiguous();
-        std::vector<double> a, g;
-        for (int64_t i = 0; i < cfg.image_size; ++i)
-          for (int64_t j = 0; j < cfg.image_size; ++j)
-            if (std::abs(double(i) - p.y) <= 3 * p.size && std::abs(double(j) - p.x) <= 3 * p.size)
-              a.push_back(grey.at({i, j})), g.push_back(G.at({i, j}));
-        const double rr = std::abs(analysis::pearson(a, g));
-        rs.push_back(rr);
-        std::printf("%s: voxel %lld (test r %.2f, sigma %.1f px): dream %lld drives %.3f (best training image %.3f), "
-                    "|r| with the planted Gabor %.3f\n",
-                    model.c_str(), (long long)v, r[size_t(v)], p.size, (long long)b, res.response[size_t(b)], best, rr);
-      }
-    }
-    const double med = median(rs);
-    std::printf("planted dreams, %s: %zu voxels x %lld seeds, median |r| with the planted Gabor %.3f\n", model.c_str(),
-                vox.size(), (long long)d.seeds, med);
-    EXPECT_GE(med, 0.5) << model;
+    EXPECT_GE(median(planted_dream_scores(model, fn, f.size, f.voxels, px, truth, r, vox, cfg.image_size)), 0.5)
+        << model;
     if (model != "gaussian-fwrf") continue;
     // The feature-space diversity through the fitted model's tap (ModelFn::with_features): four dreams
     // of the first voxel, less alike in features.1's Gram space with the term (weight 10) than without
@@ -220,6 +202,8 @@ TEST(Dream, PlantedSimpleCellsThroughNonlinearModels) {
     const Tensor t = analysis::voxel_targets({vox[0]}, f.voxels);
     const std::vector<double> tr = analysis::target_values(fn, px, t, 200);
     const double best = *std::max_element(tr.begin(), tr.end());
+    analysis::DreamOptions d;  // the planted check's settings, four seeds, the feature space
+    d.steps = 100, d.tv = 0.05, d.l2 = 100, d.jitter = 1;
     d.seeds = 4, d.diversity_space = analysis::DiversitySpace::Features;
     std::vector<double> cosine;
     for (double w : {0.0, 10.0}) {
