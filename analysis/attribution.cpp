@@ -255,15 +255,20 @@ IGResult integrated_gradients(const ImageFn& f, const Tensor& x_in, const Tensor
         for (int64_t p = 0; p < m0; ++p) scale[size_t(k)] += std::fabs(F[size_t((p + 1) * Kt + k)] - F[size_t(p * Kt + k)]);
         if (!(scale[size_t(k)] > 0)) scale[size_t(k)] = 1;
       }
+      // The nodes' indices into a, F, s and per, in increasing alpha.
+      auto by_position = [&] {
+        std::vector<size_t> ord(a.size());
+        for (size_t i = 0; i < ord.size(); ++i) ord[i] = i;
+        std::sort(ord.begin(), ord.end(), [&](size_t i, size_t j) { return a[i] < a[j]; });
+        return ord;
+      };
       int64_t left = opt.steps - m0;
       int64_t round = std::max<int64_t>(1, (left + opt.rounds - 1) / opt.rounds);
       const int64_t max_steps = opt.max_steps > 0 ? opt.max_steps : 8 * opt.steps;
       // Whether every target of the group is within tol: the trapezoid sum of the integrand over the
       // grid against F's end points (the attributions' sum, in float64).
       auto within_tol = [&] {
-        std::vector<size_t> ord(a.size());
-        for (size_t i = 0; i < ord.size(); ++i) ord[i] = i;
-        std::sort(ord.begin(), ord.end(), [&](size_t i, size_t j) { return a[i] < a[j]; });
+        const std::vector<size_t> ord = by_position();
         for (int64_t k = 0; k < Kt; ++k) {
           double tot = 0;
           for (size_t q = 0; q + 1 < ord.size(); ++q)
@@ -281,10 +286,7 @@ IGResult integrated_gradients(const ImageFn& f, const Tensor& x_in, const Tensor
           round = std::max<int64_t>(4, used / 8);
           left = std::min(round, max_steps - used);
         }
-        // Nodes in increasing alpha (indices into a, F, s, per).
-        std::vector<size_t> ord(a.size());
-        for (size_t i = 0; i < ord.size(); ++i) ord[i] = i;
-        std::sort(ord.begin(), ord.end(), [&](size_t i, size_t j) { return a[i] < a[j]; });
+        const std::vector<size_t> ord = by_position();
         std::vector<std::pair<double, size_t>> err;  // (score, interval's left position in ord)
         for (size_t q = 0; q + 1 < ord.size(); ++q) {
           const size_t l = ord[q], rr = ord[q + 1];
@@ -311,9 +313,7 @@ IGResult integrated_gradients(const ImageFn& f, const Tensor& x_in, const Tensor
         left -= n;
       }
       // The trapezoid weights of the final grid: w_p = (a_{p+1} - a_{p-1}) / 2.
-      std::vector<size_t> ord(a.size());
-      for (size_t i = 0; i < ord.size(); ++i) ord[i] = i;
-      std::sort(ord.begin(), ord.end(), [&](size_t i, size_t j) { return a[i] < a[j]; });
+      const std::vector<size_t> ord = by_position();
       std::vector<double> wts(ord.size());
       for (size_t q = 0; q < ord.size(); ++q)
         wts[q] = ((q + 1 < ord.size() ? a[ord[q + 1]] : a[ord[q]]) - (q > 0 ? a[ord[q - 1]] : a[ord[q]])) / 2;
