@@ -18,6 +18,7 @@
 
 #include "autograd/node.h"
 #include "autograd/ops.h"
+#include "kernels/dispatch.h"
 #include "kernels/elementwise.h"
 #include "kernels/fft.h"
 #include "kernels/matmul.h"
@@ -108,14 +109,15 @@ Tensor irfft2_matmul(const Tensor& re, const Tensor& im, int64_t w, double t) {
   return kop(Binary::Sub, kmm(yr, p), kmm(yi, q));
 }
 
-// The FFT on CPU tensors, the products elsewhere.
+// The FFT kernel where the device's backend has one (today the CPU's), the products elsewhere
+// (rather than a host fallback of the FFT: the products run on the device).
 Spectrum2 rfft2_raw(const Tensor& x, double s) {
-  if (!x.device().is_cpu()) return rfft2_matmul(x, s);
+  if (!kernels::table_for(x.device()).rfft2) return rfft2_matmul(x, s);
   kernels::RealSpectrum y = kernels::rfft2(x, s);
   return {y.re, y.im};
 }
 Tensor irfft2_raw(const Tensor& re, const Tensor& im, int64_t w, double t) {
-  return re.device().is_cpu() ? kernels::irfft2(re, im, w, t) : irfft2_matmul(re, im, w, t);
+  return kernels::table_for(re.device()).irfft2 ? kernels::irfft2(re, im, w, t) : irfft2_matmul(re, im, w, t);
 }
 
 }  // namespace
