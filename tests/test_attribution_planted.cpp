@@ -261,7 +261,7 @@ Fitted& alt_model(int which) {
 
 TEST(AttributionPlanted, CoreMapsPeakInsidePlantedFieldsAndAreComplete) {
   encoding::EncodingSpec o;
-  o.readout = "core", o.core_size = 32, o.epochs = 12;
+  o.readout = "core", o.core_size = 32, o.epochs = 20;
   const Fitted m = fit("core", o);
   ASSERT_GE(m.vox.size(), 6u) << "too few simple voxels predicted to test localisation";
   for (auto b : {analysis::Baseline::Black, analysis::Baseline::Blur}) {

@@ -8,8 +8,10 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <random>
 #include <vector>
 
+#include "kernels/cpu/conv_gemm.h"
 #include "kernels/matmul.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
@@ -263,6 +265,70 @@ TEST(Matmul, BitIdenticalAcrossThreadCounts) {
   check(a, b, "big odd, float64");
   check(ct::randn({1, 3001}, 47), ct::randn({3001, 1300}, 48), "one row, float64");
 }
+
+#ifdef CORTEX_CONV_GEMM
+// The packed float GEMM that float32 matmul/linear run on AVX-512 builds (conv_gemm::gemm), called
+// directly on every operand layout it packs differently (row-major, column-major, neither), with
+// M not a multiple of its 8-row panels or of the 16-row transposes, N not a multiple of 48 or 16,
+// K over one 384-deep pass and not a multiple of 16, accumulating and not, K = 0, against a
+// float64 loop; and in tiles (how gemm_tiles.h calls it) bit for bit equal to one call.
+TEST(Matmul, PackedGemmLayouts) {
+  namespace cg = cortex::kernels::cpu::conv_gemm;
+  std::mt19937 rng(77);
+  std::normal_distribution<float> nd;
+  struct Shape3 { int64_t M, N, K; };
+  for (const Shape3 s : {Shape3{1, 1, 1}, {8, 48, 16}, {13, 50, 17}, {33, 97, 401}, {40, 16, 800}, {17, 130, 0}, {57, 200, 1000}}) {
+    for (int la = 0; la < 3; ++la)
+      for (int lb = 0; lb < 3; ++lb)
+        for (bool acc : {false, true}) {
+          const int64_t M = s.M, N = s.N, K = s.K, pad = 3;
+          // Layout 0: row-major, 1: column-major, 2: neither (both strides > 1), each with padding.
+          auto strides = [&](int l, int64_t r, int64_t c) -> std::pair<int64_t, int64_t> {
+            if (l == 0) return {c + pad, 1};
+            if (l == 1) return {1, r + pad};
+            return {2 * (c + pad), 2};
+          };
+          const auto [ars, acs] = strides(la, M, K);
+          const auto [brs, bcs] = strides(lb, K, N);
+          std::vector<float> a((M + 1) * ars + (K + 1) * acs + 64), b((K + 1) * brs + (N + 1) * bcs + 64);
+          for (float& v : a) v = nd(rng);
+          for (float& v : b) v = nd(rng);
+          const int64_t ldc = N + 5;
+          std::vector<float> c(M * ldc + 8), c0;
+          for (float& v : c) v = nd(rng);
+          c0 = c;
+          cg::gemm(M, N, K, a.data(), ars, acs, b.data(), brs, bcs, c.data(), ldc, acc);
+          SCOPED_TRACE("M " + std::to_string(M) + " N " + std::to_string(N) + " K " + std::to_string(K) + " layouts " +
+                       std::to_string(la) + std::to_string(lb) + (acc ? " accumulate" : ""));
+          double worst = 0;
+          for (int64_t i = 0; i < M; ++i)
+            for (int64_t j = 0; j < ldc; ++j) {
+              if (j >= N) {  // padding between rows: untouched
+                ASSERT_EQ(c[i * ldc + j], c0[i * ldc + j]);
+                continue;
+              }
+              double ref = acc ? c0[i * ldc + j] : 0.0, mag = std::abs(ref);
+              for (int64_t k = 0; k < K; ++k) {
+                const double p = static_cast<double>(a[i * ars + k * acs]) * b[k * brs + j * bcs];
+                ref += p, mag += std::abs(p);
+              }
+              worst = std::max(worst, std::abs(c[i * ldc + j] - ref) / (mag + 1e-30));
+            }
+          EXPECT_LT(worst, 4e-7 * std::sqrt(static_cast<double>(K) + 1));
+          for (int64_t j = 0; j < 8; ++j) ASSERT_EQ(c[M * ldc + j], c0[M * ldc + j]);  // nothing past C
+          // Tiles of rows and columns, each its own call, give the same bits as the whole call.
+          if (M > 8 && N > 48) {
+            std::vector<float> t = c0;
+            for (int64_t i0 = 0; i0 < M; i0 += 16)
+              for (int64_t j0 = 0; j0 < N; j0 += 48)
+                cg::gemm(std::min<int64_t>(16, M - i0), std::min<int64_t>(48, N - j0), K, a.data() + i0 * ars, ars, acs,
+                         b.data() + j0 * bcs, brs, bcs, t.data() + i0 * ldc + j0, ldc, acc);
+            EXPECT_EQ(std::memcmp(t.data(), c.data(), c.size() * sizeof(float)), 0);
+          }
+        }
+  }
+}
+#endif
 
 TEST(Matmul, Errors) {
   const Tensor a = ct::randn({2, 3}, 1), b = ct::randn({4, 5}, 2);

@@ -4,9 +4,14 @@
 #include "kernels/cpu/conv_gemm.h"
 
 #ifdef CORTEX_CONV_GEMM
+// GCC 12's AVX-512 intrinsics trip -Wmaybe-uninitialized on their own placeholders (bug 105593).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include <algorithm>
+#include <vector>
 
 namespace cortex::kernels::cpu::conv_gemm {
 namespace {
@@ -49,6 +54,96 @@ void micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bo
   }
   for (int r = 0; r < rows; ++r)
     for (int v = 0; v < NV; ++v) _mm512_mask_storeu_ps(c + r * ldc + v * kV, mask[v], acc[r][v]);
+}
+
+// 16 rows of 16 floats (row i at src + i ld) transposed in registers: col[j] = element j of every
+// row, in row order.
+inline void transpose16(const float* src, int64_t ld, __m512 col[16]) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 16; i += 2) {
+    const __m512 r0 = _mm512_loadu_ps(src + i * ld), r1 = _mm512_loadu_ps(src + (i + 1) * ld);
+    t[i] = _mm512_unpacklo_ps(r0, r1);  // per 128-bit lane L: r0[4L], r1[4L], r0[4L+1], r1[4L+1]
+    t[i + 1] = _mm512_unpackhi_ps(r0, r1);
+  }
+  for (int q = 0; q < 16; q += 4) {  // u[q + c], lane L: rows q..q+3 of column 4L + c
+    const __m512d t0 = _mm512_castps_pd(t[q]), t1 = _mm512_castps_pd(t[q + 1]);
+    const __m512d t2 = _mm512_castps_pd(t[q + 2]), t3 = _mm512_castps_pd(t[q + 3]);
+    u[q] = _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2));
+    u[q + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2));
+    u[q + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));
+    u[q + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));
+  }
+  for (int c = 0; c < 4; ++c) {  // 0x88 takes 128-bit lanes 0, 2 of each operand, 0xDD lanes 1, 3
+    const __m512 v0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88), v1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xDD);
+    const __m512 v2 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88), v3 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xDD);
+    col[c] = _mm512_shuffle_f32x4(v0, v2, 0x88);
+    col[8 + c] = _mm512_shuffle_f32x4(v0, v2, 0xDD);
+    col[4 + c] = _mm512_shuffle_f32x4(v1, v3, 0x88);
+    col[12 + c] = _mm512_shuffle_f32x4(v1, v3, 0xDD);
+  }
+}
+
+// Columns [k0, k0 + kc) of A's rows [0, M) as panels of (kc, kMR), panel p at out + p kc kMR,
+// rows past M zero.
+void pack_a_pass(const float* a, int64_t ars, int64_t acs, int64_t M, int64_t k0, int64_t kc, float* out) {
+  int64_t m0 = 0;
+  if (acs == 1) {  // row-major: 16 rows x 16 columns at a time, transposed, split over two panels
+    for (; m0 + 2 * kMR <= M; m0 += 2 * kMR) {
+      float* p0 = out + m0 * kc;
+      float* p1 = p0 + kMR * kc;
+      const float* src = a + m0 * ars + k0;
+      int64_t k = 0;
+      for (; k + 16 <= kc; k += 16) {
+        __m512 col[16];
+        transpose16(src + k, ars, col);
+        for (int j = 0; j < 16; ++j) {
+          _mm256_storeu_ps(p0 + (k + j) * kMR, _mm512_castps512_ps256(col[j]));
+          // (the upper half through the AVX512F-only 64-bit extract: no AVX512DQ needed)
+          _mm256_storeu_ps(p1 + (k + j) * kMR, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(col[j]), 1)));
+        }
+      }
+      for (; k < kc; ++k)
+        for (int64_t r = 0; r < kMR; ++r) p0[k * kMR + r] = src[r * ars + k], p1[k * kMR + r] = src[(r + kMR) * ars + k];
+    }
+  }
+  for (; m0 < M; m0 += kMR) {
+    float* panel = out + m0 * kc;
+    const int64_t rows = std::min(kMR, M - m0);
+    const float* src = a + m0 * ars + k0 * acs;
+    if (ars == 1 && rows == kMR) {  // column-major: each k is 8 contiguous floats
+      for (int64_t k = 0; k < kc; ++k) _mm256_storeu_ps(panel + k * kMR, _mm256_loadu_ps(src + k * acs));
+      continue;
+    }
+    for (int64_t k = 0; k < kc; ++k)
+      for (int64_t r = 0; r < kMR; ++r) panel[k * kMR + r] = r < rows ? src[r * ars + k * acs] : 0.0f;
+  }
+}
+
+// Rows [k0, k0 + kc) of B's columns [n0, n0 + n), n <= kNR, as one (kc, kNR) strip, columns past n
+// zero.
+void pack_b_block(const float* b, int64_t brs, int64_t bcs, int64_t k0, int64_t kc, int64_t n0, int64_t n, float* out) {
+  const float* src = b + k0 * brs + n0 * bcs;
+  if (bcs == 1) {  // row-major: each k is n contiguous floats
+    __mmask16 mask[3];
+    for (int v = 0; v < 3; ++v) mask[v] = static_cast<__mmask16>((1u << std::clamp<int64_t>(n - v * kV, 0, kV)) - 1u);
+    for (int64_t k = 0; k < kc; ++k)
+      for (int v = 0; v < 3; ++v) _mm512_storeu_ps(out + k * kNR + v * kV, _mm512_maskz_loadu_ps(mask[v], src + k * brs + v * kV));
+    return;
+  }
+  int64_t j0 = 0;
+  if (brs == 1)  // column-major (a transposed weight): 16 columns x 16 rows at a time, transposed
+    for (; j0 + 16 <= n; j0 += 16) {
+      int64_t k = 0;
+      for (; k + 16 <= kc; k += 16) {
+        __m512 col[16];
+        transpose16(src + j0 * bcs + k, bcs, col);
+        for (int j = 0; j < 16; ++j) _mm512_storeu_ps(out + (k + j) * kNR + j0, col[j]);
+      }
+      for (; k < kc; ++k)
+        for (int64_t j = j0; j < j0 + 16; ++j) out[k * kNR + j] = src[j * bcs + k];
+    }
+  for (int64_t k = 0; k < kc; ++k)
+    for (int64_t j = j0; j < kNR; ++j) out[k * kNR + j] = j < n ? src[k * brs + j * bcs] : 0.0f;
 }
 
 }  // namespace
@@ -106,6 +201,42 @@ void gemm_pass(int64_t M, int64_t N, int64_t K, int64_t k0, int64_t kc, const fl
   }
   for (int64_t n0 = 0; n0 < N; n0 += kNR)
     gemm_strip(M, std::min(kNR, N - n0), K, k0, kc, pa, pb + b_strip_offset(n0 / kNR, kc), bias, c + n0, ldc);
+}
+
+void gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t ars, int64_t acs, const float* b, int64_t brs,
+          int64_t bcs, float* c, int64_t ldc, bool accumulate) {
+  if (K == 0) {  // empty sum
+    if (!accumulate)
+      for (int64_t m = 0; m < M; ++m) std::fill(c + m * ldc, c + m * ldc + N, 0.0f);
+    return;
+  }
+  // This thread's packing buffers, kept between calls (a pass of A is at most 576 x kKC floats
+  // for the tiles of gemm_tiles.h, 0.9 MB; larger M just grows it).
+  thread_local std::vector<float> abuf, bbuf(kKC * kNR);
+  const int64_t panels = (M + kMR - 1) / kMR;
+  if (static_cast<int64_t>(abuf.size()) < panels * kMR * kKC) abuf.resize(panels * kMR * kKC);
+  float* pa = abuf.data();
+  float* pb = bbuf.data();
+  for (int64_t k0 = 0; k0 < K; k0 += kKC) {
+    const int64_t kc = std::min(kKC, K - k0);
+    const bool first = k0 == 0 && !accumulate;
+    pack_a_pass(a, ars, acs, M, k0, kc, pa);
+    for (int64_t n0 = 0; n0 < N; n0 += kNR) {
+      const int64_t n = std::min(kNR, N - n0);
+      pack_b_block(b, brs, bcs, k0, kc, n0, n, pb);
+      for (int64_t m0 = 0; m0 < M; m0 += kMR) {
+        const float* ap = pa + m0 * kc;
+        float* ct = c + m0 * ldc + n0;
+        const int64_t rows = std::min(kMR, M - m0);
+        if (n > 2 * kV)
+          micro<3>(kc, ap, pb, ct, ldc, first, nullptr, rows, n);
+        else if (n > kV)
+          micro<2>(kc, ap, pb, ct, ldc, first, nullptr, rows, n);
+        else
+          micro<1>(kc, ap, pb, ct, ldc, first, nullptr, rows, n);
+      }
+    }
+  }
 }
 
 }  // namespace cortex::kernels::cpu::conv_gemm

@@ -1,5 +1,7 @@
-// A packed single-threaded float GEMM for the conv2d forward, C (M, N) = A (M, K) B (K, N) + bias,
-// with an AVX-512 register-blocked micro-kernel. Eigen 3.4's float kernel on AVX-512 is 48x4 and
+// A packed single-threaded float GEMM, C (M, N) = A (M, K) B (K, N) + bias, with an AVX-512
+// register-blocked micro-kernel: the conv2d forward and input gradient drive it pass by pass with
+// their own im2col packing; every other float GEMM (gemm_tiles.h: linear, matmul, the 1x1 convs,
+// the weight gradients) calls gemm() below, which packs strided operands itself. Eigen 3.4's float kernel on AVX-512 is 48x4 and
 // reaches about 60% of what oneDNN does on AlexNet's convs; this 8x48 kernel closes most of that.
 //
 // A is packed once per call (pack_a). B is packed one depth pass at a time, kKC rows in column
@@ -50,5 +52,21 @@ void gemm_strip(int64_t M, int64_t n, int64_t K, int64_t k0, int64_t kc, const f
 // pass. K == 0: C = bias.
 void gemm_pass(int64_t M, int64_t N, int64_t K, int64_t k0, int64_t kc, const float* pa, const float* pb,
                const float* bias, float* c, int64_t ldc);
+
+// C (M, N) = A B, or C += A B when accumulating; A element (i, k) at a[i ars + k acs], B element
+// (k, j) at b[k brs + j bcs], either operand row- or column-major (one stride 1) or neither
+// (read element by element). Packs one depth pass of A (all M rows, kKC columns) and, per strip,
+// one kKC x kNR block of B into this thread's buffers. Every output is (C or 0) + its K products
+// in order, as in gemm_pass. M, N >= 1, K >= 0.
+void gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t ars, int64_t acs, const float* b, int64_t brs,
+          int64_t bcs, float* c, int64_t ldc, bool accumulate);
+
+// Whether gemm() beats Eigen's 48x4 kernel on this shape (measured on Xeon, docs/gemm.md): not on
+// matrix-vector products or thin ones, where packing costs more than the wider kernel saves, nor
+// where the last strip's padding costs more than a quarter (N = 49: 0.66x Eigen).
+inline bool gemm_pays(int64_t M, int64_t N, int64_t K) {
+  return M >= 8 && N >= 16 && K >= 16 && M * N * K >= (1 << 15) &&
+         strip_cost(N) * static_cast<double>(kNR) <= 1.25 * static_cast<double>(N);
+}
 
 }  // namespace cortex::kernels::cpu::conv_gemm

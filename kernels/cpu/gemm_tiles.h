@@ -17,6 +17,9 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 #include <Eigen/Core>
+#include <type_traits>
+
+#include "kernels/cpu/conv_gemm.h"
 
 namespace cortex::kernels::cpu::gemm {
 
@@ -76,6 +79,16 @@ void serial(const Mat<T>& a, const Mat<T>& b, T* c, int64_t ldc, bool accumulate
       for (int64_t i = 0; i < a.rows; ++i) std::fill(c + i * ldc, c + i * ldc + b.cols, T(0));
     return;
   }
+#ifdef CORTEX_CONV_GEMM
+  // float32 on AVX-512: the packed 8 x 48 kernel of conv_gemm.h where it beats Eigen's 48 x 4.
+  // The choice depends on the tile's shape only, so results stay the same at any thread count.
+  if constexpr (std::is_same_v<T, float>) {
+    if (conv_gemm::gemm_pays(a.rows, b.cols, a.cols)) {
+      conv_gemm::gemm(a.rows, b.cols, a.cols, a.p, a.rs, a.cs, b.p, b.rs, b.cs, c, ldc, accumulate);
+      return;
+    }
+  }
+#endif
   constexpr int R = Eigen::RowMajor, C = Eigen::ColMajor;
   if (a.row_major())
     b.row_major() ? detail::serial<T, R, R>(a, b, c, ldc, accumulate) : detail::serial<T, R, C>(a, b, c, ldc, accumulate);
