@@ -139,6 +139,32 @@ void BM_alexnet_input_grad(benchmark::State& st) {
 
 }  // namespace
 
+// ResNet-50's distinct convs at batch 1 (BN folded, 224 px), to see which scale badly from one
+// thread to two (the backbone row at batch 1, two threads). range(0): the layer below; the counter
+// `count` is how many times the forward runs it.
+void BM_resnet50_b1_layer(benchmark::State& st) {
+  struct Conv {
+    int64_t C, H, O, K, stride, pad, count;
+  };
+  const Conv convs[] = {
+      {3, 224, 64, 7, 2, 3, 1},                                                                   // stem
+      {64, 56, 64, 1, 1, 0, 1},   {64, 56, 64, 3, 1, 1, 3},  {64, 56, 256, 1, 1, 0, 4},  {256, 56, 64, 1, 1, 0, 2},
+      {256, 56, 128, 1, 1, 0, 1}, {128, 56, 128, 3, 2, 1, 1}, {128, 28, 512, 1, 1, 0, 4}, {256, 56, 512, 1, 2, 0, 1},
+      {512, 28, 128, 1, 1, 0, 3}, {128, 28, 128, 3, 1, 1, 3}, {512, 28, 256, 1, 1, 0, 1}, {256, 28, 256, 3, 2, 1, 1},
+      {256, 14, 1024, 1, 1, 0, 6}, {512, 28, 1024, 1, 2, 0, 1}, {1024, 14, 256, 1, 1, 0, 5}, {256, 14, 256, 3, 1, 1, 5},
+      {1024, 14, 512, 1, 1, 0, 1}, {512, 14, 512, 3, 2, 1, 1}, {512, 7, 2048, 1, 1, 0, 3}, {1024, 14, 2048, 1, 2, 0, 1},
+      {2048, 7, 512, 1, 1, 0, 2}, {512, 7, 512, 3, 1, 1, 2}};
+  const Conv& c = convs[st.range(0)];
+  kernels::Conv2dParams p;
+  p.stride_h = p.stride_w = c.stride;
+  p.pad_h = p.pad_w = c.pad;
+  const Tensor x = rnd({1, c.C, c.H, c.H}, 1), w = rnd({c.O, c.C, c.K, c.K}, 2), b = rnd({c.O}, 3);
+  for (auto _ : st) benchmark::DoNotOptimize(kernels::conv2d(x, w, b, p).raw_data());
+  st.counters["count"] = static_cast<double>(c.count);
+  st.SetLabel(std::to_string(c.C) + "->" + std::to_string(c.O) + " " + std::to_string(c.K) + "x" + std::to_string(c.K) +
+              " s" + std::to_string(c.stride) + " at " + std::to_string(c.H));
+}
+BENCHMARK(BM_resnet50_b1_layer)->DenseRange(0, 22)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(BM_alexnet_input_grad)->DenseRange(0, 3)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_alexnet_layer)->ArgsProduct({{0, 1, 2, 3, 4, 5, 6, 7}, {1, 64}})->Unit(benchmark::kMillisecond)->UseRealTime();
 

@@ -312,6 +312,14 @@ std::vector<Cfg> packed_cfgs() {
       make(1, 48, 9, 9, 37, 3, 3, 1, 1, 1, 1, false),    // Kg 432: a full and a 48-deep pass
       make(1, 3, 17, 16, 515, 1, 1, 1, 0, 1, 1, true),   // 1x1 with >= 512 outputs: packed too, bands
       make(2, 6, 5, 7, 513, 1, 1, 1, 0, 1, 1, false),    // the same with small images side by side
+      // Strides 2 and 4 (their im2col compacts 2 or 4 masked loads per 16 outputs): rows wider than
+      // 16 outputs with padding at both ends, a dilation, a strided 1x1, and batch 1 on a small map
+      // (output-channel blocks instead of row bands when threads > 1).
+      make(1, 3, 41, 75, 33, 7, 7, 2, 3, 1, 1, true),    // a ResNet stem at odd size: OW 38
+      make(2, 2, 29, 93, 40, 5, 5, 4, 2, 2, 1, false),   // stride 4, dilation 2, OW 22
+      make(1, 4, 18, 70, 36, 11, 11, 4, 5, 1, 1, true),  // stride 4, padding 5 over an 11-wide kernel
+      make(1, 20, 14, 35, 64, 1, 1, 2, 0, 1, 1, true),   // 1x1 stride 2
+      make(1, 24, 9, 9, 72, 3, 3, 1, 1, 1, 1, true),     // batch 1, P 81: channel blocks of 40 + 32
   };
 }
 

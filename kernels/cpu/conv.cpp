@@ -252,8 +252,9 @@ gemm::Mat<T> col_block(const Geom& g, const T* x, const Piece& pc, int64_t gi, i
 // packed column strips (conv_gemm.h): its column i = (oh - oh0) * OW + ow is column p0 + i of the
 // GEMM, at dst + (p0 + i) / kNR * stride + (p0 + i) % kNR. At stride 1, sixteen output columns at
 // a time: a masked load reads only the lanes inside the input (the rest are the zero padding),
-// and one or two masked stores put them in their strips. Other strides go element by element (a
-// gather is slower on AMD's cores). Writing the strips directly, rather than an im2col row that
+// and one or two masked stores put them in their strips. Strides 2 and 4 likewise, their
+// sixteen outputs compacted from 2 or 4 masked loads by permutes; other strides go element by
+// element (a gather is slower on AMD's cores). Writing the strips directly, rather than an im2col row that
 // is then cut into strips, avoids reloading the row while its overlapping stores are still in
 // flight (a store-forwarding stall per vector at 13-wide maps). Packing strip by strip instead
 // (each strip's rows contiguous, used at once) measured slower: every row then reads another
@@ -267,11 +268,40 @@ void pack_im2col_row(const Geom& g, const float* x, int64_t c, int64_t kh, int64
     from = std::clamp<int64_t>(from, 0, 16), to = std::clamp<int64_t>(to, 0, 16);
     return static_cast<__mmask16>(((1u << to) - 1u) & ~((1u << from) - 1u));
   };
+  // Sixteen outputs ow0.. at stride 2 or 4: the input floats they read, in 2 or 4 masked loads
+  // (only the lanes of valid outputs: the rest read as the zero padding), compacted by permutes.
+  // AlexNet's conv1 (stride 4) spent more time in an element-by-element im2col than in its GEMM.
+  const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+  const __m512i fourth = _mm512_set_epi32(28, 24, 20, 16, 12, 8, 4, 0, 28, 24, 20, 16, 12, 8, 4, 0);
+  // Bit i of a byte (a nibble) moved to bit 2i (4i): which input lanes a stride-2 (-4) load needs.
+  static constexpr auto kSpread = [] {
+    struct {
+      uint16_t by2[256], by4[16];
+    } t{};
+    for (unsigned b = 0; b < 256; ++b)
+      for (unsigned i = 0; i < 8; ++i) {
+        if ((b >> i) & 1u) t.by2[b] |= static_cast<uint16_t>(1u << (2 * i));
+        if (b < 16 && i < 4 && ((b >> i) & 1u)) t.by4[b] |= static_cast<uint16_t>(1u << (4 * i));
+      }
+    return t;
+  }();
+  auto strided16 = [&](const float* src, int64_t ow0, __mmask16 valid) -> __m512 {
+    const float* p = src + ow0 * g.sw;
+    if (g.sw == 2) {
+      const __m512 a0 = _mm512_maskz_loadu_ps(kSpread.by2[valid & 0xFFu], p);
+      const __m512 a1 = _mm512_maskz_loadu_ps(kSpread.by2[valid >> 8], p + 16);
+      return _mm512_permutex2var_ps(a0, even, a1);
+    }
+    __m512 a[4];
+    for (int j = 0; j < 4; ++j)
+      a[j] = _mm512_maskz_loadu_ps(kSpread.by4[(valid >> (4 * j)) & 0xFu], p + 16 * j);
+    return _mm512_mask_blend_ps(0xFF00, _mm512_permutex2var_ps(a[0], fourth, a[1]), _mm512_permutex2var_ps(a[2], fourth, a[3]));
+  };
   for (int64_t oh = oh0; oh < oh1; ++oh, p0 += g.OW) {
     const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
     const bool inside = ih >= 0 && ih < g.H;
     const float* src = x + (c * g.H + (inside ? ih : 0)) * g.W + off;  // src[ow * sw] for ow in [s.lo, s.hi)
-    if (g.sw != 1) {
+    if (g.sw != 1 && g.sw != 2 && g.sw != 4) {
       const int64_t lo = inside ? s.lo : g.OW, hi = inside ? s.hi : g.OW;
       for (int64_t ow = 0; ow < g.OW;) {  // runs that stay inside one strip
         const int64_t p = p0 + ow, n = std::min(g.OW - ow, NR - p % NR);
@@ -283,7 +313,8 @@ void pack_im2col_row(const Geom& g, const float* x, int64_t c, int64_t kh, int64
     int64_t q = p0 % NR;  // column p0's place in its strip, followed without divisions
     float* d = dst + p0 / NR * stride + q;
     for (int64_t ow = 0; ow < g.OW; ow += 16) {
-      const __m512 v = _mm512_maskz_loadu_ps(inside ? lanes(s.lo - ow, s.hi - ow) : 0, src + ow);
+      const __mmask16 valid = inside ? lanes(s.lo - ow, s.hi - ow) : 0;
+      const __m512 v = g.sw == 1 ? _mm512_maskz_loadu_ps(valid, src + ow) : strided16(src, ow, valid);
       const int64_t n = std::min<int64_t>(16, g.OW - ow), first = std::min(n, NR - q);
       _mm512_mask_storeu_ps(d, lanes(0, first), v);
       // Lanes past the strip's end start the next strip: shifting the base back by `first`
@@ -298,8 +329,12 @@ void pack_im2col_row(const Geom& g, const float* x, int64_t c, int64_t kh, int64
 // float conv2d on the packed GEMM of conv_gemm.h, with the same units as conv2d_impl: the weights
 // are packed once per call; each unit runs the depth passes, writing each pass's im2col rows
 // straight into packed column strips.
+// `msplit` > 1 also cuts each (piece, group) into that many blocks of output channels (whole
+// panels), each unit packing the piece's im2col for itself: at batch 1 on small maps this shares
+// the threads out without the narrow strips of output-row bands (a 14x14 map in two bands of 98
+// columns runs 2 x 2.4 strips' worth of FMAs where the whole map runs 4.4).
 void conv2d_packed(const Geom& g, const float* x, const float* w, const float* bias, float* y,
-                   const std::vector<Piece>& pieces) {
+                   const std::vector<Piece>& pieces, int64_t msplit = 1) {
   namespace cg = conv_gemm;
   const int64_t asz = cg::packed_a_size(g.Og, g.Kg);
   // Kept from call to call, like the units' scratch: a fresh zeroed vector of megabytes cost a
@@ -319,18 +354,21 @@ void conv2d_packed(const Geom& g, const float* x, const float* w, const float* b
     }
   });
   const int64_t np = static_cast<int64_t>(pieces.size());
-  run_units<float>(np * g.G, [&](int64_t u, Work<float>& work) {
-    const Piece& pc = pieces[u / g.G];
-    const int64_t gi = u % g.G, nimg = pc.n1 - pc.n0, per = (pc.oh1 - pc.oh0) * g.OW, cols = nimg * per;
+  const int64_t block = ceil_div(panels, msplit) * cg::kMR;  // output channels per unit
+  run_units<float>(np * g.G * msplit, [&](int64_t u, Work<float>& work) {
+    const Piece& pc = pieces[u / (g.G * msplit)];
+    const int64_t gi = (u / msplit) % g.G, m0 = (u % msplit) * block, m1 = std::min(g.Og, m0 + block);
+    if (m0 >= m1) return;
+    const int64_t nimg = pc.n1 - pc.n0, per = (pc.oh1 - pc.oh0) * g.OW, cols = nimg * per;
     const int64_t strips = cg::b_strips(cols);
     float* pb = work.col.get(cg::packed_b_size(std::min(g.Kg, cg::kKC), cols));
-    const float* a = pa + gi * asz;
-    const float* bg = bias ? bias + gi * g.Og : nullptr;
+    const float* a = pa + gi * asz + m0 * g.Kg;  // panel m0 / kMR
+    const float* bg = bias ? bias + gi * g.Og + m0 : nullptr;
     // Straight into y[n, group rows, band columns] (row stride P) for one image; several images
     // side by side go to a buffer, then each image into y.
-    float* out = pc.single() ? y + (pc.n0 * g.O + gi * g.Og) * g.P + pc.oh0 * g.OW : work.buf.get(g.Og * cols);
     const int64_t ldo = pc.single() ? g.P : cols;
-    if (g.Kg == 0) cg::gemm_pass(g.Og, cols, 0, 0, 0, a, pb, bg, out, ldo);
+    float* out = (pc.single() ? y + (pc.n0 * g.O + gi * g.Og) * g.P + pc.oh0 * g.OW : work.buf.get(g.Og * cols)) + m0 * ldo;
+    if (g.Kg == 0) cg::gemm_pass(m1 - m0, cols, 0, 0, 0, a, pb, bg, out, ldo);
     for (int64_t k0 = 0; k0 < g.Kg; k0 += cg::kKC) {
       const int64_t kc = std::min(cg::kKC, g.Kg - k0), stride = cg::b_strip_offset(1, kc);
       // The last strip's columns past `cols` must be zero; the rows below overwrite the rest.
@@ -341,12 +379,13 @@ void conv2d_packed(const Geom& g, const float* x, const float* w, const float* b
           pack_im2col_row(g, x + ((pc.n0 + j) * g.C + gi * g.Cg) * g.HW, c, kh, kw, pc.oh0, pc.oh1, j * per,
                           pb + (k - k0) * cg::kNR, stride);
       }
-      cg::gemm_pass(g.Og, cols, g.Kg, k0, kc, a, pb, bg, out, ldo);
+      cg::gemm_pass(m1 - m0, cols, g.Kg, k0, kc, a, pb, bg, out, ldo);
     }
     if (pc.single()) return;
     for (int64_t j = 0; j < nimg; ++j)
-      for (int64_t o = 0; o < g.Og; ++o)
-        std::copy(out + o * cols + j * g.P, out + o * cols + (j + 1) * g.P, y + ((pc.n0 + j) * g.O + gi * g.Og + o) * g.P);
+      for (int64_t o = m0; o < m1; ++o)
+        std::copy(out + (o - m0) * cols + j * g.P, out + (o - m0) * cols + (j + 1) * g.P,
+                  y + ((pc.n0 + j) * g.O + gi * g.Og + o) * g.P);
   });
 }
 
@@ -377,12 +416,18 @@ void conv2d_impl(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
   // Packing B costs about what
   // a few dozen output channels of FMAs on it save, so convs with fewer output channels per group
   // stay with Eigen too (measured, one thread: 0.36x packed at 1 channel, 0.7-0.9x at 4-24,
-  // 1.17x at 32). A 1x1 stride-1 conv is a plain GEMM on x in place for Eigen, with no im2col at
-  // all: packed it wins only from 512 channels (0.7-0.95x below, 1.1-1.2x from 512 up, on
-  // ResNet-50's). The choice depends on the geometry only; the packed path's cut may follow the
-  // real thread count, as its outputs do not depend on the cut.
+  // 1.17x at 32). A 1x1 stride-1 conv is a plain GEMM on x in place, with no im2col at all: it
+  // takes the path below, whose float GEMM is the packed kernel too (gemm_tiles.h, with x's rows
+  // copied into its strips), cut by packed_gemm among the threads. The choice depends on the
+  // geometry only; the packed path's cut may follow the real thread count, as its outputs do not
+  // depend on the cut.
   if constexpr (std::is_same_v<T, float>) {
-    if (g.Og >= (g.identity ? 512 : 32)) {
+    if (!g.identity && g.Og >= 32) {
+      // Too few images for the threads, on a small map: blocks of output channels, not bands.
+      if (g.N * g.G < threads && g.P < 512 && g.Og >= 2 * threads * conv_gemm::kMR) {
+        conv2d_packed(g, x, w, bias, y, make_pieces(g, budget_bands), threads);
+        return;
+      }
       const int64_t bands = std::max(budget_bands, split_for_threads(g.N * g.G, threads));
       conv2d_packed(g, x, w, bias, y, make_pieces(g, bands, packed_images(g, threads)));
       return;
@@ -404,10 +449,7 @@ void conv2d_impl(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
     if (pc.single()) {
       // Straight into y[n, group rows, band columns]: (Og, cols) with row stride P.
       T* yg = y + (pc.n0 * g.O + gi * g.Og) * g.P + pc.oh0 * g.OW;
-      gemm::gemm(wg, col, yg, g.P, false);
-      if (bias)
-        for (int64_t o = 0; o < g.Og; ++o)
-          for (int64_t i = 0; i < cols; ++i) yg[o * g.P + i] += bias[gi * g.Og + o];
+      gemm::gemm(wg, col, yg, g.P, false, bias ? bias + gi * g.Og : nullptr);
       return;
     }
     // Several images side by side: GEMM into a buffer, then each image's block into y.

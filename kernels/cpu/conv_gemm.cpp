@@ -151,22 +151,9 @@ void pack_b_block(const float* b, int64_t brs, int64_t bcs, int64_t k0, int64_t 
 int64_t packed_a_size(int64_t M, int64_t K) { return (M + kMR - 1) / kMR * kMR * K; }
 
 void pack_a(const float* a, int64_t lda, int64_t M, int64_t K, float* out) {
-  // Eight rows at a time, 16 columns of each: an 8x16 block transposed in registers and stored
-  // as 16 contiguous panel rows (a row-by-row scatter into the panel took 3.4% of a dream step).
-  for (int64_t m0 = 0; m0 < M; m0 += kMR) {
-    float* panel = out + m0 * K;  // (K, kMR)
-    const int64_t rows = std::min(kMR, M - m0);
-    int64_t k = 0;
-    if (rows == kMR)
-      for (; k + 16 <= K; k += 16) {
-        alignas(64) float t[kMR][16];
-        for (int64_t r = 0; r < kMR; ++r) _mm512_store_ps(t[r], _mm512_loadu_ps(a + (m0 + r) * lda + k));
-        for (int64_t j = 0; j < 16; ++j)
-          for (int64_t r = 0; r < kMR; ++r) panel[(k + j) * kMR + r] = t[r][j];
-      }
-    for (; k < K; ++k)
-      for (int64_t r = 0; r < kMR; ++r) panel[k * kMR + r] = r < rows ? a[(m0 + r) * lda + k] : 0.0f;
-  }
+  // The panels of all K columns are one depth pass of K: sixteen rows at a time transposed in
+  // registers (a scalar 8x16 scatter took a tenth of ResNet-50's batch-1 forward).
+  pack_a_pass(a, lda, 1, M, 0, K, out);
 }
 
 int64_t packed_b_size(int64_t kc, int64_t N) { return b_strips(N) * kNR * kc; }
@@ -204,10 +191,10 @@ void gemm_pass(int64_t M, int64_t N, int64_t K, int64_t k0, int64_t kc, const fl
 }
 
 void gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t ars, int64_t acs, const float* b, int64_t brs,
-          int64_t bcs, float* c, int64_t ldc, bool accumulate) {
+          int64_t bcs, float* c, int64_t ldc, bool accumulate, const float* row_bias) {
   if (K == 0) {  // empty sum
     if (!accumulate)
-      for (int64_t m = 0; m < M; ++m) std::fill(c + m * ldc, c + m * ldc + N, 0.0f);
+      for (int64_t m = 0; m < M; ++m) std::fill(c + m * ldc, c + m * ldc + N, row_bias ? row_bias[m] : 0.0f);
     return;
   }
   // This thread's packing buffers, kept between calls (a pass of A is at most 576 x kKC floats
@@ -227,13 +214,14 @@ void gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t ars, int64_t 
       for (int64_t m0 = 0; m0 < M; m0 += kMR) {
         const float* ap = pa + m0 * kc;
         float* ct = c + m0 * ldc + n0;
+        const float* bt = row_bias ? row_bias + m0 : nullptr;
         const int64_t rows = std::min(kMR, M - m0);
         if (n > 2 * kV)
-          micro<3>(kc, ap, pb, ct, ldc, first, nullptr, rows, n);
+          micro<3>(kc, ap, pb, ct, ldc, first, bt, rows, n);
         else if (n > kV)
-          micro<2>(kc, ap, pb, ct, ldc, first, nullptr, rows, n);
+          micro<2>(kc, ap, pb, ct, ldc, first, bt, rows, n);
         else
-          micro<1>(kc, ap, pb, ct, ldc, first, nullptr, rows, n);
+          micro<1>(kc, ap, pb, ct, ldc, first, bt, rows, n);
       }
     }
   }

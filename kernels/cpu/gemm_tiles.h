@@ -127,6 +127,12 @@ inline Tiling tiling(int64_t m, int64_t n, int64_t k) {
     t.tm = detail::ceil_div(detail::ceil_div(std::max<int64_t>(m, 1), 2 * t.mt), 16) * 16;
     t.mt = detail::ceil_div(std::max<int64_t>(m, 1), t.tm);
   }
+  // Too few rows to halve (a matrix-vector product: AlexNet's classifier at batch 1 was 11
+  // column tiles, 6 against 5 on two threads): halve the column tiles (multiples of 48) instead.
+  while (work >= kBalance && (t.count() < 4 || t.count() % 2 == 1) && t.tm < 32 && t.tn >= 96) {
+    t.tn = detail::ceil_div(detail::ceil_div(std::max<int64_t>(n, 1), 2 * t.nt), 48) * 48;
+    t.nt = detail::ceil_div(std::max<int64_t>(n, 1), t.tn);
+  }
   return t;
 }
 
@@ -159,14 +165,64 @@ void for_units(int64_t units, double work, bool uneven, F&& f) {
   }
 }
 
-// C = A B (or C += A B), tiled by tiling(), the tiles spread over the threads (for_units).
-// Bit-identical for any thread count.
+#ifdef CORTEX_CONV_GEMM
+// A float product that conv_gemm::gemm takes whole (gemm_pays on its full shape). Its outputs do
+// not depend on how C is cut, so the cut may follow the thread count. Row blocks of at most 384
+// rows (a depth pass of A, 384 x 384 floats, stays in L2). When there are too few to share evenly:
+// with at least 4 strips of 48 columns per thread, each row block is cut into one group of strips
+// per thread (each group packs A's panels again, a small cost beside B's); narrower products are
+// cut into more row blocks instead (each packs B again, but no thread runs a narrow last strip it
+// would not have run alone). Unlike the fixed tiles, A's panels are packed once per row block,
+// not once per 384 columns (an eighth of ViT's batch-1 linear layers went to repacking A).
+inline void packed_gemm(const Mat<float>& a, const Mat<float>& b, float* c, int64_t ldc, bool accumulate,
+                        const float* row_bias) {
+  const int64_t m = a.rows, n = b.cols, k = a.cols;
+  const double work = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  const int64_t threads = work < kParallelWork || omp_in_parallel() ? 1 : omp_get_max_threads();
+  const int64_t panels = detail::ceil_div(m, conv_gemm::kMR), strips = detail::ceil_div(n, conv_gemm::kNR);
+  int64_t mt = detail::ceil_div(m, 384), groups = 1;
+  if (mt % threads != 0 && mt < 4 * threads) {
+    if (strips >= 4 * threads || panels < 2 * threads)
+      groups = std::min(strips, threads);
+    else
+      mt = detail::ceil_div(mt, threads) * threads;
+  }
+  const int64_t tm = detail::ceil_div(panels, mt) * conv_gemm::kMR, mu = detail::ceil_div(m, tm);
+  const int64_t tn = detail::ceil_div(strips, groups) * conv_gemm::kNR, nt = detail::ceil_div(n, tn);
+  for_units(mu * nt, work, true, [&](int64_t u) {
+    const int64_t i0 = (u / nt) * tm, j0 = (u % nt) * tn;
+    conv_gemm::gemm(std::min(tm, m - i0), std::min(tn, n - j0), k, a.p + i0 * a.rs, a.rs, a.cs, b.p + j0 * b.cs, b.rs,
+                    b.cs, c + i0 * ldc + j0, ldc, accumulate, row_bias ? row_bias + i0 : nullptr);
+  });
+}
+#endif
+
+// C = A B (or C += A B), tiled by tiling(), the tiles spread over the threads (for_units); a
+// float product the packed kernel pays on goes to packed_gemm instead. row_bias (not with
+// accumulate): row i of C gets row_bias[i] too (after the products on Eigen's tiles, before them
+// on the packed kernel; either way the same at any thread count). Bit-identical for any thread
+// count.
 template <class T>
-void gemm(const Mat<T>& a, const Mat<T>& b, T* c, int64_t ldc, bool accumulate) {
+void gemm(const Mat<T>& a, const Mat<T>& b, T* c, int64_t ldc, bool accumulate, const T* row_bias = nullptr) {
   if (a.rows == 0 || b.cols == 0) return;
+#ifdef CORTEX_CONV_GEMM
+  if constexpr (std::is_same_v<T, float>) {
+    if (conv_gemm::gemm_pays(a.rows, b.cols, a.cols)) {
+      packed_gemm(a, b, c, ldc, accumulate, row_bias);
+      return;
+    }
+  }
+#endif
   const Tiling t = tiling(a.rows, b.cols, a.cols);
   const double work = static_cast<double>(a.rows) * static_cast<double>(b.cols) * static_cast<double>(a.cols);
-  for_units(t.count(), work, true, [&](int64_t u) { tile(t, u, a, b, c, ldc, accumulate); });
+  for_units(t.count(), work, true, [&](int64_t u) {
+    tile(t, u, a, b, c, ldc, accumulate);
+    if (!row_bias) return;
+    const int64_t i0 = (u / t.nt) * t.tm, j0 = (u % t.nt) * t.tn;
+    const int64_t i1 = std::min(a.rows, i0 + t.tm), j1 = std::min(b.cols, j0 + t.tn);
+    for (int64_t i = i0; i < i1; ++i)
+      for (int64_t j = j0; j < j1; ++j) c[i * ldc + j] += row_bias[i];
+  });
 }
 
 }  // namespace cortex::kernels::cpu::gemm
