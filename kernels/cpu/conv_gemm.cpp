@@ -24,7 +24,7 @@ constexpr int kV = 16;  // floats per AVX-512 vector
 // strip, fewer for a narrow last strip so its padding costs less.
 template <int NV>
 void micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool first, const float* bias,
-           int64_t rows, int64_t cols) {
+           int64_t rows, int64_t cols, const float* col_bias = nullptr) {
   __m512 acc[kMR][NV];
   __mmask16 mask[NV];
   for (int v = 0; v < NV; ++v) {
@@ -36,7 +36,9 @@ void micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bo
       if (r >= rows)
         acc[r][v] = _mm512_setzero_ps();
       else if (first)
-        acc[r][v] = bias ? _mm512_set1_ps(bias[r]) : _mm512_setzero_ps();
+        acc[r][v] = bias       ? _mm512_set1_ps(bias[r])
+                    : col_bias ? _mm512_maskz_loadu_ps(mask[v], col_bias + v * kV)
+                               : _mm512_setzero_ps();
       else
         acc[r][v] = _mm512_maskz_loadu_ps(mask[v], c + r * ldc + v * kV);
     }
@@ -191,10 +193,11 @@ void gemm_pass(int64_t M, int64_t N, int64_t K, int64_t k0, int64_t kc, const fl
 }
 
 void gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t ars, int64_t acs, const float* b, int64_t brs,
-          int64_t bcs, float* c, int64_t ldc, bool accumulate, const float* row_bias) {
+          int64_t bcs, float* c, int64_t ldc, bool accumulate, const float* row_bias, const float* col_bias) {
   if (K == 0) {  // empty sum
     if (!accumulate)
-      for (int64_t m = 0; m < M; ++m) std::fill(c + m * ldc, c + m * ldc + N, row_bias ? row_bias[m] : 0.0f);
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t j = 0; j < N; ++j) c[m * ldc + j] = row_bias ? row_bias[m] : col_bias ? col_bias[j] : 0.0f;
     return;
   }
   // This thread's packing buffers, kept between calls (a pass of A is at most 576 x kKC floats
@@ -215,13 +218,14 @@ void gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t ars, int64_t 
         const float* ap = pa + m0 * kc;
         float* ct = c + m0 * ldc + n0;
         const float* bt = row_bias ? row_bias + m0 : nullptr;
+        const float* cb = col_bias ? col_bias + n0 : nullptr;
         const int64_t rows = std::min(kMR, M - m0);
         if (n > 2 * kV)
-          micro<3>(kc, ap, pb, ct, ldc, first, bt, rows, n);
+          micro<3>(kc, ap, pb, ct, ldc, first, bt, rows, n, cb);
         else if (n > kV)
-          micro<2>(kc, ap, pb, ct, ldc, first, bt, rows, n);
+          micro<2>(kc, ap, pb, ct, ldc, first, bt, rows, n, cb);
         else
-          micro<1>(kc, ap, pb, ct, ldc, first, bt, rows, n);
+          micro<1>(kc, ap, pb, ct, ldc, first, bt, rows, n, cb);
       }
     }
   }

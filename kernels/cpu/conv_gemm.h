@@ -53,14 +53,15 @@ void gemm_strip(int64_t M, int64_t n, int64_t K, int64_t k0, int64_t kc, const f
 void gemm_pass(int64_t M, int64_t N, int64_t K, int64_t k0, int64_t kc, const float* pa, const float* pb,
                const float* bias, float* c, int64_t ldc);
 
-// C (M, N) = A B (+ row_bias[i] on row i when row_bias is not null), or C += A B when
-// accumulating (row_bias must then be null); A element (i, k) at a[i ars + k acs], B element
+// C (M, N) = A B (+ row_bias[i] on row i, or + col_bias[j] on column j, when not null), or
+// C += A B when accumulating (no bias then); A element (i, k) at a[i ars + k acs], B element
 // (k, j) at b[k brs + j bcs], either operand row- or column-major (one stride 1) or neither
 // (read element by element). Packs one depth pass of A (all M rows, kKC columns) and, per strip,
 // one kKC x kNR block of B into this thread's buffers. Every output is (C, or the bias, or 0) + its
 // K products in order, as in gemm_pass. M, N >= 1, K >= 0.
 void gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t ars, int64_t acs, const float* b, int64_t brs,
-          int64_t bcs, float* c, int64_t ldc, bool accumulate, const float* row_bias = nullptr);
+          int64_t bcs, float* c, int64_t ldc, bool accumulate, const float* row_bias = nullptr,
+          const float* col_bias = nullptr);
 
 // Whether gemm() beats Eigen's 48x4 kernel on this shape (measured on Xeon, docs/gemm.md): not on
 // matrix-vector products or thin ones, where packing costs more than the wider kernel saves, nor

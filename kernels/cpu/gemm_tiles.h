@@ -175,7 +175,7 @@ void for_units(int64_t units, double work, bool uneven, F&& f) {
 // would not have run alone). Unlike the fixed tiles, A's panels are packed once per row block,
 // not once per 384 columns (an eighth of ViT's batch-1 linear layers went to repacking A).
 inline void packed_gemm(const Mat<float>& a, const Mat<float>& b, float* c, int64_t ldc, bool accumulate,
-                        const float* row_bias) {
+                        const float* row_bias, const float* col_bias) {
   const int64_t m = a.rows, n = b.cols, k = a.cols;
   const double work = static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
   const int64_t threads = work < kParallelWork || omp_in_parallel() ? 1 : omp_get_max_threads();
@@ -192,23 +192,25 @@ inline void packed_gemm(const Mat<float>& a, const Mat<float>& b, float* c, int6
   for_units(mu * nt, work, true, [&](int64_t u) {
     const int64_t i0 = (u / nt) * tm, j0 = (u % nt) * tn;
     conv_gemm::gemm(std::min(tm, m - i0), std::min(tn, n - j0), k, a.p + i0 * a.rs, a.rs, a.cs, b.p + j0 * b.cs, b.rs,
-                    b.cs, c + i0 * ldc + j0, ldc, accumulate, row_bias ? row_bias + i0 : nullptr);
+                    b.cs, c + i0 * ldc + j0, ldc, accumulate, row_bias ? row_bias + i0 : nullptr,
+                    col_bias ? col_bias + j0 : nullptr);
   });
 }
 #endif
 
 // C = A B (or C += A B), tiled by tiling(), the tiles spread over the threads (for_units); a
-// float product the packed kernel pays on goes to packed_gemm instead. row_bias (not with
-// accumulate): row i of C gets row_bias[i] too (after the products on Eigen's tiles, before them
-// on the packed kernel; either way the same at any thread count). Bit-identical for any thread
-// count.
+// float product the packed kernel pays on goes to packed_gemm instead. Not with accumulate: row i
+// of C gets row_bias[i] (after the products on Eigen's tiles, before them on the packed kernel),
+// or column j gets col_bias[j] (linear's bias: before the products on both). Bit-identical for
+// any thread count.
 template <class T>
-void gemm(const Mat<T>& a, const Mat<T>& b, T* c, int64_t ldc, bool accumulate, const T* row_bias = nullptr) {
+void gemm(const Mat<T>& a, const Mat<T>& b, T* c, int64_t ldc, bool accumulate, const T* row_bias = nullptr,
+          const T* col_bias = nullptr) {
   if (a.rows == 0 || b.cols == 0) return;
 #ifdef CORTEX_CONV_GEMM
   if constexpr (std::is_same_v<T, float>) {
     if (conv_gemm::gemm_pays(a.rows, b.cols, a.cols)) {
-      packed_gemm(a, b, c, ldc, accumulate, row_bias);
+      packed_gemm(a, b, c, ldc, accumulate, row_bias, col_bias);
       return;
     }
   }
@@ -216,12 +218,14 @@ void gemm(const Mat<T>& a, const Mat<T>& b, T* c, int64_t ldc, bool accumulate, 
   const Tiling t = tiling(a.rows, b.cols, a.cols);
   const double work = static_cast<double>(a.rows) * static_cast<double>(b.cols) * static_cast<double>(a.cols);
   for_units(t.count(), work, true, [&](int64_t u) {
-    tile(t, u, a, b, c, ldc, accumulate);
-    if (!row_bias) return;
     const int64_t i0 = (u / t.nt) * t.tm, j0 = (u % t.nt) * t.tn;
     const int64_t i1 = std::min(a.rows, i0 + t.tm), j1 = std::min(b.cols, j0 + t.tn);
-    for (int64_t i = i0; i < i1; ++i)
-      for (int64_t j = j0; j < j1; ++j) c[i * ldc + j] += row_bias[i];
+    if (col_bias)  // the tile starts as the bias; the products are added onto it
+      for (int64_t i = i0; i < i1; ++i) std::copy(col_bias + j0, col_bias + j1, c + i * ldc + j0);
+    tile(t, u, a, b, c, ldc, accumulate || col_bias);
+    if (row_bias)
+      for (int64_t i = i0; i < i1; ++i)
+        for (int64_t j = j0; j < j1; ++j) c[i * ldc + j] += row_bias[i];
   });
 }
 

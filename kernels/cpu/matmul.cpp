@@ -95,19 +95,14 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   Tensor y = empty({rows, out_f}, x.dtype());
   if (rows == 0 || out_f == 0) return y.view(out_shape);
 
+  // Each output starts as its bias; the GEMM adds x w^T onto it (the tile's first pass, or the
+  // tile filled with the bias first: gemm_tiles.h).
+  const Tensor bc = b.defined() ? b.contiguous() : Tensor();
   dispatch_float(x.dtype(), "linear", [&](auto tag) {
     using T = decltype(tag);
-    T* py = y.data<T>();
-    if (b.defined()) {
-      // y starts as the bias in every row; the GEMM then accumulates x w^T onto it.
-      const T* pb = b.data<T>();
-      const int64_t bs = b.stride(0);
-#pragma omp parallel for schedule(static) if (rows * out_f > (1 << 16))
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t o = 0; o < out_f; ++o) py[r * out_f + o] = pb[o * bs];
-    }
     gemm::gemm<T>({x2.data<T>(), rows, in_f, x2.stride(0), x2.stride(1)},
-            {wm.data<T>(), in_f, out_f, wm.stride(1), wm.stride(0)}, py, out_f, b.defined());
+                  {wm.data<T>(), in_f, out_f, wm.stride(1), wm.stride(0)}, y.data<T>(), out_f, false, nullptr,
+                  bc.defined() ? bc.data<T>() : nullptr);
   });
   return y.view(out_shape);
 }
