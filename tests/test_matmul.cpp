@@ -277,10 +277,11 @@ TEST(Matmul, PackedGemmLayouts) {
   std::mt19937 rng(77);
   std::normal_distribution<float> nd;
   struct Shape3 { int64_t M, N, K; };
-  for (const Shape3 s : {Shape3{1, 1, 1}, {8, 48, 16}, {13, 50, 17}, {33, 97, 401}, {40, 16, 800}, {17, 130, 0}, {57, 200, 1000}}) {
+  for (const Shape3 s : {Shape3{1, 1, 1}, {8, 48, 16}, {13, 50, 17}, {33, 97, 401}, {40, 16, 800}, {17, 130, 0}, {57, 200, 1000}, {37, 100, 50}, {70, 147, 390}}) {
     for (int la = 0; la < 3; ++la)
       for (int lb = 0; lb < 3; ++lb)
-        for (bool acc : {false, true}) {
+        for (int mode : {0, 1, 2, 3}) {  // 0: C = A B, 1: C += A B, 2: + a bias per row, 3: per column
+          const bool acc = mode == 1;
           const int64_t M = s.M, N = s.N, K = s.K, pad = 3;
           // Layout 0: row-major, 1: column-major, 2: neither (both strides > 1), each with padding.
           auto strides = [&](int l, int64_t r, int64_t c) -> std::pair<int64_t, int64_t> {
@@ -297,9 +298,14 @@ TEST(Matmul, PackedGemmLayouts) {
           std::vector<float> c(M * ldc + 8), c0;
           for (float& v : c) v = nd(rng);
           c0 = c;
-          cg::gemm(M, N, K, a.data(), ars, acs, b.data(), brs, bcs, c.data(), ldc, acc);
+          std::vector<float> rb(M), cb(N);
+          for (float& v : rb) v = nd(rng);
+          for (float& v : cb) v = nd(rng);
+          const float* row_bias = mode == 2 ? rb.data() : nullptr;
+          const float* col_bias = mode == 3 ? cb.data() : nullptr;
+          cg::gemm(M, N, K, a.data(), ars, acs, b.data(), brs, bcs, c.data(), ldc, acc, row_bias, col_bias);
           SCOPED_TRACE("M " + std::to_string(M) + " N " + std::to_string(N) + " K " + std::to_string(K) + " layouts " +
-                       std::to_string(la) + std::to_string(lb) + (acc ? " accumulate" : ""));
+                       std::to_string(la) + std::to_string(lb) + " mode " + std::to_string(mode));
           double worst = 0;
           for (int64_t i = 0; i < M; ++i)
             for (int64_t j = 0; j < ldc; ++j) {
@@ -307,7 +313,7 @@ TEST(Matmul, PackedGemmLayouts) {
                 ASSERT_EQ(c[i * ldc + j], c0[i * ldc + j]);
                 continue;
               }
-              double ref = acc ? c0[i * ldc + j] : 0.0, mag = std::abs(ref);
+              double ref = acc ? c0[i * ldc + j] : row_bias ? rb[i] : col_bias ? cb[j] : 0.0, mag = std::abs(ref);
               for (int64_t k = 0; k < K; ++k) {
                 const double p = static_cast<double>(a[i * ars + k * acs]) * b[k * brs + j * bcs];
                 ref += p, mag += std::abs(p);
@@ -322,7 +328,8 @@ TEST(Matmul, PackedGemmLayouts) {
             for (int64_t i0 = 0; i0 < M; i0 += 16)
               for (int64_t j0 = 0; j0 < N; j0 += 48)
                 cg::gemm(std::min<int64_t>(16, M - i0), std::min<int64_t>(48, N - j0), K, a.data() + i0 * ars, ars, acs,
-                         b.data() + j0 * bcs, brs, bcs, t.data() + i0 * ldc + j0, ldc, acc);
+                         b.data() + j0 * bcs, brs, bcs, t.data() + i0 * ldc + j0, ldc, acc,
+                         row_bias ? row_bias + i0 : nullptr, col_bias ? col_bias + j0 : nullptr);
             EXPECT_EQ(std::memcmp(t.data(), c.data(), c.size() * sizeof(float)), 0);
           }
         }

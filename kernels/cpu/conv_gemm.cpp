@@ -58,6 +58,75 @@ void micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bo
     for (int v = 0; v < NV; ++v) _mm512_mask_storeu_ps(c + r * ldc + v * kV, mask[v], acc[r][v]);
 }
 
+// A strip with at most 4 columns (the last of a 49- or 196-column map): micro<1> would run 8 full
+// 16-wide FMAs per depth step for 8 x n useful products. Here the rows are the lanes instead: P
+// panels of 8 rows at a time, one 8-wide FMA per panel and column, n broadcasts of B. Same sums,
+// in the same order (acc = (first ? bias : C) + products in k order), so a column gives the same
+// bits in this kernel as in micro. a: panel p at a + p pstride, (kc, kMR) each; rows: the rows of
+// these P panels that exist (<= P kMR).
+template <int T, int P>
+void micro_tall(int64_t kc, const float* a, int64_t pstride, const float* b, float* c, int64_t ldc, bool first,
+                const float* bias, const float* col_bias, int64_t rows) {
+  alignas(32) float init[P][T][kMR];
+  for (int p = 0; p < P; ++p)
+    for (int j = 0; j < T; ++j)
+      for (int r = 0; r < kMR; ++r) {
+        const int64_t row = p * kMR + r;
+        init[p][j][r] = row >= rows ? 0.0f
+                        : !first    ? c[row * ldc + j]
+                        : bias      ? bias[row]
+                        : col_bias  ? col_bias[j]
+                                    : 0.0f;
+      }
+  __m256 acc[P][T];
+  for (int p = 0; p < P; ++p)
+    for (int j = 0; j < T; ++j) acc[p][j] = _mm256_load_ps(init[p][j]);
+#pragma GCC unroll 2
+  for (int64_t k = 0; k < kc; ++k) {
+    __m256 bj[T];
+    for (int j = 0; j < T; ++j) bj[j] = _mm256_set1_ps(b[k * kNR + j]);
+    for (int p = 0; p < P; ++p) {
+      const __m256 av = _mm256_loadu_ps(a + p * pstride + k * kMR);
+      for (int j = 0; j < T; ++j) acc[p][j] = _mm256_fmadd_ps(av, bj[j], acc[p][j]);
+    }
+  }
+  for (int p = 0; p < P; ++p)
+    for (int j = 0; j < T; ++j) _mm256_store_ps(init[p][j], acc[p][j]);
+  for (int p = 0; p < P; ++p)
+    for (int r = 0; r < kMR && p * kMR + r < rows; ++r)
+      for (int j = 0; j < T; ++j) c[(p * kMR + r) * ldc + j] = init[p][j][r];
+}
+
+template <int T>
+void tall_panels(int64_t panels, int64_t kc, const float* a, int64_t pstride, const float* b, float* c, int64_t ldc,
+                 bool first, const float* bias, const float* col_bias, int64_t M) {
+  for (int64_t p0 = 0; p0 < panels; p0 += 4) {
+    const int64_t m0 = p0 * kMR, rows = M - m0;
+    const float* ap = a + p0 * pstride;
+    float* cp = c + m0 * ldc;
+    const float* bp = bias ? bias + m0 : nullptr;
+    switch (std::min<int64_t>(4, panels - p0)) {
+      case 4: micro_tall<T, 4>(kc, ap, pstride, b, cp, ldc, first, bp, col_bias, rows); break;
+      case 3: micro_tall<T, 3>(kc, ap, pstride, b, cp, ldc, first, bp, col_bias, rows); break;
+      case 2: micro_tall<T, 2>(kc, ap, pstride, b, cp, ldc, first, bp, col_bias, rows); break;
+      default: micro_tall<T, 1>(kc, ap, pstride, b, cp, ldc, first, bp, col_bias, rows); break;
+    }
+  }
+}
+
+// Every panel of A against one strip of n <= kTall columns.
+constexpr int64_t kTall = 4;
+void tall_strip(int64_t n, int64_t M, int64_t kc, const float* a, int64_t pstride, const float* b, float* c,
+                int64_t ldc, bool first, const float* bias, const float* col_bias) {
+  const int64_t panels = (M + kMR - 1) / kMR;
+  switch (n) {
+    case 1: tall_panels<1>(panels, kc, a, pstride, b, c, ldc, first, bias, col_bias, M); break;
+    case 2: tall_panels<2>(panels, kc, a, pstride, b, c, ldc, first, bias, col_bias, M); break;
+    case 3: tall_panels<3>(panels, kc, a, pstride, b, c, ldc, first, bias, col_bias, M); break;
+    default: tall_panels<4>(panels, kc, a, pstride, b, c, ldc, first, bias, col_bias, M); break;
+  }
+}
+
 // 16 rows of 16 floats (row i at src + i ld) transposed in registers: col[j] = element j of every
 // row, in row order.
 inline void transpose16(const float* src, int64_t ld, __m512 col[16]) {
@@ -162,11 +231,16 @@ int64_t packed_b_size(int64_t kc, int64_t N) { return b_strips(N) * kNR * kc; }
 
 double strip_cost(int64_t N) {
   const int64_t tail = N % kNR;
-  return static_cast<double>(N / kNR) + (tail == 0 ? 0.0 : tail <= kV ? 0.4 : tail <= 2 * kV ? 0.7 : 1.0);
+  return static_cast<double>(N / kNR) +
+         (tail == 0 ? 0.0 : tail <= kTall ? 0.1 : tail <= kV ? 0.4 : tail <= 2 * kV ? 0.7 : 1.0);
 }
 
 void gemm_strip(int64_t M, int64_t n, int64_t K, int64_t k0, int64_t kc, const float* pa, const float* pb,
                 const float* bias, float* c, int64_t ldc) {
+  if (n <= kTall) {
+    tall_strip(n, M, kc, pa + k0 * kMR, K * kMR, pb, c, ldc, k0 == 0, bias, nullptr);
+    return;
+  }
   for (int64_t m0 = 0; m0 < M; m0 += kMR) {
     const float* a = pa + m0 * K + k0 * kMR;
     float* ct = c + m0 * ldc;
@@ -214,6 +288,10 @@ void gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t ars, int64_t 
     for (int64_t n0 = 0; n0 < N; n0 += kNR) {
       const int64_t n = std::min(kNR, N - n0);
       pack_b_block(b, brs, bcs, k0, kc, n0, n, pb);
+      if (n <= kTall) {
+        tall_strip(n, M, kc, pa, kc * kMR, pb, c + n0, ldc, first, row_bias, col_bias ? col_bias + n0 : nullptr);
+        continue;
+      }
       for (int64_t m0 = 0; m0 < M; m0 += kMR) {
         const float* ap = pa + m0 * kc;
         float* ct = c + m0 * ldc + n0;

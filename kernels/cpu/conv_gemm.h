@@ -31,8 +31,9 @@ void pack_a(const float* a, int64_t lda, int64_t M, int64_t K, float* out);
 
 // Packed B slice, rows [k0, k0 + kc) of B: strip s holds columns [s kNR, s kNR + kNR) as
 // (kc, kNR), at b_strip_offset(s, kc); the last strip's columns past N must be zero (or finite:
-// they are computed, never stored). A last strip of at most 16 or 32 columns costs about a third
-// or two thirds of a full one (see strip_cost); callers choosing N can use that.
+// they are computed, never stored). A last strip of at most 4 columns runs a kernel with the rows
+// in the lanes (about a tenth of a full strip's time), one of at most 16 or 32 columns about a
+// third or two thirds of a full one (see strip_cost); callers choosing N can use that.
 int64_t packed_b_size(int64_t kc, int64_t N);
 inline int64_t b_strips(int64_t N) { return (N + kNR - 1) / kNR; }
 inline int64_t b_strip_offset(int64_t s, int64_t kc) { return s * kc * kNR; }
@@ -64,10 +65,12 @@ void gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t ars, int64_t 
           const float* col_bias = nullptr);
 
 // Whether gemm() beats Eigen's 48x4 kernel on this shape (measured on Xeon, docs/gemm.md): not on
-// matrix-vector products or thin ones, where packing costs more than the wider kernel saves, nor
-// where the last strip's padding costs more than a quarter (N = 49: 0.66x Eigen).
+// matrix-vector products or thin ones, where packing costs more than the wider kernel saves; not
+// under 96 columns unless the product is small (A's packing, about M K / 3 cycles, is spread over
+// only N columns: 512 x 2048 x 49 ran 0.82x Eigen, 197 x 768 x 50 0.93x, while 32 x 32 x 32 ran
+// 1.26x); nor where the last strip's padding costs more than a quarter.
 inline bool gemm_pays(int64_t M, int64_t N, int64_t K) {
-  return M >= 8 && N >= 16 && K >= 16 && M * N * K >= (1 << 15) &&
+  return M >= 8 && N >= 16 && K >= 16 && M * N * K >= (1 << 15) && (N >= 2 * kNR || M * N * K < (1 << 18)) &&
          strip_cost(N) * static_cast<double>(kNR) <= 1.25 * static_cast<double>(N);
 }
 
