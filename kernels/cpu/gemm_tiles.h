@@ -6,6 +6,10 @@
 // (its GEBP, called directly so that Eigen never threads it, wherever it is called from), and the
 // threads only decide who computes which tile. Every remainder path of Eigen's kernels and its
 // small-product and matrix-vector fallbacks then depend on the problem alone.
+//
+// float32 products on AVX-512 builds go to the packed kernel of conv_gemm.h instead wherever
+// conv_gemm::gemm_pays says so (a function of the shape): each of its outputs is one in-order sum
+// however C is cut, so packed_gemm cuts it by the real thread count.
 #pragma once
 #include <omp.h>
 
