@@ -114,16 +114,30 @@ void tall_panels(int64_t panels, int64_t kc, const float* a, int64_t pstride, co
   }
 }
 
-// Every panel of A against one strip of n <= kTall columns.
+// Every panel of A against one strip of n <= kNR columns of one depth pass: the narrow-tail
+// kernel for n <= kTall, else micro<NV> panel by panel. Panel p at a + p pstride, (kc, kMR) each.
 constexpr int64_t kTall = 4;
-void tall_strip(int64_t n, int64_t M, int64_t kc, const float* a, int64_t pstride, const float* b, float* c,
-                int64_t ldc, bool first, const float* bias, const float* col_bias) {
+void run_strip(int64_t M, int64_t n, int64_t kc, const float* a, int64_t pstride, const float* b, float* c,
+               int64_t ldc, bool first, const float* bias, const float* col_bias) {
   const int64_t panels = (M + kMR - 1) / kMR;
   switch (n) {
-    case 1: tall_panels<1>(panels, kc, a, pstride, b, c, ldc, first, bias, col_bias, M); break;
-    case 2: tall_panels<2>(panels, kc, a, pstride, b, c, ldc, first, bias, col_bias, M); break;
-    case 3: tall_panels<3>(panels, kc, a, pstride, b, c, ldc, first, bias, col_bias, M); break;
-    default: tall_panels<4>(panels, kc, a, pstride, b, c, ldc, first, bias, col_bias, M); break;
+    case 1: return tall_panels<1>(panels, kc, a, pstride, b, c, ldc, first, bias, col_bias, M);
+    case 2: return tall_panels<2>(panels, kc, a, pstride, b, c, ldc, first, bias, col_bias, M);
+    case 3: return tall_panels<3>(panels, kc, a, pstride, b, c, ldc, first, bias, col_bias, M);
+    case 4: return tall_panels<4>(panels, kc, a, pstride, b, c, ldc, first, bias, col_bias, M);
+    default: break;
+  }
+  for (int64_t p = 0; p < panels; ++p) {
+    const float* ap = a + p * pstride;
+    float* ct = c + p * kMR * ldc;
+    const float* bt = bias ? bias + p * kMR : nullptr;
+    const int64_t rows = std::min(kMR, M - p * kMR);
+    if (n > 2 * kV)
+      micro<3>(kc, ap, b, ct, ldc, first, bt, rows, n, col_bias);
+    else if (n > kV)
+      micro<2>(kc, ap, b, ct, ldc, first, bt, rows, n, col_bias);
+    else
+      micro<1>(kc, ap, b, ct, ldc, first, bt, rows, n, col_bias);
   }
 }
 
@@ -237,22 +251,7 @@ double strip_cost(int64_t N) {
 
 void gemm_strip(int64_t M, int64_t n, int64_t K, int64_t k0, int64_t kc, const float* pa, const float* pb,
                 const float* bias, float* c, int64_t ldc) {
-  if (n <= kTall) {
-    tall_strip(n, M, kc, pa + k0 * kMR, K * kMR, pb, c, ldc, k0 == 0, bias, nullptr);
-    return;
-  }
-  for (int64_t m0 = 0; m0 < M; m0 += kMR) {
-    const float* a = pa + m0 * K + k0 * kMR;
-    float* ct = c + m0 * ldc;
-    const float* bt = bias ? bias + m0 : nullptr;
-    const int64_t rows = std::min(kMR, M - m0);
-    if (n > 2 * kV)
-      micro<3>(kc, a, pb, ct, ldc, k0 == 0, bt, rows, n);
-    else if (n > kV)
-      micro<2>(kc, a, pb, ct, ldc, k0 == 0, bt, rows, n);
-    else
-      micro<1>(kc, a, pb, ct, ldc, k0 == 0, bt, rows, n);
-  }
+  run_strip(M, n, kc, pa + k0 * kMR, K * kMR, pb, c, ldc, k0 == 0, bias, nullptr);  // panels of all K
 }
 
 void gemm_pass(int64_t M, int64_t N, int64_t K, int64_t k0, int64_t kc, const float* pa, const float* pb,
@@ -288,23 +287,7 @@ void gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t ars, int64_t 
     for (int64_t n0 = 0; n0 < N; n0 += kNR) {
       const int64_t n = std::min(kNR, N - n0);
       pack_b_block(b, brs, bcs, k0, kc, n0, n, pb);
-      if (n <= kTall) {
-        tall_strip(n, M, kc, pa, kc * kMR, pb, c + n0, ldc, first, row_bias, col_bias ? col_bias + n0 : nullptr);
-        continue;
-      }
-      for (int64_t m0 = 0; m0 < M; m0 += kMR) {
-        const float* ap = pa + m0 * kc;
-        float* ct = c + m0 * ldc + n0;
-        const float* bt = row_bias ? row_bias + m0 : nullptr;
-        const float* cb = col_bias ? col_bias + n0 : nullptr;
-        const int64_t rows = std::min(kMR, M - m0);
-        if (n > 2 * kV)
-          micro<3>(kc, ap, pb, ct, ldc, first, bt, rows, n, cb);
-        else if (n > kV)
-          micro<2>(kc, ap, pb, ct, ldc, first, bt, rows, n, cb);
-        else
-          micro<1>(kc, ap, pb, ct, ldc, first, bt, rows, n, cb);
-      }
+      run_strip(M, n, kc, pa, kc * kMR, pb, c + n0, ldc, first, row_bias, col_bias ? col_bias + n0 : nullptr);
     }
   }
 }
