@@ -12,6 +12,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
 fail() { echo "cli_fit: FAIL: $*" >&2; exit 1; }
+# st_header FILE: a safetensors file's JSON header (head stops reading, so nothing gets SIGPIPE).
+st_header() { local n=$(( $(od -An -t u8 -N 8 "$1") )); head -c $((8 + n)) "$1" | tail -c "$n"; }
 
 "$cortex" simulate --out sim --train 160 --test 30 --voxels 40 --image-size 32 --seed 3 > /dev/null
 data=sim/subj01
@@ -68,13 +70,13 @@ npy_coords 40 coords.npy
 fit gaussian-position-mlp "${backbone[@]}" --readout gaussian --tap features.4 --epochs 2 --sigma uncorrelated \
   --position-mlp coords.npy
 jq -e '.__metadata__ | .gaussian_sigma == "full" and .shared_features == "4" and .position_mlp == "0"' \
-  <(tail -c +9 out/gaussian-full-shared/model.safetensors | head -c $(( $(od -An -t u8 -N8 out/gaussian-full-shared/model.safetensors) ))) \
+  <(st_header out/gaussian-full-shared/model.safetensors) \
   > /dev/null || fail "the model file does not record --sigma full --shared-features 4"
 # bf16 backbone (docs/bf16.md): recorded in the model file, predict follows it (fit() compares), and
 # the features, so the predictions, differ from the float32 fit's.
 fit ridge-bf16 "${backbone[@]}" --tap features.4,features.7 --pool 2 --folds 3 --dtype bf16
 jq -e '.__metadata__ | .dtype == "bf16"' \
-  <(tail -c +9 out/ridge-bf16/model.safetensors | head -c $(( $(od -An -t u8 -N8 out/ridge-bf16/model.safetensors) ))) \
+  <(st_header out/ridge-bf16/model.safetensors) \
   > /dev/null || fail "the model file does not record --dtype bf16"
 cmp -s out/ridge-bf16/predictions.npy out/ridge/predictions.npy && fail "fit --dtype bf16 gave float32's predictions"
 fit factorized "${backbone[@]}" --readout factorized --tap features.4 --epochs 3
@@ -91,7 +93,7 @@ part_bytes() {
   n=$(( $(od -An -t u8 -N8 "$1") ))
   for k in $(head -c $((8 + n)) "$1" | tail -c "$n" | jq -r --arg p "$2" 'keys[] | select(startswith($p))'); do
     read -r a b < <(head -c $((8 + n)) "$1" | tail -c "$n" | jq -r --arg k "$k" '.[$k].data_offsets | "\(.[0]) \(.[1])"')
-    echo "$k $(tail -c +$((9 + n + a)) "$1" | head -c $((b - a)) | od -An -tx1 | tr -d ' \n')"
+    echo "$k $(od -An -tx1 -j $((8 + n + a)) -N $((b - a)) "$1" | tr -d ' \n')"
   done
 }
 fit core-frozen --readout core --core-size 16 --epochs 2 --init-from out/core/model.safetensors --freeze core --seed 5
@@ -280,14 +282,13 @@ expect_error "format_version '7', this cortex reads version 1" predict --model v
 [[ ! -e p.npy ]] || fail "predict left an output for a model file of another version"
 expect_error "no 'tap' in its metadata" predict --model notap.safetensors --images "$test_images" --out p.npy
 [[ ! -e p.npy ]] || fail "predict left an output for a model file missing a key"
-echo "cli_fit: all checks passed"
 
 # --readout channel-align (docs/alignedcut.md): two taps into one shared space of --hidden dims, L1
 # by default; predict rebuilds it from the model file (fit() compares the predictions); refusals.
 fit channel-align "${backbone[@]}" --readout channel-align --tap features.4,features.7 --hidden 16 --epochs 2 \
   --align-reg eigen=1,focal=0.5,k=4,nodes=60
 jq -e '.__metadata__ | .readout == "channel-align" and .loss == "l1" and .hidden == "16"' \
-  <(tail -c +9 out/channel-align/model.safetensors | head -c $(( $(od -An -t u8 -N8 out/channel-align/model.safetensors) ))) \
+  <(st_header out/channel-align/model.safetensors) \
   > /dev/null || fail "the channel-align model file does not record its readout, loss l1 and --hidden 16"
 expect_error "one frozen backbone per fit" fit --data "$data" --out out/bad --readout channel-align --tap features.4 \
   --finetune "${backbone[@]}"
@@ -295,4 +296,4 @@ expect_error "unknown key 'eigne'" fit --data "$data" --out out/bad --readout ch
   --align-reg eigne=1 "${backbone[@]}"
 expect_error "align-reg is an option of --readout channel-align" fit --data "$data" --out out/bad --readout ridge \
   --tap features.4 --align-reg eigen=1 "${backbone[@]}"
-echo "cli_fit: channel-align checks passed"
+echo "cli_fit: all checks passed"

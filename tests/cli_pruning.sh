@@ -19,13 +19,15 @@ test_images=$data/test_split/test_images
 base=(--data "$data" --hemi both --arch alexnet --random-weights 1 --image-size 64 --epochs 1 --batch 24)
 common=("${base[@]}" --readout fwrf --tap features.1,features.4)
 
-# tensor_hex FILE NAME: a safetensors tensor's bytes as hex ("" when absent).
+# tensor_hex FILE NAME: a safetensors tensor's bytes as hex ("" when absent). od reads the bytes
+# itself: `tail -c +N | head -c M` on a large file ends tail with SIGPIPE, which pipefail and set -e
+# turn into a silent exit whenever head closes the pipe before tail has written everything.
 tensor_hex() {
   local n a b
   n=$(( $(od -An -t u8 -N8 "$1") ))
   read -r a b < <(head -c $((8 + n)) "$1" | tail -c "$n" | jq -r --arg k "$2" 'if has($k) then .[$k].data_offsets | "\(.[0]) \(.[1])" else "x x" end')
   [[ $a == x ]] && return 0
-  tail -c +$((9 + n + a)) "$1" | head -c $((b - a)) | od -An -tx1 | tr -d ' \n'
+  od -An -tx1 -j $((8 + n + a)) -N $((b - a)) "$1" | tr -d ' \n'
 }
 tensor_shape() {
   local n
