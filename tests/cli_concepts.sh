@@ -88,7 +88,7 @@ npy_vals con/embedding.npy > emb.txt
 npy_vals con/nearest.npy > near.txt
 npy_vals con/concepts.npy > member.txt
 centres=$(grep -o '"centre_node": [0-9]*' con/concepts.json | grep -o '[0-9]*$' | tr '\n' ' ')
-radius=$(grep -o '"radius": [-0-9.e+]*' con/concepts.json | head -1 | grep -o '[-0-9.e+]*$')
+radius=$(grep -m1 -o '"radius": [-0-9.e+]*' con/concepts.json | grep -o '[-0-9.e+]*$')
 awk -v cen="$centres" 'FILENAME == ARGV[1] { e[FNR - 1] = $1; next } { near[FNR - 1] = $1 }
   END { C = split(cen, c, " "); n = length(near)
         for (i = 0; i < n; ++i) { best = -1
