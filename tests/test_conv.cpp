@@ -320,6 +320,10 @@ std::vector<Cfg> packed_cfgs() {
       make(1, 4, 18, 70, 36, 11, 11, 4, 5, 1, 1, true),  // stride 4, padding 5 over an 11-wide kernel
       make(1, 20, 14, 35, 64, 1, 1, 2, 0, 1, 1, true),   // 1x1 stride 2
       make(1, 24, 9, 9, 72, 3, 3, 1, 1, 1, 1, true),     // batch 1, P 81: channel blocks of 40 + 32
+      // Up to 4096 output columns in all the weights are read in place (gemm_pass_direct), every
+      // geometry above; beyond that they are packed once per call: two such geometries.
+      make(2, 3, 66, 65, 33, 3, 3, 1, 1, 1, 1, true),    // 2 x 4290 columns, Og 33
+      make(1, 5, 137, 131, 40, 7, 7, 2, 3, 1, 1, false), // one image, 69 x 66 = 4554 columns, stride 2
   };
 }
 
@@ -386,7 +390,7 @@ TEST(ConvGemm, AgainstFloat64Sums) {
         cg::pack_a(a.data(), K, M, K, pa.data());
         const int64_t ldc = N + 3;  // a row stride wider than the row: the gap must stay untouched
         for (bool with_bias : {false, true}) {
-          std::vector<float> c(M * ldc, 7.0f);
+          std::vector<float> c(M * ldc, 7.0f), cd(M * ldc, 7.0f);
           if (K == 0) cg::gemm_pass(M, N, K, 0, 0, pa.data(), nullptr, with_bias ? bias.data() : nullptr, c.data(), ldc);
           for (int64_t k0 = 0; k0 < K; k0 += cg::kKC) {  // pack each pass's rows of B, then run it
             const int64_t kc = std::min(cg::kKC, K - k0);
@@ -395,6 +399,11 @@ TEST(ConvGemm, AgainstFloat64Sums) {
               for (int64_t n = 0; n < N; ++n)
                 pb[cg::b_strip_offset(n / cg::kNR, kc) + (k - k0) * cg::kNR + n % cg::kNR] = b[k * N + n];
             cg::gemm_pass(M, N, K, k0, kc, pa.data(), pb.data(), with_bias ? bias.data() : nullptr, c.data(), ldc);
+            // A read in place gives the same bits (the same sums in the same order).
+            cg::gemm_pass_direct(M, N, k0, kc, a.data(), K, pb.data(), with_bias ? bias.data() : nullptr, cd.data(), ldc);
+          }
+          if (K > 0) {
+            for (int64_t i = 0; i < M * ldc; ++i) ASSERT_EQ(cd[i], c[i]) << "gemm_pass_direct, element " << i;
           }
           for (int64_t m = 0; m < M; ++m) {
             for (int64_t n = 0; n < N; ++n) {

@@ -52,6 +52,7 @@ constexpr int64_t kMinCols = 256;        // below this many GEMM columns, batch 
 // The thread count the work split is planned for, whatever the real one: a function of the
 // geometry only, so that the sums' order is too. 4 units per image split evenly over 1, 2 or 4.
 constexpr int64_t kPlanThreads = 4;
+constexpr int64_t kDirectCols = 4096;  // conv2d_packed reads w in place up to this many output columns
 constexpr int64_t kColBudget = 1 << 22;  // elements of one im2col buffer before rows are banded
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -336,7 +337,12 @@ void pack_im2col_row(const Geom& g, const float* x, int64_t c, int64_t kh, int64
 void conv2d_packed(const Geom& g, const float* x, const float* w, const float* bias, float* y,
                    const std::vector<Piece>& pieces, int64_t msplit = 1) {
   namespace cg = conv_gemm;
-  const int64_t asz = cg::packed_a_size(g.Og, g.Kg);
+  // When few columns reuse the weights (batch 1, small maps), the GEMM reads them in place: packing
+  // them was up to a fifth of the layer (AlexNet's conv3-5 at batch 1, 2 threads: 0.86-1.28 ms ->
+  // 0.70-1.04 ms). With many columns the packed panels are faster (ResNet's stem at batch 1,
+  // 12544 columns: 5% slower in place). Either way the same sums, so the same bits.
+  const bool direct = g.N * g.P <= kDirectCols;
+  const int64_t asz = direct ? 0 : cg::packed_a_size(g.Og, g.Kg);
   // Kept from call to call, like the units' scratch: a fresh zeroed vector of megabytes cost a
   // memset and its page faults on every layer (about 2% of a dream step).
   static thread_local Scratch<float> packed_w;
@@ -346,13 +352,14 @@ void conv2d_packed(const Geom& g, const float* x, const float* w, const float* b
   // panels (64 rows) of each group.
   const int64_t panels = (g.Og + cg::kMR - 1) / cg::kMR, panels_per_chunk = 8;
   const int64_t chunks_per_group = (panels + panels_per_chunk - 1) / panels_per_chunk;
-  parallel::for_chunks(g.G * chunks_per_group, 1, double(g.G) * double(g.Og) * double(g.Kg), [&](int64_t lo, int64_t hi) {
-    for (int64_t c = lo; c < hi; ++c) {
-      const int64_t gi = c / chunks_per_group, m0 = (c % chunks_per_group) * panels_per_chunk * cg::kMR;
-      const int64_t rows = std::min(panels_per_chunk * cg::kMR, g.Og - m0);
-      cg::pack_a(w + (gi * g.Og + m0) * g.Kg, g.Kg, rows, g.Kg, pa + gi * asz + m0 * g.Kg);
-    }
-  });
+  if (!direct)
+    parallel::for_chunks(g.G * chunks_per_group, 1, double(g.G) * double(g.Og) * double(g.Kg), [&](int64_t lo, int64_t hi) {
+      for (int64_t c = lo; c < hi; ++c) {
+        const int64_t gi = c / chunks_per_group, m0 = (c % chunks_per_group) * panels_per_chunk * cg::kMR;
+        const int64_t rows = std::min(panels_per_chunk * cg::kMR, g.Og - m0);
+        cg::pack_a(w + (gi * g.Og + m0) * g.Kg, g.Kg, rows, g.Kg, pa + gi * asz + m0 * g.Kg);
+      }
+    });
   const int64_t np = static_cast<int64_t>(pieces.size());
   const int64_t block = ceil_div(panels, msplit) * cg::kMR;  // output channels per unit
   run_units<float>(np * g.G * msplit, [&](int64_t u, Work<float>& work) {
@@ -362,7 +369,7 @@ void conv2d_packed(const Geom& g, const float* x, const float* w, const float* b
     const int64_t nimg = pc.n1 - pc.n0, per = (pc.oh1 - pc.oh0) * g.OW, cols = nimg * per;
     const int64_t strips = cg::b_strips(cols);
     float* pb = work.col.get(cg::packed_b_size(std::min(g.Kg, cg::kKC), cols));
-    const float* a = pa + gi * asz + m0 * g.Kg;  // panel m0 / kMR
+    const float* a = direct ? nullptr : pa + gi * asz + m0 * g.Kg;  // packed panel m0 / kMR
     const float* bg = bias ? bias + gi * g.Og + m0 : nullptr;
     // Straight into y[n, group rows, band columns] (row stride P) for one image; several images
     // side by side go to a buffer, then each image into y.
@@ -379,7 +386,10 @@ void conv2d_packed(const Geom& g, const float* x, const float* w, const float* b
           pack_im2col_row(g, x + ((pc.n0 + j) * g.C + gi * g.Cg) * g.HW, c, kh, kw, pc.oh0, pc.oh1, j * per,
                           pb + (k - k0) * cg::kNR, stride);
       }
-      cg::gemm_pass(m1 - m0, cols, g.Kg, k0, kc, a, pb, bg, out, ldo);
+      if (direct)
+        cg::gemm_pass_direct(m1 - m0, cols, k0, kc, w + (gi * g.Og + m0) * g.Kg, g.Kg, pb, bg, out, ldo);
+      else
+        cg::gemm_pass(m1 - m0, cols, g.Kg, k0, kc, a, pb, bg, out, ldo);
     }
     if (pc.single()) return;
     for (int64_t j = 0; j < nimg; ++j)

@@ -22,9 +22,15 @@ constexpr int kV = 16;  // floats per AVX-512 vector
 // over kc steps. a: (kc, kMR), b: (kc, kNR). Rows and columns past the tile are computed on the
 // packed zeros and masked off when loading and storing. NV vectors of columns: 3 for a full
 // strip, fewer for a narrow last strip so its padding costs less.
-template <int NV>
+// Direct: A is read in place instead, row r of the panel at a + r lda (rows past `rows` re-read
+// the last row: computed, never stored), so that a conv's weights need no packing per call. The
+// same FMAs in the same order either way.
+template <int NV, bool Direct = false>
 void micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool first, const float* bias,
-           int64_t rows, int64_t cols, const float* col_bias = nullptr) {
+           int64_t rows, int64_t cols, const float* col_bias = nullptr, int64_t lda = 0) {
+  const float* arow[kMR];
+  if constexpr (Direct)
+    for (int r = 0; r < kMR; ++r) arow[r] = a + std::min<int64_t>(r, rows - 1) * lda;
   __m512 acc[kMR][NV];
   __mmask16 mask[NV];
   for (int v = 0; v < NV; ++v) {
@@ -49,7 +55,7 @@ void micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bo
     for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(b + k * kNR + v * kV);
 #pragma GCC unroll 8
     for (int r = 0; r < kMR; ++r) {
-      const __m512 ar = _mm512_set1_ps(a[k * kMR + r]);
+      const __m512 ar = _mm512_set1_ps(Direct ? arow[r][k] : a[k * kMR + r]);
 #pragma GCC unroll 3
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(ar, bv[v], acc[r][v]);
     }
@@ -138,6 +144,24 @@ void run_strip(int64_t M, int64_t n, int64_t kc, const float* a, int64_t pstride
       micro<2>(kc, ap, b, ct, ldc, first, bt, rows, n, col_bias);
     else
       micro<1>(kc, ap, b, ct, ldc, first, bt, rows, n, col_bias);
+  }
+}
+
+// run_strip with A read in place (rows at a + i lda, from the pass's first column): micro<NV>
+// panel by panel, a narrow last strip included (its rows-in-lanes kernel needs A packed).
+void run_strip_direct(int64_t M, int64_t n, int64_t kc, const float* a, int64_t lda, const float* b, float* c,
+                      int64_t ldc, bool first, const float* bias) {
+  for (int64_t m0 = 0; m0 < M; m0 += kMR) {
+    const float* ap = a + m0 * lda;
+    float* ct = c + m0 * ldc;
+    const float* bt = bias ? bias + m0 : nullptr;
+    const int64_t rows = std::min(kMR, M - m0);
+    if (n > 2 * kV)
+      micro<3, true>(kc, ap, b, ct, ldc, first, bt, rows, n, nullptr, lda);
+    else if (n > kV)
+      micro<2, true>(kc, ap, b, ct, ldc, first, bt, rows, n, nullptr, lda);
+    else
+      micro<1, true>(kc, ap, b, ct, ldc, first, bt, rows, n, nullptr, lda);
   }
 }
 
@@ -263,6 +287,14 @@ void gemm_pass(int64_t M, int64_t N, int64_t K, int64_t k0, int64_t kc, const fl
   }
   for (int64_t n0 = 0; n0 < N; n0 += kNR)
     gemm_strip(M, std::min(kNR, N - n0), K, k0, kc, pa, pb + b_strip_offset(n0 / kNR, kc), bias, c + n0, ldc);
+}
+
+void gemm_pass_direct(int64_t M, int64_t N, int64_t k0, int64_t kc, const float* a, int64_t lda, const float* pb,
+                      const float* bias, float* c, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  for (int64_t n0 = 0; n0 < N; n0 += kNR)
+    run_strip_direct(M, std::min(kNR, N - n0), kc, a + k0, lda, pb + b_strip_offset(n0 / kNR, kc), c + n0, ldc,
+                     k0 == 0, bias);
 }
 
 void gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t ars, int64_t acs, const float* b, int64_t brs,

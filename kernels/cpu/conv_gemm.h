@@ -54,6 +54,13 @@ void gemm_strip(int64_t M, int64_t n, int64_t K, int64_t k0, int64_t kc, const f
 void gemm_pass(int64_t M, int64_t N, int64_t K, int64_t k0, int64_t kc, const float* pa, const float* pb,
                const float* bias, float* c, int64_t ldc);
 
+// gemm_pass with A read in place, row i at a + i lda (all K columns), not packed: for a conv's
+// weights when few columns use them (batch 1 on small maps), where packing them on every call
+// cost up to a fifth of the layer. The same sums as gemm_pass on pack_a(a), so the same bits;
+// slower than it when many columns reuse A (a strip's 8 rows come from 8 streams). kc >= 1.
+void gemm_pass_direct(int64_t M, int64_t N, int64_t k0, int64_t kc, const float* a, int64_t lda, const float* pb,
+                      const float* bias, float* c, int64_t ldc);
+
 // C (M, N) = A B (+ row_bias[i] on row i, or + col_bias[j] on column j, when not null), or
 // C += A B when accumulating (no bias then); A element (i, k) at a[i ars + k acs], B element
 // (k, j) at b[k brs + j bcs], either operand row- or column-major (one stride 1) or neither
