@@ -339,8 +339,8 @@ void conv2d_packed(const Geom& g, const float* x, const float* w, const float* b
                    const std::vector<Piece>& pieces, int64_t msplit = 1) {
   namespace cg = conv_gemm;
   // When few columns reuse the weights (batch 1, small maps), the GEMM reads them in place: packing
-  // them was up to a fifth of the layer (AlexNet's conv3-5 at batch 1, 2 threads: 0.86-1.28 ms ->
-  // 0.70-1.04 ms). With many columns the packed panels are faster (ResNet's stem at batch 1,
+  // them was up to a fifth of the layer (AlexNet's conv3-5 at batch 1, 2 threads: 0.81-1.27 ms ->
+  // 0.69-1.14 ms; docs/conv.md). With many columns the packed panels are faster (ResNet's stem at batch 1,
   // 12544 columns: 5% slower in place). Either way the same sums, so the same bits.
   const bool direct = g.N * g.P <= kDirectCols;
   const int64_t asz = direct ? 0 : cg::packed_a_size(g.Og, g.Kg);
