@@ -103,6 +103,18 @@ void micro_tall(int64_t kc, const float* a, int64_t pstride, const float* b, flo
       for (int j = 0; j < T; ++j) c[(p * kMR + r) * ldc + j] = init[p][j][r];
 }
 
+// micro<NV, Direct> with NV the fewest vectors that cover n columns (n <= kNR).
+template <bool Direct>
+void micro_n(int64_t n, int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool first,
+             const float* bias, int64_t rows, const float* col_bias, int64_t lda) {
+  if (n > 2 * kV)
+    micro<3, Direct>(kc, a, b, c, ldc, first, bias, rows, n, col_bias, lda);
+  else if (n > kV)
+    micro<2, Direct>(kc, a, b, c, ldc, first, bias, rows, n, col_bias, lda);
+  else
+    micro<1, Direct>(kc, a, b, c, ldc, first, bias, rows, n, col_bias, lda);
+}
+
 template <int T>
 void tall_panels(int64_t panels, int64_t kc, const float* a, int64_t pstride, const float* b, float* c, int64_t ldc,
                  bool first, const float* bias, const float* col_bias, int64_t M) {
@@ -133,36 +145,18 @@ void run_strip(int64_t M, int64_t n, int64_t kc, const float* a, int64_t pstride
     case 4: return tall_panels<4>(panels, kc, a, pstride, b, c, ldc, first, bias, col_bias, M);
     default: break;
   }
-  for (int64_t p = 0; p < panels; ++p) {
-    const float* ap = a + p * pstride;
-    float* ct = c + p * kMR * ldc;
-    const float* bt = bias ? bias + p * kMR : nullptr;
-    const int64_t rows = std::min(kMR, M - p * kMR);
-    if (n > 2 * kV)
-      micro<3>(kc, ap, b, ct, ldc, first, bt, rows, n, col_bias);
-    else if (n > kV)
-      micro<2>(kc, ap, b, ct, ldc, first, bt, rows, n, col_bias);
-    else
-      micro<1>(kc, ap, b, ct, ldc, first, bt, rows, n, col_bias);
-  }
+  for (int64_t p = 0; p < panels; ++p)
+    micro_n<false>(n, kc, a + p * pstride, b, c + p * kMR * ldc, ldc, first, bias ? bias + p * kMR : nullptr,
+                   std::min(kMR, M - p * kMR), col_bias, 0);
 }
 
 // run_strip with A read in place (rows at a + i lda, from the pass's first column): micro<NV>
 // panel by panel, a narrow last strip included (its rows-in-lanes kernel needs A packed).
 void run_strip_direct(int64_t M, int64_t n, int64_t kc, const float* a, int64_t lda, const float* b, float* c,
                       int64_t ldc, bool first, const float* bias) {
-  for (int64_t m0 = 0; m0 < M; m0 += kMR) {
-    const float* ap = a + m0 * lda;
-    float* ct = c + m0 * ldc;
-    const float* bt = bias ? bias + m0 : nullptr;
-    const int64_t rows = std::min(kMR, M - m0);
-    if (n > 2 * kV)
-      micro<3, true>(kc, ap, b, ct, ldc, first, bt, rows, n, nullptr, lda);
-    else if (n > kV)
-      micro<2, true>(kc, ap, b, ct, ldc, first, bt, rows, n, nullptr, lda);
-    else
-      micro<1, true>(kc, ap, b, ct, ldc, first, bt, rows, n, nullptr, lda);
-  }
+  for (int64_t m0 = 0; m0 < M; m0 += kMR)
+    micro_n<true>(n, kc, a + m0 * lda, b, c + m0 * ldc, ldc, first, bias ? bias + m0 : nullptr,
+                  std::min(kMR, M - m0), nullptr, lda);
 }
 
 // 16 rows of 16 floats (row i at src + i ld) transposed in registers: col[j] = element j of every
