@@ -8,6 +8,7 @@
 set -euo pipefail
 cortex=$(realpath "$1")
 source "$(dirname "$(realpath "$0")")/npy.sh"
+source "$(dirname "$(realpath "$0")")/safetensors.sh"
 models=$(realpath "$(dirname "$0")/data/models")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -40,9 +41,8 @@ grep -q "Brain maps, mean per ROI" con/report.html || fail "report.html has no R
 ls con/*.tmp* con/pictures/*.tmp* > /dev/null 2>&1 && fail "temporary files left behind"
 
 # safetensors readers and a writer for the checks below (bash, od and awk: the tests never need
-# Python; the .npy readers are in tests/npy.sh).
-# st_header FILE: a safetensors file's JSON header. st_vals FILE NAME ODTYPE: one tensor's values.
-st_header() { local n=$(( $(od -An -t u8 -N 8 "$1") )); head -c $((8 + n)) "$1" | tail -c "$n"; }
+# Python; st_header and the .npy readers are in tests/safetensors.sh and tests/npy.sh).
+# st_vals FILE NAME ODTYPE: one tensor's values.
 st_vals() {
   local n=$(( $(od -An -t u8 -N 8 "$1") )) off
   off=$(st_header "$1" | grep -o "\"$2\":{[^}]*}" | grep -o '"data_offsets":\[[0-9]*,[0-9]*\]' | grep -o '[0-9]*,[0-9]*')

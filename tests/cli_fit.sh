@@ -7,13 +7,12 @@
 # Usage: tests/cli_fit.sh path/to/cortex   (ctest runs it as cli_fit)
 set -euo pipefail
 cortex=$(realpath "$1")
+source "$(dirname "$(realpath "$0")")/safetensors.sh"
 models=$(realpath "$(dirname "$0")/data/models")
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
 fail() { echo "cli_fit: FAIL: $*" >&2; exit 1; }
-# st_header FILE: a safetensors file's JSON header (head stops reading, so nothing gets SIGPIPE).
-st_header() { local n=$(( $(od -An -t u8 -N 8 "$1") )); head -c $((8 + n)) "$1" | tail -c "$n"; }
 
 "$cortex" simulate --out sim --train 160 --test 30 --voxels 40 --image-size 32 --seed 3 > /dev/null
 data=sim/subj01
@@ -89,12 +88,8 @@ fit finetune "${backbone[@]}" --readout gaussian --tap features.4 --finetune --e
 # Transfer (--init-from): a frozen core or backbone is bit-identical in the new model file; with
 # --freeze none it trains further. part_bytes FILE PREFIX: every tensor named PREFIX*, hex, by name.
 part_bytes() {
-  local n k a b
-  n=$(( $(od -An -t u8 -N8 "$1") ))
-  for k in $(head -c $((8 + n)) "$1" | tail -c "$n" | jq -r --arg p "$2" 'keys[] | select(startswith($p))'); do
-    read -r a b < <(head -c $((8 + n)) "$1" | tail -c "$n" | jq -r --arg k "$k" '.[$k].data_offsets | "\(.[0]) \(.[1])"')
-    echo "$k $(od -An -tx1 -j $((8 + n + a)) -N $((b - a)) "$1" | tr -d ' \n')"
-  done
+  local k
+  for k in $(st_header "$1" | jq -r --arg p "$2" 'keys[] | select(startswith($p))'); do echo "$k $(st_hex "$1" "$k")"; done
 }
 fit core-frozen --readout core --core-size 16 --epochs 2 --init-from out/core/model.safetensors --freeze core --seed 5
 fit core-tuned --readout core --core-size 16 --epochs 2 --init-from out/core/model.safetensors --freeze none --seed 5

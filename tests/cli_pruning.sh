@@ -8,6 +8,7 @@
 # Usage: tests/cli_pruning.sh path/to/cortex   (ctest runs it as cli_pruning)
 set -euo pipefail
 cortex=$(realpath "$1")
+source "$(dirname "$(realpath "$0")")/safetensors.sh"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
@@ -19,21 +20,7 @@ test_images=$data/test_split/test_images
 base=(--data "$data" --hemi both --arch alexnet --random-weights 1 --image-size 64 --epochs 1 --batch 24)
 common=("${base[@]}" --readout fwrf --tap features.1,features.4)
 
-# tensor_hex FILE NAME: a safetensors tensor's bytes as hex ("" when absent). od reads the bytes
-# itself: `tail -c +N | head -c M` on a large file ends tail with SIGPIPE, which pipefail and set -e
-# turn into a silent exit whenever head closes the pipe before tail has written everything.
-tensor_hex() {
-  local n a b
-  n=$(( $(od -An -t u8 -N8 "$1") ))
-  read -r a b < <(head -c $((8 + n)) "$1" | tail -c "$n" | jq -r --arg k "$2" 'if has($k) then .[$k].data_offsets | "\(.[0]) \(.[1])" else "x x" end')
-  [[ $a == x ]] && return 0
-  od -An -tx1 -j $((8 + n + a)) -N $((b - a)) "$1" | tr -d ' \n'
-}
-tensor_shape() {
-  local n
-  n=$(( $(od -An -t u8 -N8 "$1") ))
-  head -c $((8 + n)) "$1" | tail -c "$n" | jq -c --arg k "$2" '.[$k].shape'
-}
+tensor_shape() { st_header "$1" | jq -c --arg k "$2" '.[$k].shape'; }  # tensor_shape FILE NAME
 
 # Frozen and fine-tuned --keep 0.25 keep the same channels (64 and 192 in alexnet's features.1, .4).
 "$cortex" fit "${common[@]}" --keep 0.25 --out frozen > /dev/null 2> log.frozen || { cat log.frozen >&2; fail "frozen --keep fit"; }
@@ -41,8 +28,8 @@ tensor_shape() {
 [[ $(tensor_shape frozen/model.safetensors keep.0) == "[16]" && $(tensor_shape frozen/model.safetensors keep.1) == "[48]" ]] ||
   fail "the frozen fit does not keep 16 and 48 channels"
 for l in 0 1; do
-  k=$(tensor_hex frozen/model.safetensors keep.$l)
-  [[ -n $k && $k == "$(tensor_hex tuned/model.safetensors readout.keep.$l)" ]] ||
+  k=$(st_hex frozen/model.safetensors keep.$l)
+  [[ -n $k && $k == "$(st_hex tuned/model.safetensors readout.keep.$l)" ]] ||
     fail "tap $l: the fine-tuned fit keeps other channels than the frozen fit"
 done
 "$cortex" predict --model tuned/model.safetensors --images "$test_images" --out pred.tuned.npy > /dev/null 2>&1 ||
