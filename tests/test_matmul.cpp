@@ -271,13 +271,15 @@ TEST(Matmul, BitIdenticalAcrossThreadCounts) {
 // directly on every operand layout it packs differently (row-major, column-major, neither), with
 // M not a multiple of its 8-row panels or of the 16-row transposes, N not a multiple of 48 or 16,
 // K over one 384-deep pass and not a multiple of 16, accumulating and not, K = 0, against a
-// float64 loop; and in tiles (how gemm_tiles.h calls it) bit for bit equal to one call.
+// float64 loop; and in tiles (how gemm_tiles.h calls it) bit for bit equal to one call. Both of
+// its ways (packing both operands, or a column-major B's columns read in place as weight rows with
+// C stored transposed) give the same bits wherever both apply.
 TEST(Matmul, PackedGemmLayouts) {
   namespace cg = cortex::kernels::cpu::conv_gemm;
   std::mt19937 rng(77);
   std::normal_distribution<float> nd;
   struct Shape3 { int64_t M, N, K; };
-  for (const Shape3 s : {Shape3{1, 1, 1}, {8, 48, 16}, {13, 50, 17}, {33, 97, 401}, {40, 16, 800}, {17, 130, 0}, {57, 200, 1000}, {37, 100, 50}, {70, 147, 390}}) {
+  for (const Shape3 s : {Shape3{1, 1, 1}, {8, 48, 16}, {13, 50, 17}, {33, 97, 401}, {40, 16, 800}, {17, 130, 0}, {57, 200, 1000}, {37, 100, 50}, {70, 147, 390}, {197, 75, 1600}, {300, 53, 800}, {321, 20, 40}}) {
     for (int la = 0; la < 3; ++la)
       for (int lb = 0; lb < 3; ++lb)
         for (int mode : {0, 1, 2, 3}) {  // 0: C = A B, 1: C += A B, 2: + a bias per row, 3: per column
@@ -321,6 +323,16 @@ TEST(Matmul, PackedGemmLayouts) {
               worst = std::max(worst, std::abs(c[i * ldc + j] - ref) / (mag + 1e-30));
             }
           EXPECT_LT(worst, 4e-7 * std::sqrt(static_cast<double>(K) + 1));
+          // The other way gives the same bits (packing both where gemm read B's columns in place,
+          // and the other way round where B is column-major).
+          {
+            std::vector<float> t = c0;
+            if (cg::weight_rows_pays(M, brs, bcs, ldc))
+              cg::gemm_pack_both(M, N, K, a.data(), ars, acs, b.data(), brs, bcs, t.data(), ldc, acc, row_bias, col_bias);
+            else if (lb == 1)
+              cg::gemm_weight_rows(M, N, K, a.data(), ars, acs, b.data(), bcs, t.data(), ldc, acc, row_bias, col_bias);
+            if (lb == 1) EXPECT_EQ(std::memcmp(t.data(), c.data(), c.size() * sizeof(float)), 0);
+          }
           for (int64_t j = 0; j < 8; ++j) ASSERT_EQ(c[M * ldc + j], c0[M * ldc + j]);  // nothing past C
           // Tiles of rows and columns, each its own call, give the same bits as the whole call.
           if (M > 8 && N > 48) {

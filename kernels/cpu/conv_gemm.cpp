@@ -7,6 +7,7 @@
 // GCC 12's AVX-512 intrinsics trip -Wmaybe-uninitialized on their own placeholders (bug 105593).
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 #include <immintrin.h>
 
@@ -18,6 +19,30 @@ namespace {
 
 constexpr int kV = 16;  // floats per AVX-512 vector
 
+// 8 vectors of 16 floats transposed in registers: col[j] = element j of every row, in row order.
+inline void transpose8x16(const __m512 row[8], __m256 col[16]) {
+  __m512 t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {  // per 128-bit lane L: rows i, i+1 of columns 4L, 4L+1 (lo), 4L+2, 4L+3 (hi)
+    t[i] = _mm512_unpacklo_ps(row[i], row[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(row[i], row[i + 1]);
+  }
+  for (int h = 0; h < 8; h += 4) {  // u[h + c], lane L: rows h..h+3 of column 4L + c
+    u[h] = _mm512_shuffle_ps(t[h], t[h + 2], 0x44);
+    u[h + 1] = _mm512_shuffle_ps(t[h], t[h + 2], 0xEE);
+    u[h + 2] = _mm512_shuffle_ps(t[h + 1], t[h + 3], 0x44);
+    u[h + 3] = _mm512_shuffle_ps(t[h + 1], t[h + 3], 0xEE);
+  }
+  for (int c = 0; c < 4; ++c) {  // lanes (0, 1) then (2, 3) of u[c] and u[4 + c], interleaved by 0xD8
+    const __m512 lo = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x44), hi = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xEE);
+    const __m512 l = _mm512_shuffle_f32x4(lo, lo, 0xD8), h = _mm512_shuffle_f32x4(hi, hi, 0xD8);
+    // (the upper halves through the AVX512F-only 64-bit extract: no AVX512DQ needed)
+    col[c] = _mm512_castps512_ps256(l);
+    col[4 + c] = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(l), 1));
+    col[8 + c] = _mm512_castps512_ps256(h);
+    col[12 + c] = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(h), 1));
+  }
+}
+
 // C tile (rows <= kMR, cols <= NV * kV) of one pass: acc = (first ? bias : C) + A_panel B_strip
 // over kc steps. a: (kc, kMR), b: (kc, kNR). Rows and columns past the tile are computed on the
 // packed zeros and masked off when loading and storing. NV vectors of columns: 3 for a full
@@ -25,9 +50,13 @@ constexpr int kV = 16;  // floats per AVX-512 vector
 // Direct: A is read in place instead, row r of the panel at a + r lda (rows past `rows` re-read
 // the last row: computed, never stored), so that a conv's weights need no packing per call. The
 // same FMAs in the same order either way.
-template <int NV, bool Direct = false>
+// TransC (with Direct): the tile is stored transposed, row r of the tile as column r of C (at
+// c + r, row j of the tile's columns at c + j ldc): gemm_weight_rows computes C^T = W X^T this way
+// with its weight rows read in place, so a linear layer's weight needs no packing.
+template <int NV, bool Direct = false, bool TransC = false>
 void micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool first, const float* bias,
            int64_t rows, int64_t cols, const float* col_bias = nullptr, int64_t lda = 0) {
+  static_assert(Direct || !TransC, "a transposed tile reads A in place");
   const float* arow[kMR];
   if constexpr (Direct)
     for (int r = 0; r < kMR; ++r) arow[r] = a + std::min<int64_t>(r, rows - 1) * lda;
@@ -37,6 +66,10 @@ void micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bo
     const int64_t left = std::clamp<int64_t>(cols - v * kV, 0, kV);
     mask[v] = static_cast<__mmask16>((1u << left) - 1u);
   }
+  // The transposed tile's element (r, j) is C[j ldc + r]: gathered, 16 columns at a time.
+  [[maybe_unused]] const __m512i col_index =
+      _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                         _mm512_set1_epi32(static_cast<int>(ldc)));
   for (int r = 0; r < kMR; ++r)
     for (int v = 0; v < NV; ++v) {
       if (r >= rows)
@@ -45,6 +78,8 @@ void micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bo
         acc[r][v] = bias       ? _mm512_set1_ps(bias[r])
                     : col_bias ? _mm512_maskz_loadu_ps(mask[v], col_bias + v * kV)
                                : _mm512_setzero_ps();
+      else if constexpr (TransC)
+        acc[r][v] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mask[v], col_index, c + v * kV * ldc + r, 4);
       else
         acc[r][v] = _mm512_maskz_loadu_ps(mask[v], c + r * ldc + v * kV);
     }
@@ -60,8 +95,20 @@ void micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bo
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(ar, bv[v], acc[r][v]);
     }
   }
-  for (int r = 0; r < rows; ++r)
-    for (int v = 0; v < NV; ++v) _mm512_mask_storeu_ps(c + r * ldc + v * kV, mask[v], acc[r][v]);
+  if constexpr (TransC) {
+    const __m256i row_mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(rows)),
+                                                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    for (int v = 0; v < NV; ++v) {
+      __m256 col[kV];
+      const __m512 tile[kMR] = {acc[0][v], acc[1][v], acc[2][v], acc[3][v], acc[4][v], acc[5][v], acc[6][v], acc[7][v]};
+      transpose8x16(tile, col);
+      const int64_t n = std::clamp<int64_t>(cols - v * kV, 0, kV);
+      for (int64_t j = 0; j < n; ++j) _mm256_maskstore_ps(c + (v * kV + j) * ldc, row_mask, col[j]);
+    }
+  } else {
+    for (int r = 0; r < rows; ++r)
+      for (int v = 0; v < NV; ++v) _mm512_mask_storeu_ps(c + r * ldc + v * kV, mask[v], acc[r][v]);
+  }
 }
 
 // A strip with at most 4 columns (the last of a 49- or 196-column map): micro<1> would run 8 full
@@ -104,15 +151,15 @@ void micro_tall(int64_t kc, const float* a, int64_t pstride, const float* b, flo
 }
 
 // micro<NV, Direct> with NV the fewest vectors that cover n columns (n <= kNR).
-template <bool Direct>
+template <bool Direct, bool TransC = false>
 void micro_n(int64_t n, int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool first,
              const float* bias, int64_t rows, const float* col_bias, int64_t lda) {
   if (n > 2 * kV)
-    micro<3, Direct>(kc, a, b, c, ldc, first, bias, rows, n, col_bias, lda);
+    micro<3, Direct, TransC>(kc, a, b, c, ldc, first, bias, rows, n, col_bias, lda);
   else if (n > kV)
-    micro<2, Direct>(kc, a, b, c, ldc, first, bias, rows, n, col_bias, lda);
+    micro<2, Direct, TransC>(kc, a, b, c, ldc, first, bias, rows, n, col_bias, lda);
   else
-    micro<1, Direct>(kc, a, b, c, ldc, first, bias, rows, n, col_bias, lda);
+    micro<1, Direct, TransC>(kc, a, b, c, ldc, first, bias, rows, n, col_bias, lda);
 }
 
 template <int T>
@@ -291,14 +338,62 @@ void gemm_pass_direct(int64_t M, int64_t N, int64_t k0, int64_t kc, const float*
                      k0 == 0, bias);
 }
 
+namespace {
+
+bool empty_sum(int64_t M, int64_t N, int64_t K, float* c, int64_t ldc, bool accumulate, const float* row_bias,
+               const float* col_bias) {
+  if (K != 0) return false;
+  if (!accumulate)
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t j = 0; j < N; ++j) c[m * ldc + j] = row_bias ? row_bias[m] : col_bias ? col_bias[j] : 0.0f;
+  return true;
+}
+
+}  // namespace
+
+bool weight_rows_pays(int64_t M, int64_t brs, int64_t bcs, int64_t ldc) {
+  return M <= kWeightRowsM && brs == 1 && bcs != 1 && ldc <= kMaxGatherLd;
+}
+
 void gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t ars, int64_t acs, const float* b, int64_t brs,
           int64_t bcs, float* c, int64_t ldc, bool accumulate, const float* row_bias, const float* col_bias) {
-  if (K == 0) {  // empty sum
-    if (!accumulate)
-      for (int64_t m = 0; m < M; ++m)
-        for (int64_t j = 0; j < N; ++j) c[m * ldc + j] = row_bias ? row_bias[m] : col_bias ? col_bias[j] : 0.0f;
-    return;
+  if (weight_rows_pays(M, brs, bcs, ldc))
+    gemm_weight_rows(M, N, K, a, ars, acs, b, bcs, c, ldc, accumulate, row_bias, col_bias);
+  else
+    gemm_pack_both(M, N, K, a, ars, acs, b, brs, bcs, c, ldc, accumulate, row_bias, col_bias);
+}
+
+void gemm_weight_rows(int64_t M, int64_t N, int64_t K, const float* a, int64_t ars, int64_t acs, const float* w,
+                      int64_t ldw, float* c, int64_t ldc, bool accumulate, const float* row_bias,
+                      const float* col_bias) {
+  if (empty_sum(M, N, K, c, ldc, accumulate, row_bias, col_bias)) return;
+  // X^T's strips for one depth pass (all M columns), kept between calls.
+  thread_local std::vector<float> xbuf;
+  const int64_t strips = b_strips(M);
+  const int64_t KC = kWeightRowsKC;
+  if (static_cast<int64_t>(xbuf.size()) < strips * kNR * KC) xbuf.resize(strips * kNR * KC);
+  float* px = xbuf.data();
+  for (int64_t k0 = 0; k0 < K; k0 += KC) {
+    const int64_t kc = std::min(KC, K - k0);
+    const bool first = k0 == 0 && !accumulate;
+    for (int64_t s = 0; s < strips; ++s)  // X^T (k, i) = a[i ars + k acs]
+      pack_b_block(a, acs, ars, k0, kc, s * kNR, std::min(kNR, M - s * kNR), px + b_strip_offset(s, kc));
+    // One panel of 8 weight rows (8 x kc floats, read in place) against every strip: the panel
+    // stays in L1 while the strips come from L2.
+    for (int64_t o0 = 0; o0 < N; o0 += kMR)
+      for (int64_t s = 0; s < strips; ++s) {
+        const int64_t i0 = s * kNR;
+        micro_n<true, true>(std::min(kNR, M - i0), kc, w + o0 * ldw + k0, px + b_strip_offset(s, kc),
+                            c + i0 * ldc + o0, ldc, first, col_bias ? col_bias + o0 : nullptr,
+                            std::min(kMR, N - o0), row_bias ? row_bias + i0 : nullptr, ldw);
+      }
   }
+}
+
+void gemm_pack_both(int64_t M, int64_t N, int64_t K, const float* a, int64_t ars, int64_t acs, const float* b,
+                    int64_t brs, int64_t bcs, float* c, int64_t ldc, bool accumulate, const float* row_bias,
+                    const float* col_bias) {
+  if (empty_sum(M, N, K, c, ldc, accumulate, row_bias, col_bias)) return;
   // This thread's packing buffers, kept between calls (a pass of A is at most 576 x kKC floats
   // for the tiles of gemm_tiles.h, 0.9 MB; larger M just grows it).
   thread_local std::vector<float> abuf, bbuf(kKC * kNR);

@@ -71,6 +71,28 @@ void gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t ars, int64_t 
           int64_t bcs, float* c, int64_t ldc, bool accumulate, const float* row_bias = nullptr,
           const float* col_bias = nullptr);
 
+// gemm() picks one of two ways to cut the work, by the shape and layout alone (the same bits
+// either way: every output is the same in-order sum):
+// - gemm_pack_both packs a depth pass of A and, strip by strip, a kc x kNR block of B;
+// - gemm_weight_rows, for at most kWeightRowsM rows of A against a column-major B (a linear
+//   layer's weight (out, in), row-major, seen transposed): C^T = B^T A^T, the weight's rows read in
+//   place 8 at a time (they stay in L1 while every strip of A's rows passes), A's rows packed as
+//   the strips, each tile stored transposed; the weight is never copied (docs/gemm.md).
+//   w: column j of B, i.e. weight row j, at w + j ldw, contiguous in k.
+// gemm_weight_rows takes depth passes of kWeightRowsKC = 768: a panel's 8 weight rows are then
+// read as whole rows of ViT-B/16's 768 inputs (24 KB, in L1), one contiguous block, and up to 320
+// rows of A are 1 MB of strips, in this Xeon's 2 MB L2.
+constexpr int64_t kWeightRowsM = 320;
+constexpr int64_t kWeightRowsKC = 768;
+constexpr int64_t kMaxGatherLd = int64_t{1} << 26;  // 15 ldc must fit the gathers' int32 offsets
+bool weight_rows_pays(int64_t M, int64_t brs, int64_t bcs, int64_t ldc);
+void gemm_pack_both(int64_t M, int64_t N, int64_t K, const float* a, int64_t ars, int64_t acs, const float* b,
+                    int64_t brs, int64_t bcs, float* c, int64_t ldc, bool accumulate, const float* row_bias = nullptr,
+                    const float* col_bias = nullptr);
+void gemm_weight_rows(int64_t M, int64_t N, int64_t K, const float* a, int64_t ars, int64_t acs, const float* w,
+                      int64_t ldw, float* c, int64_t ldc, bool accumulate, const float* row_bias = nullptr,
+                      const float* col_bias = nullptr);
+
 // Whether gemm() beats Eigen's 48x4 kernel on this shape (measured on Xeon, docs/gemm.md): not on
 // matrix-vector products or thin ones, where packing costs more than the wider kernel saves; not
 // under 96 columns unless the product is small (A's packing, about M K / 3 cycles, is spread over
