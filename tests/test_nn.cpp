@@ -7,6 +7,7 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/attention.h"
 #include "kernels/nn.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
@@ -264,4 +265,49 @@ TEST(BatchNorm, Errors) {
   EXPECT_CORTEX_ERROR(K::batch_norm(x, Tensor(), c, Tensor(), Tensor()), "expected running_mean and running_var");
   EXPECT_CORTEX_ERROR(K::batch_norm(x, c, c, zeros({3, 1}), Tensor()), "weight of shape [3]");
   EXPECT_CORTEX_ERROR(K::batch_norm(x, c, c, Tensor(), zeros({2})), "bias of shape [3]");
+}
+
+// The fused attention forward in float32 (on AVX-512 builds both products run on the packed
+// kernel, in blocks of query rows chosen from Lk, with a masked softmax) against float64 loops:
+// q, k, v as the strided views MultiheadAttention makes from one qkv projection, ViT's 197 tokens,
+// key counts that leave 1..15-wide tails, D != Dv, and more keys than one 16-row block holds;
+// the log-sum-exp too.
+TEST(Attention, ForwardFloat32AgainstFloat64) {
+  struct Case { int64_t B, H, Lq, Lk, D, Dv; double scale; };
+  for (const Case c : {Case{1, 3, 197, 197, 64, 64, 0.125}, {2, 2, 37, 300, 40, 24, 0.2}, {1, 1, 20, 5000, 16, 8, 0.25},
+                       {1, 2, 1, 1, 8, 8, -0.5}, {1, 1, 300, 17, 33, 5, 0.3}, {1, 2, 9, 31, 16, 16, 0.25}}) {
+    SCOPED_TRACE("B " + std::to_string(c.B) + " H " + std::to_string(c.H) + " Lq " + std::to_string(c.Lq) + " Lk " +
+                 std::to_string(c.Lk) + " D " + std::to_string(c.D) + " Dv " + std::to_string(c.Dv));
+    Tensor q, k, v;
+    if (c.Lq == c.Lk && c.D == c.Dv) {  // (B, L, 3, H, D) permuted to (3, B, H, L, D), as in MultiheadAttention
+      const Tensor qkv = ct::randn({c.B, c.Lq, 3, c.H, c.D}, 7, DType::Float32).permute({2, 0, 3, 1, 4});
+      q = qkv.select(0, 0), k = qkv.select(0, 1), v = qkv.select(0, 2);
+    } else {
+      q = ct::randn({c.B, c.H, c.Lq, c.D}, 8, DType::Float32), k = ct::randn({c.B, c.H, c.Lk, c.D}, 9, DType::Float32),
+      v = ct::randn({c.B, c.H, c.Lk, c.Dv}, 10, DType::Float32);
+    }
+    const auto r = K::attention_forward(q, k, v, c.scale);
+    const std::vector<double> Q = q.to_vector<double>(), Kv = k.to_vector<double>(), V = v.to_vector<double>();
+    const std::vector<double> O = r.out.to_vector<double>(), L = r.lse.to_vector<double>();
+    double worst = 0, worst_lse = 0;
+    for (int64_t b = 0; b < c.B * c.H; ++b)
+      for (int64_t i = 0; i < c.Lq; ++i) {
+        std::vector<double> s(c.Lk);
+        double m = -1e300, l = 0;
+        for (int64_t j = 0; j < c.Lk; ++j) {
+          double d = 0;
+          for (int64_t e = 0; e < c.D; ++e) d += Q[(b * c.Lq + i) * c.D + e] * Kv[(b * c.Lk + j) * c.D + e];
+          s[j] = c.scale * d, m = std::max(m, s[j]);
+        }
+        for (double& x : s) l += (x = std::exp(x - m));
+        worst_lse = std::max(worst_lse, std::abs(L[b * c.Lq + i] - (m + std::log(l))) / (1 + std::abs(m)));
+        for (int64_t e = 0; e < c.Dv; ++e) {
+          double o = 0;
+          for (int64_t j = 0; j < c.Lk; ++j) o += s[j] / l * V[(b * c.Lk + j) * c.Dv + e];
+          worst = std::max(worst, std::abs(O[(b * c.Lq + i) * c.Dv + e] - o));
+        }
+      }
+    EXPECT_LT(worst, 2e-5);
+    EXPECT_LT(worst_lse, 2e-5);
+  }
 }
