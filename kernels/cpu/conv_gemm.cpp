@@ -370,11 +370,10 @@ void gemm_weight_rows(int64_t M, int64_t N, int64_t K, const float* a, int64_t a
   // X^T's strips for one depth pass (all M columns), kept between calls.
   thread_local std::vector<float> xbuf;
   const int64_t strips = b_strips(M);
-  const int64_t KC = kWeightRowsKC;
-  if (static_cast<int64_t>(xbuf.size()) < strips * kNR * KC) xbuf.resize(strips * kNR * KC);
+  if (static_cast<int64_t>(xbuf.size()) < strips * kNR * kWeightRowsKC) xbuf.resize(strips * kNR * kWeightRowsKC);
   float* px = xbuf.data();
-  for (int64_t k0 = 0; k0 < K; k0 += KC) {
-    const int64_t kc = std::min(KC, K - k0);
+  for (int64_t k0 = 0; k0 < K; k0 += kWeightRowsKC) {
+    const int64_t kc = std::min(kWeightRowsKC, K - k0);
     const bool first = k0 == 0 && !accumulate;
     for (int64_t s = 0; s < strips; ++s)  // X^T (k, i) = a[i ars + k acs]
       pack_b_block(a, acs, ars, k0, kc, s * kNR, std::min(kNR, M - s * kNR), px + b_strip_offset(s, kc));
