@@ -279,7 +279,7 @@ TEST(Matmul, PackedGemmLayouts) {
   std::mt19937 rng(77);
   std::normal_distribution<float> nd;
   struct Shape3 { int64_t M, N, K; };
-  for (const Shape3 s : {Shape3{1, 1, 1}, {8, 48, 16}, {13, 50, 17}, {33, 97, 401}, {40, 16, 800}, {17, 130, 0}, {57, 200, 1000}, {37, 100, 50}, {70, 147, 390}, {197, 75, 1600}, {300, 53, 800}, {321, 20, 40}}) {
+  for (const Shape3 s : {Shape3{1, 1, 1}, {8, 48, 16}, {13, 50, 17}, {33, 97, 401}, {40, 16, 800}, {17, 130, 0}, {57, 200, 1000}, {37, 100, 50}, {70, 147, 390}, {197, 75, 1600}, {50, 40, 768}, {257, 33, 100}, {300, 53, 800}, {321, 20, 40}}) {
     for (int la = 0; la < 3; ++la)
       for (int lb = 0; lb < 3; ++lb)
         for (int mode : {0, 1, 2, 3}) {  // 0: C = A B, 1: C += A B, 2: + a bias per row, 3: per column
@@ -331,7 +331,9 @@ TEST(Matmul, PackedGemmLayouts) {
               cg::gemm_pack_both(M, N, K, a.data(), ars, acs, b.data(), brs, bcs, t.data(), ldc, acc, row_bias, col_bias);
             else if (lb == 1)
               cg::gemm_weight_rows(M, N, K, a.data(), ars, acs, b.data(), bcs, t.data(), ldc, acc, row_bias, col_bias);
-            if (lb == 1) EXPECT_EQ(std::memcmp(t.data(), c.data(), c.size() * sizeof(float)), 0);
+            if (lb == 1) {
+              EXPECT_EQ(std::memcmp(t.data(), c.data(), c.size() * sizeof(float)), 0);
+            }
           }
           for (int64_t j = 0; j < 8; ++j) ASSERT_EQ(c[M * ldc + j], c0[M * ldc + j]);  // nothing past C
           // Tiles of rows and columns, each its own call, give the same bits as the whole call.

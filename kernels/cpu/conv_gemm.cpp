@@ -206,14 +206,12 @@ void run_strip_direct(int64_t M, int64_t n, int64_t kc, const float* a, int64_t 
                   std::min(kMR, M - m0), nullptr, lda);
 }
 
-// 16 rows of 16 floats (row i at src + i ld) transposed in registers: col[j] = element j of every
-// row, in row order.
-inline void transpose16(const float* src, int64_t ld, __m512 col[16]) {
+// 16 vectors of 16 floats transposed in registers: col[j] = element j of every row, in row order.
+inline void transpose16(const __m512 row[16], __m512 col[16]) {
   __m512 t[16], u[16];
   for (int i = 0; i < 16; i += 2) {
-    const __m512 r0 = _mm512_loadu_ps(src + i * ld), r1 = _mm512_loadu_ps(src + (i + 1) * ld);
-    t[i] = _mm512_unpacklo_ps(r0, r1);  // per 128-bit lane L: r0[4L], r1[4L], r0[4L+1], r1[4L+1]
-    t[i + 1] = _mm512_unpackhi_ps(r0, r1);
+    t[i] = _mm512_unpacklo_ps(row[i], row[i + 1]);  // per 128-bit lane L: r0[4L], r1[4L], r0[4L+1], r1[4L+1]
+    t[i + 1] = _mm512_unpackhi_ps(row[i], row[i + 1]);
   }
   for (int q = 0; q < 16; q += 4) {  // u[q + c], lane L: rows q..q+3 of column 4L + c
     const __m512d t0 = _mm512_castps_pd(t[q]), t1 = _mm512_castps_pd(t[q + 1]);
@@ -231,6 +229,13 @@ inline void transpose16(const float* src, int64_t ld, __m512 col[16]) {
     col[4 + c] = _mm512_shuffle_f32x4(v1, v3, 0x88);
     col[12 + c] = _mm512_shuffle_f32x4(v1, v3, 0xDD);
   }
+}
+
+// 16 rows of 16 floats (row i at src + i ld) transposed in registers.
+inline void transpose16(const float* src, int64_t ld, __m512 col[16]) {
+  __m512 row[16];
+  for (int i = 0; i < 16; ++i) row[i] = _mm512_loadu_ps(src + i * ld);
+  transpose16(row, col);
 }
 
 // Columns [k0, k0 + kc) of A's rows [0, M) as panels of (kc, kMR), panel p at out + p kc kMR,
@@ -294,6 +299,61 @@ void pack_b_block(const float* b, int64_t brs, int64_t bcs, int64_t k0, int64_t 
     }
   for (int64_t k = 0; k < kc; ++k)
     for (int64_t j = j0; j < kNR; ++j) out[k * kNR + j] = j < n ? src[k * brs + j * bcs] : 0.0f;
+}
+
+// The last few columns of a gemm_weight_rows strip (T <= kLaneCols of them: C^T's columns are
+// rows of X, e.g. the 5 left over from ViT's 197 tokens) against 16 weight rows, with the weight
+// rows in the lanes: 16 x 16 blocks of w are transposed in registers, then each column is one
+// broadcast and one FMA per k. micro<1> would spend 16 FMAs per k on these 16 x T outputs, T + 4
+// shuffles here. The same sums in the same order as micro (acc = (first ? bias : C) + products in
+// k order; a * b == b * a), so an output has the same bits whichever kernel computes it.
+// w: weight row r at w + r ldw (rows past `rows` re-read the last: computed, never stored);
+// b: the strip's first such column, (kc, kNR); c: C at that row of X and the first weight row.
+// bias: per weight row (C's columns), col_bias: per row of X; bias wins, as in micro.
+constexpr int64_t kLaneCols = 8;
+template <int T>
+void micro_lanes(int64_t kc, const float* w, int64_t ldw, int64_t rows, const float* b, float* c, int64_t ldc,
+                 bool first, const float* bias, const float* col_bias) {
+  const float* wrow[16];
+  for (int r = 0; r < 16; ++r) wrow[r] = w + std::min<int64_t>(r, rows - 1) * ldw;
+  const __mmask16 out_mask = static_cast<__mmask16>((1u << rows) - 1u);
+  __m512 acc[T];
+  for (int t = 0; t < T; ++t)
+    acc[t] = !first    ? _mm512_maskz_loadu_ps(out_mask, c + t * ldc)
+             : bias     ? _mm512_maskz_loadu_ps(out_mask, bias)
+             : col_bias ? _mm512_set1_ps(col_bias[t])
+                        : _mm512_setzero_ps();
+  for (int64_t k0 = 0; k0 < kc; k0 += kV) {
+    const int64_t n = std::min<int64_t>(kV, kc - k0);
+    const __mmask16 k_mask = static_cast<__mmask16>((1u << n) - 1u);
+    __m512 row[16], wt[16];
+    for (int r = 0; r < 16; ++r) row[r] = _mm512_maskz_loadu_ps(k_mask, wrow[r] + k0);
+    transpose16(row, wt);
+    const float* bk = b + k0 * kNR;
+    if (n == kV) {
+#pragma GCC unroll 16
+      for (int j = 0; j < kV; ++j)
+        for (int t = 0; t < T; ++t) acc[t] = _mm512_fmadd_ps(wt[j], _mm512_set1_ps(bk[j * kNR + t]), acc[t]);
+    } else {
+      for (int j = 0; j < n; ++j)
+        for (int t = 0; t < T; ++t) acc[t] = _mm512_fmadd_ps(wt[j], _mm512_set1_ps(bk[j * kNR + t]), acc[t]);
+    }
+  }
+  for (int t = 0; t < T; ++t) _mm512_mask_storeu_ps(c + t * ldc, out_mask, acc[t]);
+}
+
+void lanes_n(int64_t n, int64_t kc, const float* w, int64_t ldw, int64_t rows, const float* b, float* c, int64_t ldc,
+             bool first, const float* bias, const float* col_bias) {
+  switch (n) {
+    case 1: return micro_lanes<1>(kc, w, ldw, rows, b, c, ldc, first, bias, col_bias);
+    case 2: return micro_lanes<2>(kc, w, ldw, rows, b, c, ldc, first, bias, col_bias);
+    case 3: return micro_lanes<3>(kc, w, ldw, rows, b, c, ldc, first, bias, col_bias);
+    case 4: return micro_lanes<4>(kc, w, ldw, rows, b, c, ldc, first, bias, col_bias);
+    case 5: return micro_lanes<5>(kc, w, ldw, rows, b, c, ldc, first, bias, col_bias);
+    case 6: return micro_lanes<6>(kc, w, ldw, rows, b, c, ldc, first, bias, col_bias);
+    case 7: return micro_lanes<7>(kc, w, ldw, rows, b, c, ldc, first, bias, col_bias);
+    default: return micro_lanes<8>(kc, w, ldw, rows, b, c, ldc, first, bias, col_bias);
+  }
 }
 
 }  // namespace
@@ -372,20 +432,32 @@ void gemm_weight_rows(int64_t M, int64_t N, int64_t K, const float* a, int64_t a
   const int64_t strips = b_strips(M);
   if (static_cast<int64_t>(xbuf.size()) < strips * kNR * kWeightRowsKC) xbuf.resize(strips * kNR * kWeightRowsKC);
   float* px = xbuf.data();
+  // The last strip's columns past its full vectors go to micro_lanes when they are few.
+  const int64_t last = strips - 1, last_cols = M - last * kNR;
+  const int64_t left = last_cols % kV <= kLaneCols ? last_cols % kV : 0, last_main = last_cols - left;
   for (int64_t k0 = 0; k0 < K; k0 += kWeightRowsKC) {
     const int64_t kc = std::min(kWeightRowsKC, K - k0);
     const bool first = k0 == 0 && !accumulate;
     for (int64_t s = 0; s < strips; ++s)  // X^T (k, i) = a[i ars + k acs]
       pack_b_block(a, acs, ars, k0, kc, s * kNR, std::min(kNR, M - s * kNR), px + b_strip_offset(s, kc));
     // One panel of 8 weight rows (8 x kc floats, read in place) against every strip: the panel
-    // stays in L1 while the strips come from L2.
-    for (int64_t o0 = 0; o0 < N; o0 += kMR)
-      for (int64_t s = 0; s < strips; ++s) {
-        const int64_t i0 = s * kNR;
-        micro_n<true, true>(std::min(kNR, M - i0), kc, w + o0 * ldw + k0, px + b_strip_offset(s, kc),
-                            c + i0 * ldc + o0, ldc, first, col_bias ? col_bias + o0 : nullptr,
-                            std::min(kMR, N - o0), row_bias ? row_bias + i0 : nullptr, ldw);
+    // stays in L1 while the strips come from L2. Two panels, then the last strip's leftover
+    // columns for their 16 rows at once.
+    for (int64_t o0 = 0; o0 < N; o0 += 2 * kMR) {
+      for (int64_t o = o0; o < std::min(o0 + 2 * kMR, N); o += kMR)
+        for (int64_t s = 0; s < strips; ++s) {
+          const int64_t i0 = s * kNR, n = s == last ? last_main : kNR;
+          if (n == 0) continue;
+          micro_n<true, true>(n, kc, w + o * ldw + k0, px + b_strip_offset(s, kc), c + i0 * ldc + o, ldc, first,
+                              col_bias ? col_bias + o : nullptr, std::min(kMR, N - o),
+                              row_bias ? row_bias + i0 : nullptr, ldw);
+        }
+      if (left > 0) {
+        const int64_t i0 = last * kNR + last_main;
+        lanes_n(left, kc, w + o0 * ldw + k0, ldw, std::min(2 * kMR, N - o0), px + b_strip_offset(last, kc) + last_main,
+                c + i0 * ldc + o0, ldc, first, col_bias ? col_bias + o0 : nullptr, row_bias ? row_bias + i0 : nullptr);
       }
+    }
   }
 }
 

@@ -77,7 +77,8 @@ void gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t ars, int64_t 
 // - gemm_weight_rows, for at most kWeightRowsM rows of A against a column-major B (a linear
 //   layer's weight (out, in), row-major, seen transposed): C^T = B^T A^T, the weight's rows read in
 //   place 8 at a time (they stay in L1 while every strip of A's rows passes), A's rows packed as
-//   the strips, each tile stored transposed; the weight is never copied (docs/gemm.md).
+//   the strips, each tile stored transposed; the last 1-8 rows of A past a whole vector run with
+//   16 weight rows in the lanes instead; the weight is never copied (docs/gemm.md).
 //   w: column j of B, i.e. weight row j, at w + j ldw, contiguous in k.
 // gemm_weight_rows takes depth passes of kWeightRowsKC = 768: a panel's 8 weight rows are then
 // read as whole rows of ViT-B/16's 768 inputs (24 KB, in L1), one contiguous block, and up to 320
