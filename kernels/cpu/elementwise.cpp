@@ -121,22 +121,38 @@ void sigmoid_block(const T* __restrict in, T* __restrict out, int64_t n, T* __re
 //   erfc(z) = exp(-zt^2 - 0.5625) exp((zt - z)(zt + z) + R(s)/S(s)) / z,  s = 1/z^2,
 // with zt = z cut to 6 fractional bits, so that zt^2 is exact and the first exp's argument keeps
 // its bits (exp of a rounded -z^2 would be off by up to 81 x 2^-24 relative). z and out: n <= kBlock.
+// Eigen's packet functions, one packet at a time (a dozen elements of a block would otherwise
+// pay for a dozen array temporaries); n a multiple of kErfcWidth.
+using ErfcPacket = Eigen::internal::packet_traits<float>::type;
+constexpr int64_t kErfcWidth = Eigen::internal::packet_traits<float>::size;
+static_assert(kBlock % kErfcWidth == 0);
 void erfc_tail_block(const float* __restrict z, float* __restrict out, int64_t n) {
-  // Eigen expressions on stack buffers: GCC would not vectorise the same as a loop.
-  using Buf = Eigen::Array<float, Eigen::Dynamic, 1, 0, kBlock, 1>;
-  const CMap<float> Z(z, n);
-  const Buf s = Z.square().inverse();
-  const Buf Ra = ((((((s * -9.8143291473e+00f - 8.1287437439e+01f) * s - 1.8460508728e+02f) * s - 1.6239666748e+02f) * s -
-                    6.2375331879e+01f) * s - 1.0558626175e+01f) * s - 6.9385856390e-01f) * s - 9.8649440333e-03f;
-  const Buf Sa = (((((((s * -6.0424413532e-02f + 6.5702495575e+00f) * s + 1.0863500214e+02f) * s + 4.2900814819e+02f) * s +
-                     6.4538726807e+02f) * s + 4.3456588745e+02f) * s + 1.3765776062e+02f) * s + 1.9651271820e+01f) * s + 1.0f;
-  const Buf Rb = (((((s * -4.8351919556e+02f - 1.0250950928e+03f) * s - 6.3756646729e+02f) * s - 1.6063638306e+02f) * s -
-                   1.7757955551e+01f) * s - 7.9928326607e-01f) * s - 9.8649431020e-03f;
-  const Buf Sb = ((((((s * -2.2440952301e+01f + 4.7452853394e+02f) * s + 2.5530502930e+03f) * s + 3.1998581543e+03f) * s +
-                    1.5367296143e+03f) * s + 3.2579251099e+02f) * s + 3.0338060379e+01f) * s + 1.0f;
-  const Buf RS = (Z < 1.0f / 0.35f).select(Ra / Sa, Rb / Sb);
-  const Buf zt = (Z * 64.0f).floor() * (1.0f / 64.0f);
-  MMap<float>(out, n) = (-zt.square() - 0.5625f).exp() * ((zt - Z) * (zt + Z) + RS).exp() / Z;
+  namespace ei = Eigen::internal;
+  using P = ErfcPacket;
+  auto c = [](float v) { return ei::pset1<P>(v); };
+  auto poly = [&](const P& s, std::initializer_list<float> k) {  // k[0] + s (k[1] + s (...)), highest first below
+    const float* q = k.begin();
+    P r = c(q[k.size() - 1]);
+    for (int64_t i = static_cast<int64_t>(k.size()) - 2; i >= 0; --i) r = ei::pmadd(r, s, c(q[i]));
+    return r;
+  };
+  for (int64_t j = 0; j < n; j += kErfcWidth) {
+    const P Z = ei::ploadu<P>(z + j);
+    const P s = ei::pdiv(c(1.0f), ei::pmul(Z, Z));
+    const P Ra = poly(s, {-9.8649440333e-03f, -6.9385856390e-01f, -1.0558626175e+01f, -6.2375331879e+01f,
+                          -1.6239666748e+02f, -1.8460508728e+02f, -8.1287437439e+01f, -9.8143291473e+00f});
+    const P Sa = poly(s, {1.0f, 1.9651271820e+01f, 1.3765776062e+02f, 4.3456588745e+02f, 6.4538726807e+02f,
+                          4.2900814819e+02f, 1.0863500214e+02f, 6.5702495575e+00f, -6.0424413532e-02f});
+    const P Rb = poly(s, {-9.8649431020e-03f, -7.9928326607e-01f, -1.7757955551e+01f, -1.6063638306e+02f,
+                          -6.3756646729e+02f, -1.0250950928e+03f, -4.8351919556e+02f});
+    const P Sb = poly(s, {1.0f, 3.0338060379e+01f, 3.2579251099e+02f, 1.5367296143e+03f, 3.1998581543e+03f,
+                          2.5530502930e+03f, 4.7452853394e+02f, -2.2440952301e+01f});
+    const P RS = ei::pselect(ei::pcmp_lt(Z, c(1.0f / 0.35f)), ei::pdiv(Ra, Sa), ei::pdiv(Rb, Sb));
+    const P zt = ei::pmul(ei::pfloor(ei::pmul(Z, c(64.0f))), c(1.0f / 64.0f));
+    const P e1 = ei::pexp(ei::psub(ei::pnegate(ei::pmul(zt, zt)), c(0.5625f)));
+    const P e2 = ei::pexp(ei::padd(ei::pmul(ei::psub(zt, Z), ei::padd(zt, Z)), RS));
+    ei::pstoreu(out + j, ei::pdiv(ei::pmul(e1, e2), Z));
+  }
 }
 
 // x Phi(x) = x/2 (1 + erf(x / sqrt 2)) of a contiguous block; t and t2 are scratch.
@@ -170,7 +186,10 @@ void gelu_erf_block(const T* __restrict x, T* __restrict o, int64_t n, T* __rest
     }
     if (m == 0) return;
     for (int64_t j = 0; j < m; ++j) t[j] = std::clamp(-kRsqrt2 * x[idx[j]], 1.25f, 9.0f);
-    erfc_tail_block(t, t2, m);
+    // Whole packets, padded with an unused valid argument.
+    const int64_t mp = std::min<int64_t>((m + kErfcWidth - 1) / kErfcWidth * kErfcWidth, kBlock);
+    std::fill(t + m, t + mp, 2.0f);
+    erfc_tail_block(t, t2, mp);
     for (int64_t j = 0; j < m; ++j) {
       const int64_t i = idx[j];
       o[i] = T(0.5) * x[i] * (x[i] < kFar ? std::erfc(-kRsqrt2 * x[i]) : t2[j]);
