@@ -162,10 +162,10 @@ void gelu_erf_block(const T* __restrict x, T* __restrict o, int64_t n, T* __rest
   MMap<T>(t, n) = (CMap<T>(x, n) * kRsqrt2).erf();
   for (int64_t i = 0; i < n; ++i) o[i] = T(0.5) * x[i] * (T(1) + t[i]);
   // Below -2, 1 + erf cancels (float32 would keep a few bits); x/2 erfc(-x / sqrt 2) does not.
-  // float32: those elements are gathered (their share varies: about 1 in 30 of ViT-B/16's MLP
-  // activations with its benchmark's random weights, a third of N(-1, 4)), then erfc runs
-  // vectorised on them for -x / sqrt 2 up to 9; the scalar erfcf (a branch per element, 60
-  // cycles a call) beyond that, and for float64.
+  // float32: those elements are gathered (their share depends on weights and input: 2% of
+  // N(0, 1), 31% of N(-1, 4)), then erfc runs vectorised on them for -x / sqrt 2 up to 9; the
+  // scalar erfcf beyond that (rare), and for float64. A branch and a scalar erfcf per element
+  // took 197 x 3072 elements of N(-1, 4) 4.15 ms on one thread; this, 0.70 ms.
   constexpr T kFar = T(-9) / kRsqrt2;
   if constexpr (std::is_same_v<T, float>) {
     int32_t idx[kBlock];
