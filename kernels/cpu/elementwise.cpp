@@ -120,17 +120,16 @@ void sigmoid_block(const T* __restrict in, T* __restrict out, int64_t n, T* __re
 // ulps: fdlibm's erfcf method and its minimax coefficients (one set below 1/0.35, one above),
 //   erfc(z) = exp(-zt^2 - 0.5625) exp((zt - z)(zt + z) + R(s)/S(s)) / z,  s = 1/z^2,
 // with zt = z cut to 6 fractional bits, so that zt^2 is exact and the first exp's argument keeps
-// its bits (exp of a rounded -z^2 would be off by up to 81 x 2^-24 relative). z and out: n <= kBlock.
-// Eigen's packet functions, one packet at a time (a dozen elements of a block would otherwise
-// pay for a dozen array temporaries); n a multiple of kErfcWidth.
-using ErfcPacket = Eigen::internal::packet_traits<float>::type;
+// its bits (exp of a rounded -z^2 would be off by up to 81 x 2^-24 relative). Written with Eigen's
+// packet functions, one packet at a time: array expressions on a dozen elements would pay for a
+// dozen temporaries and a scalar remainder. n <= kBlock, a multiple of kErfcWidth.
 constexpr int64_t kErfcWidth = Eigen::internal::packet_traits<float>::size;
 static_assert(kBlock % kErfcWidth == 0);
 void erfc_tail_block(const float* __restrict z, float* __restrict out, int64_t n) {
   namespace ei = Eigen::internal;
-  using P = ErfcPacket;
+  using P = ei::packet_traits<float>::type;
   auto c = [](float v) { return ei::pset1<P>(v); };
-  auto poly = [&](const P& s, std::initializer_list<float> k) {  // k[0] + s (k[1] + s (...)), highest first below
+  auto poly = [&](const P& s, std::initializer_list<float> k) {  // k[0] + s (k[1] + s (...)), by Horner
     const float* q = k.begin();
     P r = c(q[k.size() - 1]);
     for (int64_t i = static_cast<int64_t>(k.size()) - 2; i >= 0; --i) r = ei::pmadd(r, s, c(q[i]));
@@ -186,8 +185,8 @@ void gelu_erf_block(const T* __restrict x, T* __restrict o, int64_t n, T* __rest
     }
     if (m == 0) return;
     for (int64_t j = 0; j < m; ++j) t[j] = std::clamp(-kRsqrt2 * x[idx[j]], 1.25f, 9.0f);
-    // Whole packets, padded with an unused valid argument.
-    const int64_t mp = std::min<int64_t>((m + kErfcWidth - 1) / kErfcWidth * kErfcWidth, kBlock);
+    // Whole packets (at most kBlock: a multiple of the width), padded with an unused valid argument.
+    const int64_t mp = (m + kErfcWidth - 1) / kErfcWidth * kErfcWidth;
     std::fill(t + m, t + mp, 2.0f);
     erfc_tail_block(t, t2, mp);
     for (int64_t j = 0; j < m; ++j) {
