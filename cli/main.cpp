@@ -85,8 +85,12 @@ int run_main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     std::string msg = e.what();
     if (msg.empty()) msg = e.get_name();
-    // A rank that cannot parse its arguments would leave the others waiting in check_same_job.
-    if (cortex::dist::size() > 1) cortex::dist::abort_job(msg + " (see cortex --help)");
+    // A rank that cannot parse its arguments would leave the others waiting in check_same_job:
+    // fail_job ends them there (dist/comm.h).
+    if (cortex::dist::size() > 1) {
+      cortex::dist::fail_job(msg + " (see cortex --help)");
+      return 2;
+    }
     std::cerr << "cortex: " << msg << " (see cortex --help)\n";
     return 2;
   }
@@ -99,6 +103,8 @@ int run_main(int argc, char** argv) {
         CORTEX_CHECK(!sub->parsed() || sharded(sub->get_name()), sub->get_name(), ": not sharded over MPI ranks ",
                      "(features, fit --readout ridge, ncut --method nystrom, linbridge and attribute are); found ", ranks,
                      " ranks: run it as one process");
+    } catch (const cortex::dist::RankFailed&) {
+      return 1;  // a rank that could not parse its arguments printed why (above)
     } catch (const std::exception& e) {
       std::fprintf(stderr, "cortex: rank %d: %s\n", cortex::dist::rank(), e.what());  // one write: ranks share stderr
       return 1;
@@ -108,10 +114,16 @@ int run_main(int argc, char** argv) {
   try {
     for (auto& [sub, run] : commands)
       if (sub->parsed()) code = run();
+    cortex::dist::finish_job();
+  } catch (const cortex::dist::RankFailed&) {
+    code = 1;  // another rank failed and printed why; this one stops quietly
   } catch (const std::exception& e) {
-    // Under several ranks the others may wait in a collective for this one: end them all.
-    if (ranks > 1) cortex::dist::abort_job(std::string("error: ") + e.what());
-    std::cerr << "cortex: error: " << e.what() << "\n";
+    // Under several ranks the others may wait in a collective for this one: fail_job ends them
+    // there, and every rank then finalizes and exits 1 (dist/comm.h).
+    if (ranks > 1)
+      cortex::dist::fail_job(std::string("error: ") + e.what());
+    else
+      std::cerr << "cortex: error: " << e.what() << "\n";
     code = 1;
   }
   if (verbose) print_fallbacks();

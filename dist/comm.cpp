@@ -194,30 +194,56 @@ void check_same_job(int argc, char** argv) {
   }
 }
 
-[[noreturn]] void abort_job(const std::string& message) {
+RankFailed::RankFailed(int r)
+    : Error("rank " + std::to_string(r) + " failed (its error is on its own line)"), failed_rank(r) {}
+
+namespace {
+bool g_failed = false;  // this rank has told the others it failed: no collective may follow
+
+// The all-reduce every collective starts with (comm.h, "How a failure ends every rank"): the
+// highest failed rank + 1, or 0 when none failed.
+void agree(bool failed) {
+#ifdef CORTEX_WITH_MPI
+  if (!g_started || size() == 1) return;
+  CORTEX_CHECK(!g_failed, "dist: a collective after this rank failed");
+  int mine = failed ? rank() + 1 : 0, worst = 0;
+  check_mpi(MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD), "MPI_Allreduce");
+  if (failed) {
+    g_failed = true;
+    return;
+  }
+  if (worst) {
+    g_failed = true;
+    throw RankFailed(worst - 1);
+  }
+#else
+  (void)failed;
+#endif
+}
+}  // namespace
+
+void fail_job(const std::string& message) {
   std::string line = message;
   for (char& c : line)
     if (c == '\n') c = ' ';
-  std::fprintf(stderr, "cortex: rank %d: %s\n", rank(), line.c_str());
+  std::fprintf(stderr, "cortex: rank %d: %s\n", rank(), line.c_str());  // one write: ranks share stderr
   std::fflush(stderr);
-#ifdef CORTEX_WITH_MPI
-  // The launcher ends every other rank when one exits non-zero without MPI_Finalize (mpirun, and
-  // srun with --kill-on-bad-exit). Not MPI_Abort: OpenMPI 4.1.4's mpirun crashed (SIGSEGV) in about
-  // one abort in eight under load here, leaving the other ranks waiting forever.
-  if (g_started && size() > 1) _exit(1);
-#endif
-  std::exit(1);
+  if (!g_failed) agree(true);
 }
+
+void finish_job() { agree(false); }
 
 void barrier() {
 #ifdef CORTEX_WITH_MPI
-  if (size() > 1) check_mpi(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
+  // The all-reduce of agree is itself a barrier: no rank leaves it before every rank entered it.
+  if (size() > 1) agree(false);
 #endif
 }
 
 void broadcast(std::vector<char>& bytes, int root) {
 #ifdef CORTEX_WITH_MPI
   if (size() == 1) return;
+  agree(false);
   uint64_t len = bytes.size();
   check_mpi(MPI_Bcast(&len, 1, MPI_UINT64_T, root, MPI_COMM_WORLD), "MPI_Bcast");
   if (rank() != root) bytes.resize(len);
@@ -251,6 +277,7 @@ std::vector<std::vector<char>> gather(const std::vector<char>& mine, bool all) {
   std::vector<std::vector<char>> out;
 #ifdef CORTEX_WITH_MPI
   // Rank 0 receives from ranks 1, 2, ... in order; then (all) broadcasts the whole list.
+  agree(false);
   if (rank() == 0) {
     out.push_back(mine);
     for (int r = 1; r < size(); ++r) out.push_back(recv_bytes(r));

@@ -65,10 +65,30 @@ inline bool is_root() { return rank() == 0; }
 // one-line cortex::Error naming the first differing rank and what differs. No-op with one rank.
 void check_same_job(int argc, char** argv);
 
-// Prints "cortex: rank R: <message>" on one line to stderr and exits 1 at once, without
-// MPI_Finalize: the launcher (mpirun; srun with --kill-on-bad-exit) then ends every other rank, so
-// none waits forever in a collective for the rank that failed. With one rank: print, exit(1).
-[[noreturn]] void abort_job(const std::string& message);
+// How a failure ends every rank without a launcher's help (docs/distributed.md, "Failures").
+// Every collective below starts with the same small all-reduce, in which each rank says whether
+// it has failed. A rank that throws calls fail_job: it prints its one line and joins the next
+// collective's all-reduce with "failed", which is the one every other rank is waiting in (or
+// reaches); there each of them throws RankFailed instead of waiting for data that will not come.
+// finish_job is the last such all-reduce of a run, so a rank that fails after the last collective
+// (rank 0 writing the output) still ends the others. Then every rank calls MPI_Finalize and exits 1:
+// no rank is killed, so mpirun (or srun) needs no abort path.
+
+// Thrown on the ranks that did not fail when `failed_rank` (the highest one that failed) did;
+// main ends them quietly with exit 1, the failed rank having printed the error.
+class RankFailed : public Error {
+ public:
+  explicit RankFailed(int failed_rank);
+  int failed_rank;
+};
+
+// Prints "cortex: rank R: <message>" on one line to stderr and, with several ranks, tells the
+// others (above); returns so that the caller can finalize and exit 1. Nothing is printed for a
+// RankFailed (call it only for this rank's own error).
+void fail_job(const std::string& message);
+// The last all-reduce of a run that succeeded on this rank; throws RankFailed when another rank
+// failed. No-op with one rank.
+void finish_job();
 
 void barrier();
 // root's bytes to every rank (resized on the others).

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Failures under MPI ranks (docs/distributed.md): a rank that fails ends every rank with a non-zero
-# exit and its error on one line, without a hang; ranks started with different arguments are
+# exit and its error on one line, without a hang (also when it fails after the last collective, or
+# cannot parse its arguments); ranks started with different arguments are
 # refused; a job that is not sharded is refused under several ranks; nothing is written.
 # Usage: tests/mpi_failures.sh path/to/cortex ON|OFF   (ctest: mpi_failures, label mpi; exit 77 =
 # skipped without mpirun or an MPI build).
@@ -38,6 +39,36 @@ n=$(grep -c "cortex: rank 2: error: .*$last" err.txt || true)
 grep -q "cortex: rank [01]: error" err.txt && fail "ranks 0 and 1 did not fail, yet printed an error"
 [[ ! -e bad.safetensors ]] || fail "a failed job wrote its output"
 echo "mpi_failures: a failing rank ends all 3 with exit $rc: $(grep -o 'cortex: rank 2.*' err.txt)"
+
+# A failure after the last collective: only rank 0 writes, and its rename fails (a directory has the
+# output's name); the others, done with their part, must still end with exit 1.
+mkdir out.safetensors
+set +e
+"${mpi[@]}" -np 3 "$cortex" "${feats[@]}" --images sim/subj01/training_split/training_images --out out.safetensors \
+  < /dev/null > out.txt 2> err.txt
+rc=$?
+set -e
+[[ $rc != 124 && $rc != 137 ]] || fail "rank 0 failing after the last collective left the others hanging (timeout)"
+[[ $rc != 0 ]] || fail "rank 0 failing after the last collective gave exit code 0"
+[[ $(grep -c "cortex: rank 0: error: .*out.safetensors" err.txt) == 1 ]] ||
+  { cat err.txt >&2; fail "expected one error line from rank 0 about out.safetensors"; }
+grep -q "cortex: rank [12]: error" err.txt && fail "ranks 1 and 2 did not fail, yet printed an error"
+rmdir out.safetensors
+echo "mpi_failures: rank 0 failing after the last collective ends all 3 with exit $rc"
+
+# A bad flag on rank 1 only (an MPMD launch): it cannot take part in the start-up checks; rank 0,
+# waiting there, must end too.
+set +e
+"${mpi[@]}" -np 1 "$cortex" "${feats[@]}" --images "$imgs" --out a.safetensors : \
+  -np 1 "$cortex" "${feats[@]}" --no-such-flag --images "$imgs" --out a.safetensors < /dev/null > out.txt 2> err.txt
+rc=$?
+set -e
+[[ $rc != 0 && $rc != 124 && $rc != 137 ]] || fail "a bad flag on rank 1: exit code $rc"
+[[ $(grep -c "cortex: rank 1: .*--no-such-flag" err.txt) == 1 ]] ||
+  { cat err.txt >&2; fail "a bad flag on rank 1: expected one line from rank 1 naming it"; }
+grep -q "cortex: rank 0: " err.txt && { cat err.txt >&2; fail "a bad flag on rank 1: rank 0 printed a line"; }
+[[ ! -e a.safetensors ]] || fail "a job with a bad flag wrote its output"
+echo "mpi_failures: a bad flag on rank 1 ends both ranks with exit $rc"
 
 # Different arguments on rank 1 (an MPMD launch): every rank refuses, one line each.
 good=sim/subj01/training_split/training_images
