@@ -75,7 +75,7 @@ void softmax_rows(Mat<T>& S, Vec<T>& lse) {
   }
 }
 
-#ifdef CORTEX_CONV_GEMM
+#ifdef CORTEX_GEMM_AVX512
 // softmax_rows for float32 on AVX-512, with the scores' scale s applied first: the rows' last
 // partial vector (197 = 12 x 16 + 5) masked instead of left to Eigen's scalar expf (6% of the
 // B = 8 forward in expf alone), and one multiply by 1 / rowsum instead of a division per element. The row sum is a
@@ -123,7 +123,7 @@ void softmax_rows_f32(float* S, int64_t n, int64_t cols, float s, float* lse) {
 // Whether forward() runs T on the packed kernel (float32 on AVX-512 builds).
 template <class T>
 constexpr bool packed_float() {
-#ifdef CORTEX_CONV_GEMM
+#ifdef CORTEX_GEMM_AVX512
   return std::is_same_v<T, float>;
 #else
   return false;
@@ -159,7 +159,7 @@ Attention forward(const Tensor& q, const Tensor& k, const Tensor& v, double scal
     Mat<T> S;
     Vec<T> l;
     const int64_t b = w / nblk, r0 = (w % nblk) * rows_per_block, n = std::min(rows_per_block, Lq - r0);
-#ifdef CORTEX_CONV_GEMM
+#ifdef CORTEX_GEMM_AVX512
     if constexpr (packed_float<T>()) {
       // float32 on AVX-512: both products on the packed kernel (conv_gemm.h), which reads k's rows
       // in place as the weight rows of S^T = k q^T (docs/attention.md has the figures).

@@ -256,7 +256,7 @@ gemm::Mat<T> col_block(const Geom& g, const T* x, const Piece& pc, int64_t gi, i
 // a time: a masked load reads only the lanes inside the input (the rest are the zero padding),
 // and one or two masked stores put them in their strips. Strides 2 and 4 likewise, their
 // sixteen outputs compacted from 2 or 4 masked loads by permutes; other strides go element by
-// element (a gather is slower on AMD's cores). Writing the strips directly, rather than an im2col row that
+// element (a gather is slower on AMD's cores); AVX2 builds take that element-by-element path for every stride. Writing the strips directly, rather than an im2col row that
 // is then cut into strips, avoids reloading the row while its overlapping stores are still in
 // flight (a store-forwarding stall per vector at 13-wide maps). Packing strip by strip instead
 // (each strip's rows contiguous, used at once) measured slower: every row then reads another
@@ -266,6 +266,7 @@ void pack_im2col_row(const Geom& g, const float* x, int64_t c, int64_t kh, int64
   constexpr int64_t NR = conv_gemm::kNR;
   const int64_t off = kw * g.dw - g.pw;  // iw = ow * sw + off
   const Span s = valid_cols(off, g.sw, g.W, g.OW);
+#ifdef CORTEX_GEMM_AVX512
   auto lanes = [](int64_t from, int64_t to) {  // mask of lanes [from, to), both clamped to [0, 16]
     from = std::clamp<int64_t>(from, 0, 16), to = std::clamp<int64_t>(to, 0, 16);
     return static_cast<__mmask16>(((1u << to) - 1u) & ~((1u << from) - 1u));
@@ -299,17 +300,21 @@ void pack_im2col_row(const Geom& g, const float* x, int64_t c, int64_t kh, int64
       a[j] = _mm512_maskz_loadu_ps(kSpread.by4[(valid >> (4 * j)) & 0xFu], p + 16 * j);
     return _mm512_mask_blend_ps(0xFF00, _mm512_permutex2var_ps(a[0], fourth, a[1]), _mm512_permutex2var_ps(a[2], fourth, a[3]));
   };
+#endif
   for (int64_t oh = oh0; oh < oh1; ++oh, p0 += g.OW) {
     const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
     const bool inside = ih >= 0 && ih < g.H;
     const float* src = x + (c * g.H + (inside ? ih : 0)) * g.W + off;  // src[ow * sw] for ow in [s.lo, s.hi)
+#ifdef CORTEX_GEMM_AVX512
     if (g.sw != 1 && g.sw != 2 && g.sw != 4) {
+#endif
       const int64_t lo = inside ? s.lo : g.OW, hi = inside ? s.hi : g.OW;
       for (int64_t ow = 0; ow < g.OW;) {  // runs that stay inside one strip
         const int64_t p = p0 + ow, n = std::min(g.OW - ow, NR - p % NR);
         float* d = dst + p / NR * stride + p % NR - ow;  // d[ow] for ow in this run
         for (const int64_t end = ow + n; ow < end; ++ow) d[ow] = ow >= lo && ow < hi ? src[ow * g.sw] : 0.0f;
       }
+#ifdef CORTEX_GEMM_AVX512
       continue;
     }
     int64_t q = p0 % NR;  // column p0's place in its strip, followed without divisions
@@ -325,6 +330,7 @@ void pack_im2col_row(const Geom& g, const float* x, int64_t c, int64_t kh, int64
       q += n, d += n;
       if (q >= NR) q -= NR, d += stride - NR;
     }
+#endif
   }
 }
 
@@ -420,7 +426,7 @@ int64_t packed_images(const Geom& g, int64_t threads) {
 
 template <class T>
 void conv2d_impl(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
-  const int64_t threads = omp_get_max_threads();
+  [[maybe_unused]] const int64_t threads = omp_get_max_threads();  // (used by the packed path only)
   const int64_t budget_bands = ceil_div(g.Kg * g.P, kColBudget);
 #ifdef CORTEX_CONV_GEMM
   // The packed GEMM runs one unit per thread (a single image is cut into one band per thread).
@@ -533,10 +539,19 @@ void input_grad_packed(const Geom& g, const float* gy, const float* w, float* gx
       // One masked 8-lane load and store per k (std::copy of 8 floats is a memmove call each:
       // 6.5% of a dream step).
       for (int64_t m0 = 0; m0 < rows; m0 += cg::kMR) {
+#ifdef CORTEX_GEMM_AVX512
         const __mmask8 lanes = static_cast<__mmask8>((1u << std::min(cg::kMR, rows - m0)) - 1u);
+#else
+        const __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::min(cg::kMR, rows - m0))),
+                                                 _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+#endif
         float* panel = pa + m0 * K;
         for (int64_t k = 0; k < K; ++k)
+#ifdef CORTEX_GEMM_AVX512
           _mm256_storeu_ps(panel + k * cg::kMR, _mm256_maskz_loadu_ps(lanes, wb + k * g.Kg + m0));
+#else
+          _mm256_storeu_ps(panel + k * cg::kMR, _mm256_maskload_ps(wb + k * g.Kg + m0, lanes));
+#endif
       }
       float* gx0 = gx + (pc.n0 * g.C + gi * g.Cg + b0) * g.HW;
       const bool direct = g.identity && pc.single();  // col2im is the identity: write gx itself

@@ -17,7 +17,9 @@
 namespace cortex::kernels::cpu::conv_gemm {
 namespace {
 
-constexpr int kV = 16;  // floats per AVX-512 vector
+constexpr int kV = 16;  // floats per column vector of a tile (kNR = 3 of them): one AVX-512 register, two AVX2 ones
+
+#ifdef CORTEX_GEMM_AVX512
 
 // 8 vectors of 16 floats transposed in registers: col[j] = element j of every row, in row order.
 inline void transpose8x16(const __m512 row[8], __m256 col[16]) {
@@ -110,6 +112,85 @@ void micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bo
       for (int v = 0; v < NV; ++v) _mm512_mask_storeu_ps(c + r * ldc + v * kV, mask[v], acc[r][v]);
   }
 }
+#else
+// AVX2 (8-float vectors, 16 registers): the kMR x (NV kV) tile of micro below is computed in
+// sub-tiles of 4 rows by W <= 3 vectors of 8 columns, each over the whole depth pass: 4 W
+// accumulators, W vectors of B and one broadcast fit the 16 registers when W = 3 (12 FMAs per 7
+// loads). Every output is still (first ? bias : C) plus its products in k order, one FMA each, so
+// it has the same bits as on AVX-512 (and in micro_tall). Rows past `rows` of a sub-tile are
+// computed on A's zero padding (or the re-read last row when Direct) and never stored; a sub-tile
+// wholly past `rows` is skipped.
+inline __m256i lane_mask8(int64_t n) {  // lanes [0, n) of 8, n clamped to [0, 8]
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::clamp<int64_t>(n, 0, 8))),
+                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+template <int W, bool Direct>
+void sub_tile(int64_t kc, const float* a, const float* const* arow, const float* b, float* c, int64_t ldc, bool first,
+              const float* bias, const float* col_bias, int64_t rows, int64_t cols) {
+  __m256i mask[W];
+  for (int v = 0; v < W; ++v) mask[v] = lane_mask8(cols - 8 * v);
+  __m256 acc[4][W];
+  for (int r = 0; r < 4; ++r)
+    for (int v = 0; v < W; ++v) {
+      if (r >= rows)
+        acc[r][v] = _mm256_setzero_ps();
+      else if (first)
+        acc[r][v] = bias       ? _mm256_set1_ps(bias[r])
+                    : col_bias ? _mm256_maskload_ps(col_bias + 8 * v, mask[v])
+                               : _mm256_setzero_ps();
+      else
+        acc[r][v] = _mm256_maskload_ps(c + r * ldc + 8 * v, mask[v]);
+    }
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; ++k) {
+    __m256 bv[W];
+    for (int v = 0; v < W; ++v) bv[v] = _mm256_loadu_ps(b + k * kNR + 8 * v);
+    for (int r = 0; r < 4; ++r) {
+      const __m256 ar = _mm256_set1_ps(Direct ? arow[r][k] : a[k * kMR + r]);
+      for (int v = 0; v < W; ++v) acc[r][v] = _mm256_fmadd_ps(ar, bv[v], acc[r][v]);
+    }
+  }
+  for (int r = 0; r < rows && r < 4; ++r)
+    for (int v = 0; v < W; ++v) _mm256_maskstore_ps(c + r * ldc + 8 * v, mask[v], acc[r][v]);
+}
+
+template <bool Direct>
+void sub_tile_n(int w, int64_t kc, const float* a, const float* const* arow, const float* b, float* c, int64_t ldc,
+                bool first, const float* bias, const float* col_bias, int64_t rows, int64_t cols) {
+  if (w == 3)
+    sub_tile<3, Direct>(kc, a, arow, b, c, ldc, first, bias, col_bias, rows, cols);
+  else if (w == 2)
+    sub_tile<2, Direct>(kc, a, arow, b, c, ldc, first, bias, col_bias, rows, cols);
+  else
+    sub_tile<1, Direct>(kc, a, arow, b, c, ldc, first, bias, col_bias, rows, cols);
+}
+
+// The tile of one pass (see the AVX-512 micro for the arguments; no transposed store here:
+// gemm_weight_rows packs both operands on AVX2). Columns in one sub-tile of up to 3 vectors, or
+// two of about half each (32 columns: 2 + 2 vectors, not 3 + 1, which would leave 4 FMA chains).
+template <int NV, bool Direct = false, bool TransC = false>
+void micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool first, const float* bias,
+           int64_t rows, int64_t cols, const float* col_bias = nullptr, int64_t lda = 0) {
+  static_assert(!TransC, "AVX2 builds store no transposed tile");
+  static_assert(NV >= 1 && NV <= 3);
+  const float* arow[kMR] = {};
+  if constexpr (Direct)
+    for (int r = 0; r < kMR; ++r) arow[r] = a + std::min<int64_t>(r, rows - 1) * lda;
+  const int w8 = static_cast<int>((cols + 7) / 8), wa = w8 > 3 ? (w8 + 1) / 2 : w8;
+  for (int64_t r0 = 0; r0 < rows; r0 += 4) {
+    const int64_t rr = std::min<int64_t>(4, rows - r0);
+    const float* ap = a + r0;  // packed: rows r0.. of the panel, still k * kMR apart
+    const float* const* ar = arow + r0;
+    const float* bp = bias ? bias + r0 : nullptr;
+    sub_tile_n<Direct>(wa, kc, ap, ar, b, c + r0 * ldc, ldc, first, bp, col_bias, rr, std::min<int64_t>(cols, 8 * wa));
+    if (w8 > wa)
+      sub_tile_n<Direct>(w8 - wa, kc, ap, ar, b + 8 * wa, c + r0 * ldc + 8 * wa, ldc, first, bp,
+                         col_bias ? col_bias + 8 * wa : nullptr, rr, cols - 8 * wa);
+  }
+}
+
+#endif  // CORTEX_GEMM_AVX512
 
 // A strip with at most 4 columns (the last of a 49- or 196-column map): micro<1> would run 8 full
 // 16-wide FMAs per depth step for 8 x n useful products. Here the rows are the lanes instead: P
@@ -206,6 +287,7 @@ void run_strip_direct(int64_t M, int64_t n, int64_t kc, const float* a, int64_t 
                   std::min(kMR, M - m0), nullptr, lda);
 }
 
+#ifdef CORTEX_GEMM_AVX512
 // 16 vectors of 16 floats transposed in registers: col[j] = element j of every row, in row order.
 inline void transpose16(const __m512 row[16], __m512 col[16]) {
   __m512 t[16], u[16];
@@ -355,6 +437,69 @@ void lanes_n(int64_t n, int64_t kc, const float* w, int64_t ldw, int64_t rows, c
     default: return micro_lanes<8>(kc, w, ldw, rows, b, c, ldc, first, bias, col_bias);
   }
 }
+#else
+// 8 rows of 8 floats (row i at src + i ld) transposed: element j of every row, in row order, at
+// dst + j ldd.
+inline void transpose8(const float* src, int64_t ld, float* dst, int64_t ldd) {
+  __m256 r[8], t[8], u[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * ld);
+  for (int i = 0; i < 8; i += 2) {  // per 128-bit half: rows i, i+1 of columns (0, 1) lo and (2, 3) hi
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int h = 0; h < 8; h += 4) {  // u[h + c], half L: rows h..h+3 of column 4L + c
+    u[h] = _mm256_shuffle_ps(t[h], t[h + 2], 0x44);
+    u[h + 1] = _mm256_shuffle_ps(t[h], t[h + 2], 0xEE);
+    u[h + 2] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0x44);
+    u[h + 3] = _mm256_shuffle_ps(t[h + 1], t[h + 3], 0xEE);
+  }
+  for (int c = 0; c < 4; ++c) {
+    _mm256_storeu_ps(dst + c * ldd, _mm256_permute2f128_ps(u[c], u[4 + c], 0x20));
+    _mm256_storeu_ps(dst + (4 + c) * ldd, _mm256_permute2f128_ps(u[c], u[4 + c], 0x31));
+  }
+}
+
+// Columns [k0, k0 + kc) of A's rows [0, M) as panels of (kc, kMR), panel p at out + p kc kMR,
+// rows past M zero.
+void pack_a_pass(const float* a, int64_t ars, int64_t acs, int64_t M, int64_t k0, int64_t kc, float* out) {
+  for (int64_t m0 = 0; m0 < M; m0 += kMR) {
+    float* panel = out + m0 * kc;
+    const int64_t rows = std::min(kMR, M - m0);
+    const float* src = a + m0 * ars + k0 * acs;
+    int64_t k = 0;
+    if (rows == kMR && acs == 1)  // row-major: 8 x 8 blocks transposed
+      for (; k + 8 <= kc; k += 8) transpose8(src + k, ars, panel + k * kMR, kMR);
+    if (rows == kMR && ars == 1)  // column-major: each k is 8 contiguous floats
+      for (; k < kc; ++k) _mm256_storeu_ps(panel + k * kMR, _mm256_loadu_ps(src + k * acs));
+    for (; k < kc; ++k)
+      for (int64_t r = 0; r < kMR; ++r) panel[k * kMR + r] = r < rows ? src[r * ars + k * acs] : 0.0f;
+  }
+}
+
+// Rows [k0, k0 + kc) of B's columns [n0, n0 + n), n <= kNR, as one (kc, kNR) strip, columns past n
+// zero.
+void pack_b_block(const float* b, int64_t brs, int64_t bcs, int64_t k0, int64_t kc, int64_t n0, int64_t n, float* out) {
+  const float* src = b + k0 * brs + n0 * bcs;
+  if (bcs == 1) {  // row-major: each k is n contiguous floats
+    for (int64_t k = 0; k < kc; ++k) {
+      std::copy(src + k * brs, src + k * brs + n, out + k * kNR);
+      std::fill(out + k * kNR + n, out + (k + 1) * kNR, 0.0f);
+    }
+    return;
+  }
+  int64_t j0 = 0;
+  if (brs == 1)  // column-major (a transposed weight): 8 columns x 8 rows at a time, transposed
+    for (; j0 + 8 <= n; j0 += 8) {
+      int64_t k = 0;
+      for (; k + 8 <= kc; k += 8) transpose8(src + j0 * bcs + k, bcs, out + k * kNR + j0, kNR);
+      for (; k < kc; ++k)
+        for (int64_t j = j0; j < j0 + 8; ++j) out[k * kNR + j] = src[j * bcs + k];
+    }
+  for (int64_t k = 0; k < kc; ++k)
+    for (int64_t j = j0; j < kNR; ++j) out[k * kNR + j] = j < n ? src[k * brs + j * bcs] : 0.0f;
+}
+
+#endif  // CORTEX_GEMM_AVX512
 
 }  // namespace
 
@@ -412,7 +557,12 @@ bool empty_sum(int64_t M, int64_t N, int64_t K, float* c, int64_t ldc, bool accu
 }  // namespace
 
 bool weight_rows_pays(int64_t M, int64_t brs, int64_t bcs, int64_t ldc) {
+#ifdef CORTEX_GEMM_AVX512
   return M <= kWeightRowsM && brs == 1 && bcs != 1 && ldc <= kMaxGatherLd;
+#else
+  (void)M, (void)brs, (void)bcs, (void)ldc;
+  return false;
+#endif
 }
 
 void gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t ars, int64_t acs, const float* b, int64_t brs,
@@ -423,6 +573,7 @@ void gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t ars, int64_t 
     gemm_pack_both(M, N, K, a, ars, acs, b, brs, bcs, c, ldc, accumulate, row_bias, col_bias);
 }
 
+#ifdef CORTEX_GEMM_AVX512
 void gemm_weight_rows(int64_t M, int64_t N, int64_t K, const float* a, int64_t ars, int64_t acs, const float* w,
                       int64_t ldw, float* c, int64_t ldc, bool accumulate, const float* row_bias,
                       const float* col_bias) {
@@ -460,6 +611,15 @@ void gemm_weight_rows(int64_t M, int64_t N, int64_t K, const float* a, int64_t a
     }
   }
 }
+#else
+// AVX2 builds have no transposed-tile kernel: the weight is packed like any column-major B. The
+// same sums, so the same bits as gemm_weight_rows on AVX-512 (and as gemm_pack_both here).
+void gemm_weight_rows(int64_t M, int64_t N, int64_t K, const float* a, int64_t ars, int64_t acs, const float* w,
+                      int64_t ldw, float* c, int64_t ldc, bool accumulate, const float* row_bias,
+                      const float* col_bias) {
+  gemm_pack_both(M, N, K, a, ars, acs, w, 1, ldw, c, ldc, accumulate, row_bias, col_bias);
+}
+#endif
 
 void gemm_pack_both(int64_t M, int64_t N, int64_t K, const float* a, int64_t ars, int64_t acs, const float* b,
                     int64_t brs, int64_t bcs, float* c, int64_t ldc, bool accumulate, const float* row_bias,

@@ -8,14 +8,19 @@
 // strips of kNR (b_strip_offset), just before gemm_pass uses it: the conv's im2col writes each
 // pass straight into that form, so B is never made as a whole (AlexNet's conv4 im2col is 12 MB
 // for five images; one pass of it is 1.3 MB).
-// Built only where the compiler targets AVX-512 (CORTEX_CONV_GEMM); elsewhere conv.cpp keeps Eigen.
+// Built where the compiler targets AVX-512, or AVX2 with FMA (CORTEX_CONV_GEMM); elsewhere Eigen.
 // Determinism: every output is bias + its K products summed in order, pass after pass, by one
 // accumulator lane, whatever the strip, panel or call it falls in; so callers may cut M and N as
 // they like (by the thread count too) without changing a bit (docs/conv.md).
 #pragma once
 #include <cstdint>
 
+// CORTEX_GEMM_AVX512: the AVX-512 kernels; otherwise the same tiles and packing with AVX2 + FMA
+// (8-wide halves of each 16-wide column vector; conv_gemm.cpp), giving the same bits.
 #if defined(__AVX512F__)
+#define CORTEX_CONV_GEMM 1
+#define CORTEX_GEMM_AVX512 1
+#elif defined(__AVX2__) && defined(__FMA__)
 #define CORTEX_CONV_GEMM 1
 #endif
 
