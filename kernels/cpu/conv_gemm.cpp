@@ -480,11 +480,13 @@ void pack_a_pass(const float* a, int64_t ars, int64_t acs, int64_t M, int64_t k0
 // zero.
 void pack_b_block(const float* b, int64_t brs, int64_t bcs, int64_t k0, int64_t kc, int64_t n0, int64_t n, float* out) {
   const float* src = b + k0 * brs + n0 * bcs;
-  if (bcs == 1) {  // row-major: each k is n contiguous floats
-    for (int64_t k = 0; k < kc; ++k) {
-      std::copy(src + k * brs, src + k * brs + n, out + k * kNR);
-      std::fill(out + k * kNR + n, out + (k + 1) * kNR, 0.0f);
-    }
+  if (bcs == 1) {  // row-major: each k is n contiguous floats, six masked 8-lane copies (std::copy
+                   // was a memmove call per k: 9% of a 1024-cube matmul)
+    __m256i mask[6];
+    for (int v = 0; v < 6; ++v) mask[v] = lane_mask8(n - 8 * v);
+    for (int64_t k = 0; k < kc; ++k)
+      for (int v = 0; v < 6; ++v)
+        _mm256_storeu_ps(out + k * kNR + 8 * v, _mm256_maskload_ps(src + k * brs + 8 * v, mask[v]));
     return;
   }
   int64_t j0 = 0;
