@@ -1,6 +1,6 @@
 // A packed single-threaded float GEMM, C (M, N) = A (M, K) B (K, N) + bias, with an AVX-512
-// register-blocked micro-kernel: the conv2d forward and input gradient drive it pass by pass with
-// their own im2col packing; every other float GEMM (gemm_tiles.h: linear, matmul, the 1x1 convs,
+// register-blocked micro-kernel (on AVX2, the same tiles in 4 x 24 sub-tiles: docs/gemm.md): the
+// conv2d forward and input gradient drive it pass by pass with their own im2col packing; every other float GEMM (gemm_tiles.h: linear, matmul, the 1x1 convs,
 // the weight gradients) calls gemm() below, which packs strided operands itself. Eigen 3.4's float kernel on AVX-512 is 48x4 and
 // reaches about 60% of what oneDNN does on AlexNet's convs; this 8x48 kernel closes most of that.
 //
