@@ -380,7 +380,7 @@ TEST(ConvGemm, AgainstFloat64Sums) {
   namespace cg = cortex::kernels::cpu::conv_gemm;
   uint64_t seed = 0;
   for (int64_t M : {1, 7, 8, 9, 17})
-    for (int64_t N : {1, 15, 16, 17, 33, 47, 48, 49, 95, 97, 200})
+    for (int64_t N : {1, 15, 16, 17, 32, 33, 47, 48, 49, 80, 95, 97, 200})
       for (int64_t K : {int64_t{0}, int64_t{1}, int64_t{5}, cg::kKC, cg::kKC + 1, 2 * cg::kKC + 32}) {
         SCOPED_TRACE("M " + std::to_string(M) + " N " + std::to_string(N) + " K " + std::to_string(K));
         const auto a = ct::randn({M, K}, ++seed, DType::Float32).to_vector<float>();
@@ -397,7 +397,7 @@ TEST(ConvGemm, AgainstFloat64Sums) {
             std::vector<float> pb(cg::packed_b_size(kc, N), 0.0f);
             for (int64_t k = k0; k < k0 + kc; ++k)
               for (int64_t n = 0; n < N; ++n)
-                pb[cg::b_strip_offset(n / cg::kNR, kc) + (k - k0) * cg::kNR + n % cg::kNR] = b[k * N + n];
+                pb[cg::b_strip_offset(n / cg::kNR, kc) + cg::strip_index(k - k0, n % cg::kNR, kc)] = b[k * N + n];
             cg::gemm_pass(M, N, K, k0, kc, pa.data(), pb.data(), with_bias ? bias.data() : nullptr, c.data(), ldc);
             // A read in place gives the same bits (the same sums in the same order).
             cg::gemm_pass_direct(M, N, k0, kc, a.data(), K, pb.data(), with_bias ? bias.data() : nullptr, cd.data(), ldc);

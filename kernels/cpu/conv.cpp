@@ -252,7 +252,8 @@ gemm::Mat<T> col_block(const Geom& g, const T* x, const Piece& pc, int64_t gi, i
 #ifdef CORTEX_CONV_GEMM
 // Row (c, kh, kw) of the im2col of one image x (C, H, W), output rows [oh0, oh1), written into
 // packed column strips (conv_gemm.h): its column i = (oh - oh0) * OW + ow is column p0 + i of the
-// GEMM, at dst + (p0 + i) / kNR * stride + (p0 + i) % kNR. At stride 1, sixteen output columns at
+// GEMM, at dst + pass_index(p0 + i, stride) (dst: this row's place in the pass, row r at
+// r kSub). At stride 1, sixteen output columns at
 // a time: a masked load reads only the lanes inside the input (the rest are the zero padding),
 // and one or two masked stores put them in their strips. Strides 2 and 4 likewise, their
 // sixteen outputs compacted from 2 or 4 masked loads by permutes; other strides go element by
@@ -263,10 +264,10 @@ gemm::Mat<T> col_block(const Geom& g, const T* x, const Piece& pc, int64_t gi, i
 // channel plane of x.
 void pack_im2col_row(const Geom& g, const float* x, int64_t c, int64_t kh, int64_t kw, int64_t oh0, int64_t oh1,
                      int64_t p0, float* dst, int64_t stride) {
-  constexpr int64_t NR = conv_gemm::kNR;
   const int64_t off = kw * g.dw - g.pw;  // iw = ow * sw + off
   const Span s = valid_cols(off, g.sw, g.W, g.OW);
 #ifdef CORTEX_GEMM_AVX512
+  constexpr int64_t NR = conv_gemm::kNR;
   auto lanes = [](int64_t from, int64_t to) {  // mask of lanes [from, to), both clamped to [0, 16]
     from = std::clamp<int64_t>(from, 0, 16), to = std::clamp<int64_t>(to, 0, 16);
     return static_cast<__mmask16>(((1u << to) - 1u) & ~((1u << from) - 1u));
@@ -309,14 +310,15 @@ void pack_im2col_row(const Geom& g, const float* x, int64_t c, int64_t kh, int64
     if (g.sw != 1 && g.sw != 2 && g.sw != 4) {
 #endif
       const int64_t lo = inside ? s.lo : g.OW, hi = inside ? s.hi : g.OW;
-      for (int64_t ow = 0; ow < g.OW;) {  // runs that stay inside one strip
-        const int64_t p = p0 + ow, n = std::min(g.OW - ow, NR - p % NR);
-        float* d = dst + p / NR * stride + p % NR - ow;  // d[ow] for ow in this run
+      for (int64_t ow = 0; ow < g.OW;) {  // runs that stay inside one sub-strip
+        const int64_t p = p0 + ow, n = std::min(g.OW - ow, conv_gemm::kSub - p % conv_gemm::kSub);
+        float* d = dst + conv_gemm::pass_index(p, stride) - ow;  // d[ow] for ow in this run
         for (const int64_t end = ow + n; ow < end; ++ow) d[ow] = ow >= lo && ow < hi ? src[ow * g.sw] : 0.0f;
       }
 #ifdef CORTEX_GEMM_AVX512
       continue;
     }
+    static_assert(conv_gemm::kSub == NR, "one sub-strip per strip on AVX-512");
     int64_t q = p0 % NR;  // column p0's place in its strip, followed without divisions
     float* d = dst + p0 / NR * stride + q;
     for (int64_t ow = 0; ow < g.OW; ow += 16) {
@@ -391,7 +393,7 @@ void conv2d_packed(const Geom& g, const float* x, const float* w, const float* b
         const int64_t c = k / g.KK, kh = (k % g.KK) / g.KW, kw = k % g.KW;
         for (int64_t j = 0; j < nimg; ++j)
           pack_im2col_row(g, x + ((pc.n0 + j) * g.C + gi * g.Cg) * g.HW, c, kh, kw, pc.oh0, pc.oh1, j * per,
-                          pb + (k - k0) * cg::kNR, stride);
+                          pb + (k - k0) * cg::kSub, stride);
       }
       if (direct)
         cg::gemm_pass_direct(m1 - m0, cols, k0, kc, w + (gi * g.Og + m0) * g.Kg, g.Kg, pb, bg, out, ldo);
@@ -522,9 +524,9 @@ void input_grad_packed(const Geom& g, const float* gy, const float* w, float* gx
       for (int64_t k = 0; k < kc; ++k)
         for (int64_t j = 0; j < nimg; ++j) {
           const float* src = gy + ((pc.n0 + j) * g.O + gi * g.Og + k0 + k) * g.P;
-          for (int64_t i = 0; i < g.P;) {  // runs that stay inside one strip
-            const int64_t p = j * g.P + i, n = std::min(g.P - i, cg::kNR - p % cg::kNR);
-            std::copy(src + i, src + i + n, pass + p / cg::kNR * stride + k * cg::kNR + p % cg::kNR);
+          for (int64_t i = 0; i < g.P;) {  // runs that stay inside one sub-strip
+            const int64_t p = j * g.P + i, n = std::min(g.P - i, cg::kSub - p % cg::kSub);
+            std::copy(src + i, src + i + n, pass + cg::pass_index(p, stride) + k * cg::kSub);
             i += n;
           }
         }

@@ -21,6 +21,8 @@ constexpr int kV = 16;  // floats per column vector of a tile (kNR = 3 of them):
 
 #ifdef CORTEX_GEMM_AVX512
 
+constexpr int kGroups = 1;  // column groups of a tile run one after the other (AVX2: 2)
+
 // 8 vectors of 16 floats transposed in registers: col[j] = element j of every row, in row order.
 inline void transpose8x16(const __m512 row[8], __m256 col[16]) {
   __m512 t[8], u[8];
@@ -57,7 +59,7 @@ inline void transpose8x16(const __m512 row[8], __m256 col[16]) {
 // with its weight rows read in place, so a linear layer's weight needs no packing.
 template <int NV, bool Direct = false, bool TransC = false>
 void micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool first, const float* bias,
-           int64_t rows, int64_t cols, const float* col_bias = nullptr, int64_t lda = 0) {
+           int64_t rows, int64_t cols, const float* col_bias = nullptr, int64_t lda = 0, int /*group: one here*/ = 0) {
   static_assert(Direct || !TransC, "a transposed tile reads A in place");
   const float* arow[kMR];
   if constexpr (Direct)
@@ -125,11 +127,15 @@ inline __m256i lane_mask8(int64_t n) {  // lanes [0, n) of 8, n clamped to [0, 8
                             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
+// b[v]: column 8 v of the sub-tile at k = 0; its column vector at depth k is b[v] + k kSub (the
+// vectors of one sub-tile may lie in two sub-strips: 32 columns go as 16 + 16).
 template <int W, bool Direct>
-void sub_tile(int64_t kc, const float* a, const float* const* arow, const float* b, float* c, int64_t ldc, bool first,
-              const float* bias, const float* col_bias, int64_t rows, int64_t cols) {
+void sub_tile(int64_t kc, const float* a, const float* const* arow, const float* const* b, float* c, int64_t ldc,
+              bool first, const float* bias, const float* col_bias, int64_t rows, int64_t cols) {
   __m256i mask[W];
   for (int v = 0; v < W; ++v) mask[v] = lane_mask8(cols - 8 * v);
+  const float* bp[W];
+  for (int v = 0; v < W; ++v) bp[v] = b[v];
   __m256 acc[4][W];
   for (int r = 0; r < 4; ++r)
     for (int v = 0; v < W; ++v) {
@@ -145,7 +151,7 @@ void sub_tile(int64_t kc, const float* a, const float* const* arow, const float*
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
     __m256 bv[W];
-    for (int v = 0; v < W; ++v) bv[v] = _mm256_loadu_ps(b + k * kNR + 8 * v);
+    for (int v = 0; v < W; ++v) bv[v] = _mm256_loadu_ps(bp[v] + k * kSub);
     for (int r = 0; r < 4; ++r) {
       const __m256 ar = _mm256_set1_ps(Direct ? arow[r][k] : a[k * kMR + r]);
       for (int v = 0; v < W; ++v) acc[r][v] = _mm256_fmadd_ps(ar, bv[v], acc[r][v]);
@@ -156,8 +162,8 @@ void sub_tile(int64_t kc, const float* a, const float* const* arow, const float*
 }
 
 template <bool Direct>
-void sub_tile_n(int w, int64_t kc, const float* a, const float* const* arow, const float* b, float* c, int64_t ldc,
-                bool first, const float* bias, const float* col_bias, int64_t rows, int64_t cols) {
+void sub_tile_n(int w, int64_t kc, const float* a, const float* const* arow, const float* const* b, float* c,
+                int64_t ldc, bool first, const float* bias, const float* col_bias, int64_t rows, int64_t cols) {
   if (w == 3)
     sub_tile<3, Direct>(kc, a, arow, b, c, ldc, first, bias, col_bias, rows, cols);
   else if (w == 2)
@@ -166,27 +172,40 @@ void sub_tile_n(int w, int64_t kc, const float* a, const float* const* arow, con
     sub_tile<1, Direct>(kc, a, arow, b, c, ldc, first, bias, col_bias, rows, cols);
 }
 
-// The tile of one pass (see the AVX-512 micro for the arguments; no transposed store here:
-// gemm_weight_rows packs both operands on AVX2). Columns in one sub-tile of up to 3 vectors, or
-// two of about half each (32 columns: 2 + 2 vectors, not 3 + 1, which would leave 4 FMA chains).
+// The column groups of a tile `cols` wide: one of up to 3 vectors, or two of about half each (32
+// columns: 2 + 2 vectors, not 3 + 1, which would leave 4 FMA chains). Group g is vectors
+// [first, first + count).
+struct ColGroup {
+  int first, count;
+};
+inline ColGroup col_group(int64_t cols, int g) {
+  const int w8 = static_cast<int>((cols + 7) / 8), wa = w8 > 3 ? (w8 + 1) / 2 : w8;
+  return g == 0 ? ColGroup{0, wa} : ColGroup{wa, w8 - wa};
+}
+constexpr int kGroups = 2;
+
+// Column group `group` of the tile of one pass (see the AVX-512 micro for the arguments; no
+// transposed store here: gemm_weight_rows packs both operands on AVX2), in sub-tiles of 4 rows.
+// Callers run group 0 for every panel of a strip, then group 1: one sub-strip of B serves all
+// panels while it is in L1/L2, instead of the whole 72 KB strip for each panel.
 template <int NV, bool Direct = false, bool TransC = false>
 void micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool first, const float* bias,
-           int64_t rows, int64_t cols, const float* col_bias = nullptr, int64_t lda = 0) {
+           int64_t rows, int64_t cols, const float* col_bias = nullptr, int64_t lda = 0, int group = 0) {
   static_assert(!TransC, "AVX2 builds store no transposed tile");
   static_assert(NV >= 1 && NV <= 3);
+  const ColGroup cg = col_group(cols, group);
+  if (cg.count == 0) return;
   const float* arow[kMR] = {};
   if constexpr (Direct)
     for (int r = 0; r < kMR; ++r) arow[r] = a + std::min<int64_t>(r, rows - 1) * lda;
-  const int w8 = static_cast<int>((cols + 7) / 8), wa = w8 > 3 ? (w8 + 1) / 2 : w8;
+  const float* bcol[3] = {};
+  for (int v = 0; v < cg.count; ++v) bcol[v] = b + strip_index(0, 8 * (cg.first + v), kc);
+  const int64_t j0 = 8 * cg.first, n = std::min<int64_t>(cols - j0, 8 * cg.count);
   for (int64_t r0 = 0; r0 < rows; r0 += 4) {
     const int64_t rr = std::min<int64_t>(4, rows - r0);
-    const float* ap = a + r0;  // packed: rows r0.. of the panel, still k * kMR apart
-    const float* const* ar = arow + r0;
-    const float* bp = bias ? bias + r0 : nullptr;
-    sub_tile_n<Direct>(wa, kc, ap, ar, b, c + r0 * ldc, ldc, first, bp, col_bias, rr, std::min<int64_t>(cols, 8 * wa));
-    if (w8 > wa)
-      sub_tile_n<Direct>(w8 - wa, kc, ap, ar, b + 8 * wa, c + r0 * ldc + 8 * wa, ldc, first, bp,
-                         col_bias ? col_bias + 8 * wa : nullptr, rr, cols - 8 * wa);
+    sub_tile_n<Direct>(cg.count, kc, a + r0 /* packed: rows r0.. of the panel, still k * kMR apart */, arow + r0,
+                       bcol, c + r0 * ldc + j0, ldc, first, bias ? bias + r0 : nullptr,
+                       col_bias ? col_bias + j0 : nullptr, rr, n);
   }
 }
 
@@ -218,7 +237,7 @@ void micro_tall(int64_t kc, const float* a, int64_t pstride, const float* b, flo
 #pragma GCC unroll 2
   for (int64_t k = 0; k < kc; ++k) {
     __m256 bj[T];
-    for (int j = 0; j < T; ++j) bj[j] = _mm256_set1_ps(b[k * kNR + j]);
+    for (int j = 0; j < T; ++j) bj[j] = _mm256_set1_ps(b[k * kSub + j]);
     for (int p = 0; p < P; ++p) {
       const __m256 av = _mm256_loadu_ps(a + p * pstride + k * kMR);
       for (int j = 0; j < T; ++j) acc[p][j] = _mm256_fmadd_ps(av, bj[j], acc[p][j]);
@@ -234,13 +253,13 @@ void micro_tall(int64_t kc, const float* a, int64_t pstride, const float* b, flo
 // micro<NV, Direct> with NV the fewest vectors that cover n columns (n <= kNR).
 template <bool Direct, bool TransC = false>
 void micro_n(int64_t n, int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bool first,
-             const float* bias, int64_t rows, const float* col_bias, int64_t lda) {
+             const float* bias, int64_t rows, const float* col_bias, int64_t lda, int group = 0) {
   if (n > 2 * kV)
-    micro<3, Direct, TransC>(kc, a, b, c, ldc, first, bias, rows, n, col_bias, lda);
+    micro<3, Direct, TransC>(kc, a, b, c, ldc, first, bias, rows, n, col_bias, lda, group);
   else if (n > kV)
-    micro<2, Direct, TransC>(kc, a, b, c, ldc, first, bias, rows, n, col_bias, lda);
+    micro<2, Direct, TransC>(kc, a, b, c, ldc, first, bias, rows, n, col_bias, lda, group);
   else
-    micro<1, Direct, TransC>(kc, a, b, c, ldc, first, bias, rows, n, col_bias, lda);
+    micro<1, Direct, TransC>(kc, a, b, c, ldc, first, bias, rows, n, col_bias, lda, group);
 }
 
 template <int T>
@@ -261,7 +280,8 @@ void tall_panels(int64_t panels, int64_t kc, const float* a, int64_t pstride, co
 }
 
 // Every panel of A against one strip of n <= kNR columns of one depth pass: the narrow-tail
-// kernel for n <= kTall, else micro<NV> panel by panel. Panel p at a + p pstride, (kc, kMR) each.
+// kernel for n <= kTall, else micro<NV> panel by panel (and column group by group). Panel p at
+// a + p pstride, (kc, kMR) each.
 constexpr int64_t kTall = 4;
 void run_strip(int64_t M, int64_t n, int64_t kc, const float* a, int64_t pstride, const float* b, float* c,
                int64_t ldc, bool first, const float* bias, const float* col_bias) {
@@ -273,18 +293,20 @@ void run_strip(int64_t M, int64_t n, int64_t kc, const float* a, int64_t pstride
     case 4: return tall_panels<4>(panels, kc, a, pstride, b, c, ldc, first, bias, col_bias, M);
     default: break;
   }
-  for (int64_t p = 0; p < panels; ++p)
-    micro_n<false>(n, kc, a + p * pstride, b, c + p * kMR * ldc, ldc, first, bias ? bias + p * kMR : nullptr,
-                   std::min(kMR, M - p * kMR), col_bias, 0);
+  for (int g = 0; g < kGroups; ++g)
+    for (int64_t p = 0; p < panels; ++p)
+      micro_n<false>(n, kc, a + p * pstride, b, c + p * kMR * ldc, ldc, first, bias ? bias + p * kMR : nullptr,
+                     std::min(kMR, M - p * kMR), col_bias, 0, g);
 }
 
 // run_strip with A read in place (rows at a + i lda, from the pass's first column): micro<NV>
 // panel by panel, a narrow last strip included (its rows-in-lanes kernel needs A packed).
 void run_strip_direct(int64_t M, int64_t n, int64_t kc, const float* a, int64_t lda, const float* b, float* c,
                       int64_t ldc, bool first, const float* bias) {
-  for (int64_t m0 = 0; m0 < M; m0 += kMR)
-    micro_n<true>(n, kc, a + m0 * lda, b, c + m0 * ldc, ldc, first, bias ? bias + m0 : nullptr,
-                  std::min(kMR, M - m0), nullptr, lda);
+  for (int g = 0; g < kGroups; ++g)
+    for (int64_t m0 = 0; m0 < M; m0 += kMR)
+      micro_n<true>(n, kc, a + m0 * lda, b, c + m0 * ldc, ldc, first, bias ? bias + m0 : nullptr,
+                    std::min(kMR, M - m0), nullptr, lda, g);
 }
 
 #ifdef CORTEX_GEMM_AVX512
@@ -476,7 +498,7 @@ void pack_a_pass(const float* a, int64_t ars, int64_t acs, int64_t M, int64_t k0
   }
 }
 
-// Rows [k0, k0 + kc) of B's columns [n0, n0 + n), n <= kNR, as one (kc, kNR) strip, columns past n
+// Rows [k0, k0 + kc) of B's columns [n0, n0 + n), n <= kNR, as one strip (strip_index), columns past n
 // zero.
 void pack_b_block(const float* b, int64_t brs, int64_t bcs, int64_t k0, int64_t kc, int64_t n0, int64_t n, float* out) {
   const float* src = b + k0 * brs + n0 * bcs;
@@ -486,19 +508,20 @@ void pack_b_block(const float* b, int64_t brs, int64_t bcs, int64_t k0, int64_t 
     for (int v = 0; v < 6; ++v) mask[v] = lane_mask8(n - 8 * v);
     for (int64_t k = 0; k < kc; ++k)
       for (int v = 0; v < 6; ++v)
-        _mm256_storeu_ps(out + k * kNR + 8 * v, _mm256_maskload_ps(src + k * brs + 8 * v, mask[v]));
+        _mm256_storeu_ps(out + strip_index(k, 8 * v, kc), _mm256_maskload_ps(src + k * brs + 8 * v, mask[v]));
     return;
   }
   int64_t j0 = 0;
   if (brs == 1)  // column-major (a transposed weight): 8 columns x 8 rows at a time, transposed
-    for (; j0 + 8 <= n; j0 += 8) {
+    for (; j0 + 8 <= n; j0 += 8) {  // (8 columns never straddle two sub-strips: kSub is a multiple of 8)
+      float* o = out + strip_index(0, j0, kc);
       int64_t k = 0;
-      for (; k + 8 <= kc; k += 8) transpose8(src + j0 * bcs + k, bcs, out + k * kNR + j0, kNR);
+      for (; k + 8 <= kc; k += 8) transpose8(src + j0 * bcs + k, bcs, o + k * kSub, kSub);
       for (; k < kc; ++k)
-        for (int64_t j = j0; j < j0 + 8; ++j) out[k * kNR + j] = src[j * bcs + k];
+        for (int64_t j = 0; j < 8; ++j) o[k * kSub + j] = src[(j0 + j) * bcs + k];
     }
   for (int64_t k = 0; k < kc; ++k)
-    for (int64_t j = j0; j < kNR; ++j) out[k * kNR + j] = j < n ? src[k * brs + j * bcs] : 0.0f;
+    for (int64_t j = j0; j < kNR; ++j) out[strip_index(k, j, kc)] = j < n ? src[k * brs + j * bcs] : 0.0f;
 }
 
 #endif  // CORTEX_GEMM_AVX512

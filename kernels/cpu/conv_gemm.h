@@ -5,7 +5,7 @@
 // reaches about 60% of what oneDNN does on AlexNet's convs; this 8x48 kernel closes most of that.
 //
 // A is packed once per call (pack_a). B is packed one depth pass at a time, kKC rows in column
-// strips of kNR (b_strip_offset), just before gemm_pass uses it: the conv's im2col writes each
+// strips of kNR (b_strip_offset; sub-strips of kSub, strip_index), just before gemm_pass uses it: the conv's im2col writes each
 // pass straight into that form, so B is never made as a whole (AlexNet's conv4 im2col is 12 MB
 // for five images; one pass of it is 1.3 MB).
 // Built where the compiler targets AVX-512, or AVX2 with FMA (CORTEX_CONV_GEMM); elsewhere Eigen.
@@ -34,21 +34,37 @@ constexpr int64_t kKC = 384; // depth of one pass: a kKC x kNR block of B (72 KB
 int64_t packed_a_size(int64_t M, int64_t K);
 void pack_a(const float* a, int64_t lda, int64_t M, int64_t K, float* out);
 
-// Packed B slice, rows [k0, k0 + kc) of B: strip s holds columns [s kNR, s kNR + kNR) as
-// (kc, kNR), at b_strip_offset(s, kc); the last strip's columns past N must be zero (or finite:
+// Packed B slice, rows [k0, k0 + kc) of B: strip s holds columns [s kNR, s kNR + kNR) at
+// b_strip_offset(s, kc), as kNR / kSub sub-strips of (kc, kSub) one after the other (element
+// (k, j) of the strip at strip_index(k, j, kc)); the last strip's columns past N must be zero (or finite:
 // they are computed, never stored). A last strip of at most 4 columns runs a kernel with the rows
 // in the lanes (about a tenth of a full strip's time), one of at most 16 or 32 columns about a
 // third or two thirds of a full one (see strip_cost); callers choosing N can use that.
 int64_t packed_b_size(int64_t kc, int64_t N);
 inline int64_t b_strips(int64_t N) { return (N + kNR - 1) / kNR; }
 inline int64_t b_strip_offset(int64_t s, int64_t kc) { return s * kc * kNR; }
+// Columns of one sub-strip, each row of it contiguous. On AVX-512 the whole strip (three 16-wide
+// vectors per k). On AVX2 a 4 x 24 sub-tile reads 24 columns per k: as rows of 48 each k touched
+// two cache lines for 96 useful bytes and the 72 KB block was fetched from L2 for every sub-tile;
+// 24-wide sub-strips read 1.5 lines per k, and one 36 KB sub-strip serves every panel in turn
+// (the sub-tile alone, data in L2: 85 -> 100 GFLOP/s on a Zen 3; docs/gemm.md).
+#ifdef CORTEX_GEMM_AVX512
+constexpr int64_t kSub = kNR;
+#else
+constexpr int64_t kSub = 24;
+#endif
+inline int64_t strip_index(int64_t k, int64_t j, int64_t kc) { return j / kSub * kc * kSub + k * kSub + j % kSub; }
+// Column p of a packed pass (all its strips, strip stride `stride` = b_strip_offset(1, kc)), row 0.
+inline int64_t pass_index(int64_t p, int64_t stride) {
+  return p / kNR * stride + p % kNR / kSub * (stride / kNR * kSub) + p % kSub;
+}
 // Relative cost of the GEMM's columns, a full strip being 1: per depth step a full strip takes
 // 24 FMAs, a 32-wide tail 16, a 16-wide one 8 FMAs that wait on 8 broadcast loads.
 double strip_cost(int64_t N);
 
 // One strip of one depth pass: C (M, n), n <= kNR, row stride ldc, = bias + A_pass B_strip when
 // k0 == 0 (no bias when it is null), else C += A_pass B_strip. A_pass: columns [k0, k0 + kc) of A
-// (pack_a of all K columns); B_strip: rows [k0, k0 + kc) of the strip's columns, packed (kc, kNR),
+// (pack_a of all K columns); B_strip: rows [k0, k0 + kc) of the strip's columns, packed (strip_index),
 // columns past n zero (or finite: they are computed, never stored). The passes k0 = 0, kKC,
 // 2 kKC, ... (kc = kKC but the last) in order give C = A B + bias.
 void gemm_strip(int64_t M, int64_t n, int64_t K, int64_t k0, int64_t kc, const float* pa, const float* pb,
