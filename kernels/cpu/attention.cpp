@@ -118,12 +118,74 @@ void softmax_rows_f32(float* S, int64_t n, int64_t cols, float s, float* lse) {
     lse[r] = m + std::log(l);
   }
 }
+#elif defined(CORTEX_CONV_GEMM)
+// The same on AVX2: each 16 columns as two 8-lane halves, so that the row sum is the AVX-512
+// kernel's 16 lane sums, then those lanes added in _mm512_reduce_add_ps's order (8 + 8, 4 + 4,
+// 2 + 2, 1 + 1). Fixed for any thread count either way.
+inline __m256i lanes8(int64_t n) {  // lanes [0, n) of 8, n clamped to [0, 8]
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::clamp<int64_t>(n, 0, 8))),
+                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+void softmax_rows_f32(float* S, int64_t n, int64_t cols, float s, float* lse) {
+  using Eigen::internal::pexp;
+  const __m256 vs = _mm256_set1_ps(s), ninf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  const int64_t full = cols / 16, tail = cols % 16;
+  const __m256i mask[2] = {lanes8(tail), lanes8(tail - 8)};
+  for (int64_t r = 0; r < n; ++r) {
+    float* x = S + r * cols;
+    __m256 mx[2] = {ninf, ninf};
+    for (int64_t j = 0; j < full; ++j)
+      for (int h = 0; h < 2; ++h) {
+        const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + 16 * j + 8 * h), vs);
+        _mm256_storeu_ps(x + 16 * j + 8 * h, v);
+        mx[h] = _mm256_max_ps(mx[h], v);
+      }
+    if (tail)
+      for (int h = 0; h < 2; ++h) {
+        float* p = x + 16 * full + 8 * h;
+        const __m256 v = _mm256_mul_ps(_mm256_maskload_ps(p, mask[h]), vs);
+        _mm256_maskstore_ps(p, mask[h], v);
+        mx[h] = _mm256_blendv_ps(mx[h], _mm256_max_ps(mx[h], v), _mm256_castsi256_ps(mask[h]));
+      }
+    const __m256 m8 = _mm256_max_ps(mx[0], mx[1]);
+    const __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m8), _mm256_extractf128_ps(m8, 1));
+    const __m128 m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    const float m = std::max(_mm_cvtss_f32(m2), _mm_cvtss_f32(_mm_shuffle_ps(m2, m2, 1)));
+    const __m256 vm = _mm256_set1_ps(m);
+    __m256 sum[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t j = 0; j < full; ++j)
+      for (int h = 0; h < 2; ++h) {
+        const __m256 e = pexp(_mm256_sub_ps(_mm256_loadu_ps(x + 16 * j + 8 * h), vm));
+        _mm256_storeu_ps(x + 16 * j + 8 * h, e);
+        sum[h] = _mm256_add_ps(sum[h], e);
+      }
+    if (tail)
+      for (int h = 0; h < 2; ++h) {
+        float* p = x + 16 * full + 8 * h;
+        const __m256 e = pexp(_mm256_sub_ps(_mm256_maskload_ps(p, mask[h]), vm));
+        _mm256_maskstore_ps(p, mask[h], e);
+        sum[h] = _mm256_blendv_ps(sum[h], _mm256_add_ps(sum[h], e), _mm256_castsi256_ps(mask[h]));
+      }
+    const __m256 s8 = _mm256_add_ps(sum[1], sum[0]);
+    const __m128 s4 = _mm_add_ps(_mm256_extractf128_ps(s8, 1), _mm256_castps256_ps128(s8));
+    const __m128 s2 = _mm_add_ps(s4, _mm_shuffle_ps(s4, s4, _MM_SHUFFLE(1, 0, 3, 2)));
+    const float l = _mm_cvtss_f32(s2) + _mm_cvtss_f32(_mm_shuffle_ps(s2, s2, 1));
+    const __m256 inv = _mm256_set1_ps(1.0f / l);
+    for (int64_t j = 0; j < 2 * full; ++j) _mm256_storeu_ps(x + 8 * j, _mm256_mul_ps(_mm256_loadu_ps(x + 8 * j), inv));
+    if (tail)
+      for (int h = 0; h < 2; ++h) {
+        float* p = x + 16 * full + 8 * h;
+        _mm256_maskstore_ps(p, mask[h], _mm256_mul_ps(_mm256_maskload_ps(p, mask[h]), inv));
+      }
+    lse[r] = m + std::log(l);
+  }
+}
 #endif
 
-// Whether forward() runs T on the packed kernel (float32 on AVX-512 builds).
+// Whether forward() runs T on the packed kernel (float32 where conv_gemm.h has it: AVX-512 or AVX2).
 template <class T>
 constexpr bool packed_float() {
-#ifdef CORTEX_GEMM_AVX512
+#ifdef CORTEX_CONV_GEMM
   return std::is_same_v<T, float>;
 #else
   return false;
@@ -159,9 +221,9 @@ Attention forward(const Tensor& q, const Tensor& k, const Tensor& v, double scal
     Mat<T> S;
     Vec<T> l;
     const int64_t b = w / nblk, r0 = (w % nblk) * rows_per_block, n = std::min(rows_per_block, Lq - r0);
-#ifdef CORTEX_GEMM_AVX512
+#ifdef CORTEX_CONV_GEMM
     if constexpr (packed_float<T>()) {
-      // float32 on AVX-512: both products on the packed kernel (conv_gemm.h), which reads k's rows
+      // float32: both products on the packed kernel (conv_gemm.h), which on AVX-512 reads k's rows
       // in place as the weight rows of S^T = k q^T (docs/attention.md has the figures).
       const int64_t D = q.size(-1);
       S.resize(n, Lk);
