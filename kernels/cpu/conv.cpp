@@ -472,9 +472,13 @@ void conv2d_impl(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
   // takes the path below, whose float GEMM is the packed kernel too (gemm_tiles.h, with x's rows
   // copied into its strips), cut by packed_gemm among the threads. The choice depends on the
   // geometry only; the packed path's cut may follow the real thread count, as its outputs do not
-  // depend on the cut.
+  // depend on the cut. Except when the whole batch has fewer than two strips of columns
+  // (ResNet-50's 7x7 stage at batch 1, 49 columns): gemm_pays leaves that GEMM to Eigen, while
+  // this path reads the weights in place (the 1x1 "im2col" is a copy of x's rows). On the EPYC,
+  // one thread, 2048 -> 512 and 512 -> 2048 at 7x7: 1.85-1.91 -> 1.69-1.73 ms and 1.86-1.88 ->
+  // 1.62-1.66 ms; at batch 8 (392 columns) this path was 15% slower than Eigen image by image.
   if constexpr (std::is_same_v<T, float>) {
-    if (!g.identity && g.Og >= 32) {
+    if ((!g.identity || g.N * g.P < 2 * conv_gemm::kNR) && g.Og >= 32) {
       // Too few images for the threads, on a small map: blocks of output channels, not bands.
       if (g.N * g.G < threads && g.P < 512 && g.Og >= 2 * threads * conv_gemm::kMR) {
         conv2d_packed(g, x, w, bias, y, make_pieces(g, budget_bands), threads);
