@@ -4,7 +4,9 @@
 #   scripts/bench.sh [BUILD_DIR]           what `make bench` runs (after building the bench targets)
 #   scripts/bench.sh [BUILD_DIR] --check   a new run into out/bench/check/ (the settings of the committed
 #                                          run), then whether each median falls within the spread
-#                                          bench/results.json states (exit 1 if not)
+#                                          bench/results.json states (exit 1 if not); CHECK_AGAINST=DIR
+#                                          checks against DIR/results.json instead (another
+#                                          machine's table, e.g. bench/epyc-avx2)
 # Settings (environment): ROUNDS (default 3; 2 with QUICK), THREADS (default "1 2"), QUICK=1 (a
 # one-minute smoke run of the rows marked quick), TABLES=backbones,ridge (a subset), OUT_DIR (where
 # RESULTS.md and results.json go; default bench/), NOTE="..." (conditions to state in the header, e.g.
@@ -46,8 +48,10 @@ if ((check)); then
   out=${OUT_DIR:-out/bench/check}
   rc=0
   # The committed run's rounds, threads and tables, unless the environment says otherwise.
-  python3 scripts/bench_tables.py "${args[@]}" --like bench/results.json --out-dir "$out" || rc=$?
-  python3 scripts/bench_tables.py compare "$out/results.json" bench/results.json || rc=1
+  base=${CHECK_AGAINST:-bench}/results.json
+  [[ -f $base ]] || { echo "bench.sh: no committed run to check against: $base not found" >&2; exit 2; }
+  python3 scripts/bench_tables.py "${args[@]}" --like "$base" --out-dir "$out" || rc=$?
+  python3 scripts/bench_tables.py compare "$out/results.json" "$base" || rc=1
   exit $rc
 fi
 exec python3 scripts/bench_tables.py "${args[@]}" --out-dir "${OUT_DIR:-bench}"
