@@ -267,7 +267,7 @@ TEST(Matmul, BitIdenticalAcrossThreadCounts) {
 }
 
 #ifdef CORTEX_CONV_GEMM
-// The packed float GEMM that float32 matmul/linear run on AVX-512 builds (conv_gemm::gemm), called
+// The packed float GEMM that float32 matmul/linear run on AVX-512 and AVX2 builds (conv_gemm::gemm), called
 // directly on every operand layout it packs differently (row-major, column-major, neither), with
 // M not a multiple of its 8-row panels or of the 16-row transposes, N not a multiple of 48 or 16,
 // K over one 384-deep pass and not a multiple of 16, accumulating and not, K = 0, against a

@@ -7,7 +7,7 @@
 // threads only decide who computes which tile. Every remainder path of Eigen's kernels and its
 // small-product and matrix-vector fallbacks then depend on the problem alone.
 //
-// float32 products on AVX-512 builds go to the packed kernel of conv_gemm.h instead wherever
+// float32 products on AVX-512 and AVX2 builds go to the packed kernel of conv_gemm.h instead wherever
 // conv_gemm::gemm_pays says so (a function of the shape): each of its outputs is one in-order sum
 // however C is cut, so packed_gemm cuts it by the real thread count.
 #pragma once
@@ -84,7 +84,7 @@ void serial(const Mat<T>& a, const Mat<T>& b, T* c, int64_t ldc, bool accumulate
     return;
   }
 #ifdef CORTEX_CONV_GEMM
-  // float32 on AVX-512: the packed 8 x 48 kernel of conv_gemm.h where it beats Eigen's 48 x 4.
+  // float32 on AVX-512 or AVX2: the packed 8 x 48 kernel of conv_gemm.h where it beats Eigen's.
   // The choice depends on the tile's shape only, so results stay the same at any thread count.
   if constexpr (std::is_same_v<T, float>) {
     if (conv_gemm::gemm_pays(a.rows, b.cols, a.cols)) {
