@@ -122,15 +122,11 @@ void softmax_rows_f32(float* S, int64_t n, int64_t cols, float s, float* lse) {
 // The same on AVX2: each 16 columns as two 8-lane halves, so that the row sum is the AVX-512
 // kernel's 16 lane sums, then those lanes added in _mm512_reduce_add_ps's order (8 + 8, 4 + 4,
 // 2 + 2, 1 + 1). Fixed for any thread count either way.
-inline __m256i lanes8(int64_t n) {  // lanes [0, n) of 8, n clamped to [0, 8]
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::clamp<int64_t>(n, 0, 8))),
-                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
 void softmax_rows_f32(float* S, int64_t n, int64_t cols, float s, float* lse) {
   using Eigen::internal::pexp;
   const __m256 vs = _mm256_set1_ps(s), ninf = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
   const int64_t full = cols / 16, tail = cols % 16;
-  const __m256i mask[2] = {lanes8(tail), lanes8(tail - 8)};
+  const __m256i mask[2] = {conv_gemm::lane_mask8(tail), conv_gemm::lane_mask8(tail - 8)};
   for (int64_t r = 0; r < n; ++r) {
     float* x = S + r * cols;
     __m256 mx[2] = {ninf, ninf};

@@ -266,14 +266,6 @@ void pack_im2col_row(const Geom& g, const float* x, int64_t c, int64_t kh, int64
                      int64_t p0, float* dst, int64_t stride) {
   const int64_t off = kw * g.dw - g.pw;  // iw = ow * sw + off
   const Span s = valid_cols(off, g.sw, g.W, g.OW);
-#ifndef CORTEX_GEMM_AVX512
-  auto lanes8 = [](int64_t from, int64_t to) {  // lanes [from, to) of 8, both clamped to [0, 8]
-    const __m256i i = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256i f = _mm256_set1_epi32(static_cast<int>(std::clamp<int64_t>(from, 0, 8)));
-    const __m256i t = _mm256_set1_epi32(static_cast<int>(std::clamp<int64_t>(to, 0, 8)));
-    return _mm256_andnot_si256(_mm256_cmpgt_epi32(f, i), _mm256_cmpgt_epi32(t, i));  // from <= i < to
-  };
-#endif
 #ifdef CORTEX_GEMM_AVX512
   constexpr int64_t NR = conv_gemm::kNR;
   auto lanes = [](int64_t from, int64_t to) {  // mask of lanes [from, to), both clamped to [0, 16]
@@ -348,19 +340,19 @@ void pack_im2col_row(const Geom& g, const float* x, int64_t c, int64_t kh, int64
     // one plain store; only a row's end and a sub-strip's edge take masked ones. The
     // element-by-element loop was a tenth of ResNet-50's batch-1 forward on the EPYC.
     constexpr int64_t SR = conv_gemm::kSub;
-    const int64_t sub = stride / (conv_gemm::kNR / SR);
+    const int64_t sub = stride / conv_gemm::kNR * SR;  // from one sub-strip to the next
     int64_t q = p0 % SR;  // column p0's place in its sub-strip
-    float* d = dst + p0 / SR * sub + q;
+    float* d = dst + conv_gemm::pass_index(p0, stride);
     for (int64_t ow = 0; ow < g.OW; ow += 8) {
-      const __m256i valid = inside ? lanes8(s.lo - ow, s.hi - ow) : _mm256_setzero_si256();
+      const __m256i valid = inside ? conv_gemm::lane_range8(s.lo - ow, s.hi - ow) : _mm256_setzero_si256();
       const __m256 v = _mm256_maskload_ps(src + ow, valid);
       const int64_t n = std::min<int64_t>(8, g.OW - ow), first = std::min(n, SR - q);
       if (first == 8) {
         _mm256_storeu_ps(d, v);
       } else {
-        _mm256_maskstore_ps(d, lanes8(0, first), v);
+        _mm256_maskstore_ps(d, conv_gemm::lane_mask8(first), v);
         // Lanes past the sub-strip's end start the next one (see the AVX-512 loop).
-        if (n > first) _mm256_maskstore_ps(d + sub - SR, lanes8(first, n), v);
+        if (n > first) _mm256_maskstore_ps(d + sub - SR, conv_gemm::lane_range8(first, n), v);
       }
       q += n, d += n;
       if (q >= SR) q -= SR, d += sub - SR;

@@ -122,10 +122,6 @@ void micro(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, bo
 // it has the same bits as on AVX-512 (and in micro_tall). Rows past `rows` of a sub-tile are
 // computed on A's zero padding (or the re-read last row when Direct) and never stored; a sub-tile
 // wholly past `rows` is skipped.
-inline __m256i lane_mask8(int64_t n) {  // lanes [0, n) of 8, n clamped to [0, 8]
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::clamp<int64_t>(n, 0, 8))),
-                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
 
 // b[v]: column 8 v of the sub-tile at k = 0; its column vector at depth k is b[v] + k kSub (the
 // vectors of one sub-tile may lie in two sub-strips: 32 columns go as 16 + 16).

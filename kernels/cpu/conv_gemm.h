@@ -24,7 +24,25 @@
 #define CORTEX_CONV_GEMM 1
 #endif
 
+#if defined(CORTEX_CONV_GEMM) && !defined(CORTEX_GEMM_AVX512)
+#include <immintrin.h>
+
+#include <algorithm>
+#endif
+
 namespace cortex::kernels::cpu::conv_gemm {
+
+#if defined(CORTEX_CONV_GEMM) && !defined(CORTEX_GEMM_AVX512)
+// Masks of the AVX2 kernels' 8-float loads and stores (this GEMM, conv.cpp's im2col, attention.cpp's
+// softmax): lanes [0, n), and lanes [from, to), each bound clamped to [0, 8].
+inline __m256i lane_mask8(int64_t n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::clamp<int64_t>(n, 0, 8))),
+                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+inline __m256i lane_range8(int64_t from, int64_t to) {
+  return _mm256_andnot_si256(lane_mask8(from), lane_mask8(to));
+}
+#endif
 
 constexpr int64_t kMR = 8;   // rows of A per panel: one broadcast each per k
 constexpr int64_t kNR = 48;  // columns of B per strip: three 16-float vectors
@@ -55,9 +73,8 @@ constexpr int64_t kSub = 24;
 #endif
 inline int64_t strip_index(int64_t k, int64_t j, int64_t kc) { return j / kSub * kc * kSub + k * kSub + j % kSub; }
 // Column p of a packed pass (all its strips, strip stride `stride` = b_strip_offset(1, kc)), row 0.
-inline int64_t pass_index(int64_t p, int64_t stride) {
-  return p / kNR * stride + p % kNR / kSub * (stride / kNR * kSub) + p % kSub;
-}
+// (Sub-strips follow one another kc kSub = stride / kNR * kSub floats apart, across strips too.)
+inline int64_t pass_index(int64_t p, int64_t stride) { return p / kSub * (stride / kNR * kSub) + p % kSub; }
 // Relative cost of the GEMM's columns, a full strip being 1: per depth step a full strip takes
 // 24 FMAs, a 32-wide tail 16, a 16-wide one 8 FMAs that wait on 8 broadcast loads.
 double strip_cost(int64_t N);
