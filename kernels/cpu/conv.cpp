@@ -257,7 +257,8 @@ gemm::Mat<T> col_block(const Geom& g, const T* x, const Piece& pc, int64_t gi, i
 // a time: a masked load reads only the lanes inside the input (the rest are the zero padding),
 // and one or two masked stores put them in their strips. Strides 2 and 4 likewise, their
 // sixteen outputs compacted from 2 or 4 masked loads by permutes; other strides go element by
-// element (a gather is slower on AMD's cores); AVX2 builds have the stride-1 loop, 8 at a time. Writing the strips directly, rather than an im2col row that
+// element (a gather is slower on AMD's cores). AVX2 builds do strides 1, 2 and 4 eight at a
+// time (below). Writing the strips directly, rather than an im2col row that
 // is then cut into strips, avoids reloading the row while its overlapping stores are still in
 // flight (a store-forwarding stall per vector at 13-wide maps). Packing strip by strip instead
 // (each strip's rows contiguous, used at once) measured slower: every row then reads another
@@ -301,16 +302,45 @@ void pack_im2col_row(const Geom& g, const float* x, int64_t c, int64_t kh, int64
       a[j] = _mm512_maskz_loadu_ps(kSpread.by4[(valid >> (4 * j)) & 0xFu], p + 16 * j);
     return _mm512_mask_blend_ps(0xFF00, _mm512_permutex2var_ps(a[0], fourth, a[1]), _mm512_permutex2var_ps(a[2], fourth, a[3]));
   };
+#else
+  // Eight outputs ow0.. at stride 2 or 4 (the AVX-512 loop's strided16, in 8 lanes): the input
+  // floats they read, in 2 or 4 loads (masked ones near the padding, whose lanes of invalid outputs
+  // read as zero), compacted by shuffles. ResNet-50's stem (7x7, stride 2), one thread, batch 1:
+  // 4.4-4.8 -> 3.7-3.9 ms with the stores below; AlexNet's conv1 (stride 4) about 3% faster.
+  auto bits8 = [](int64_t from, int64_t to) {  // bits [from, to) of a byte, both clamped to [0, 8]
+    from = std::clamp<int64_t>(from, 0, 8), to = std::clamp<int64_t>(to, 0, 8);
+    return ((1u << to) - 1u) & ~((1u << from) - 1u);
+  };
+  auto mask_of = [](unsigned bits) {  // lane i set where bit i is
+    const __m256i lane = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int>(bits)), lane), lane);
+  };
+  // Eight outputs from ow0 on: plain loads when every float they read lies inside the row
+  // (`whole`), else masked ones.
+  auto row8 = [&](const float* src, int64_t ow0, bool whole, unsigned valid) -> __m256 {
+    const float* p = src + ow0 * g.sw;
+    auto load = [&](const float* q, unsigned bits) { return whole ? _mm256_loadu_ps(q) : _mm256_maskload_ps(q, mask_of(bits)); };
+    if (g.sw == 1) return load(p, valid);
+    if (g.sw == 2) {  // outputs 4j + i read lane 2i of load j
+      auto spread = [](unsigned b) { return (b & 1u) | (b & 2u) << 1 | (b & 4u) << 2 | (b & 8u) << 3; };
+      const __m256 a0 = load(p, spread(valid & 0xFu)), a1 = load(p + 8, spread(valid >> 4));
+      // [s0 s2 s8 s10 | s4 s6 s12 s14], then its 64-bit quarters in order 0 2 1 3
+      const __m256 t = _mm256_shuffle_ps(a0, a1, _MM_SHUFFLE(2, 0, 2, 0));
+      return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), _MM_SHUFFLE(3, 1, 2, 0)));
+    }
+    __m256 a[4];  // stride 4: outputs 2j and 2j + 1 read lanes 0 and 4 of load j
+    for (int j = 0; j < 4; ++j) a[j] = load(p + 8 * j, (valid >> (2 * j) & 1u) | (valid >> (2 * j + 1) & 1u) << 4);
+    const __m256 t0 = _mm256_shuffle_ps(a[0], a[1], 0);  // [s0 s0 s8 s8 | s4 s4 s12 s12]
+    const __m256 t1 = _mm256_shuffle_ps(a[2], a[3], 0);  // [s16 s16 s24 s24 | s20 s20 s28 s28]
+    const __m256 t = _mm256_shuffle_ps(t0, t1, _MM_SHUFFLE(2, 0, 2, 0));  // [s0 s8 s16 s24 | s4 s12 s20 s28]
+    return _mm256_permutevar8x32_ps(t, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  };
 #endif
   for (int64_t oh = oh0; oh < oh1; ++oh, p0 += g.OW) {
     const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
     const bool inside = ih >= 0 && ih < g.H;
     const float* src = x + (c * g.H + (inside ? ih : 0)) * g.W + off;  // src[ow * sw] for ow in [s.lo, s.hi)
-#ifdef CORTEX_GEMM_AVX512
     if (g.sw != 1 && g.sw != 2 && g.sw != 4) {
-#else
-    if (g.sw != 1) {
-#endif
       const int64_t lo = inside ? s.lo : g.OW, hi = inside ? s.hi : g.OW;
       for (int64_t ow = 0; ow < g.OW;) {  // runs that stay inside one sub-strip
         const int64_t p = p0 + ow, n = std::min(g.OW - ow, conv_gemm::kSub - p % conv_gemm::kSub);
@@ -335,25 +365,23 @@ void pack_im2col_row(const Geom& g, const float* x, int64_t c, int64_t kh, int64
       if (q >= NR) q -= NR, d += stride - NR;
     }
 #else
-    // AVX2, stride 1: eight outputs at a time, as above with 24-column sub-strips (kc x kSub each,
+    // AVX2: eight outputs at a time, as above with 24-column sub-strips (kc x kSub each,
     // one after another: the next one kc kSub floats on). A whole vector inside its sub-strip is
-    // one plain store; only a row's end and a sub-strip's edge take masked ones. The
-    // element-by-element loop was a tenth of ResNet-50's batch-1 forward on the EPYC.
+    // one plain store; a row's end and a sub-strip's edge store lane by lane (store_lanes8: a
+    // vmaskmovps store costs ten plain ones on Zen 3). The element-by-element loop was a tenth of
+    // ResNet-50's batch-1 forward on the EPYC.
     constexpr int64_t SR = conv_gemm::kSub;
     const int64_t sub = stride / conv_gemm::kNR * SR;  // from one sub-strip to the next
     int64_t q = p0 % SR;  // column p0's place in its sub-strip
     float* d = dst + conv_gemm::pass_index(p0, stride);
     for (int64_t ow = 0; ow < g.OW; ow += 8) {
-      const __m256i valid = inside ? conv_gemm::lane_range8(s.lo - ow, s.hi - ow) : _mm256_setzero_si256();
-      const __m256 v = _mm256_maskload_ps(src + ow, valid);
+      // src[ow sw + i] for i < 8 sw inside the row: iw = ow sw + off + i in [0, W)
+      const bool whole = inside && ow >= s.lo && (ow + 8) * g.sw + off <= g.W;
+      const __m256 v = row8(src, ow, whole, inside ? bits8(s.lo - ow, s.hi - ow) : 0u);
       const int64_t n = std::min<int64_t>(8, g.OW - ow), first = std::min(n, SR - q);
-      if (first == 8) {
-        _mm256_storeu_ps(d, v);
-      } else {
-        _mm256_maskstore_ps(d, conv_gemm::lane_mask8(first), v);
-        // Lanes past the sub-strip's end start the next one (see the AVX-512 loop).
-        if (n > first) _mm256_maskstore_ps(d + sub - SR, conv_gemm::lane_range8(first, n), v);
-      }
+      conv_gemm::store_lanes8(d, v, 0, first);
+      // Lanes past the sub-strip's end start the next one (see the AVX-512 loop).
+      if (n > first) conv_gemm::store_lanes8(d + sub - SR, v, first, n);
       q += n, d += n;
       if (q >= SR) q -= SR, d += sub - SR;
     }

@@ -154,7 +154,7 @@ void sub_tile(int64_t kc, const float* a, const float* const* arow, const float*
     }
   }
   for (int r = 0; r < rows && r < 4; ++r)
-    for (int v = 0; v < W; ++v) _mm256_maskstore_ps(c + r * ldc + 8 * v, mask[v], acc[r][v]);
+    for (int v = 0; v < W; ++v) store_lanes8(c + r * ldc + 8 * v, acc[r][v], 0, cols - 8 * v);
 }
 
 template <bool Direct>
