@@ -320,6 +320,7 @@ std::vector<Cfg> packed_cfgs() {
       make(1, 4, 18, 70, 36, 11, 11, 4, 5, 1, 1, true),  // stride 4, padding 5 over an 11-wide kernel
       make(1, 20, 14, 35, 64, 1, 1, 2, 0, 1, 1, true),   // 1x1 stride 2
       make(1, 24, 9, 9, 72, 3, 3, 1, 1, 1, 1, true),     // batch 1, P 81: channel blocks of 40 + 32
+      make(3, 5, 20, 23, 40, 3, 4, 3, 1, 1, 1, true),    // stride 3 (element by element), OW 8
       // Up to 4096 output columns in all the weights are read in place (gemm_pass_direct), every
       // geometry above; beyond that they are packed once per call: two such geometries.
       make(2, 3, 66, 65, 33, 3, 3, 1, 1, 1, 1, true),    // 2 x 4290 columns, Og 33

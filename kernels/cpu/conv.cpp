@@ -192,6 +192,7 @@ struct Scratch {
 template <class T>
 struct Work {
   Scratch<T> col, buf, pa;  // pa: the packed input grad's A panels
+  Scratch<T> lines;          // AVX2 builds: conv2d_packed's im2col lines (im2col_line)
 };
 
 // Each thread's scratch, kept from call to call: fresh buffers of megabytes would be faulted in
@@ -250,6 +251,47 @@ gemm::Mat<T> col_block(const Geom& g, const T* x, const Piece& pc, int64_t gi, i
 }
 
 #ifdef CORTEX_CONV_GEMM
+#ifndef CORTEX_GEMM_AVX512
+// AVX2: outputs [ow, ow + 8) of one im2col row, src[ow' sw] being output ow' (valid for ow' in
+// [s.lo, s.hi) when `inside`, else the zero padding). At stride 2 or 4 (the AVX-512 loop's
+// strided16, in 8 lanes) the input floats they read come in 2 or 4 loads, compacted by shuffles.
+// Plain loads when every float they read lies inside the row, else masked ones, whose lanes of
+// invalid outputs read as zero. ResNet-50's stem (7x7, stride 2), one thread, batch 1: 4.4-4.8
+// -> 3.7-3.9 ms with the stores of store_lanes8; AlexNet's conv1 (stride 4) about 3% faster.
+// Inlined: called once per vector, and its loop invariants (the stride, the lane constants) then
+// leave the loop.
+[[gnu::always_inline]] inline __m256 im2col8(const Geom& g, const float* src, int64_t off, Span s, int64_t ow, bool inside) {
+  auto bits8 = [](int64_t from, int64_t to) {  // bits [from, to) of a byte, both clamped to [0, 8]
+    from = std::clamp<int64_t>(from, 0, 8), to = std::clamp<int64_t>(to, 0, 8);
+    return ((1u << to) - 1u) & ~((1u << from) - 1u);
+  };
+  auto mask_of = [](unsigned bits) {  // lane i set where bit i is
+    const __m256i lane = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int>(bits)), lane), lane);
+  };
+  // src[ow sw + i] for i < 8 sw inside the row: iw = ow sw + off + i in [0, W)
+  const bool whole = inside && ow >= s.lo && (ow + 8) * g.sw + off <= g.W;
+  const unsigned valid = inside ? bits8(s.lo - ow, s.hi - ow) : 0u;
+  const float* p = src + ow * g.sw;
+  auto load = [&](const float* q, unsigned bits) { return whole ? _mm256_loadu_ps(q) : _mm256_maskload_ps(q, mask_of(bits)); };
+  if (g.sw == 1) return load(p, valid);
+  if (g.sw == 2) {  // outputs 4j + i read lane 2i of load j
+    auto spread = [](unsigned b) { return (b & 1u) | (b & 2u) << 1 | (b & 4u) << 2 | (b & 8u) << 3; };
+    const __m256 a0 = load(p, spread(valid & 0xFu)), a1 = load(p + 8, spread(valid >> 4));
+    // [s0 s2 s8 s10 | s4 s6 s12 s14], then its 64-bit quarters in order 0 2 1 3
+    const __m256 t = _mm256_shuffle_ps(a0, a1, _MM_SHUFFLE(2, 0, 2, 0));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), _MM_SHUFFLE(3, 1, 2, 0)));
+  }
+  __m256 a[4];  // stride 4: outputs 2j and 2j + 1 read lanes 0 and 4 of load j
+  for (int j = 0; j < 4; ++j) a[j] = load(p + 8 * j, (valid >> (2 * j) & 1u) | (valid >> (2 * j + 1) & 1u) << 4);
+  const __m256 t0 = _mm256_shuffle_ps(a[0], a[1], 0);  // [s0 s0 s8 s8 | s4 s4 s12 s12]
+  const __m256 t1 = _mm256_shuffle_ps(a[2], a[3], 0);  // [s16 s16 s24 s24 | s20 s20 s28 s28]
+  const __m256 t = _mm256_shuffle_ps(t0, t1, _MM_SHUFFLE(2, 0, 2, 0));  // [s0 s8 s16 s24 | s4 s12 s20 s28]
+  return _mm256_permutevar8x32_ps(t, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+#endif
+
 // Row (c, kh, kw) of the im2col of one image x (C, H, W), output rows [oh0, oh1), written into
 // packed column strips (conv_gemm.h): its column i = (oh - oh0) * OW + ow is column p0 + i of the
 // GEMM, at dst + pass_index(p0 + i, stride) (dst: this row's place in the pass, row r at
@@ -302,39 +344,6 @@ void pack_im2col_row(const Geom& g, const float* x, int64_t c, int64_t kh, int64
       a[j] = _mm512_maskz_loadu_ps(kSpread.by4[(valid >> (4 * j)) & 0xFu], p + 16 * j);
     return _mm512_mask_blend_ps(0xFF00, _mm512_permutex2var_ps(a[0], fourth, a[1]), _mm512_permutex2var_ps(a[2], fourth, a[3]));
   };
-#else
-  // Eight outputs ow0.. at stride 2 or 4 (the AVX-512 loop's strided16, in 8 lanes): the input
-  // floats they read, in 2 or 4 loads (masked ones near the padding, whose lanes of invalid outputs
-  // read as zero), compacted by shuffles. ResNet-50's stem (7x7, stride 2), one thread, batch 1:
-  // 4.4-4.8 -> 3.7-3.9 ms with the stores below; AlexNet's conv1 (stride 4) about 3% faster.
-  auto bits8 = [](int64_t from, int64_t to) {  // bits [from, to) of a byte, both clamped to [0, 8]
-    from = std::clamp<int64_t>(from, 0, 8), to = std::clamp<int64_t>(to, 0, 8);
-    return ((1u << to) - 1u) & ~((1u << from) - 1u);
-  };
-  auto mask_of = [](unsigned bits) {  // lane i set where bit i is
-    const __m256i lane = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-    return _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(static_cast<int>(bits)), lane), lane);
-  };
-  // Eight outputs from ow0 on: plain loads when every float they read lies inside the row
-  // (`whole`), else masked ones.
-  auto row8 = [&](const float* src, int64_t ow0, bool whole, unsigned valid) -> __m256 {
-    const float* p = src + ow0 * g.sw;
-    auto load = [&](const float* q, unsigned bits) { return whole ? _mm256_loadu_ps(q) : _mm256_maskload_ps(q, mask_of(bits)); };
-    if (g.sw == 1) return load(p, valid);
-    if (g.sw == 2) {  // outputs 4j + i read lane 2i of load j
-      auto spread = [](unsigned b) { return (b & 1u) | (b & 2u) << 1 | (b & 4u) << 2 | (b & 8u) << 3; };
-      const __m256 a0 = load(p, spread(valid & 0xFu)), a1 = load(p + 8, spread(valid >> 4));
-      // [s0 s2 s8 s10 | s4 s6 s12 s14], then its 64-bit quarters in order 0 2 1 3
-      const __m256 t = _mm256_shuffle_ps(a0, a1, _MM_SHUFFLE(2, 0, 2, 0));
-      return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), _MM_SHUFFLE(3, 1, 2, 0)));
-    }
-    __m256 a[4];  // stride 4: outputs 2j and 2j + 1 read lanes 0 and 4 of load j
-    for (int j = 0; j < 4; ++j) a[j] = load(p + 8 * j, (valid >> (2 * j) & 1u) | (valid >> (2 * j + 1) & 1u) << 4);
-    const __m256 t0 = _mm256_shuffle_ps(a[0], a[1], 0);  // [s0 s0 s8 s8 | s4 s4 s12 s12]
-    const __m256 t1 = _mm256_shuffle_ps(a[2], a[3], 0);  // [s16 s16 s24 s24 | s20 s20 s28 s28]
-    const __m256 t = _mm256_shuffle_ps(t0, t1, _MM_SHUFFLE(2, 0, 2, 0));  // [s0 s8 s16 s24 | s4 s12 s20 s28]
-    return _mm256_permutevar8x32_ps(t, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-  };
 #endif
   for (int64_t oh = oh0; oh < oh1; ++oh, p0 += g.OW) {
     const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
@@ -375,9 +384,7 @@ void pack_im2col_row(const Geom& g, const float* x, int64_t c, int64_t kh, int64
     int64_t q = p0 % SR;  // column p0's place in its sub-strip
     float* d = dst + conv_gemm::pass_index(p0, stride);
     for (int64_t ow = 0; ow < g.OW; ow += 8) {
-      // src[ow sw + i] for i < 8 sw inside the row: iw = ow sw + off + i in [0, W)
-      const bool whole = inside && ow >= s.lo && (ow + 8) * g.sw + off <= g.W;
-      const __m256 v = row8(src, ow, whole, inside ? bits8(s.lo - ow, s.hi - ow) : 0u);
+      const __m256 v = im2col8(g, src, off, s, ow, inside);
       const int64_t n = std::min<int64_t>(8, g.OW - ow), first = std::min(n, SR - q);
       conv_gemm::store_lanes8(d, v, 0, first);
       // Lanes past the sub-strip's end start the next one (see the AVX-512 loop).
@@ -388,6 +395,50 @@ void pack_im2col_row(const Geom& g, const float* x, int64_t c, int64_t kh, int64
 #endif
   }
 }
+
+#ifndef CORTEX_GEMM_AVX512
+// AVX2 builds write the rows of narrow maps (OW < kLineMaxOW) in two steps. im2col_line writes
+// row (c, kh, kw) of one image's im2col, output rows [oh0, oh1), as a contiguous line:
+// line[(oh - oh0) OW + ow]. Eight outputs at a time at strides 1, 2 and 4, each vector one plain
+// store whose lanes past a row's end spill into the next row's place (written after it) or, after
+// the last row, into 8 floats of padding the caller leaves; other strides element by element.
+// line_to_strips then copies a line of `cols` columns into its row of the pass's 24-column
+// sub-strips, three plain vectors per sub-strip. Straight into the sub-strips, nearly every
+// 13-wide output row crossed a sub-strip's edge or ended inside a vector and took partial
+// stores; on 56-wide maps the extra copy costs more than the few partial stores it saves.
+// AlexNet's conv2-4 at batch 1, one thread: 4-6% faster (docs/conv.md).
+constexpr int64_t kLineMaxOW = 32;
+void im2col_line(const Geom& g, const float* x, int64_t c, int64_t kh, int64_t kw, int64_t oh0, int64_t oh1,
+                 float* line) {
+  const int64_t off = kw * g.dw - g.pw;  // iw = ow * sw + off
+  const Span s = valid_cols(off, g.sw, g.W, g.OW);
+  for (int64_t oh = oh0; oh < oh1; ++oh, line += g.OW) {
+    const int64_t ih = oh * g.sh - g.ph + kh * g.dh;
+    const bool inside = ih >= 0 && ih < g.H;
+    const float* src = x + (c * g.H + (inside ? ih : 0)) * g.W + off;  // src[ow * sw] for ow in [s.lo, s.hi)
+    if (g.sw != 1 && g.sw != 2 && g.sw != 4) {
+      const int64_t lo = inside ? s.lo : g.OW, hi = inside ? s.hi : g.OW;
+      for (int64_t ow = 0; ow < g.OW; ++ow) line[ow] = ow >= lo && ow < hi ? src[ow * g.sw] : 0.0f;
+      continue;
+    }
+    for (int64_t ow = 0; ow < g.OW; ow += 8) _mm256_storeu_ps(line + ow, im2col8(g, src, off, s, ow, inside));
+  }
+}
+
+// Columns [0, cols) of a line into row r of a pass's packed strips, dst = the pass + r kSub.
+void line_to_strips(const float* line, int64_t cols, float* dst, int64_t stride) {
+  constexpr int64_t SR = conv_gemm::kSub;
+  static_assert(SR == 24, "three 8-float vectors per sub-strip row");
+  const int64_t sub = stride / conv_gemm::kNR * SR;  // from one sub-strip to the next
+  int64_t i = 0;
+  for (; i + SR <= cols; i += SR, dst += sub) {
+    _mm256_storeu_ps(dst, _mm256_loadu_ps(line + i));
+    _mm256_storeu_ps(dst + 8, _mm256_loadu_ps(line + i + 8));
+    _mm256_storeu_ps(dst + 16, _mm256_loadu_ps(line + i + 16));
+  }
+  for (int64_t j = 0; i + j < cols; ++j) dst[j] = line[i + j];
+}
+#endif
 
 // float conv2d on the packed GEMM of conv_gemm.h, with the same units as conv2d_impl: the weights
 // are packed once per call; each unit runs the depth passes, writing each pass's im2col rows
@@ -442,12 +493,29 @@ void conv2d_packed(const Geom& g, const float* x, const float* w, const float* b
       const int64_t kc = std::min(cg::kKC, g.Kg - k0), stride = cg::b_strip_offset(1, kc);
       // The last strip's columns past `cols` must be zero; the rows below overwrite the rest.
       if (cols % cg::kNR) std::fill_n(pb + (strips - 1) * stride, stride, 0.0f);
-      for (int64_t k = k0; k < k0 + kc; ++k) {
-        const int64_t c = k / g.KK, kh = (k % g.KK) / g.KW, kw = k % g.KW;
-        for (int64_t j = 0; j < nimg; ++j)
-          pack_im2col_row(g, x + ((pc.n0 + j) * g.C + gi * g.Cg) * g.HW, c, kh, kw, pc.oh0, pc.oh1, j * per,
-                          pb + (k - k0) * cg::kSub, stride);
-      }
+#ifndef CORTEX_GEMM_AVX512
+      if (g.OW < kLineMaxOW) {
+        // Each row's line is copied into the strips `lag` rows after it is written, so that its
+        // overlapping stores have left the store buffer by then: about a thousand floats later.
+        const int64_t lag = std::clamp<int64_t>(1024 / cols, 1, 7), ring = lag + 1, lw = cols + 8;
+        float* lines = work.lines.get(ring * lw);
+        for (int64_t k = k0; k < k0 + kc + lag; ++k) {
+          if (k < k0 + kc) {
+            const int64_t c = k / g.KK, kh = (k % g.KK) / g.KW, kw = k % g.KW;
+            float* line = lines + (k - k0) % ring * lw;
+            for (int64_t j = 0; j < nimg; ++j)
+              im2col_line(g, x + ((pc.n0 + j) * g.C + gi * g.Cg) * g.HW, c, kh, kw, pc.oh0, pc.oh1, line + j * per);
+          }
+          if (const int64_t r = k - lag - k0; r >= 0) line_to_strips(lines + r % ring * lw, cols, pb + r * cg::kSub, stride);
+        }
+      } else
+#endif
+        for (int64_t k = k0; k < k0 + kc; ++k) {
+          const int64_t c = k / g.KK, kh = (k % g.KK) / g.KW, kw = k % g.KW;
+          for (int64_t j = 0; j < nimg; ++j)
+            pack_im2col_row(g, x + ((pc.n0 + j) * g.C + gi * g.Cg) * g.HW, c, kh, kw, pc.oh0, pc.oh1, j * per,
+                            pb + (k - k0) * cg::kSub, stride);
+        }
       if (direct)
         cg::gemm_pass_direct(m1 - m0, cols, k0, kc, w + (gi * g.Og + m0) * g.Kg, g.Kg, pb, bg, out, ldo);
       else
