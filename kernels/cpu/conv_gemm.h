@@ -33,14 +33,11 @@
 namespace cortex::kernels::cpu::conv_gemm {
 
 #if defined(CORTEX_CONV_GEMM) && !defined(CORTEX_GEMM_AVX512)
-// Masks of the AVX2 kernels' 8-float loads and stores (this GEMM, conv.cpp's im2col, attention.cpp's
-// softmax): lanes [0, n), and lanes [from, to), each bound clamped to [0, 8].
+// Mask of lanes [0, n) (n clamped to [0, 8]) for the AVX2 kernels' masked 8-float loads (this
+// GEMM's edges, attention.cpp's softmax tails).
 inline __m256i lane_mask8(int64_t n) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::clamp<int64_t>(n, 0, 8))),
                             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-inline __m256i lane_range8(int64_t from, int64_t to) {
-  return _mm256_andnot_si256(lane_mask8(from), lane_mask8(to));
 }
 // p[i] = v[i] for lanes i in [from, to) (clamped to [0, 8]). Not vmaskmovps: on AMD's Zen 3 that
 // store takes about 3.8 ns whether or not every lane is set, a plain store 0.4 ns (docs/gemm.md).
