@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kernels/cpu/conv_gemm.h"
+#include "kernels/cpu/conv_winograd.h"
 #include "kernels/conv.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
@@ -173,6 +174,18 @@ Cfg make(int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int6
   return c;
 }
 
+// Sets the Winograd switch (conv_winograd.h) for a scope and restores it after. Builds without
+// the packed GEMM have no Winograd path: the guard does nothing there.
+struct WinogradSwitch {
+#ifdef CORTEX_CONV_GEMM
+  bool saved = K::cpu::winograd::enabled();
+  explicit WinogradSwitch(bool on) { K::cpu::winograd::set_enabled(on); }
+  ~WinogradSwitch() { K::cpu::winograd::set_enabled(saved); }
+#else
+  explicit WinogradSwitch(bool) {}
+#endif
+};
+
 // The kernel's paths: 1x1 (im2col is the image), several small images per GEMM, one image in
 // row bands, banding for the buffer budget, channel blocks, batch segments of the weight grad.
 std::vector<Cfg> path_cfgs() {
@@ -243,12 +256,16 @@ TEST(Conv2d, BitIdenticalAcrossThreadCounts) {
       make(1, 8, 50, 50, 20, 3, 3, 1, 1, 1, 1, true),     // packed input grad: channel sub-blocks
       make(2, 5, 9, 9, 400, 3, 3, 1, 1, 1, 1, false),     // packed input grad: two passes, 2 images
       make(1, 520, 5, 6, 16, 1, 1, 1, 0, 1, 1, false),    // packed input grad: 1x1 straight into gx
+      make(1, 300, 30, 30, 20, 3, 3, 1, 1, 1, 1, true),   // Winograd: one image in two row bands
+      make(7, 200, 14, 14, 17, 3, 3, 1, 1, 1, 1, false),  // Winograd: 2 pieces of 5 + 2 images
   };
   const int saved = omp_get_max_threads();
   int seed = 0;
+  for (bool winograd : {true, false})
   for (const Cfg& c : cfgs)
     for (DType dt : kFloats) {
-      SCOPED_TRACE(c.str() + " " + dtype_name(dt));
+      const WinogradSwitch sw(winograd);
+      SCOPED_TRACE(c.str() + " " + dtype_name(dt) + (winograd ? " (Winograd on)" : " (Winograd off)"));
       const uint64_t s = 11000 + 10 * seed++;
       const Tensor x = ct::randn(c.x(), s, dt), w = ct::randn(c.w(), s + 1, dt), gy = ct::randn(c.y(), s + 2, dt);
       const Tensor b = c.bias ? ct::randn({c.O}, s + 3, dt) : Tensor();
@@ -329,6 +346,9 @@ std::vector<Cfg> packed_cfgs() {
 }
 
 TEST(Conv2d, PackedGemmPaths) {
+  // The 3x3 stride-1 cases here would go to Winograd (WinogradPaths tests that); this test is
+  // for the direct packed path.
+  const WinogradSwitch direct(false);
   const int saved = omp_get_max_threads();
   int seed = 0;
   for (int threads : {1, 2, 3}) {
@@ -340,6 +360,55 @@ TEST(Conv2d, PackedGemmPaths) {
   check_cfg(packed_cfgs()[0], DType::Float32, 9500, ct::noncontig);
   check_cfg(packed_cfgs()[2], DType::Float32, 9501, channels_last);
 }
+
+#ifdef CORTEX_CONV_GEMM
+// Winograd F(2x2, 3x3) (conv_winograd.h), through conv2d with the path checked taken, against the
+// float64 loops at 1, 2 and 3 threads: a 7-tile row padded to 8, odd map sizes (the last tile's
+// second row and column dropped), outputs not a multiple of 8 (a part panel of filters), 400
+// input channels (two depth passes), padding 0 and 2, several images in one piece, several
+// pieces (5 + 5 + 2 images), one image in row bands, and an output-column count that leaves a
+// part last strip. Then the geometries pays() refuses, through conv3x3 directly.
+std::vector<Cfg> winograd_cfgs() {
+  return {
+      make(1, 16, 14, 14, 20, 3, 3, 1, 1, 1, 1, true),    // 7 x 7 tiles, rows padded to 8
+      make(2, 17, 13, 13, 33, 3, 3, 1, 1, 1, 1, true),    // odd map: last tiles half outside
+      make(1, 400, 16, 15, 24, 3, 3, 1, 1, 1, 1, false),  // two depth passes (384 + 16)
+      make(3, 20, 30, 30, 18, 3, 3, 1, 0, 1, 1, true),    // padding 0: 28 x 28 outputs
+      make(2, 24, 25, 27, 16, 3, 3, 1, 2, 1, 1, true),    // padding 2: 27 x 29 outputs
+      make(7, 200, 14, 14, 16, 3, 3, 1, 1, 1, 1, true),   // 2 pieces of 5 and 2 images
+      make(1, 300, 30, 31, 19, 3, 3, 1, 1, 1, 1, false),  // one image in two row bands
+  };
+}
+
+TEST(Conv2d, WinogradPaths) {
+  const WinogradSwitch on(true);
+  const int saved = omp_get_max_threads();
+  int seed = 0;
+  for (const Cfg& c : winograd_cfgs()) {
+    const K::cpu::winograd::Geometry g{c.N, c.C, c.H, c.W, c.O, c.OH(), c.OW(), c.p.pad_h, c.p.pad_w};
+    EXPECT_TRUE(K::cpu::winograd::pays(g)) << c.str();
+  }
+  for (int threads : {1, 2, 3}) {
+    omp_set_num_threads(threads);
+    SCOPED_TRACE("threads " + std::to_string(threads));
+    for (const Cfg& c : winograd_cfgs()) check_cfg(c, DType::Float32, 9700 + 10 * seed++);
+  }
+  omp_set_num_threads(saved);
+  // Geometries conv2d keeps on the direct path (rows padded by over an eighth, few tiles, few
+  // channels) still compute the conv when called directly.
+  for (const Cfg& c : {make(2, 3, 5, 4, 5, 3, 3, 1, 1, 1, 1, true), make(1, 1, 3, 3, 1, 3, 3, 1, 0, 1, 1, true),
+                       make(1, 33, 9, 30, 9, 3, 3, 1, 1, 1, 1, true), make(2, 18, 7, 7, 40, 3, 3, 1, 1, 1, 1, true)}) {
+    SCOPED_TRACE(c.str());
+    const K::cpu::winograd::Geometry g{c.N, c.C, c.H, c.W, c.O, c.OH(), c.OW(), c.p.pad_h, c.p.pad_w};
+    EXPECT_FALSE(K::cpu::winograd::pays(g));
+    const Tensor x = ct::randn(c.x(), 9900 + seed, DType::Float32), w = ct::randn(c.w(), 9901 + seed, DType::Float32);
+    const Tensor b = ct::randn({c.O}, 9902 + seed++, DType::Float32);
+    Tensor y = empty(c.y());
+    K::cpu::winograd::conv3x3(g, x.data<float>(), w.data<float>(), b.data<float>(), y.data<float>());
+    EXPECT_TRUE(close(y, ref_conv(c, x, w, b).to(DType::Float32), DType::Float32, c.C * 9));
+  }
+}
+#endif
 
 // The float input grad on the packed GEMM (AVX-512 builds: Og >= 16 and Kg >= 32, or a 1x1
 // stride-1 conv with >= 512 input channels per group): dcol = w_g^T gy_g with w_g^T packed as

@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "kernels/cpu/conv_gemm.h"
+#include "kernels/cpu/conv_winograd.h"
 #include "kernels/cpu/gemm_tiles.h"
 #include "kernels/cpu/parallel.h"
 #include "kernels/shape.h"
@@ -566,6 +567,15 @@ void conv2d_impl(const Geom& g, const T* x, const T* w, const T* bias, T* y) {
   // one thread, 2048 -> 512 and 512 -> 2048 at 7x7: 1.85-1.91 -> 1.69-1.73 ms and 1.86-1.88 ->
   // 1.62-1.66 ms; at batch 8 (392 columns) this path was 15% slower than Eigen image by image.
   if constexpr (std::is_same_v<T, float>) {
+    // 3x3 stride-1 convs: Winograd F(2x2, 3x3), 16 multiplies per 2x2 outputs instead of 36
+    // (conv_winograd.h; docs/conv.md).
+    if (g.G == 1 && g.KH == 3 && g.KW == 3 && g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1) {
+      const winograd::Geometry wg{g.N, g.C, g.H, g.W, g.O, g.OH, g.OW, g.ph, g.pw};
+      if (winograd::pays(wg)) {
+        winograd::conv3x3(wg, x, w, bias, y);
+        return;
+      }
+    }
     if ((!g.identity || g.N * g.P < 2 * conv_gemm::kNR) && g.Og >= 32) {
       // Too few images for the threads, on a small map: blocks of output channels, not bands.
       if (g.N * g.G < threads && g.P < 512 && g.Og >= 2 * threads * conv_gemm::kMR) {
