@@ -69,6 +69,9 @@ void adam_step(Tensor& param, const Tensor& grad, Tensor& exp_avg, Tensor& exp_a
                " and ", s.weight_decay);
   const AdamCoefs c = adam_coefs(s);
   call(&Table::adam_step, "adam_step", param, grad, exp_avg, exp_avg_sq, c);
+  // Written in place, so their versions move, as with copy_: autograd refuses a saved tensor
+  // changed since, and the version-keyed weight copies (models/layers.h, Bf16Copy) refresh.
+  for (Tensor* t : {&param, &exp_avg, &exp_avg_sq}) t->storage()->version++;
 }
 
 }  // namespace cortex::kernels

@@ -172,6 +172,21 @@ TEST(Optim, AdamMatchesReference) {
   }
 }
 
+// The fused step writes the parameter and its moments in place, so their storage versions move
+// (as copy_'s do): a graph that saved the parameter before the step refuses to run backward, and
+// version-keyed copies of the weight (bf16 compute) are remade.
+TEST(Optim, AdamStepBumpsVersions) {
+  Tensor p = randn({5, 3}, 31, DType::Float32), g = randn({5, 3}, 32, DType::Float32);
+  Tensor m = zeros({5, 3}), v = zeros({5, 3});
+  const uint64_t vp = p.storage()->version, vm = m.storage()->version, vv = v.storage()->version;
+  const std::vector<float> before = p.to_vector<float>();
+  kernels::adam_step(p, g, m, v, AdamStep{0.1, 0.9, 0.999, 1e-8, 0.0, 1, false});
+  EXPECT_NE(p.to_vector<float>(), before);
+  EXPECT_EQ(p.storage()->version, vp + 1);
+  EXPECT_EQ(m.storage()->version, vm + 1);
+  EXPECT_EQ(v.storage()->version, vv + 1);
+}
+
 TEST(Optim, AdamWMatchesReference) {
   const AdamWOptions cases[] = {
       {.lr = 0.01},  // default weight_decay 1e-2
