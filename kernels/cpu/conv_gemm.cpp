@@ -648,13 +648,19 @@ void gemm_pack_both(int64_t M, int64_t N, int64_t K, const float* a, int64_t ars
   if (empty_sum(M, N, K, c, ldc, accumulate, row_bias, col_bias)) return;
   // This thread's packing buffers, kept between calls (a pass of A is at most 576 x kKC floats
   // for the tiles of gemm_tiles.h, 0.9 MB; larger M just grows it).
-  thread_local std::vector<float> abuf, bbuf(kKC * kNR);
+  // Few rows against a column-major B (a linear layer's weight, seen transposed; on AVX-512 that
+  // goes to gemm_weight_rows): passes of kDeepKC, so that each weight row is read in runs of 6 KB
+  // and C is read and written back a quarter as often. The same sums in the same order, so the
+  // same bits, whatever the depth.
+  const int64_t depth = M <= kDeepM && brs == 1 ? kDeepKC : kKC;
+  thread_local std::vector<float> abuf, bbuf;
   const int64_t panels = (M + kMR - 1) / kMR;
-  if (static_cast<int64_t>(abuf.size()) < panels * kMR * kKC) abuf.resize(panels * kMR * kKC);
+  if (static_cast<int64_t>(abuf.size()) < panels * kMR * depth) abuf.resize(panels * kMR * depth);
+  if (static_cast<int64_t>(bbuf.size()) < depth * kNR) bbuf.resize(depth * kNR);
   float* pa = abuf.data();
   float* pb = bbuf.data();
-  for (int64_t k0 = 0; k0 < K; k0 += kKC) {
-    const int64_t kc = std::min(kKC, K - k0);
+  for (int64_t k0 = 0; k0 < K; k0 += depth) {
+    const int64_t kc = std::min(depth, K - k0);
     const bool first = k0 == 0 && !accumulate;
     pack_a_pass(a, ars, acs, M, k0, kc, pa);
     for (int64_t n0 = 0; n0 < N; n0 += kNR) {

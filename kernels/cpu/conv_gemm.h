@@ -112,7 +112,7 @@ void gemm_pass_direct(int64_t M, int64_t N, int64_t k0, int64_t kc, const float*
 // C (M, N) = A B (+ row_bias[i] on row i, or + col_bias[j] on column j, when not null), or
 // C += A B when accumulating (no bias then); A element (i, k) at a[i ars + k acs], B element
 // (k, j) at b[k brs + j bcs], either operand row- or column-major (one stride 1) or neither
-// (read element by element). Packs one depth pass of A (all M rows, kKC columns) and, per strip,
+// (read element by element). Packs one depth pass of A (all M rows, kKC columns; kDeepKC for a column-major B against at most kDeepM rows) and, per strip,
 // one kKC x kNR block of B into this thread's buffers. Every output is (C, or the bias, or 0) + its
 // K products in order, as in gemm_pass. M, N >= 1, K >= 0.
 void gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t ars, int64_t acs, const float* b, int64_t brs,
@@ -131,6 +131,12 @@ void gemm(int64_t M, int64_t N, int64_t K, const float* a, int64_t ars, int64_t 
 // gemm_weight_rows takes depth passes of kWeightRowsKC = 768: a panel's 8 weight rows are then
 // read as whole rows of ViT-B/16's 768 inputs (24 KB, in L1), one contiguous block, and up to 320
 // rows of A are 1 MB of strips, in this Xeon's 2 MB L2.
+// gemm_pack_both's depth passes for at most kDeepM rows of A against a column-major B: kDeepKC
+// (a pass of A is then at most 256 x 1536 floats, 1.5 MB). ViT-B/16 at batch 1 on the EPYC (AVX2),
+// one thread, min of 5, two A/B runs: 441 / 452 -> 424 / 427 ms (768-deep: 426 / 432 ms; 3072-deep:
+// 430 / 435 ms); two threads 236 / 240 -> 228 / 231 ms.
+constexpr int64_t kDeepM = 256;
+constexpr int64_t kDeepKC = 4 * kKC;
 constexpr int64_t kWeightRowsM = 320;
 constexpr int64_t kWeightRowsKC = 768;
 constexpr int64_t kMaxGatherLd = int64_t{1} << 26;  // 15 ldc must fit the gathers' int32 offsets
