@@ -367,7 +367,8 @@ TEST(Conv2d, PackedGemmPaths) {
 // second row and column dropped), outputs not a multiple of 8 (a part panel of filters), 400
 // input channels (two depth passes), padding 0 and 2, several images in one piece, several
 // pieces (5 + 5 + 2 images), one image in row bands, and an output-column count that leaves a
-// part last strip. Then the geometries pays() refuses, through conv3x3 directly.
+// part last strip; the same bits for an image alone or in a batch. Then the geometries pays()
+// refuses, through conv3x3 directly.
 std::vector<Cfg> winograd_cfgs() {
   return {
       make(1, 16, 14, 14, 20, 3, 3, 1, 1, 1, 1, true),    // 7 x 7 tiles, rows padded to 8
@@ -394,6 +395,19 @@ TEST(Conv2d, WinogradPaths) {
     for (const Cfg& c : winograd_cfgs()) check_cfg(c, DType::Float32, 9700 + 10 * seed++);
   }
   omp_set_num_threads(saved);
+  // An image's outputs are the same bits in a batch of 5 as alone: the path is chosen per image
+  // (a 6 x 14 map, 24 tiles, stays direct at any batch size; 13 x 13 takes Winograd at any).
+  for (const Cfg& c : {make(5, 16, 13, 13, 20, 3, 3, 1, 1, 1, 1, true), make(5, 16, 6, 14, 40, 3, 3, 1, 1, 1, 1, true)}) {
+    SCOPED_TRACE(c.str());
+    const Tensor x = ct::randn(c.x(), 9800 + seed, DType::Float32), w = ct::randn(c.w(), 9801 + seed, DType::Float32);
+    const Tensor b = ct::randn({c.O}, 9802 + seed++, DType::Float32);
+    const Tensor y = K::conv2d(x, w, b, c.p);
+    for (int64_t n = 0; n < c.N; ++n) {
+      const Tensor yn = K::conv2d(x.narrow(0, n, 1).contiguous(), w, b, c.p);
+      EXPECT_EQ(std::memcmp(yn.raw_data(), y.narrow(0, n, 1).contiguous().raw_data(), yn.numel() * sizeof(float)), 0)
+          << "image " << n;
+    }
+  }
   // Geometries conv2d keeps on the direct path (rows padded by over an eighth, few tiles, few
   // channels) still compute the conv when called directly.
   for (const Cfg& c : {make(2, 3, 5, 4, 5, 3, 3, 1, 1, 1, 1, true), make(1, 1, 3, 3, 1, 3, 3, 1, 0, 1, 1, true),

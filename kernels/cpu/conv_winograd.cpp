@@ -283,9 +283,10 @@ bool pays(const Geometry& g) {
   if (!enabled() || g.C < 16 || g.O < 16 || g.OH < 2 || g.OW < 2) return false;
   const Tiles t = tiles_of(g);
   // Rows padded by more than an eighth (maps under 13 wide, or 17-24 wide) lose more to the
-  // padding tiles than the fewer multiplies save; so do products of fewer than 32 tiles, where
-  // transforming the filters costs more than it saves (ResNet-50's 7x7 stage at batch 1).
-  return 7 * t.TWp <= 8 * t.TW && g.N * t.TH * t.TWp >= 32;
+  // padding tiles than the fewer multiplies save; so do maps of fewer than 32 tiles, where
+  // transforming the filters costs more than it saves at batch 1. Per image, not per batch: an
+  // image's outputs then take the same path, so the same bits, whatever batch it comes in.
+  return 7 * t.TWp <= 8 * t.TW && t.TH * t.TWp >= 32;
 }
 
 void conv3x3(const Geometry& g, const float* x, const float* w, const float* bias, float* y) {

@@ -27,7 +27,8 @@ struct Geometry {
   int64_t N, C, H, W, O, OH, OW, ph, pw;  // a 3x3 kernel, stride 1, dilation 1, one group
 };
 
-// Whether conv3x3 is used for this geometry (and is switched on). Depends on the shape only.
+// Whether conv3x3 is used for this geometry (and is switched on). Depends on the shape of one
+// image only, not on the batch size or the thread count.
 bool pays(const Geometry& g);
 // y (N, O, OH, OW) = conv2d(x (N, C, H, W), w (O, C, 3, 3)) + bias (O, or null).
 void conv3x3(const Geometry& g, const float* x, const float* w, const float* bias, float* y);
