@@ -40,6 +40,7 @@
 #include "kernels/cpu/conv_winograd.h"
 #include "kernels/cpu/gemm_tiles.h"
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/scratch.h"
 #include "kernels/shape.h"
 #ifdef CORTEX_CONV_GEMM
 #include <immintrin.h>  // the packed path's im2col
@@ -177,19 +178,6 @@ int64_t split_for_threads(int64_t have, int64_t threads) {
   return have < 4 * threads ? ceil_div(4 * threads, have) : 1;
 }
 
-// A growable uninitialised scratch array (std::vector would zero it on every growth).
-template <class T>
-struct Scratch {
-  std::unique_ptr<T[]> p;
-  int64_t n = 0;
-  T* get(int64_t want) {
-    if (want > n) {
-      p.reset(new T[want]);
-      n = want;
-    }
-    return p.get();
-  }
-};
 template <class T>
 struct Work {
   Scratch<T> col, buf, pa;  // pa: the packed input grad's A panels

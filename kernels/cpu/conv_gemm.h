@@ -24,7 +24,7 @@
 #define CORTEX_CONV_GEMM 1
 #endif
 
-#if defined(CORTEX_CONV_GEMM) && !defined(CORTEX_GEMM_AVX512)
+#ifdef CORTEX_CONV_GEMM
 #include <immintrin.h>
 
 #include <algorithm>
@@ -32,16 +32,18 @@
 
 namespace cortex::kernels::cpu::conv_gemm {
 
-#if defined(CORTEX_CONV_GEMM) && !defined(CORTEX_GEMM_AVX512)
-// Mask of lanes [0, n) (n clamped to [0, 8]) for the AVX2 kernels' masked 8-float loads (this
-// GEMM's edges, attention.cpp's softmax tails).
+#ifdef CORTEX_CONV_GEMM
+// 8-lane helpers (AVX2 code, so AVX-512 builds have them too). Mask of lanes [0, n) (n clamped to
+// [0, 8]) for the AVX2 kernels' masked 8-float loads (this GEMM's edges, attention.cpp's softmax
+// tails).
 inline __m256i lane_mask8(int64_t n) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(std::clamp<int64_t>(n, 0, 8))),
                             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 // p[i] = v[i] for lanes i in [from, to) (clamped to [0, 8]). Not vmaskmovps: on AMD's Zen 3 that
 // store takes about 3.8 ns whether or not every lane is set, a plain store 0.4 ns (docs/gemm.md).
-// So all eight lanes are one plain store, and fewer go through a stack copy, lane by lane.
+// So all eight lanes are one plain store, and fewer go through a stack copy, lane by lane. (Also
+// conv_winograd.cpp's output row ends.)
 inline void store_lanes8(float* p, __m256 v, int64_t from, int64_t to) {
   from = std::clamp<int64_t>(from, 0, 8), to = std::clamp<int64_t>(to, 0, 8);
   if (from == 0 && to == 8) {

@@ -7,11 +7,11 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
-#include <memory>
 #include <string>
 #include <vector>
 
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/scratch.h"
 #include "tensor/error.h"
 
 namespace cortex::kernels::cpu::winograd {
@@ -96,17 +96,6 @@ inline __m256 odds(__m256 a, __m256 b) {
   return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
 }
 
-// p[0, n) = the first n lanes of v (n <= 0: nothing).
-inline void store_first(float* p, __m256 v, int64_t n) {
-  if (n >= 8) {
-    _mm256_storeu_ps(p, v);
-  } else if (n > 0) {
-    alignas(32) float t[8];
-    _mm256_store_ps(t, v);
-    std::memcpy(p, t, static_cast<size_t>(n) * sizeof(float));
-  }
-}
-
 // The 1-D transforms, applied along the rows and then the columns of a 4x4 (or 4x3) tile:
 //   inputs  (B^T d):  d0 - d2, d1 + d2, d2 - d1, d1 - d3
 //   filters (G g):    g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2
@@ -169,18 +158,6 @@ inline int64_t v_index(int64_t c, int64_t t, int64_t C, int64_t npad) {
   return k0 * npad + t / cg::kSub * kc * cg::kSub + (c - k0) * cg::kSub + t % cg::kSub;
 }
 
-struct Scratch {
-  std::unique_ptr<float[]> p;
-  int64_t n = 0;
-  float* get(int64_t want) {
-    if (want > n) {
-      p.reset(new float[want]);
-      n = want;
-    }
-    return p.get();
-  }
-};
-
 // V_xi = (B^T d B)[xi] for the piece's tiles and every input channel, block xi at v + xi vsz.
 void transform_inputs(const Geometry& g, const Tiles& t, const Piece& pc, const float* x, float* v, int64_t vsz,
                       int64_t npad) {
@@ -197,7 +174,7 @@ void transform_inputs(const Geometry& g, const Tiles& t, const Piece& pc, const 
   // last vector's loads.
   const int64_t PH = 2 * rows + 2, PW = 2 * t.TWp + 2;
   parallel::for_chunks(g.C, 4, static_cast<double>(g.C) * static_cast<double>(cols) * 16.0, [&](int64_t lo, int64_t hi) {
-    static thread_local Scratch plane_buf;
+    static thread_local Scratch<float> plane_buf;
     float* plane = plane_buf.get(PH * PW);
     for (int64_t c = lo; c < hi; ++c)
       for (int64_t n = pc.n0; n < pc.n1; ++n) {
@@ -265,8 +242,8 @@ void transform_outputs(const Geometry& g, const Tiles& t, const Piece& pc, const
               // Lane k holds tile tw0 + k: outputs (2k, 2k + 1) of the row, interleaved.
               const __m256 lo4 = _mm256_unpacklo_ps(y0, y1), hi4 = _mm256_unpackhi_ps(y0, y1);
               float* dst = yo + (2 * th + a) * g.OW + ow0;
-              store_first(dst, _mm256_permute2f128_ps(lo4, hi4, 0x20), len);
-              store_first(dst + 8, _mm256_permute2f128_ps(lo4, hi4, 0x31), len - 8);
+              cg::store_lanes8(dst, _mm256_permute2f128_ps(lo4, hi4, 0x20), 0, len);
+              cg::store_lanes8(dst + 8, _mm256_permute2f128_ps(lo4, hi4, 0x31), 0, len - 8);
             }
           }
       }
@@ -292,7 +269,7 @@ bool pays(const Geometry& g) {
 void conv3x3(const Geometry& g, const float* x, const float* w, const float* bias, float* y) {
   const Tiles t = tiles_of(g);
   const int64_t usz = cg::packed_a_size(g.O, g.C);
-  static thread_local Scratch u_buf;
+  static thread_local Scratch<float> u_buf;
   float* u = u_buf.get(kXi * usz);
   transform_filters(g, w, u, usz);
 
@@ -301,7 +278,7 @@ void conv3x3(const Geometry& g, const float* x, const float* w, const float* bia
   // One piece: its inputs' transforms, the 16 GEMMs, its outputs' transforms. Each stage spreads
   // over the threads by itself unless the pieces already do (for_chunks runs serially inside).
   auto run = [&](const Piece& pc) {
-    static thread_local Scratch v_buf, m_buf;
+    static thread_local Scratch<float> v_buf, m_buf;
     const int64_t cols = pc.cols(t), npad = cg::b_strips(cols) * cg::kNR;
     const int64_t vsz = g.C * npad, msz = g.O * cols;
     float* v = v_buf.get(kXi * vsz);
