@@ -6,7 +6,8 @@
 #                                          run), then whether each median falls within the spread
 #                                          bench/results.json states (exit 1 if not); CHECK_AGAINST=DIR
 #                                          checks against DIR/results.json instead (another
-#                                          machine's table, e.g. bench/epyc-avx2)
+#                                          machine's table, e.g. bench/epyc-avx2); it also prints the
+#                                          chance of all rows within from the rounds' count alone
 # Settings (environment): ROUNDS (default 3; 2 with QUICK), THREADS (default "1 2"), QUICK=1 (a
 # one-minute smoke run of the rows marked quick), TABLES=backbones,ridge (a subset), OUT_DIR (where
 # RESULTS.md and results.json go; default bench/), NOTE="..." (conditions to state in the header, e.g.

@@ -26,6 +26,7 @@ import datetime
 import importlib.metadata
 import importlib.util
 import json
+import math
 import os
 import platform
 import re
@@ -489,6 +490,18 @@ def render(res):
 
 # ---------------------------------------------------------------- compare
 
+def within_probability(n_base, m_new):
+    """The chance that the median of m_new rounds falls within the min-max of n_base rounds when every
+    round is an independent draw from one continuous distribution (None for an even m_new, whose median
+    is a mean of two). The new median lies below the baseline's minimum exactly when the k = (m+1)/2
+    smallest of all n+m rounds are new ones: C(m, k) / C(n+m, k); above its maximum, the same. Five
+    rounds against five: 5/6 per row. Derivation and the table of rounds: bench/NOTES.md."""
+    if n_base < 1 or m_new < 1 or m_new % 2 == 0:
+        return None
+    k = (m_new + 1) // 2
+    return 1.0 - 2.0 * math.comb(m_new, k) / math.comb(n_base + m_new, k)
+
+
 def compare(new_path, base_path):
     with open(new_path) as f:
         new = json.load(f)
@@ -498,6 +511,7 @@ def compare(new_path, base_path):
     print(f"new run {new['meta']['commit']} ({new['meta']['date']}) against {base_path} "
           f"({base['meta']['commit']}, {base['meta']['date']}): is each new median within the baseline's spread?")
     within = outside = 0
+    chance = 1.0  # of every compared row within, if rounds were independent draws (None: not computable)
     for t in new["tables"]:
         for r in t["rows"]:
             b = index.get((t["key"], r["row"], r["threads"]))
@@ -515,10 +529,17 @@ def compare(new_path, base_path):
                 print(f"  {what}: nothing to compare (a side was skipped or failed)")
                 continue
             ok = lo <= v <= hi
+            if chance is not None:
+                p = within_probability(len(b["rounds"]), len(r["rounds"]))
+                chance = None if p is None else chance * p
             within += ok
             outside += not ok
             print(f"  {what}: {unit} {fmt(v)}, baseline spread {fmt(lo)}–{fmt(hi)}: {'within' if ok else 'OUTSIDE'}")
     print(f"{within} within, {outside} outside the baseline's spread")
+    if chance is not None and within + outside > 0:
+        print(f"(were every round an independent draw from one distribution, all {within + outside} rows would "
+              f"fall within with probability {chance:.2f}, from the rounds' counts alone; drift of the machine "
+              f"between runs lowers it: bench/NOTES.md)")
     return 0 if outside == 0 and within > 0 else 1
 
 

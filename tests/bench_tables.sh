@@ -3,12 +3,30 @@
 # scripts/bench.sh writes a well-formed RESULTS.md and results.json into a temporary directory (never
 # the repository's), each ratio is peer / cortex of its round, `compare` passes a run against itself
 # and fails it against a baseline whose spreads exclude it, and a peer whose Python module is missing
-# leaves its row without a ratio, saying so. Skipped (exit 77) without python3 or torch.
+# leaves its row without a ratio, saying so; the chance `compare` states matches counting (this part
+# needs no torch). Skipped (exit 77) without python3 or torch.
 # Usage: tests/bench_tables.sh BUILD_DIR   (the bench_models, bench_attention, bench_autograd targets built)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=$(cd "${1:?usage: bench_tables.sh BUILD_DIR}" && pwd)
 command -v python3 >/dev/null || { echo "SKIP: no python3 (the peers are Python)"; exit 77; }
+# within_probability (what `compare` states as the chance of a rerun landing inside the spreads) against
+# counting: every way the n + m pooled rounds' ranks split between baseline and new run is equally likely.
+python3 - "$root/scripts" <<'PY'
+import itertools, math, sys
+sys.path.insert(0, sys.argv[1])
+import bench_tables
+for n, m in [(1, 1), (1, 3), (3, 3), (5, 5), (5, 3), (3, 7), (7, 5), (4, 5)]:
+    inside = total = 0
+    for new in itertools.combinations(range(n + m), m):
+        base = sorted(set(range(n + m)) - set(new))
+        total += 1
+        inside += base[0] <= new[m // 2] <= base[-1]
+    p = bench_tables.within_probability(n, m)
+    assert math.isclose(p, inside / total, abs_tol=1e-12), (n, m, p, inside / total)
+assert math.isclose(bench_tables.within_probability(5, 5), 5 / 6) and bench_tables.within_probability(5, 4) is None
+print("within_probability: matches counting")
+PY
 python3 -c "import torch, numpy" 2>/dev/null || { echo "SKIP: python3 has no torch/numpy (the peers need them)"; exit 77; }
 d=$(mktemp -d)
 trap 'rm -rf "$d"' EXIT
